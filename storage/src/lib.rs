@@ -1,0 +1,28 @@
+//! Storage for DuctStream: the [`Storage`] trait and its engines.
+//!
+//! The trait speaks the domain (topics, partitions, record batches, offsets, producer state),
+//! never the Kafka wire. Record batches are kept as the bytes the producer sent, with only the
+//! base offset rewritten, so a fetch hands stored bytes back unchanged.
+//!
+//! Engines: [`MemoryStorage`] (tests, ephemeral brokers) and [`SledStorage`] (the embedded
+//! default). Every engine passes the same conformance suite in [`testsuite`].
+
+mod batch;
+mod error;
+mod memory;
+#[cfg(feature = "sled")]
+mod sled_engine;
+mod storage;
+pub mod testsuite;
+mod types;
+
+pub use batch::{Batch, BatchError, Compression, RECORD_BATCH_OVERHEAD};
+pub use error::{Result, StorageError};
+pub use memory::MemoryStorage;
+#[cfg(feature = "sled")]
+pub use sled_engine::SledStorage;
+pub use storage::Storage;
+pub use types::{
+    AppendOutcome, PartitionOffsets, ProducerBatch, ProducerState, Topic, TopicSpec,
+    PRODUCER_BATCHES_KEPT,
+};

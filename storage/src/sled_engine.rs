@@ -1,0 +1,360 @@
+//! The embedded default engine, on sled.
+//!
+//! Layout: a `topics` tree (name → topic JSON), and one tree per partition, named
+//! `partition/<topic id>/<index>`, holding under one-letter prefixes
+//! - `b` + base offset → the batch bytes,
+//! - `t` + running max timestamp → base offset of the batch that raised it (a time index),
+//! - `p` + producer id → that producer's recent batches (JSON),
+//! - `s` → the log start offset.
+//!
+//! Each append writes its batch, its time-index entry and its producer state in one atomic
+//! sled batch. Trees carry the topic id, so a deleted and re-created topic starts empty.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use uuid::Uuid;
+
+use crate::memory::{check_deletable, check_in_range, take_within};
+use crate::{
+    AppendOutcome, Batch, PartitionOffsets, ProducerState, Result, Storage, StorageError, Topic,
+    TopicSpec,
+};
+
+/// Segments of 8 MiB let sled keep values up to 2 MiB inline in its log rather than as one
+/// file per value, which covers Kafka's default 1 MiB `max.message.bytes`.
+const SEGMENT_SIZE: usize = 8 << 20;
+
+pub struct SledStorage {
+    db: sled::Db,
+    topics_tree: sled::Tree,
+    topics: RwLock<HashMap<String, Topic>>,
+    partitions: Mutex<HashMap<(Uuid, i32), Arc<SledPartition>>>,
+}
+
+struct SledPartition {
+    tree: sled::Tree,
+    /// Serialises appends and deletes; reads go straight to the tree.
+    meta: Mutex<PartitionMeta>,
+}
+
+#[derive(Clone, Copy)]
+struct PartitionMeta {
+    log_start: i64,
+    next_offset: i64,
+    max_timestamp: Option<i64>,
+}
+
+impl SledStorage {
+    /// Opens (or creates) the store under `dir`.
+    pub fn open(dir: &Path) -> Result<SledStorage> {
+        let db = sled::Config::new()
+            .path(dir)
+            .segment_size(SEGMENT_SIZE)
+            .mode(sled::Mode::HighThroughput)
+            .open()?;
+        let topics_tree = db.open_tree("topics")?;
+        let mut topics = HashMap::new();
+        for entry in topics_tree.iter() {
+            let (_, value) = entry?;
+            let topic: Topic = serde_json::from_slice(&value)?;
+            topics.insert(topic.name.clone(), topic);
+        }
+        Ok(SledStorage { db, topics_tree, topics: RwLock::new(topics), partitions: Mutex::new(HashMap::new()) })
+    }
+
+    fn topic_by_name(&self, name: &str) -> Result<Topic> {
+        self.topics
+            .read()
+            .map_err(|_| poisoned())?
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StorageError::UnknownTopic(name.to_owned()))
+    }
+
+    fn partition(&self, topic: &str, partition: i32) -> Result<Arc<SledPartition>> {
+        let t = self.topic_by_name(topic)?;
+        if partition < 0 || partition >= t.partitions {
+            return Err(StorageError::UnknownPartition { topic: topic.to_owned(), partition });
+        }
+        let mut open = self.partitions.lock().map_err(|_| poisoned())?;
+        if let Some(p) = open.get(&(t.id, partition)) {
+            return Ok(p.clone());
+        }
+        let tree = self.db.open_tree(tree_name(t.id, partition))?;
+        let p = Arc::new(SledPartition::load(tree)?);
+        open.insert((t.id, partition), p.clone());
+        Ok(p)
+    }
+
+    fn save_topic(&self, topic: &Topic) -> Result<()> {
+        self.topics_tree.insert(topic.name.as_bytes(), serde_json::to_vec(topic)?)?;
+        self.topics.write().map_err(|_| poisoned())?.insert(topic.name.clone(), topic.clone());
+        Ok(())
+    }
+}
+
+fn tree_name(id: Uuid, partition: i32) -> String {
+    format!("partition/{id}/{partition}")
+}
+
+fn poisoned() -> StorageError {
+    StorageError::Engine("sled engine lock poisoned by a panic".into())
+}
+
+fn batch_key(offset: i64) -> [u8; 9] {
+    prefixed(b'b', offset as u64)
+}
+
+/// Timestamps are signed; flipping the sign bit makes their big-endian bytes sort like them.
+fn time_key(timestamp: i64) -> [u8; 9] {
+    prefixed(b't', (timestamp as u64) ^ (1 << 63))
+}
+
+fn producer_key(producer_id: i64) -> [u8; 9] {
+    prefixed(b'p', producer_id as u64)
+}
+
+const LOG_START_KEY: &[u8] = b"s";
+
+fn prefixed(prefix: u8, value: u64) -> [u8; 9] {
+    let mut key = [prefix; 9];
+    key[1..].copy_from_slice(&value.to_be_bytes());
+    key
+}
+
+fn u64_from(bytes: &[u8]) -> Result<u64> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| StorageError::Corrupt(format!("expected 8 bytes, found {}", bytes.len())))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+fn stored_batch(value: sled::IVec) -> Result<Batch> {
+    Batch::from_stored(Bytes::copy_from_slice(&value)).map_err(|e| StorageError::Corrupt(e.to_string()))
+}
+
+impl SledPartition {
+    fn load(tree: sled::Tree) -> Result<SledPartition> {
+        let log_start = match tree.get(LOG_START_KEY)? {
+            Some(v) => u64_from(&v)? as i64,
+            None => 0,
+        };
+        let next_offset = match tree.range(batch_key(0)..=batch_key(i64::MAX)).next_back() {
+            Some(entry) => stored_batch(entry?.1)?.next_offset(),
+            None => log_start,
+        };
+        let max_timestamp = match tree.range(time_key(i64::MIN)..=time_key(i64::MAX)).next_back() {
+            Some(entry) => Some((u64_from(&entry?.0[1..])? ^ (1 << 63)) as i64),
+            None => None,
+        };
+        Ok(SledPartition { tree, meta: Mutex::new(PartitionMeta { log_start, next_offset, max_timestamp }) })
+    }
+
+    fn meta(&self) -> Result<PartitionMeta> {
+        Ok(*self.meta.lock().map_err(|_| poisoned())?)
+    }
+
+    fn offsets(&self) -> Result<PartitionOffsets> {
+        let m = self.meta()?;
+        Ok(PartitionOffsets { log_start: m.log_start, high_watermark: m.next_offset })
+    }
+
+    /// The batch that a time-index entry at or after `key` points to.
+    fn indexed_batch(&self, entry: Option<sled::Result<(sled::IVec, sled::IVec)>>) -> Result<Option<Batch>> {
+        let Some(entry) = entry else { return Ok(None) };
+        let base = u64_from(&entry?.1)? as i64;
+        match self.tree.get(batch_key(base))? {
+            Some(value) => Ok(Some(stored_batch(value)?)),
+            None => Err(StorageError::Corrupt(format!("time index points at missing batch {base}"))),
+        }
+    }
+}
+
+#[async_trait]
+impl Storage for SledStorage {
+    fn engine(&self) -> &'static str {
+        "sled"
+    }
+
+    async fn create_topic(&self, spec: TopicSpec) -> Result<Topic> {
+        if spec.partitions < 1 {
+            return Err(StorageError::InvalidPartitions(format!("{} partitions", spec.partitions)));
+        }
+        let topic = Topic { id: Uuid::new_v4(), name: spec.name, partitions: spec.partitions, configs: spec.configs };
+        let created = self.topics_tree.compare_and_swap(
+            topic.name.as_bytes(),
+            None as Option<&[u8]>,
+            Some(serde_json::to_vec(&topic)?),
+        )?;
+        if created.is_err() {
+            return Err(StorageError::TopicExists(topic.name));
+        }
+        self.topics.write().map_err(|_| poisoned())?.insert(topic.name.clone(), topic.clone());
+        Ok(topic)
+    }
+
+    async fn delete_topic(&self, name: &str) -> Result<Topic> {
+        let topic = self.topic_by_name(name)?;
+        self.topics_tree.remove(name.as_bytes())?;
+        self.topics.write().map_err(|_| poisoned())?.remove(name);
+        let mut open = self.partitions.lock().map_err(|_| poisoned())?;
+        for partition in 0..topic.partitions {
+            open.remove(&(topic.id, partition));
+            self.db.drop_tree(tree_name(topic.id, partition))?;
+        }
+        Ok(topic)
+    }
+
+    async fn topics(&self) -> Result<Vec<Topic>> {
+        let mut topics: Vec<Topic> = self.topics.read().map_err(|_| poisoned())?.values().cloned().collect();
+        topics.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(topics)
+    }
+
+    async fn topic(&self, name: &str) -> Result<Option<Topic>> {
+        Ok(self.topics.read().map_err(|_| poisoned())?.get(name).cloned())
+    }
+
+    async fn create_partitions(&self, name: &str, partitions: i32) -> Result<Topic> {
+        let mut topic = self.topic_by_name(name)?;
+        if partitions <= topic.partitions {
+            return Err(StorageError::InvalidPartitions(format!(
+                "topic {name:?} has {} partitions; it can only grow",
+                topic.partitions
+            )));
+        }
+        topic.partitions = partitions;
+        self.save_topic(&topic)?;
+        Ok(topic)
+    }
+
+    async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<Topic> {
+        let mut topic = self.topic_by_name(name)?;
+        topic.configs = configs;
+        self.save_topic(&topic)?;
+        Ok(topic)
+    }
+
+    async fn append(&self, topic: &str, partition: i32, batch: Batch, producer: Option<ProducerState>) -> Result<AppendOutcome> {
+        let p = self.partition(topic, partition)?;
+        let mut meta = p.meta.lock().map_err(|_| poisoned())?;
+        let batch = batch.with_base_offset(meta.next_offset);
+        let base_offset = batch.base_offset();
+        let max_ts = batch.max_timestamp();
+        let next_offset = batch.next_offset();
+
+        let mut write = sled::Batch::default();
+        write.insert(&batch_key(base_offset), batch.bytes().as_ref());
+        let raises_max = meta.max_timestamp.is_none_or(|ts| max_ts > ts);
+        if raises_max {
+            write.insert(&time_key(max_ts), &(base_offset as u64).to_be_bytes());
+        }
+        if let Some(state) = &producer {
+            write.insert(&producer_key(state.producer_id), serde_json::to_vec(state)?);
+        }
+        p.tree.apply_batch(write)?;
+
+        meta.next_offset = next_offset;
+        if raises_max {
+            meta.max_timestamp = Some(max_ts);
+        }
+        Ok(AppendOutcome { base_offset, high_watermark: next_offset })
+    }
+
+    async fn read(&self, topic: &str, partition: i32, offset: i64, max_bytes: usize) -> Result<Vec<Batch>> {
+        let p = self.partition(topic, partition)?;
+        let offsets = p.offsets()?;
+        check_in_range(offset, offsets)?;
+        if offset == offsets.high_watermark {
+            return Ok(Vec::new());
+        }
+        let mut start = offset;
+        if let Some(entry) = p.tree.range(batch_key(0)..=batch_key(offset)).next_back() {
+            let (key, value) = entry?;
+            if stored_batch(value)?.last_offset() >= offset {
+                start = u64_from(&key[1..])? as i64;
+            }
+        }
+        let mut batches = Vec::new();
+        let mut error = None;
+        let iter = p.tree.range(batch_key(start)..=batch_key(i64::MAX)).map_while(|entry| {
+            match entry.map_err(StorageError::from).and_then(|(_, v)| stored_batch(v)) {
+                Ok(batch) => Some(batch),
+                Err(e) => {
+                    error = Some(e);
+                    None
+                }
+            }
+        });
+        batches.extend(take_within(iter, max_bytes));
+        match error {
+            Some(e) => Err(e),
+            None => Ok(batches),
+        }
+    }
+
+    async fn offsets(&self, topic: &str, partition: i32) -> Result<PartitionOffsets> {
+        self.partition(topic, partition)?.offsets()
+    }
+
+    async fn batch_at_time(&self, topic: &str, partition: i32, timestamp: i64) -> Result<Option<Batch>> {
+        let p = self.partition(topic, partition)?;
+        p.indexed_batch(p.tree.range(time_key(timestamp)..=time_key(i64::MAX)).next())
+    }
+
+    async fn batch_with_max_timestamp(&self, topic: &str, partition: i32) -> Result<Option<Batch>> {
+        let p = self.partition(topic, partition)?;
+        p.indexed_batch(p.tree.range(time_key(i64::MIN)..=time_key(i64::MAX)).next_back())
+    }
+
+    async fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> Result<i64> {
+        let p = self.partition(topic, partition)?;
+        let mut meta = p.meta.lock().map_err(|_| poisoned())?;
+        check_deletable(offset, PartitionOffsets { log_start: meta.log_start, high_watermark: meta.next_offset })?;
+        if offset <= meta.log_start {
+            return Ok(meta.log_start);
+        }
+        let mut write = sled::Batch::default();
+        let mut first_kept = offset;
+        for entry in p.tree.range(batch_key(0)..batch_key(offset)) {
+            let (key, value) = entry?;
+            let batch = stored_batch(value)?;
+            if batch.last_offset() < offset {
+                write.remove(key);
+            } else {
+                first_kept = batch.base_offset();
+            }
+        }
+        for entry in p.tree.range(time_key(i64::MIN)..=time_key(i64::MAX)) {
+            let (key, value) = entry?;
+            if (u64_from(&value)? as i64) >= first_kept {
+                break;
+            }
+            write.remove(key);
+        }
+        write.insert(LOG_START_KEY, &(offset as u64).to_be_bytes());
+        p.tree.apply_batch(write)?;
+        meta.log_start = offset;
+        // Deleting every batch empties the time index too.
+        if p.tree.range(time_key(i64::MIN)..=time_key(i64::MAX)).next_back().is_none() {
+            meta.max_timestamp = None;
+        }
+        Ok(offset)
+    }
+
+    async fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerState>> {
+        let p = self.partition(topic, partition)?;
+        let mut out = Vec::new();
+        for entry in p.tree.range(producer_key(0)..=producer_key(i64::MAX)) {
+            out.push(serde_json::from_slice(&entry?.1)?);
+        }
+        Ok(out)
+    }
+
+    async fn sync(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        Ok(())
+    }
+}

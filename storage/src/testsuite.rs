@@ -1,0 +1,227 @@
+#![allow(clippy::expect_used)] // a test suite: a failed expectation is the report
+//! The conformance suite every [`Storage`] engine must pass.
+//!
+//! Each engine's test file calls [`run_all`] with a fresh, empty store. The suite is public so
+//! that engines in other crates (and the Postgres engine) run exactly the same checks.
+
+use std::collections::BTreeMap;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::{Batch, ProducerBatch, ProducerState, Storage, StorageError, TopicSpec};
+
+/// Runs every check against `storage`, which must start empty.
+pub async fn run_all(storage: &dyn Storage) {
+    topics_lifecycle(storage).await;
+    append_assigns_contiguous_offsets(storage).await;
+    stored_bytes_are_the_producers_bytes(storage).await;
+    read_returns_whole_batches_within_max_bytes(storage).await;
+    read_outside_the_log_is_out_of_range(storage).await;
+    time_index_finds_first_batch_at_or_after(storage).await;
+    delete_records_moves_log_start(storage).await;
+    producer_state_is_stored_with_the_batch(storage).await;
+    recreated_topic_starts_empty(storage).await;
+    unknown_topics_and_partitions_are_errors(storage).await;
+}
+
+fn spec(name: &str, partitions: i32) -> TopicSpec {
+    TopicSpec { name: name.into(), partitions, configs: BTreeMap::new() }
+}
+
+fn batch(count: i32, ts: i64) -> Batch {
+    Batch::parse(make_batch(count, ts, None)).expect("suite batches are valid")
+}
+
+pub async fn topics_lifecycle(s: &dyn Storage) {
+    let mut configs = BTreeMap::new();
+    configs.insert("retention.ms".to_string(), "1000".to_string());
+    let created = s
+        .create_topic(TopicSpec { name: "lifecycle".into(), partitions: 3, configs: configs.clone() })
+        .await
+        .expect("create");
+    assert_eq!(created.partitions, 3);
+    assert_eq!(created.configs, configs);
+    assert!(matches!(s.create_topic(spec("lifecycle", 1)).await, Err(StorageError::TopicExists(_))));
+    assert!(matches!(s.create_topic(spec("zero", 0)).await, Err(StorageError::InvalidPartitions(_))));
+    assert_eq!(s.topic("lifecycle").await.expect("get"), Some(created.clone()));
+    assert!(s.topics().await.expect("list").iter().any(|t| t.name == "lifecycle"));
+
+    let grown = s.create_partitions("lifecycle", 5).await.expect("grow");
+    assert_eq!(grown.partitions, 5);
+    assert!(matches!(s.create_partitions("lifecycle", 4).await, Err(StorageError::InvalidPartitions(_))));
+    s.append("lifecycle", 4, batch(1, 0), None).await.expect("append to a new partition");
+
+    let mut changed = BTreeMap::new();
+    changed.insert("cleanup.policy".to_string(), "delete".to_string());
+    assert_eq!(s.set_topic_configs("lifecycle", changed.clone()).await.expect("configs").configs, changed);
+    assert_eq!(s.topic("lifecycle").await.expect("get").map(|t| t.configs), Some(changed));
+
+    let deleted = s.delete_topic("lifecycle").await.expect("delete");
+    assert_eq!(deleted.id, created.id);
+    assert_eq!(s.topic("lifecycle").await.expect("get"), None);
+    assert!(matches!(s.delete_topic("lifecycle").await, Err(StorageError::UnknownTopic(_))));
+}
+
+pub async fn append_assigns_contiguous_offsets(s: &dyn Storage) {
+    s.create_topic(spec("offsets", 2)).await.expect("create");
+    let mut bases = Vec::new();
+    for count in [3, 2, 1] {
+        let outcome = s.append("offsets", 1, batch(count, 100), None).await.expect("append");
+        bases.push(outcome.base_offset);
+    }
+    assert_eq!(bases, vec![0, 3, 5]);
+    let offsets = s.offsets("offsets", 1).await.expect("offsets");
+    assert_eq!((offsets.log_start, offsets.high_watermark), (0, 6));
+    let other = s.offsets("offsets", 0).await.expect("offsets");
+    assert_eq!((other.log_start, other.high_watermark), (0, 0), "partitions are independent");
+    s.sync().await.expect("sync");
+}
+
+pub async fn stored_bytes_are_the_producers_bytes(s: &dyn Storage) {
+    s.create_topic(spec("bytes", 1)).await.expect("create");
+    s.append("bytes", 0, batch(2, 5), None).await.expect("append");
+    let sent = make_batch(4, 77, None);
+    s.append("bytes", 0, Batch::parse(sent.clone()).expect("valid"), None).await.expect("append");
+    let read = s.read("bytes", 0, 2, 1 << 20).await.expect("read");
+    assert_eq!(read.len(), 1);
+    let stored = read[0].bytes();
+    assert_eq!(read[0].base_offset(), 2);
+    assert_eq!(&stored[8..], &sent[8..], "only the base offset may change");
+    Batch::parse(stored.clone()).expect("stored batch still passes its CRC");
+}
+
+pub async fn read_returns_whole_batches_within_max_bytes(s: &dyn Storage) {
+    s.create_topic(spec("reads", 1)).await.expect("create");
+    for _ in 0..4 {
+        s.append("reads", 0, batch(5, 0), None).await.expect("append");
+    }
+    let one = batch(5, 0).len();
+    let from_middle = s.read("reads", 0, 7, 1 << 20).await.expect("read");
+    assert_eq!(from_middle.iter().map(Batch::base_offset).collect::<Vec<_>>(), vec![5, 10, 15]);
+    let limited = s.read("reads", 0, 0, 2 * one + 1).await.expect("read");
+    assert_eq!(limited.len(), 2);
+    let tiny = s.read("reads", 0, 0, 1).await.expect("read");
+    assert_eq!(tiny.len(), 1, "the first batch comes back even when larger than max_bytes");
+    assert!(s.read("reads", 0, 20, 1 << 20).await.expect("read at the end").is_empty());
+}
+
+pub async fn read_outside_the_log_is_out_of_range(s: &dyn Storage) {
+    s.create_topic(spec("range", 1)).await.expect("create");
+    s.append("range", 0, batch(2, 0), None).await.expect("append");
+    assert!(matches!(
+        s.read("range", 0, 3, 100).await,
+        Err(StorageError::OffsetOutOfRange { requested: 3, log_start: 0, high_watermark: 2 })
+    ));
+    assert!(matches!(s.read("range", 0, -1, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
+}
+
+pub async fn time_index_finds_first_batch_at_or_after(s: &dyn Storage) {
+    s.create_topic(spec("times", 1)).await.expect("create");
+    assert!(s.batch_at_time("times", 0, 0).await.expect("lookup").is_none());
+    // base timestamps 1000, 3000, 2000 (late), 5000; each batch of 2 records spans ts..ts+1
+    for ts in [1000, 3000, 2000, 5000] {
+        s.append("times", 0, batch(2, ts), None).await.expect("append");
+    }
+    let base_at = |b: Option<Batch>| b.map(|b| b.base_offset());
+    assert_eq!(base_at(s.batch_at_time("times", 0, 0).await.expect("t")), Some(0));
+    assert_eq!(base_at(s.batch_at_time("times", 0, 1001).await.expect("t")), Some(0));
+    assert_eq!(base_at(s.batch_at_time("times", 0, 1002).await.expect("t")), Some(2));
+    assert_eq!(base_at(s.batch_at_time("times", 0, 4000).await.expect("t")), Some(6));
+    assert_eq!(base_at(s.batch_at_time("times", 0, 6000).await.expect("t")), None);
+    assert_eq!(base_at(s.batch_with_max_timestamp("times", 0).await.expect("max")), Some(6));
+}
+
+pub async fn delete_records_moves_log_start(s: &dyn Storage) {
+    s.create_topic(spec("trim", 1)).await.expect("create");
+    for _ in 0..3 {
+        s.append("trim", 0, batch(4, 0), None).await.expect("append");
+    }
+    assert_eq!(s.delete_records("trim", 0, 6).await.expect("delete"), 6);
+    let offsets = s.offsets("trim", 0).await.expect("offsets");
+    assert_eq!((offsets.log_start, offsets.high_watermark), (6, 12));
+    assert!(matches!(s.read("trim", 0, 3, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
+    let read = s.read("trim", 0, 6, 1 << 20).await.expect("read");
+    assert_eq!(read.first().map(Batch::base_offset), Some(4), "the batch holding log start stays whole");
+    assert_eq!(s.delete_records("trim", 0, 2).await.expect("no-op"), 6, "log start never moves back");
+    assert!(matches!(s.delete_records("trim", 0, 13).await, Err(StorageError::OffsetOutOfRange { .. })));
+    assert_eq!(s.delete_records("trim", 0, 12).await.expect("delete all"), 12);
+    assert!(s.read("trim", 0, 12, 100).await.expect("read").is_empty());
+    let next = s.append("trim", 0, batch(1, 9), None).await.expect("append after trim");
+    assert_eq!(next.base_offset, 12);
+    assert_eq!(s.batch_at_time("trim", 0, 0).await.expect("t").map(|b| b.base_offset()), Some(12));
+}
+
+pub async fn producer_state_is_stored_with_the_batch(s: &dyn Storage) {
+    s.create_topic(spec("producers", 1)).await.expect("create");
+    let mut state = ProducerState { producer_id: 42, epoch: 3, batches: Vec::new() };
+    let b = Batch::parse(make_batch(2, 0, Some((42, 3, 0)))).expect("valid");
+    state.remember(ProducerBatch { first_sequence: 0, last_sequence: 1, base_offset: 0 });
+    s.append("producers", 0, b, Some(state.clone())).await.expect("append");
+    assert_eq!(s.producers("producers", 0).await.expect("producers"), vec![state]);
+}
+
+pub async fn recreated_topic_starts_empty(s: &dyn Storage) {
+    s.create_topic(spec("again", 1)).await.expect("create");
+    s.append("again", 0, batch(3, 0), None).await.expect("append");
+    s.delete_topic("again").await.expect("delete");
+    s.create_topic(spec("again", 1)).await.expect("re-create");
+    let offsets = s.offsets("again", 0).await.expect("offsets");
+    assert_eq!(offsets.high_watermark, 0);
+    assert!(s.producers("again", 0).await.expect("producers").is_empty());
+}
+
+pub async fn unknown_topics_and_partitions_are_errors(s: &dyn Storage) {
+    assert!(matches!(s.append("nope", 0, batch(1, 0), None).await, Err(StorageError::UnknownTopic(_))));
+    s.create_topic(spec("known", 1)).await.expect("create");
+    assert!(matches!(s.read("known", 1, 0, 10).await, Err(StorageError::UnknownPartition { .. })));
+    assert!(matches!(s.offsets("known", -1).await, Err(StorageError::UnknownPartition { .. })));
+}
+
+/// Builds an uncompressed v2 batch of `count` records with keys `k<i>`, values `v<i>` and
+/// timestamps `base_timestamp + i`; `producer` is (id, epoch, base sequence).
+pub fn make_batch(count: i32, base_timestamp: i64, producer: Option<(i64, i16, i32)>) -> Bytes {
+    let mut records = BytesMut::new();
+    for i in 0..count {
+        let key = format!("k{i}");
+        let value = format!("v{i}");
+        let mut body = BytesMut::new();
+        body.put_i8(0); // attributes
+        put_varlong(&mut body, i as i64); // timestamp delta
+        put_varlong(&mut body, i as i64); // offset delta
+        put_varlong(&mut body, key.len() as i64);
+        body.put_slice(key.as_bytes());
+        put_varlong(&mut body, value.len() as i64);
+        body.put_slice(value.as_bytes());
+        put_varlong(&mut body, 0); // headers
+        put_varlong(&mut records, body.len() as i64);
+        records.put_slice(&body);
+    }
+    let (producer_id, epoch, sequence) = producer.unwrap_or((-1, -1, -1));
+    let mut tail = BytesMut::new(); // from attributes to the end: what the CRC covers
+    tail.put_i16(0);
+    tail.put_i32(count - 1);
+    tail.put_i64(base_timestamp);
+    tail.put_i64(base_timestamp + count as i64 - 1);
+    tail.put_i64(producer_id);
+    tail.put_i16(epoch);
+    tail.put_i32(sequence);
+    tail.put_i32(count);
+    tail.put_slice(&records);
+    let mut out = BytesMut::new();
+    out.put_i64(0);
+    out.put_i32((4 + 1 + 4 + tail.len()) as i32);
+    out.put_i32(-1); // partition leader epoch
+    out.put_i8(2);
+    out.put_u32(crc32c::crc32c(&tail));
+    out.put_slice(&tail);
+    out.freeze()
+}
+
+fn put_varlong(buf: &mut BytesMut, value: i64) {
+    let mut v = ((value << 1) ^ (value >> 63)) as u64;
+    while v >= 0x80 {
+        buf.put_u8((v as u8) | 0x80);
+        v >>= 7;
+    }
+    buf.put_u8(v as u8);
+}

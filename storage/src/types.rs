@@ -1,0 +1,75 @@
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What a caller asks for when creating a topic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicSpec {
+    pub name: String,
+    pub partitions: i32,
+    /// Topic-level configs that differ from the broker defaults (Kafka names, string values).
+    pub configs: BTreeMap<String, String>,
+}
+
+/// A topic as stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Topic {
+    pub id: Uuid,
+    pub name: String,
+    pub partitions: i32,
+    pub configs: BTreeMap<String, String>,
+}
+
+/// The bounds of one partition's log.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PartitionOffsets {
+    /// The first offset still readable (raised by DeleteRecords).
+    pub log_start: i64,
+    /// One past the last stored offset: the offset the next batch gets.
+    pub high_watermark: i64,
+}
+
+/// How many recent batches are remembered per producer to answer retries, as in Kafka.
+pub const PRODUCER_BATCHES_KEPT: usize = 5;
+
+/// One batch an idempotent producer wrote, remembered so a retry gets its first answer back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerBatch {
+    pub first_sequence: i32,
+    pub last_sequence: i32,
+    pub base_offset: i64,
+}
+
+/// What an idempotent producer has written to one partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProducerState {
+    pub producer_id: i64,
+    pub epoch: i16,
+    /// The most recent batches, oldest first, at most [`PRODUCER_BATCHES_KEPT`].
+    pub batches: Vec<ProducerBatch>,
+}
+
+impl ProducerState {
+    /// The sequence the next batch from this producer must start with.
+    pub fn last_sequence(&self) -> Option<i32> {
+        self.batches.last().map(|b| b.last_sequence)
+    }
+
+    /// Records a batch, forgetting the oldest past [`PRODUCER_BATCHES_KEPT`].
+    pub fn remember(&mut self, batch: ProducerBatch) {
+        self.batches.push(batch);
+        if self.batches.len() > PRODUCER_BATCHES_KEPT {
+            self.batches.remove(0);
+        }
+    }
+}
+
+/// What [`crate::Storage::append`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AppendOutcome {
+    /// The offset the batch's first record got.
+    pub base_offset: i64,
+    /// The partition's new high watermark.
+    pub high_watermark: i64,
+}
