@@ -1,1 +1,24 @@
+//! The DuctStream broker: the Kafka wire protocol over a pluggable [`Storage`].
+//!
+//! `server` accepts connections; `connection` turns bytes into frames and answers requests in
+//! order; `api` holds one file per Kafka request; `log` is the partition log every write goes
+//! through; `committer` groups fsyncs.
+//!
+//! [`Storage`]: ductstream_storage::Storage
 
+pub mod api;
+mod broker;
+mod committer;
+pub mod config;
+mod connection;
+mod error;
+mod frame;
+mod idempotence;
+mod log;
+mod metrics;
+mod records;
+pub mod server;
+mod topic_config;
+
+pub use broker::Broker;
+pub use error::{BrokerError, Result};

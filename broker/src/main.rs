@@ -1,1 +1,106 @@
-fn main(){}
+//! `ductstream`: the broker process.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use ductstream_broker::config::{Args, BrokerConfig, LogFormat};
+use ductstream_broker::{server, Broker, BrokerError, Result};
+use ductstream_storage::{MemoryStorage, SledStorage, Storage};
+use tokio::net::TcpListener;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    init_tracing(args.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ductstream: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "ductstream stopped");
+            eprintln!("ductstream: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn open_storage(args: &Args) -> Result<Arc<dyn Storage>> {
+    match args.storage.as_str() {
+        "sled" => {
+            std::fs::create_dir_all(&args.data_dir)?;
+            let storage = SledStorage::open(&args.data_dir).map_err(|e| {
+                BrokerError::Config(format!("cannot open the sled store in {}: {e}", args.data_dir.display()))
+            })?;
+            Ok(Arc::new(storage))
+        }
+        "memory" => Ok(Arc::new(MemoryStorage::new())),
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => Err(BrokerError::Config(
+            "Postgres storage is not available in this version yet; use --storage sled (default) or memory".into(),
+        )),
+        other => Err(BrokerError::Config(format!("unknown storage {other:?}: use sled, memory or a postgres:// URL"))),
+    }
+}
+
+async fn run(args: Args) -> Result<()> {
+    let storage = open_storage(&args)?;
+    let listener = TcpListener::bind(args.kafka_listen)
+        .await
+        .map_err(|e| BrokerError::Config(format!("cannot listen on {}: {e}", args.kafka_listen)))?;
+    let bound = listener.local_addr()?;
+    let broker = Broker::new(BrokerConfig::new(&args, bound)?, storage.clone());
+
+    if let Some(addr) = args.metrics_listen {
+        let metrics = TcpListener::bind(addr)
+            .await
+            .map_err(|e| BrokerError::Config(format!("cannot listen for metrics on {addr}: {e}")))?;
+        // Machine-readable: tests and scripts wait for these lines to learn the ports.
+        println!("listening metrics={}", metrics.local_addr()?);
+        tokio::spawn(ductstream_broker::api::serve_metrics(metrics, broker.clone()));
+    }
+    println!("listening kafka={bound}");
+    tracing::info!(
+        kafka = %bound,
+        storage = storage.engine(),
+        data_dir = %args.data_dir.display(),
+        advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port),
+        "ductstream started"
+    );
+
+    let shutdown = broker.shutdown.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received; shutting down");
+        shutdown.cancel();
+    });
+    server::run(listener, broker, Duration::from_secs(args.shutdown_timeout_s)).await;
+    tracing::info!("ductstream stopped");
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        tracing::warn!("cannot install signal handlers; stop with kill -9");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

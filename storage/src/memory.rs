@@ -19,6 +19,7 @@ pub struct MemoryStorage {
 #[derive(Default)]
 struct Inner {
     topics: BTreeMap<String, (Topic, Vec<Partition>)>,
+    next_producer_id: i64,
 }
 
 #[derive(Default)]
@@ -203,6 +204,13 @@ impl Storage for MemoryStorage {
 
     async fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerState>> {
         self.with_partition(topic, partition, |p| Ok(p.producers.values().cloned().collect()))
+    }
+
+    async fn next_producer_id(&self) -> Result<i64> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        let id = inner.next_producer_id;
+        inner.next_producer_id += 1;
+        Ok(id)
     }
 
     async fn sync(&self) -> Result<()> {

@@ -353,6 +353,11 @@ impl Storage for SledStorage {
         Ok(out)
     }
 
+    async fn next_producer_id(&self) -> Result<i64> {
+        // sled persists its id generator, so ids stay unique across restarts.
+        Ok(self.db.generate_id()? as i64)
+    }
+
     async fn sync(&self) -> Result<()> {
         self.db.flush_async().await?;
         Ok(())

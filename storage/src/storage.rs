@@ -59,6 +59,9 @@ pub trait Storage: Send + Sync + 'static {
     /// The idempotent producers this partition remembers.
     async fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerState>>;
 
+    /// A producer id never handed out before by this store, for idempotent producers.
+    async fn next_producer_id(&self) -> Result<i64>;
+
     /// Returns once every write that returned before this call survives a crash.
     async fn sync(&self) -> Result<()>;
 }

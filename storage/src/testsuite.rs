@@ -22,6 +22,19 @@ pub async fn run_all(storage: &dyn Storage) {
     producer_state_is_stored_with_the_batch(storage).await;
     recreated_topic_starts_empty(storage).await;
     unknown_topics_and_partitions_are_errors(storage).await;
+    producer_ids_are_unique(storage).await;
+}
+
+pub async fn producer_ids_are_unique(s: &dyn Storage) {
+    let mut ids = Vec::new();
+    for _ in 0..100 {
+        ids.push(s.next_producer_id().await.expect("producer id"));
+    }
+    let mut unique = ids.clone();
+    unique.sort_unstable();
+    unique.dedup();
+    assert_eq!(unique.len(), ids.len());
+    assert!(ids.iter().all(|id| *id >= 0));
 }
 
 fn spec(name: &str, partitions: i32) -> TopicSpec {

@@ -17,6 +17,7 @@ async fn sled_engine_passes_the_suite() {
 #[tokio::test]
 async fn sled_keeps_everything_across_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
+    let first_id;
     {
         let s = SledStorage::open(dir.path()).expect("open");
         s.create_topic(TopicSpec { name: "kept".into(), partitions: 2, configs: Default::default() })
@@ -27,6 +28,7 @@ async fn sled_keeps_everything_across_reopen() {
             s.append("kept", 1, batch, None).await.expect("append");
         }
         s.delete_records("kept", 1, 4).await.expect("trim");
+        first_id = s.next_producer_id().await.expect("id");
         s.sync().await.expect("sync");
     }
     let s = SledStorage::open(dir.path()).expect("reopen");
@@ -38,4 +40,5 @@ async fn sled_keeps_everything_across_reopen() {
     assert_eq!(next.base_offset, 9, "offsets continue after a reopen");
     let max = s.batch_with_max_timestamp("kept", 1).await.expect("max").map(|b| b.base_offset());
     assert_eq!(max, Some(6));
+    assert!(s.next_producer_id().await.expect("id") > first_id, "producer ids never repeat across restarts");
 }

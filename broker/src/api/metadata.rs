@@ -1,0 +1,79 @@
+//! Metadata (v0–v12): brokers, and topics with their partitions, creating topics on demand.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use kafka_protocol::messages::{BrokerId, MetadataRequest, MetadataResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+use ductstream_storage::Topic;
+
+use super::Ctx;
+use crate::Result;
+
+pub async fn handle(ctx: &Ctx, request: MetadataRequest) -> Result<MetadataResponse> {
+    let broker = &ctx.broker;
+    let config = &broker.config;
+    // v0 asks for all topics with an empty list; later versions with null.
+    let wanted = match request.topics {
+        Some(topics) if !(ctx.version == 0 && topics.is_empty()) => Some(topics),
+        _ => None,
+    };
+    let auto_create = ctx.version < 4 || request.allow_auto_topic_creation;
+    let topics = match wanted {
+        None => broker.storage().topics().await?.iter().map(|t| describe(ctx, t)).collect(),
+        Some(requested) => {
+            let mut out = Vec::with_capacity(requested.len());
+            let mut all = None;
+            for want in requested {
+                let found = match &want.name {
+                    Some(name) => broker.topic_or_create(name, auto_create).await,
+                    None => {
+                        if all.is_none() {
+                            all = Some(broker.storage().topics().await?);
+                        }
+                        all.iter().flatten().find(|t| t.id == want.topic_id).cloned().ok_or_else(|| {
+                            crate::BrokerError::kafka(ResponseError::UnknownTopicId, "no topic with that id")
+                        })
+                    }
+                };
+                out.push(match found {
+                    Ok(topic) => describe(ctx, &topic),
+                    Err(e) => MetadataResponseTopic::default()
+                        .with_error_code(ctx.error_code(&e))
+                        .with_name(want.name.clone())
+                        .with_topic_id(want.topic_id),
+                });
+            }
+            out
+        }
+    };
+    Ok(MetadataResponse::default()
+        .with_brokers(vec![
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(config.node_id))
+                .with_host(StrBytes::from_string(config.advertised_host.clone()))
+                .with_port(config.advertised_port),
+        ])
+        .with_cluster_id(Some(StrBytes::from_string(config.cluster_id.clone())))
+        .with_controller_id(BrokerId(config.node_id))
+        .with_topics(topics))
+}
+
+fn describe(ctx: &Ctx, topic: &Topic) -> MetadataResponseTopic {
+    let node = BrokerId(ctx.broker.config.node_id);
+    let partitions = (0..topic.partitions)
+        .map(|index| {
+            MetadataResponsePartition::default()
+                .with_partition_index(index)
+                .with_leader_id(node)
+                .with_leader_epoch(0)
+                .with_replica_nodes(vec![node])
+                .with_isr_nodes(vec![node])
+        })
+        .collect();
+    MetadataResponseTopic::default()
+        .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
+        .with_topic_id(topic.id)
+        .with_partitions(partitions)
+}

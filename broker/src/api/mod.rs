@@ -1,0 +1,123 @@
+//! One file per Kafka request. Each `handle` takes the decoded request and returns the
+//! response; the connection decodes, dispatches and encodes.
+
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_records;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod fetch;
+mod incremental_alter_configs;
+mod init_producer_id;
+mod list_offsets;
+mod metadata;
+mod produce;
+
+use std::sync::atomic::{AtomicI16, Ordering};
+use std::sync::Arc;
+
+use futures::future::BoxFuture;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::{Broker, BrokerError, Result};
+
+pub use api_versions::unsupported_version_response;
+pub use crate::metrics::serve as serve_metrics;
+
+/// Every API this broker implements, with the versions it implements and tests. ApiVersions
+/// advertises exactly this table.
+pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
+    (ApiKey::Produce, 3, 9),
+    (ApiKey::Fetch, 4, 12),
+    (ApiKey::ListOffsets, 1, 7),
+    (ApiKey::Metadata, 0, 12),
+    (ApiKey::ApiVersions, 0, 4),
+    (ApiKey::CreateTopics, 2, 7),
+    (ApiKey::DeleteTopics, 1, 6),
+    (ApiKey::DeleteRecords, 0, 2),
+    (ApiKey::InitProducerId, 0, 4),
+    (ApiKey::DescribeConfigs, 1, 4),
+    (ApiKey::CreatePartitions, 0, 3),
+    (ApiKey::IncrementalAlterConfigs, 0, 1),
+    (ApiKey::DescribeCluster, 0, 1),
+];
+
+/// Whether `version` of `key` is implemented.
+pub fn is_supported(key: ApiKey, version: i16) -> bool {
+    SUPPORTED.iter().any(|(k, min, max)| *k == key && (*min..=*max).contains(&version))
+}
+
+/// One request's context: who asked, at which version, and the first error code answered
+/// (for metrics).
+pub struct Ctx {
+    pub broker: Arc<Broker>,
+    pub api: ApiKey,
+    pub version: i16,
+    first_error: AtomicI16,
+}
+
+impl Ctx {
+    pub fn new(broker: Arc<Broker>, api: ApiKey, version: i16) -> Arc<Ctx> {
+        Arc::new(Ctx { broker, api, version, first_error: AtomicI16::new(0) })
+    }
+
+    /// Notes an error code going into the response and returns it.
+    pub fn code(&self, error: ResponseError) -> i16 {
+        let code = error.code();
+        let _ = self.first_error.compare_exchange(0, code, Ordering::Relaxed, Ordering::Relaxed);
+        code
+    }
+
+    /// The code of a broker error, noted.
+    pub fn error_code(&self, error: &BrokerError) -> i16 {
+        self.code(error.code())
+    }
+
+    /// The first error code this request answered with (0 for none).
+    pub fn first_error(&self) -> i16 {
+        self.first_error.load(Ordering::Relaxed)
+    }
+}
+
+/// A handler's answer.
+pub enum Outcome {
+    /// Send this response.
+    Now(Box<ResponseKind>),
+    /// Send this response when it is ready; later requests may be processed meanwhile, but
+    /// responses still go out in request order.
+    Later(BoxFuture<'static, ResponseKind>),
+    /// Send nothing (a produce with acks=0).
+    Silent,
+}
+
+/// Runs the handler for `request`.
+pub async fn dispatch(ctx: &Arc<Ctx>, request: RequestKind) -> Result<Outcome> {
+    let now = |r: ResponseKind| Ok(Outcome::Now(Box::new(r)));
+    match request {
+        RequestKind::ApiVersions(r) => now(ResponseKind::ApiVersions(api_versions::handle(ctx, r))),
+        RequestKind::Metadata(r) => now(ResponseKind::Metadata(metadata::handle(ctx, r).await?)),
+        RequestKind::Produce(r) => produce::handle(ctx, r).await,
+        RequestKind::Fetch(r) => now(ResponseKind::Fetch(fetch::handle(ctx, r).await?)),
+        RequestKind::ListOffsets(r) => now(ResponseKind::ListOffsets(list_offsets::handle(ctx, r).await)),
+        RequestKind::CreateTopics(r) => now(ResponseKind::CreateTopics(create_topics::handle(ctx, r).await)),
+        RequestKind::DeleteTopics(r) => now(ResponseKind::DeleteTopics(delete_topics::handle(ctx, r).await)),
+        RequestKind::CreatePartitions(r) => now(ResponseKind::CreatePartitions(create_partitions::handle(ctx, r).await)),
+        RequestKind::DescribeConfigs(r) => now(ResponseKind::DescribeConfigs(describe_configs::handle(ctx, r).await)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            now(ResponseKind::IncrementalAlterConfigs(incremental_alter_configs::handle(ctx, r).await))
+        }
+        RequestKind::InitProducerId(r) => now(ResponseKind::InitProducerId(init_producer_id::handle(ctx, r).await)),
+        RequestKind::DescribeCluster(r) => now(ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r))),
+        RequestKind::DeleteRecords(r) => now(ResponseKind::DeleteRecords(delete_records::handle(ctx, r).await)),
+        _ => Err(BrokerError::UnsupportedVersion { api: ctx.api, version: ctx.version }),
+    }
+}
+
+/// An optional message for a response's `error_message` field.
+pub fn message(error: &BrokerError) -> Option<StrBytes> {
+    Some(StrBytes::from_string(error.to_string()))
+}

@@ -1,0 +1,123 @@
+//! Produce (v3–v9): validate each partition's record batch, append it, and answer once it is
+//! durable (acks 1 or all) or not at all (acks 0).
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use ductstream_storage::{Batch, BatchError};
+use futures::FutureExt;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::protocol::StrBytes;
+
+use super::{Ctx, Outcome};
+use crate::committer::Durable;
+use crate::{topic_config, BrokerError, Result};
+
+enum Pending {
+    Failed { code: i16, message: String },
+    Appended { base_offset: i64, log_start: i64, durable: Durable },
+}
+
+pub async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest) -> Result<Outcome> {
+    let acks = request.acks;
+    let mut topics = Vec::with_capacity(request.topic_data.len());
+    for topic_data in request.topic_data {
+        let name = topic_data.name.0.as_str().to_owned();
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
+        for data in topic_data.partition_data {
+            let pending = if !matches!(acks, -1..=1) {
+                failed(ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, not {acks}"))
+            } else if request.transactional_id.is_some() {
+                failed(ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported".into())
+            } else {
+                append(ctx, &name, data.index, data.records).await.unwrap_or_else(|e| Pending::Failed {
+                    code: e.code().code(),
+                    message: e.to_string(),
+                })
+            };
+            if let Pending::Failed { message, .. } = &pending {
+                tracing::debug!(topic = %name, partition = data.index, error = %message, "produce refused");
+            }
+            partitions.push((data.index, pending));
+        }
+        topics.push((topic_data.name, partitions));
+    }
+    if acks == 0 {
+        return Ok(Outcome::Silent);
+    }
+    let ctx = ctx.clone();
+    Ok(Outcome::Later(
+        async move {
+            let mut responses = Vec::with_capacity(topics.len());
+            for (name, partitions) in topics {
+                let mut out = Vec::with_capacity(partitions.len());
+                for (index, pending) in partitions {
+                    out.push(answer(&ctx, index, pending).await);
+                }
+                responses.push(TopicProduceResponse::default().with_name(name).with_partition_responses(out));
+            }
+            ResponseKind::Produce(ProduceResponse::default().with_responses(responses))
+        }
+        .boxed(),
+    ))
+}
+
+fn failed(code: ResponseError, message: String) -> Pending {
+    Pending::Failed { code: code.code(), message }
+}
+
+async fn append(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>) -> Result<Pending> {
+    let broker = &ctx.broker;
+    let topic = broker.topic_or_create(topic, false).await?;
+    if partition < 0 || partition >= topic.partitions {
+        return Err(BrokerError::kafka(ResponseError::UnknownTopicOrPartition, format!("no partition {partition}")));
+    }
+    let mut records = records.unwrap_or_default();
+    let max = topic_config::max_message_bytes(&topic.configs, &broker.config);
+    if records.len() > max.max(0) as usize {
+        return Err(BrokerError::kafka(
+            ResponseError::MessageTooLarge,
+            format!("batch of {} bytes exceeds max.message.bytes {max}", records.len()),
+        ));
+    }
+    let batch = match Batch::split_first(&mut records) {
+        None => return Err(BrokerError::kafka(ResponseError::CorruptMessage, "no record batch")),
+        Some(parsed) => parsed.map_err(batch_error)?,
+    };
+    if !records.is_empty() {
+        return Err(BrokerError::kafka(ResponseError::InvalidRecord, "a partition must get exactly one record batch"));
+    }
+    if batch.is_transactional() || batch.is_control() {
+        return Err(BrokerError::kafka(ResponseError::InvalidRecord, "transactional and control batches are not supported"));
+    }
+    let appended = broker.log.append(&topic, partition, batch).await?;
+    Ok(Pending::Appended { base_offset: appended.base_offset, log_start: appended.log_start, durable: appended.durable })
+}
+
+fn batch_error(e: BatchError) -> BrokerError {
+    let code = match e {
+        BatchError::UnsupportedMagic(_) | BatchError::BadOffsets { .. } | BatchError::UnknownCompression(_) => {
+            ResponseError::InvalidRecord
+        }
+        _ => ResponseError::CorruptMessage,
+    };
+    BrokerError::kafka(code, e.to_string())
+}
+
+async fn answer(ctx: &Ctx, index: i32, pending: Pending) -> PartitionProduceResponse {
+    let response = PartitionProduceResponse::default().with_index(index);
+    let (code, message) = match pending {
+        Pending::Failed { code, message } => (code, message),
+        Pending::Appended { base_offset, log_start, durable } => match durable.wait().await {
+            Ok(()) => return response.with_base_offset(base_offset).with_log_start_offset(log_start),
+            Err(e) => (ResponseError::KafkaStorageError.code(), e),
+        },
+    };
+    if let Some(error) = kafka_protocol::error::ResponseError::try_from_code(code) {
+        ctx.code(error);
+    }
+    let response = response.with_error_code(code).with_base_offset(-1);
+    if ctx.version >= 8 { response.with_error_message(Some(StrBytes::from_string(message))) } else { response }
+}

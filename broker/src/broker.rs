@@ -1,0 +1,55 @@
+use std::sync::Arc;
+
+use ductstream_storage::{Storage, Topic, TopicSpec};
+use kafka_protocol::error::ResponseError;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::BrokerConfig;
+use crate::log::Log;
+use crate::metrics::Metrics;
+use crate::{topic_config, BrokerError, Result};
+
+/// What every request handler shares.
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub log: Log,
+    pub metrics: Metrics,
+    /// Cancelled when the broker starts shutting down: long polls return early.
+    pub shutdown: CancellationToken,
+}
+
+impl Broker {
+    pub fn new(config: BrokerConfig, storage: Arc<dyn Storage>) -> Arc<Broker> {
+        Arc::new(Broker { config, log: Log::new(storage), metrics: Metrics::default(), shutdown: CancellationToken::new() })
+    }
+
+    pub fn storage(&self) -> &Arc<dyn Storage> {
+        self.log.storage()
+    }
+
+    /// The topic, created with the broker defaults when it does not exist and `auto_create`
+    /// allows it (and the broker's `auto.create.topics.enable` does too).
+    pub async fn topic_or_create(&self, name: &str, auto_create: bool) -> Result<Topic> {
+        if let Some(topic) = self.storage().topic(name).await? {
+            return Ok(topic);
+        }
+        if !(auto_create && self.config.auto_create_topics) {
+            return Err(BrokerError::kafka(ResponseError::UnknownTopicOrPartition, format!("topic {name:?} does not exist")));
+        }
+        topic_config::validate_topic_name(name)?;
+        let spec = TopicSpec { name: name.to_owned(), partitions: self.config.num_partitions, configs: Default::default() };
+        match self.storage().create_topic(spec).await {
+            Ok(topic) => {
+                tracing::info!(topic = name, partitions = topic.partitions, "auto-created topic");
+                Ok(topic)
+            }
+            // Another request created it first.
+            Err(ductstream_storage::StorageError::TopicExists(_)) => self
+                .storage()
+                .topic(name)
+                .await?
+                .ok_or_else(|| BrokerError::kafka(ResponseError::UnknownTopicOrPartition, "topic vanished")),
+            Err(e) => Err(e.into()),
+        }
+    }
+}

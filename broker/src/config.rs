@@ -1,0 +1,118 @@
+//! Command-line flags (each also a `DUCTSTREAM_*` environment variable) and the broker
+//! settings derived from them.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::{ArgAction, Parser, ValueEnum};
+
+#[derive(Debug, Clone, Parser)]
+#[command(name = "ductstream", version, about = "A Kafka-compatible broker on sled or Postgres")]
+pub struct Args {
+    /// Address the Kafka listener binds (port 0 picks a free port).
+    #[arg(long, env = "DUCTSTREAM_KAFKA_LISTEN", default_value = "127.0.0.1:9092")]
+    pub kafka_listen: SocketAddr,
+
+    /// host:port that clients are told to connect to; defaults to the bound listener address.
+    #[arg(long, env = "DUCTSTREAM_ADVERTISED_LISTENER")]
+    pub advertised_listener: Option<String>,
+
+    /// Folder for the sled store.
+    #[arg(long, env = "DUCTSTREAM_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Storage engine: `sled`, `memory` or a `postgres://` URL.
+    #[arg(long, env = "DUCTSTREAM_STORAGE", default_value = "sled")]
+    pub storage: String,
+
+    /// Address for the Prometheus `/metrics` endpoint; off when not given.
+    #[arg(long, env = "DUCTSTREAM_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Log line format on stderr.
+    #[arg(long, env = "DUCTSTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// This broker's node id in metadata responses.
+    #[arg(long, env = "DUCTSTREAM_NODE_ID", default_value_t = 1)]
+    pub node_id: i32,
+
+    /// Cluster id reported to clients.
+    #[arg(long, env = "DUCTSTREAM_CLUSTER_ID", default_value = "ductstream")]
+    pub cluster_id: String,
+
+    /// Create a topic when a client asks for metadata of, or produces to, an unknown topic
+    /// (Kafka's `auto.create.topics.enable`).
+    #[arg(long, env = "DUCTSTREAM_AUTO_CREATE_TOPICS", default_value_t = true, action = ArgAction::Set)]
+    pub auto_create_topics: bool,
+
+    /// Partitions of an auto-created topic, and of a created one that asks for the default
+    /// (Kafka's `num.partitions`).
+    #[arg(long, env = "DUCTSTREAM_NUM_PARTITIONS", default_value_t = 1)]
+    pub num_partitions: i32,
+
+    /// Largest request frame accepted (Kafka's `socket.request.max.bytes`).
+    #[arg(long, env = "DUCTSTREAM_SOCKET_REQUEST_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
+    pub socket_request_max_bytes: usize,
+
+    /// Largest record batch accepted, unless a topic overrides it (Kafka's `message.max.bytes`).
+    #[arg(long, env = "DUCTSTREAM_MESSAGE_MAX_BYTES", default_value_t = 1_048_588)]
+    pub message_max_bytes: i32,
+
+    /// Seconds to let in-flight requests finish after SIGINT/SIGTERM.
+    #[arg(long, env = "DUCTSTREAM_SHUTDOWN_TIMEOUT_S", default_value_t = 30)]
+    pub shutdown_timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// The settings request handlers read.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub cluster_id: String,
+    pub advertised_host: String,
+    pub advertised_port: i32,
+    pub auto_create_topics: bool,
+    pub num_partitions: i32,
+    pub socket_request_max_bytes: usize,
+    pub message_max_bytes: i32,
+}
+
+impl BrokerConfig {
+    /// Settings for a broker bound at `bound`, as `args` ask.
+    pub fn new(args: &Args, bound: SocketAddr) -> crate::Result<BrokerConfig> {
+        let (advertised_host, advertised_port) = match &args.advertised_listener {
+            Some(listener) => parse_host_port(listener)?,
+            None => (bound.ip().to_string(), i32::from(bound.port())),
+        };
+        if args.num_partitions < 1 {
+            return Err(crate::BrokerError::Config("--num-partitions must be at least 1".into()));
+        }
+        Ok(BrokerConfig {
+            node_id: args.node_id,
+            cluster_id: args.cluster_id.clone(),
+            advertised_host,
+            advertised_port,
+            auto_create_topics: args.auto_create_topics,
+            num_partitions: args.num_partitions,
+            socket_request_max_bytes: args.socket_request_max_bytes,
+            message_max_bytes: args.message_max_bytes,
+        })
+    }
+}
+
+fn parse_host_port(listener: &str) -> crate::Result<(String, i32)> {
+    let listener = listener.split_once("://").map_or(listener, |(_, rest)| rest);
+    let (host, port) = listener
+        .rsplit_once(':')
+        .ok_or_else(|| crate::BrokerError::Config(format!("advertised listener {listener:?} is not host:port")))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| crate::BrokerError::Config(format!("advertised listener {listener:?} has a bad port")))?;
+    Ok((host.trim_matches(['[', ']']).to_string(), i32::from(port)))
+}

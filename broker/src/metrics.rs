@@ -1,0 +1,112 @@
+//! Prometheus metrics: requests by API and error code, bytes in and out, open connections,
+//! and each partition's high watermark, served as text on `GET /metrics`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::ApiKey;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+use crate::Broker;
+
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, i16), u64>>,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    connections: AtomicI64,
+}
+
+impl Metrics {
+    pub fn request(&self, api: ApiKey, error_code: i16) {
+        if let Ok(mut requests) = self.requests.lock() {
+            *requests.entry((format!("{api:?}"), error_code)).or_default() += 1;
+        }
+    }
+    pub fn bytes_in(&self, n: usize) {
+        self.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub fn bytes_out(&self, n: usize) {
+        self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+    }
+    pub fn connection_opened(&self) {
+        self.connections.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn connection_closed(&self) {
+        self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// The metrics in Prometheus text format.
+pub async fn render(broker: &Broker) -> String {
+    let m = &broker.metrics;
+    let mut out = String::new();
+    out.push_str("# HELP ductstream_requests_total Kafka requests answered, by API and error code.\n");
+    out.push_str("# TYPE ductstream_requests_total counter\n");
+    if let Ok(requests) = m.requests.lock() {
+        for ((api, code), n) in requests.iter() {
+            let error = ResponseError::try_from_code(*code).map_or_else(|| "NONE".to_string(), |e| format!("{e:?}"));
+            let _ = writeln!(out, "ductstream_requests_total{{api=\"{api}\",error=\"{error}\"}} {n}");
+        }
+    }
+    let counter = |out: &mut String, name: &str, help: &str, value: u64| {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}\n");
+    };
+    counter(&mut out, "ductstream_bytes_in_total", "Request bytes received.", m.bytes_in.load(Ordering::Relaxed));
+    counter(&mut out, "ductstream_bytes_out_total", "Response bytes sent.", m.bytes_out.load(Ordering::Relaxed));
+    let _ = write!(
+        out,
+        "# HELP ductstream_connections Open client connections.\n# TYPE ductstream_connections gauge\nductstream_connections {}\n",
+        m.connections.load(Ordering::Relaxed)
+    );
+    out.push_str("# HELP ductstream_high_watermark Durable high watermark of each partition served since start.\n");
+    out.push_str("# TYPE ductstream_high_watermark gauge\n");
+    let names: HashMap<_, _> = match broker.storage().topics().await {
+        Ok(topics) => topics.into_iter().map(|t| (t.id, t.name)).collect(),
+        Err(_) => HashMap::new(),
+    };
+    let mut partitions = broker.log.open_partitions();
+    partitions.sort();
+    for ((id, partition), hw) in partitions {
+        if let Some(topic) = names.get(&id) {
+            let _ = writeln!(out, "ductstream_high_watermark{{topic=\"{topic}\",partition=\"{partition}\"}} {hw}");
+        }
+    }
+    out
+}
+
+/// Answers `GET /metrics` on `listener` until shutdown. Anything else gets a 404.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
+    loop {
+        let (mut stream, _) = tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(_) => continue,
+            },
+        };
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            let mut head = [0u8; 2048];
+            let n = match stream.read(&mut head).await {
+                Ok(n) => n,
+                Err(_) => return,
+            };
+            let request = String::from_utf8_lossy(&head[..n]);
+            let (status, body) = if request.starts_with("GET /metrics ") {
+                ("200 OK", render(&broker).await)
+            } else {
+                ("404 Not Found", "try GET /metrics\n".to_string())
+            };
+            let response = format!(
+                "HTTP/1.1 {status}\r\nContent-Type: text/plain; version=0.0.4\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+            let _ = stream.write_all(response.as_bytes()).await;
+        });
+    }
+}
