@@ -34,7 +34,7 @@ async fn grow(ctx: &Ctx, wanted: CreatePartitionsTopic, validate_only: bool) -> 
         ));
     }
     let node = ctx.broker.config.node_id;
-    if let Some(assignments) = &wanted.assignments {
+    if let Some(assignments) = wanted.assignments.as_ref().filter(|a| !a.is_empty()) {
         let added = (wanted.count - topic.partitions) as usize;
         if assignments.len() != added || assignments.iter().any(|a| a.broker_ids.iter().any(|b| b.0 != node)) {
             return Err(BrokerError::kafka(ResponseError::InvalidReplicaAssignment, format!("only broker {node} exists")));

@@ -35,8 +35,11 @@ pub struct ConfigEntry {
 pub async fn handle(ctx: &Ctx, request: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let mut results = Vec::with_capacity(request.resources.len());
     for resource in request.resources {
-        let keys: Option<Vec<String>> =
-            resource.configuration_keys.map(|k| k.iter().map(|s| s.as_str().to_owned()).collect());
+        // Null or empty both mean every config, as Kafka treats them.
+        let keys: Option<Vec<String>> = resource
+            .configuration_keys
+            .filter(|k| !k.is_empty())
+            .map(|k| k.iter().map(|s| s.as_str().to_owned()).collect());
         let result = DescribeConfigsResult::default()
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());

@@ -1,0 +1,84 @@
+//! Process behaviour: flags, graceful shutdown, metrics.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::process::Command;
+
+use common::requests::{create_topic, fetch, produce_one};
+use common::{Broker, Client};
+use ductstream_storage::testsuite::make_batch;
+use kafka_protocol::messages::ApiKey;
+
+#[test]
+fn sigterm_answers_in_flight_requests_then_exits_cleanly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let broker = Broker::start(&data, &[]);
+    let mut client = broker.client();
+    create_topic(&mut client, "bye", 1, &[]);
+    assert_eq!(produce_one(&mut client, "bye", 0, make_batch(2, 0, None)).0, 0);
+    let (correlation, frame) = client.frame(ApiKey::Fetch, 12, &fetch("bye", 0, 2, 25_000, 1, 1 << 20));
+    client.send_raw(&frame).expect("send");
+    std::thread::sleep(std::time::Duration::from_millis(200)); // let the fetch start waiting
+    let status = broker.terminate();
+    let reply = client.read_frame().expect("the waiting fetch is answered before exit");
+    assert_eq!(Client::decode(ApiKey::Fetch, 12, reply).0, correlation);
+    assert!(status.success(), "exit status {status:?}");
+
+    let broker = Broker::start(&data, &[]);
+    let mut client = broker.client();
+    assert_eq!(common::requests::fetch_now(&mut client, "bye", 0, 0).1, 2, "data kept across a clean restart");
+}
+
+#[test]
+fn metrics_count_requests_bytes_and_high_watermarks() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &["--metrics-listen", "127.0.0.1:0"]);
+    let mut client = broker.client();
+    create_topic(&mut client, "measured", 1, &[]);
+    assert_eq!(produce_one(&mut client, "measured", 0, make_batch(4, 0, None)).0, 0);
+    assert_eq!(produce_one(&mut client, "missing", 0, make_batch(1, 0, None)).0, 3);
+    let mut http = TcpStream::connect(broker.metrics.expect("metrics address")).expect("connect");
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    let mut body = String::new();
+    http.read_to_string(&mut body).expect("response");
+    assert!(body.starts_with("HTTP/1.1 200 OK"), "{body}");
+    assert!(body.contains("ductstream_requests_total{api=\"Produce\",error=\"NONE\"} 1"), "{body}");
+    assert!(body.contains("ductstream_requests_total{api=\"Produce\",error=\"UnknownTopicOrPartition\"} 1"), "{body}");
+    assert!(body.contains("ductstream_high_watermark{topic=\"measured\",partition=\"0\"} 4"), "{body}");
+    assert!(body.contains("ductstream_bytes_in_total"));
+}
+
+#[test]
+fn postgres_storage_is_refused_with_a_clear_message_for_now() {
+    let output = Command::new(env!("CARGO_BIN_EXE_ductstream"))
+        .args(["--kafka-listen", "127.0.0.1:0", "--storage", "postgres://localhost/db"])
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("Postgres storage is not available"));
+}
+
+#[test]
+fn flags_are_also_environment_variables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let output = Command::new(env!("CARGO_BIN_EXE_ductstream"))
+        .env("DUCTSTREAM_KAFKA_LISTEN", "127.0.0.1:0")
+        .env("DUCTSTREAM_DATA_DIR", dir.path())
+        .env("DUCTSTREAM_STORAGE", "nonsense")
+        .output()
+        .expect("run");
+    assert!(String::from_utf8_lossy(&output.stderr).contains("unknown storage \"nonsense\""));
+}
+
+#[test]
+fn the_memory_engine_serves_too() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("unused"), &["--storage", "memory"]);
+    let mut client = broker.client();
+    create_topic(&mut client, "mem", 1, &[]);
+    assert_eq!(produce_one(&mut client, "mem", 0, make_batch(2, 0, None)), (0, 0));
+    assert_eq!(common::requests::fetch_now(&mut client, "mem", 0, 0).1, 2);
+}
