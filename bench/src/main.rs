@@ -1,1 +1,72 @@
-fn main() {}
+//! `ductstream-bench`: a load generator for DuctStream (or any Kafka broker)
+//! built on librdkafka. See README.md for the modes.
+
+mod client;
+mod consume;
+mod delivery;
+mod latency;
+mod payload;
+mod produce;
+mod stats;
+mod topic;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+
+use crate::client::{ClientOpts, parse_key_val};
+use crate::stats::{Report, print_report};
+
+#[derive(Debug, Parser)]
+#[command(name = "ductstream-bench", version, about)]
+struct Cli {
+    /// Kafka bootstrap servers.
+    #[arg(
+        long,
+        global = true,
+        default_value = "127.0.0.1:9092",
+        env = "DUCTSTREAM_BOOTSTRAP"
+    )]
+    bootstrap: String,
+    /// Print the result as a single JSON object instead of a line of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Extra librdkafka setting for every client the mode creates, e.g.
+    /// `--set socket.nagle.disable=true`; repeatable, wins over the bench's
+    /// own settings.
+    #[arg(long = "set", value_name = "KEY=VALUE", global = true, value_parser = parse_key_val)]
+    set: Vec<(String, String)>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Produce N messages as fast as possible: throughput and delivery latency.
+    Produce(produce::ProduceArgs),
+    /// Read a topic from the beginning (explicit assignment, no group): throughput.
+    Consume(consume::ConsumeArgs),
+    /// Produce at a fixed rate while consuming: end-to-end latency.
+    Latency(latency::LatencyArgs),
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let opts = ClientOpts {
+        bootstrap: cli.bootstrap,
+        overrides: cli.set,
+    };
+    let report: Box<dyn Report> = match &cli.command {
+        Command::Produce(args) => Box::new(produce::run(&opts, args)?),
+        Command::Consume(args) => Box::new(consume::run(&opts, args)?),
+        Command::Latency(args) => Box::new(latency::run(&opts, args)?),
+    };
+    match print_report(report.as_ref(), cli.json) {
+        // Output piped into e.g. `head`: not the bench's failure.
+        Err(error) if error.kind() == std::io::ErrorKind::BrokenPipe => {}
+        other => other.context("printing the report")?,
+    }
+    if let Some(failure) = report.failure() {
+        bail!(failure);
+    }
+    Ok(())
+}
