@@ -25,6 +25,11 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_STORAGE", default_value = "sled")]
     pub storage: String,
 
+    /// fsync sled's log on every group commit, so acknowledged records survive a power loss
+    /// (without it they survive a crash or kill of the process).
+    #[arg(long, env = "DUCTSTREAM_FSYNC", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub fsync: bool,
+
     /// Address for the Prometheus `/metrics` endpoint; off when not given.
     #[arg(long, env = "DUCTSTREAM_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,

@@ -44,7 +44,7 @@ fn open_storage(args: &Args) -> Result<Arc<dyn Storage>> {
     match args.storage.as_str() {
         "sled" => {
             std::fs::create_dir_all(&args.data_dir)?;
-            let storage = SledStorage::open(&args.data_dir).map_err(|e| {
+            let storage = SledStorage::open_with_fsync(&args.data_dir, args.fsync).map_err(|e| {
                 BrokerError::Config(format!("cannot open the sled store in {}: {e}", args.data_dir.display()))
             })?;
             Ok(Arc::new(storage))
@@ -77,6 +77,7 @@ async fn run(args: Args) -> Result<()> {
     tracing::info!(
         kafka = %bound,
         storage = storage.engine(),
+        fsync = args.fsync,
         data_dir = %args.data_dir.display(),
         advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port),
         "ductstream started"

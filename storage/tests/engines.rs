@@ -15,6 +15,13 @@ async fn sled_engine_passes_the_suite() {
 }
 
 #[tokio::test]
+async fn sled_with_fsync_passes_the_suite() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let storage = SledStorage::open_with_fsync(dir.path(), true).expect("open");
+    testsuite::run_all(&storage).await;
+}
+
+#[tokio::test]
 async fn sled_keeps_everything_across_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first_id;

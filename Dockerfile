@@ -1,0 +1,11 @@
+# Builds the ductstream broker. Used by docker-compose.yml; the tests never need Docker.
+FROM rust:1.95-bookworm AS build
+WORKDIR /src
+COPY . .
+RUN cargo build --release -p ductstream-broker --bin ductstream
+
+FROM debian:bookworm-slim
+COPY --from=build /src/target/release/ductstream /usr/local/bin/ductstream
+VOLUME /data
+EXPOSE 9092 9644
+ENTRYPOINT ["ductstream", "--kafka-listen", "0.0.0.0:9092", "--data-dir", "/data", "--metrics-listen", "0.0.0.0:9644"]

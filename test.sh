@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole DuctStream test suite: Rust unit and integration tests (they start the real broker
+# binary on port 0), then the real-client compatibility suite (kcat, confluent-kafka,
+# kafka-python, aiokafka, kafkajs, sarama). Installs what the tests need on first run.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ductstream/target}"
+export CARGO_TERM_COLOR=never
+
+bash compat-tests/setup.sh
+
+cargo build --workspace --all-targets
+if cargo nextest --version >/dev/null 2>&1; then
+    cargo nextest run --workspace --no-fail-fast
+else
+    cargo test --workspace --no-fail-fast
+fi
+
+DUCTSTREAM_BIN="$CARGO_TARGET_DIR/debug/ductstream" bash compat-tests/run.sh
