@@ -21,12 +21,13 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Storage engine: `sled`, `memory` or a `postgres://` URL.
+    /// Storage engine: `sled` (the embedded default), `segment` (append-only segment files, the
+    /// fast embedded engine), `memory` or a `postgres://` URL.
     #[arg(long, env = "DUCTSTREAM_STORAGE", default_value = "sled")]
     pub storage: String,
 
-    /// fsync sled's log on every group commit, so acknowledged records survive a power loss
-    /// (without it they survive a crash or kill of the process).
+    /// fsync on every group commit, so acknowledged records survive a power loss (without it
+    /// they survive a crash or kill of the process).
     #[arg(long, env = "DUCTSTREAM_FSYNC", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub fsync: bool,
 

@@ -14,7 +14,9 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::net::TcpStream;
+use futures::FutureExt;
 use tokio::sync::mpsc;
+use tokio::sync::mpsc::error::TryRecvError;
 use tracing::Instrument;
 
 use crate::api::{self, Ctx, Outcome};
@@ -95,29 +97,49 @@ async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Reply> {
     Ok(Reply { correlation_id: header.correlation_id, ctx, outcome })
 }
 
+/// Writes responses in request order. Output is buffered, but flushed whenever the writer
+/// would otherwise wait (for the next reply, or for a reply still waiting on its sync), so a
+/// busy pipelined connection never holds finished responses back.
 async fn write_replies(broker: Arc<Broker>, write: OwnedWriteHalf, mut replies: mpsc::Receiver<Reply>) {
     let mut out = BufWriter::with_capacity(64 * 1024, write);
-    while let Some(reply) = replies.recv().await {
+    loop {
+        let reply = match replies.try_recv() {
+            Ok(reply) => reply,
+            Err(TryRecvError::Disconnected) => break,
+            Err(TryRecvError::Empty) => {
+                if out.flush().await.is_err() {
+                    return;
+                }
+                match replies.recv().await {
+                    Some(reply) => reply,
+                    None => break,
+                }
+            }
+        };
         let response = match reply.outcome {
             Outcome::Now(response) => Some(*response),
-            Outcome::Later(response) => Some(response.await),
+            Outcome::Later(mut response) => match (&mut response).now_or_never() {
+                Some(ready) => Some(ready),
+                None => {
+                    if out.flush().await.is_err() {
+                        return;
+                    }
+                    Some(response.await)
+                }
+            },
             Outcome::Silent => None,
         };
         broker.metrics.request(reply.ctx.api, reply.ctx.first_error());
-        if let Some(response) = response {
-            let frame = match encode(reply.correlation_id, &reply.ctx, &response) {
-                Ok(frame) => frame,
-                Err(e) => {
-                    tracing::error!(api = ?reply.ctx.api, version = reply.ctx.version, error = %e, "cannot encode response");
-                    return;
-                }
-            };
-            broker.metrics.bytes_out(frame.len());
-            if out.write_all(&frame).await.is_err() {
+        let Some(response) = response else { continue };
+        let frame = match encode(reply.correlation_id, &reply.ctx, &response) {
+            Ok(frame) => frame,
+            Err(e) => {
+                tracing::error!(api = ?reply.ctx.api, version = reply.ctx.version, error = %e, "cannot encode response");
                 return;
             }
-        }
-        if replies.is_empty() && out.flush().await.is_err() {
+        };
+        broker.metrics.bytes_out(frame.len());
+        if out.write_all(&frame).await.is_err() {
             return;
         }
     }

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Parser;
 use ductstream_broker::config::{Args, BrokerConfig, LogFormat};
 use ductstream_broker::{server, Broker, BrokerError, Result};
-use ductstream_storage::{MemoryStorage, SledStorage, Storage};
+use ductstream_storage::{MemoryStorage, SegmentStorage, SledStorage, Storage};
 use tokio::net::TcpListener;
 
 fn main() -> ExitCode {
@@ -40,12 +40,36 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
+/// Files that show a data folder belongs to an engine, so one engine never opens another's.
+const ENGINE_MARKERS: &[(&str, &str)] = &[("sled", "conf"), ("segment", "lock")];
+
+fn check_data_dir_engine(args: &Args, engine: &str) -> Result<()> {
+    for (other, marker) in ENGINE_MARKERS.iter().filter(|(name, _)| *name != engine) {
+        if args.data_dir.join(marker).exists() {
+            return Err(BrokerError::Config(format!(
+                "{} holds a {other} store; start with --storage {other}, or use another --data-dir for {engine}",
+                args.data_dir.display()
+            )));
+        }
+    }
+    Ok(())
+}
+
 fn open_storage(args: &Args) -> Result<Arc<dyn Storage>> {
     match args.storage.as_str() {
         "sled" => {
             std::fs::create_dir_all(&args.data_dir)?;
+            check_data_dir_engine(args, "sled")?;
             let storage = SledStorage::open_with_fsync(&args.data_dir, args.fsync).map_err(|e| {
                 BrokerError::Config(format!("cannot open the sled store in {}: {e}", args.data_dir.display()))
+            })?;
+            Ok(Arc::new(storage))
+        }
+        "segment" => {
+            std::fs::create_dir_all(&args.data_dir)?;
+            check_data_dir_engine(args, "segment")?;
+            let storage = SegmentStorage::open(&args.data_dir, args.fsync).map_err(|e| {
+                BrokerError::Config(format!("cannot open the segment store in {}: {e}", args.data_dir.display()))
             })?;
             Ok(Arc::new(storage))
         }
@@ -53,7 +77,7 @@ fn open_storage(args: &Args) -> Result<Arc<dyn Storage>> {
         url if url.starts_with("postgres://") || url.starts_with("postgresql://") => Err(BrokerError::Config(
             "Postgres storage is not available in this version yet; use --storage sled (default) or memory".into(),
         )),
-        other => Err(BrokerError::Config(format!("unknown storage {other:?}: use sled, memory or a postgres:// URL"))),
+        other => Err(BrokerError::Config(format!("unknown storage {other:?}: use sled, segment, memory or a postgres:// URL"))),
     }
 }
 

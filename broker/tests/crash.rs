@@ -15,10 +15,24 @@ use ductstream_storage::testsuite::make_batch;
 use ductstream_storage::Batch;
 
 #[test]
-fn acknowledged_batches_survive_kill_dash_nine() {
+fn acknowledged_batches_survive_kill_dash_nine_on_sled() {
+    acknowledged_batches_survive_kill_dash_nine(&["--storage", "sled"]);
+}
+
+#[test]
+fn acknowledged_batches_survive_kill_dash_nine_on_segments() {
+    acknowledged_batches_survive_kill_dash_nine(&["--storage", "segment"]);
+}
+
+#[test]
+fn acknowledged_batches_survive_kill_dash_nine_on_segments_with_fsync() {
+    acknowledged_batches_survive_kill_dash_nine(&["--storage", "segment", "--fsync"]);
+}
+
+fn acknowledged_batches_survive_kill_dash_nine(engine: &[&str]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
-    let broker = Broker::start(&data, &[]);
+    let broker = Broker::start(&data, engine);
     let mut admin = broker.client();
     create_topic(&mut admin, "crash", 2, &[]);
 
@@ -67,7 +81,7 @@ fn acknowledged_batches_survive_kill_dash_nine() {
     let acked = acked.lock().expect("lock").clone();
     assert!(acked.len() >= 300, "only {} batches acknowledged before the deadline", acked.len());
 
-    let broker = Broker::start(&data, &[]);
+    let broker = Broker::start(&data, engine);
     let mut client = broker.client();
     for partition in 0..2 {
         let mut stored = Vec::new();

@@ -16,12 +16,21 @@ fn init_producer(client: &mut Client, version: i16) -> (i64, i16) {
 }
 
 #[test]
-fn retries_get_their_offsets_back_and_gaps_are_refused() {
+fn retries_get_their_offsets_back_and_gaps_are_refused_on_sled() {
+    retries_get_their_offsets_back_and_gaps_are_refused(&["--storage", "sled"]);
+}
+
+#[test]
+fn retries_get_their_offsets_back_and_gaps_are_refused_on_segments() {
+    retries_get_their_offsets_back_and_gaps_are_refused(&["--storage", "segment"]);
+}
+
+fn retries_get_their_offsets_back_and_gaps_are_refused(engine: &[&str]) {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let (id, epoch);
     {
-        let broker = Broker::start(&data, &[]);
+        let broker = Broker::start(&data, engine);
         let mut c = broker.client();
         create_topic(&mut c, "idem", 1, &[]);
         let mut ids = Vec::new();
@@ -39,7 +48,7 @@ fn retries_get_their_offsets_back_and_gaps_are_refused() {
         assert_eq!(fetch_now(&mut c, "idem", 0, 0).1, 5, "retries and gaps stored nothing");
         broker.kill();
     }
-    let broker = Broker::start(&data, &[]);
+    let broker = Broker::start(&data, engine);
     let mut c = broker.client();
     assert_eq!(produce_one(&mut c, "idem", 0, make_batch(2, 0, Some((id, epoch, 3)))), (0, 3), "a retry after a restart");
     assert_eq!(produce_one(&mut c, "idem", 0, make_batch(1, 0, Some((id, epoch, 5)))), (0, 5));

@@ -82,3 +82,18 @@ fn the_memory_engine_serves_too() {
     assert_eq!(produce_one(&mut client, "mem", 0, make_batch(2, 0, None)), (0, 0));
     assert_eq!(common::requests::fetch_now(&mut client, "mem", 0, 0).1, 2);
 }
+
+#[test]
+fn one_engine_never_opens_anothers_data_dir() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let broker = Broker::start(&data, &["--storage", "segment"]);
+    drop(broker);
+    let output = Command::new(env!("CARGO_BIN_EXE_ductstream"))
+        .args(["--kafka-listen", "127.0.0.1:0", "--storage", "sled", "--data-dir"])
+        .arg(&data)
+        .output()
+        .expect("run");
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("holds a segment store"));
+}

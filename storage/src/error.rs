@@ -20,6 +20,8 @@ pub enum StorageError {
     Corrupt(String),
     #[error("storage engine failed: {0}")]
     Engine(String),
+    #[error("I/O on {path} failed: {source}")]
+    Io { path: String, source: std::io::Error },
 }
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;

@@ -4,12 +4,14 @@
 //! never the Kafka wire. Record batches are kept as the bytes the producer sent, with only the
 //! base offset rewritten, so a fetch hands stored bytes back unchanged.
 //!
-//! Engines: [`MemoryStorage`] (tests, ephemeral brokers) and [`SledStorage`] (the embedded
-//! default). Every engine passes the same conformance suite in [`testsuite`].
+//! Engines: [`MemoryStorage`] (tests, ephemeral brokers), [`SledStorage`] (the embedded
+//! default) and [`SegmentStorage`] (an append-only segment log, like Kafka's). Every engine
+//! passes the same conformance suite in [`testsuite`].
 
 mod batch;
 mod error;
 mod memory;
+mod segment;
 #[cfg(feature = "sled")]
 mod sled_engine;
 mod storage;
@@ -19,6 +21,7 @@ mod types;
 pub use batch::{Batch, BatchError, Compression, RECORD_BATCH_OVERHEAD};
 pub use error::{Result, StorageError};
 pub use memory::MemoryStorage;
+pub use segment::SegmentStorage;
 #[cfg(feature = "sled")]
 pub use sled_engine::SledStorage;
 pub use storage::Storage;

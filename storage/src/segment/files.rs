@@ -1,0 +1,83 @@
+//! Small file helpers: error mapping, atomic replacement of metadata files, directory fsync.
+
+use std::fs::File;
+use std::io::{ErrorKind, Write};
+use std::path::{Path, PathBuf};
+
+use crate::{Result, StorageError};
+
+/// Wraps an I/O error with the path it happened on, so a log line says which file failed.
+pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
+    move |source| StorageError::Io { path: path.display().to_string(), source }
+}
+
+/// Replaces `path` with `bytes` so that a crash or power loss leaves either the old or the new
+/// content, never a mix or an empty file: write a temporary file, fsync it, rename it over,
+/// fsync the directory so the rename itself is durable.
+pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    let mut file = File::create(&tmp).map_err(io_error(&tmp))?;
+    file.write_all(bytes).map_err(io_error(&tmp))?;
+    file.sync_all().map_err(io_error(&tmp))?;
+    drop(file);
+    std::fs::rename(&tmp, path).map_err(io_error(path))?;
+    sync_dir(parent(path))
+}
+
+/// Reads a whole small file, or `None` when it does not exist.
+pub(super) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
+    match std::fs::read(path) {
+        Ok(bytes) => Ok(Some(bytes)),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io_error(path)(e)),
+    }
+}
+
+/// Reads a file holding one decimal integer (as `write_atomically` wrote it).
+pub(super) fn read_i64(path: &Path) -> Result<Option<i64>> {
+    let Some(bytes) = read_optional(path)? else { return Ok(None) };
+    let text = String::from_utf8_lossy(&bytes);
+    text.trim()
+        .parse()
+        .map(Some)
+        .map_err(|_| StorageError::Corrupt(format!("{} should hold an integer, found {text:?}", path.display())))
+}
+
+/// Makes the entries of `dir` (files created, renamed or removed in it) durable.
+pub(super) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(io_error(dir))
+}
+
+fn tmp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".tmp");
+    path.with_file_name(name)
+}
+
+fn parent(path: &Path) -> &Path {
+    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn replaces_content_and_leaves_no_temporary_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("value");
+        assert_eq!(read_i64(&path).expect("read"), None);
+        write_atomically(&path, b"41").expect("write");
+        write_atomically(&path, b"42").expect("rewrite");
+        assert_eq!(read_i64(&path).expect("read"), Some(42));
+        assert!(!dir.path().join("value.tmp").exists());
+    }
+
+    #[test]
+    fn garbage_is_reported_as_corrupt() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("value");
+        std::fs::write(&path, "forty-two").expect("write");
+        assert!(matches!(read_i64(&path), Err(StorageError::Corrupt(_))));
+    }
+}
