@@ -1,5 +1,7 @@
 //! Admin APIs against the real binary: topics, partitions, configs, records, offsets, cluster.
 
+#![allow(clippy::expect_used)] // tests: a failed expectation is the report
+
 mod common;
 
 use common::requests::{create_topic, fetch_now, produce_one};
@@ -15,9 +17,7 @@ use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListO
 use kafka_protocol::messages::*;
 
 fn broker() -> (tempfile::TempDir, Broker) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::start(&dir.path().join("data"), &["--num-partitions", "3"]);
-    (dir, broker)
+    common::temp_broker(&["--num-partitions", "3"])
 }
 
 fn create(topic: &str, partitions: i32, rf: i16, configs: &[(&str, &str)], validate_only: bool) -> CreateTopicsRequest {

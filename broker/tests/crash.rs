@@ -1,6 +1,8 @@
 //! kill -9 in the middle of an acks=all stream: every acknowledged batch survives, in order,
 //! and offsets continue after the restart.
 
+#![allow(clippy::expect_used)] // tests: a failed expectation is the report
+
 mod common;
 
 use std::sync::atomic::{AtomicBool, Ordering};

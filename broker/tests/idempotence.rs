@@ -1,6 +1,8 @@
 //! Idempotent producers: a retried batch gets its first offset back, a gap is refused, and
 //! producer state survives a restart.
 
+#![allow(clippy::expect_used)] // tests: a failed expectation is the report
+
 mod common;
 
 use common::requests::{create_topic, fetch_now, produce_one};

@@ -1,5 +1,7 @@
 //! Process behaviour: flags, graceful shutdown, metrics.
 
+#![allow(clippy::expect_used)] // tests: a failed expectation is the report
+
 mod common;
 
 use std::io::{Read, Write};

@@ -1,6 +1,8 @@
 //! Produce and fetch against the real binary: stored bytes come back as sent, long polls wake
 //! on appends, limits are respected, pipelined requests are answered in order.
 
+#![allow(clippy::expect_used)] // tests: a failed expectation is the report
+
 mod common;
 
 use std::thread;
@@ -13,9 +15,7 @@ use ductstream_storage::Batch;
 use kafka_protocol::messages::ApiKey;
 
 fn broker() -> (tempfile::TempDir, Broker) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::start(&dir.path().join("data"), &[]);
-    (dir, broker)
+    common::temp_broker(&[])
 }
 
 fn batches(mut records: Bytes) -> Vec<Batch> {

@@ -1,6 +1,8 @@
 //! Bad input on the wire: the offending connection fails alone, the broker keeps serving, and
 //! no stored data changes.
 
+#![allow(clippy::expect_used)] // tests: a failed expectation is the report
+
 mod common;
 
 use bytes::{BufMut, BytesMut};
@@ -10,9 +12,7 @@ use ductstream_storage::testsuite::make_batch;
 use kafka_protocol::messages::{ApiKey, ApiVersionsRequest, MetadataRequest, ProduceRequest};
 
 fn broker() -> (tempfile::TempDir, Broker) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let broker = Broker::start(&dir.path().join("data"), &[]);
-    (dir, broker)
+    common::temp_broker(&[])
 }
 
 /// The broker still answers a fresh connection.

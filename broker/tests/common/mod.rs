@@ -1,6 +1,6 @@
 //! Test harness: the real `ductstream` binary on port 0, and a raw Kafka client built on the
 //! `kafka-protocol` crate, so tests can send exactly the bytes they mean to.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::expect_used)] // test harness: a failed expectation is the report
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -21,8 +21,15 @@ pub struct Broker {
     stderr_log: PathBuf,
 }
 
+/// A broker with extra flags on a fresh data folder; keep the folder alive as long as the broker.
+pub fn temp_broker(extra: &[&str]) -> (tempfile::TempDir, Broker) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), extra);
+    (dir, broker)
+}
+
 impl Broker {
-    /// Starts the broker on sled in `data_dir` with extra flags.
+    /// Starts the broker (sled unless `extra` says otherwise) in `data_dir` with extra flags.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Broker {
         let stderr_log = data_dir.with_extension("stderr.log");
         let stderr = std::fs::File::create(&stderr_log).expect("stderr log");
