@@ -33,10 +33,12 @@ pub fn positions(batch: &Batch) -> Result<Vec<RecordPosition>> {
         record.advance(1); // attributes
         let timestamp_delta = varint(&mut record)?;
         let offset_delta = varint(&mut record)?;
-        out.push(RecordPosition {
-            offset: batch.base_offset() + offset_delta,
-            timestamp: batch.base_timestamp() + timestamp_delta,
-        });
+        let timestamp = if batch.is_log_append_time() {
+            batch.max_timestamp()
+        } else {
+            batch.base_timestamp() + timestamp_delta
+        };
+        out.push(RecordPosition { offset: batch.base_offset() + offset_delta, timestamp });
     }
     Ok(out)
 }

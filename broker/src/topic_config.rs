@@ -1,8 +1,9 @@
 //! Topic configs: the names Kafka knows, their defaults and types, and validation.
 //!
-//! Every config below is accepted, stored and described. Only `max.message.bytes` changes the
-//! broker's behaviour today (README lists this); the rest are kept so tools that set them work
-//! and so that later features (retention, compaction) find them.
+//! Every config below is accepted, stored and described. Only `max.message.bytes` and
+//! `message.timestamp.type` change the broker's behaviour today (README lists this); the rest
+//! are kept so tools that set them work and so that later features (retention, compaction)
+//! find them.
 
 use std::collections::BTreeMap;
 
@@ -36,6 +37,7 @@ const fn def(name: &'static str, default: &'static str, kind: ConfigType, doc: &
 }
 
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
+pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
 
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
@@ -60,11 +62,11 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("max.compaction.lag.ms", "9223372036854775807", ConfigType::Long, "Stored; not enforced yet."),
     def(MAX_MESSAGE_BYTES, "1048588", ConfigType::Int, "Largest record batch accepted (enforced)."),
     TopicConfigDef {
-        name: "message.timestamp.type",
+        name: MESSAGE_TIMESTAMP_TYPE,
         default: "CreateTime",
         kind: ConfigType::String,
         allowed: &["CreateTime", "LogAppendTime"],
-        doc: "Stored; producer timestamps are always kept.",
+        doc: "LogAppendTime stamps each batch with the broker's time on append (enforced).",
     },
     def("min.cleanable.dirty.ratio", "0.5", ConfigType::Double, "Stored; not enforced yet."),
     def("min.compaction.lag.ms", "0", ConfigType::Long, "Stored; not enforced yet."),
@@ -117,6 +119,11 @@ pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<()> {
 /// The largest batch `topic` accepts.
 pub fn max_message_bytes(configs: &BTreeMap<String, String>, broker: &BrokerConfig) -> i32 {
     configs.get(MAX_MESSAGE_BYTES).and_then(|v| v.parse().ok()).unwrap_or(broker.message_max_bytes)
+}
+
+/// True when the topic wants batches stamped with the broker's append time.
+pub fn log_append_time(configs: &BTreeMap<String, String>) -> bool {
+    configs.get(MESSAGE_TIMESTAMP_TYPE).is_some_and(|v| v == "LogAppendTime")
 }
 
 /// Kafka's topic naming rule: 1 to 249 of `[a-zA-Z0-9._-]`, and not `.` or `..`.

@@ -176,3 +176,43 @@ fn every_fetch_and_produce_version_encodes() {
         assert_eq!(response.responses[0].partitions[0].high_watermark, 7, "fetch v{version}");
     }
 }
+
+#[test]
+fn deleting_a_topic_under_a_parked_fetch_answers_it_with_an_error() {
+    let (_dir, broker) = broker();
+    let mut consumer = broker.client();
+    create_topic(&mut consumer, "doomed", 1, &[]);
+    assert_eq!(produce_one(&mut consumer, "doomed", 0, make_batch(1, 0, None)).0, 0);
+    let (correlation, frame) = consumer.frame(ApiKey::Fetch, 12, &fetch("doomed", 0, 1, 3_000, 1, 1 << 20));
+    consumer.send_raw(&frame).expect("send fetch");
+    thread::sleep(std::time::Duration::from_millis(200)); // let the fetch park
+    let mut admin = broker.client();
+    let delete = kafka_protocol::messages::DeleteTopicsRequest::default().with_topic_names(vec![common::name("doomed")]);
+    let r = expect_kind!(admin.call(ApiKey::DeleteTopics, 5, &delete), DeleteTopics);
+    assert_eq!(r.responses[0].error_code, 0);
+    // The deletion wakes the parked fetch, which must answer with a partition error rather
+    // than drop the connection.
+    let reply = consumer.read_frame().expect("the fetch is answered");
+    let (got, response) = Client::decode(ApiKey::Fetch, 12, reply);
+    assert_eq!(got, correlation);
+    let response = expect_kind!(response, Fetch);
+    assert_eq!(response.responses[0].partitions[0].error_code, 3, "UNKNOWN_TOPIC_OR_PARTITION");
+    let metadata = kafka_protocol::messages::MetadataRequest::default();
+    expect_kind!(consumer.call(ApiKey::Metadata, 12, &metadata), Metadata);
+}
+
+#[test]
+fn log_append_time_topics_are_stamped_by_the_broker() {
+    let (_dir, broker) = broker();
+    let mut client = broker.client();
+    create_topic(&mut client, "stamped", 1, &[("message.timestamp.type", "LogAppendTime")]);
+    let before = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock").as_millis() as i64;
+    let response = expect_kind!(client.call(ApiKey::Produce, 9, &produce("stamped", 0, make_batch(2, 1_000, None), -1)), Produce);
+    let p = &response.responses[0].partition_responses[0];
+    assert_eq!(p.error_code, 0);
+    assert!(p.log_append_time_ms >= before, "the produce response carries the append time");
+    let (_, _, records) = fetch_now(&mut client, "stamped", 0, 0);
+    let batch = &batches(records)[0];
+    assert!(batch.is_log_append_time());
+    assert_eq!(batch.max_timestamp(), p.log_append_time_ms);
+}

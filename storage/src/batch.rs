@@ -21,6 +21,9 @@ const PRODUCER_EPOCH_AT: usize = 51;
 const BASE_SEQUENCE_AT: usize = 53;
 const RECORD_COUNT_AT: usize = 57;
 
+/// The timestamp-type bit of the attributes: set for LogAppendTime.
+const LOG_APPEND_TIME: i16 = 0x08;
+
 /// Why a batch was refused.
 #[non_exhaustive]
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -126,6 +129,25 @@ impl Batch {
         bytes.put_i64(base_offset);
         bytes.put_slice(&self.bytes[8..]);
         Batch { bytes: bytes.freeze() }
+    }
+
+    /// The same batch stamped with the broker's append time, as topics with
+    /// `message.timestamp.type=LogAppendTime` want: the timestamp-type attribute is set and the
+    /// max timestamp becomes `time` (consumers then read it as every record's timestamp). Both
+    /// sit under the CRC, so it is recomputed.
+    pub fn with_log_append_time(self, time: i64) -> Batch {
+        let mut bytes = BytesMut::from(&self.bytes[..]);
+        let attributes = self.attributes() | LOG_APPEND_TIME;
+        bytes[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+        bytes[MAX_TIMESTAMP_AT..MAX_TIMESTAMP_AT + 8].copy_from_slice(&time.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[ATTRIBUTES_AT..]);
+        bytes[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        Batch { bytes: bytes.freeze() }
+    }
+
+    /// True when the broker stamped the batch (every record's timestamp is the max timestamp).
+    pub fn is_log_append_time(&self) -> bool {
+        self.attributes() & LOG_APPEND_TIME != 0
     }
 
     pub fn bytes(&self) -> &Bytes {
@@ -264,6 +286,14 @@ pub(crate) mod tests {
         assert_eq!(Batch::split_first(&mut bytes).map(|b| b.map(|b| b.record_count())), Some(Ok(1)));
         assert_eq!(Batch::split_first(&mut bytes).map(|b| b.map(|b| b.record_count())), Some(Ok(2)));
         assert!(Batch::split_first(&mut bytes).is_none());
+    }
+
+    #[test]
+    fn log_append_time_restamps_and_keeps_the_crc_valid() {
+        let batch = Batch::parse(sample_batch(2, 1000, None)).expect("valid").with_log_append_time(99_000);
+        assert!(batch.is_log_append_time());
+        assert_eq!((batch.max_timestamp(), batch.base_timestamp()), (99_000, 1000));
+        Batch::parse(batch.into_bytes()).expect("CRC recomputed");
     }
 
     #[test]

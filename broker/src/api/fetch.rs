@@ -7,11 +7,11 @@
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use ductstream_storage::Topic;
+use ductstream_storage::{Batch, PartitionOffsets, Topic};
 use futures::future::select_all;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_request::FetchTopic;
+use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
 use kafka_protocol::messages::{FetchRequest, FetchResponse};
 use tokio::sync::watch;
@@ -66,15 +66,9 @@ async fn read_round(
             let remaining = max_bytes.saturating_sub(round.bytes);
             let read = match topic {
                 Some(topic) if (0..topic.partitions).contains(&p.partition) => {
-                    // Subscribe before reading, so an append right after the read still wakes us.
-                    wakers.push(ctx.broker.log.partition(topic, p.partition).await?.subscribe());
-                    if remaining == 0 && round.bytes > 0 {
-                        // Out of response budget: report the partition's bounds, no data.
-                        ctx.broker.log.offsets(topic, p.partition).await.map(|o| (Vec::new(), o))
-                    } else {
-                        let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
-                        ctx.broker.log.read(topic, p.partition, p.fetch_offset, limit).await.map(|r| (r.batches, r.offsets))
-                    }
+                    // Once some data is in, a partition past the response budget gets none.
+                    let budget = (remaining > 0 || round.bytes == 0).then_some(remaining);
+                    read_partition(ctx, topic, p, budget, wakers).await
                 }
                 _ => Err(crate::BrokerError::kafka(ResponseError::UnknownTopicOrPartition, "no such topic partition")),
             };
@@ -100,6 +94,25 @@ async fn read_round(
         round.responses.push(FetchableTopicResponse::default().with_topic(wanted.topic.clone()).with_partitions(partitions));
     }
     Ok(round)
+}
+
+/// Reads one partition within `budget` bytes (`None`: no data, just its bounds). A topic
+/// deleted while the fetch waited shows up here as an error for this partition alone.
+async fn read_partition(
+    ctx: &Ctx,
+    topic: &Topic,
+    p: &FetchPartition,
+    budget: Option<usize>,
+    wakers: &mut Vec<watch::Receiver<i64>>,
+) -> Result<(Vec<Batch>, PartitionOffsets)> {
+    // Subscribe before reading, so an append right after the read still wakes us.
+    wakers.push(ctx.broker.log.partition(topic, p.partition).await?.subscribe());
+    let Some(remaining) = budget else {
+        return Ok((Vec::new(), ctx.broker.log.offsets(topic, p.partition).await?));
+    };
+    let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
+    let read = ctx.broker.log.read(topic, p.partition, p.fetch_offset, limit).await?;
+    Ok((read.batches, read.offsets))
 }
 
 /// Waits until a partition's high watermark moves. False when the deadline passed or the

@@ -17,7 +17,7 @@ use crate::{topic_config, BrokerError, Result};
 
 enum Pending {
     Failed { code: i16, message: String },
-    Appended { base_offset: i64, log_start: i64, durable: Durable },
+    Appended { base_offset: i64, log_start: i64, log_append_time: Option<i64>, durable: Durable },
 }
 
 pub async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest) -> Result<Outcome> {
@@ -92,8 +92,22 @@ async fn append(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>) 
     if batch.is_transactional() || batch.is_control() {
         return Err(BrokerError::kafka(ResponseError::InvalidRecord, "transactional and control batches are not supported"));
     }
+    let log_append_time = topic_config::log_append_time(&topic.configs).then(now_ms);
+    let batch = match log_append_time {
+        Some(time) => batch.with_log_append_time(time),
+        None => batch,
+    };
     let appended = broker.log.append(&topic, partition, batch).await?;
-    Ok(Pending::Appended { base_offset: appended.base_offset, log_start: appended.log_start, durable: appended.durable })
+    Ok(Pending::Appended {
+        base_offset: appended.base_offset,
+        log_start: appended.log_start,
+        log_append_time,
+        durable: appended.durable,
+    })
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn batch_error(e: BatchError) -> BrokerError {
@@ -110,8 +124,13 @@ async fn answer(ctx: &Ctx, index: i32, pending: Pending) -> PartitionProduceResp
     let response = PartitionProduceResponse::default().with_index(index);
     let (code, message) = match pending {
         Pending::Failed { code, message } => (code, message),
-        Pending::Appended { base_offset, log_start, durable } => match durable.wait().await {
-            Ok(()) => return response.with_base_offset(base_offset).with_log_start_offset(log_start),
+        Pending::Appended { base_offset, log_start, log_append_time, durable } => match durable.wait().await {
+            Ok(()) => {
+                return response
+                    .with_base_offset(base_offset)
+                    .with_log_start_offset(log_start)
+                    .with_log_append_time_ms(log_append_time.unwrap_or(-1));
+            }
             Err(e) => (ResponseError::KafkaStorageError.code(), e),
         },
     };
