@@ -1,0 +1,91 @@
+#!/usr/bin/env bash
+# Idempotent installer for everything the DuctStream real-client compatibility
+# tests need (Debian 12, run as root or with passwordless sudo).
+#
+#   - Debian packages: kcat, librdkafka-dev, golang-go (1.19), sarama (1.22.1)
+#   - a Python venv with the pinned clients from requirements.txt
+#   - kafkajs in compat-tests/node (npm ci from package-lock.json)
+#   - the sarama driver program, built into a cache folder (not into the repo)
+#
+# Re-runs skip every step that is already done, so they take a second or two.
+#
+# Environment:
+#   DUCTSTREAM_VENV        venv location   (default $HOME/.cache/ductstream/venv)
+#   DUCTSTREAM_COMPAT_BIN  build-output dir (default $HOME/.cache/ductstream/compat-bin)
+#   PYTHON                 interpreter used to create the venv (default python3)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+CACHE="${HOME}/.cache/ductstream"
+VENV="${DUCTSTREAM_VENV:-$CACHE/venv}"
+BIN_DIR="${DUCTSTREAM_COMPAT_BIN:-$CACHE/compat-bin}"
+PYTHON="${PYTHON:-python3}"
+export DEBIAN_FRONTEND=noninteractive
+
+log() { printf '[compat-setup] %s\n' "$*" >&2; }
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+    if command -v sudo >/dev/null 2>&1; then SUDO="sudo -n"; fi
+fi
+
+# ---------------------------------------------------------------- apt packages
+APT_PKGS=(kcat librdkafka-dev golang-go golang-github-shopify-sarama-dev python3-venv ca-certificates)
+missing=()
+for p in "${APT_PKGS[@]}"; do
+    if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+        missing+=("$p")
+    fi
+done
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    missing+=(nodejs npm)
+fi
+if [ "${#missing[@]}" -gt 0 ]; then
+    log "installing Debian packages: ${missing[*]}"
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+    log "Debian packages already installed"
+fi
+
+# ------------------------------------------------------------------ python venv
+REQ="$HERE/requirements.txt"
+STAMP="$VENV/.ductstream-requirements"
+if [ ! -x "$VENV/bin/python" ]; then
+    log "creating venv $VENV"
+    mkdir -p "$(dirname "$VENV")"
+    "$PYTHON" -m venv "$VENV"
+fi
+if [ ! -f "$STAMP" ] || ! cmp -s "$REQ" "$STAMP"; then
+    log "installing Python requirements into $VENV"
+    "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$REQ"
+    cp "$REQ" "$STAMP"
+else
+    log "Python requirements already installed"
+fi
+
+# ---------------------------------------------------------------------- kafkajs
+NODE_DIR="$HERE/node"
+if [ ! -f "$NODE_DIR/node_modules/kafkajs/package.json" ] \
+    || [ "$NODE_DIR/package-lock.json" -nt "$NODE_DIR/node_modules/.package-lock.json" ]; then
+    log "installing kafkajs (npm ci)"
+    (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
+else
+    log "kafkajs already installed"
+fi
+
+# ----------------------------------------------------------------- sarama driver
+mkdir -p "$BIN_DIR"
+SARAMA_SRC="$HERE/sarama/main.go"
+SARAMA_BIN="$BIN_DIR/sarama-compat"
+if [ ! -x "$SARAMA_BIN" ] || [ "$SARAMA_SRC" -nt "$SARAMA_BIN" ]; then
+    log "building sarama driver -> $SARAMA_BIN"
+    # GOPATH mode against Debian's packaged sarama (no module proxy needed).
+    (cd "$HERE/sarama" && GO111MODULE=off GOPATH=/usr/share/gocode \
+        GOCACHE="$CACHE/go-build" GOFLAGS= CGO_CFLAGS="-O2 -Wno-deprecated-declarations" go build -o "$SARAMA_BIN.tmp" main.go)
+    mv "$SARAMA_BIN.tmp" "$SARAMA_BIN"
+else
+    log "sarama driver up to date"
+fi
+
+log "ready (venv=$VENV, sarama=$SARAMA_BIN)"
