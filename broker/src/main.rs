@@ -109,8 +109,8 @@ async fn run(args: Args) -> Result<()> {
 
     let shutdown = broker.shutdown.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
-        tracing::info!("signal received; shutting down");
+        let signal = wait_for_signal().await;
+        tracing::info!(signal, "shutting down");
         shutdown.cancel();
     });
     server::run(listener, broker, Duration::from_secs(args.shutdown_timeout_s)).await;
@@ -118,14 +118,15 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() {
+/// Waits for SIGTERM or SIGINT and names it.
+async fn wait_for_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
         tracing::warn!("cannot install signal handlers; stop with kill -9");
         return std::future::pending().await;
     };
     tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
     }
 }
