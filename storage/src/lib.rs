@@ -10,6 +10,7 @@
 
 mod batch;
 mod error;
+mod groups;
 mod memory;
 mod segment;
 #[cfg(feature = "sled")]
@@ -20,6 +21,7 @@ mod types;
 
 pub use batch::{Batch, BatchError, Compression, RECORD_BATCH_OVERHEAD};
 pub use error::{Result, StorageError};
+pub use groups::{CommittedOffset, GroupState, MemberState};
 pub use memory::MemoryStorage;
 pub use segment::SegmentStorage;
 #[cfg(feature = "sled")]

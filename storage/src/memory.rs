@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::{
-    AppendOutcome, Batch, PartitionOffsets, ProducerState, Result, Storage, StorageError, Topic,
-    TopicSpec,
+    AppendOutcome, Batch, CommittedOffset, GroupState, PartitionOffsets, ProducerState, Result, Storage,
+    StorageError, Topic, TopicSpec,
 };
 
 #[derive(Default)]
@@ -20,6 +20,8 @@ pub struct MemoryStorage {
 struct Inner {
     topics: BTreeMap<String, (Topic, Vec<Partition>)>,
     next_producer_id: i64,
+    groups: BTreeMap<String, GroupState>,
+    offsets: BTreeMap<String, BTreeMap<(String, i32), CommittedOffset>>,
 }
 
 #[derive(Default)]
@@ -204,6 +206,56 @@ impl Storage for MemoryStorage {
 
     async fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerState>> {
         self.with_partition(topic, partition, |p| Ok(p.producers.values().cloned().collect()))
+    }
+
+    async fn save_group(&self, group: GroupState) -> Result<()> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        inner.groups.insert(group.group_id.clone(), group);
+        Ok(())
+    }
+
+    async fn load_groups(&self) -> Result<Vec<GroupState>> {
+        let inner = self.inner.lock().map_err(|_| poisoned())?;
+        Ok(inner.groups.values().cloned().collect())
+    }
+
+    async fn delete_group(&self, group_id: &str) -> Result<()> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        inner.groups.remove(group_id);
+        inner.offsets.remove(group_id);
+        Ok(())
+    }
+
+    async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        let stored = inner.offsets.entry(group_id.to_owned()).or_default();
+        for offset in offsets {
+            stored.insert((offset.topic.clone(), offset.partition), offset);
+        }
+        Ok(())
+    }
+
+    async fn committed_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
+        let inner = self.inner.lock().map_err(|_| poisoned())?;
+        Ok(inner.offsets.get(group_id).map(|o| o.values().cloned().collect()).unwrap_or_default())
+    }
+
+    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        if let Some(stored) = inner.offsets.get_mut(group_id) {
+            for key in partitions {
+                stored.remove(key);
+            }
+            if stored.is_empty() {
+                inner.offsets.remove(group_id);
+            }
+        }
+        Ok(())
+    }
+
+    async fn groups_with_offsets(&self) -> Result<Vec<String>> {
+        let inner = self.inner.lock().map_err(|_| poisoned())?;
+        Ok(inner.offsets.keys().cloned().collect())
     }
 
     async fn next_producer_id(&self) -> Result<i64> {

@@ -7,6 +7,9 @@
 //! - `p` + producer id → that producer's recent batches (JSON),
 //! - `s` → the log start offset.
 //!
+//! Groups live in a `groups` tree (group id → state JSON) and an `offsets` tree (group id, NUL,
+//! topic, NUL, partition → committed offset JSON); group and topic names cannot contain NUL.
+//!
 //! Each append writes its batch, its time-index entry and its producer state in one atomic
 //! sled batch. Trees carry the topic id, so a deleted and re-created topic starts empty.
 
@@ -20,8 +23,8 @@ use uuid::Uuid;
 
 use crate::memory::{check_deletable, check_in_range, take_within};
 use crate::{
-    AppendOutcome, Batch, PartitionOffsets, ProducerState, Result, Storage, StorageError, Topic,
-    TopicSpec,
+    AppendOutcome, Batch, CommittedOffset, GroupState, PartitionOffsets, ProducerState, Result, Storage,
+    StorageError, Topic, TopicSpec,
 };
 
 /// Segments of 8 MiB let sled keep values up to 2 MiB inline in its log rather than as one
@@ -30,6 +33,10 @@ const SEGMENT_SIZE: usize = 8 << 20;
 
 pub struct SledStorage {
     db: sled::Db,
+    /// group id → group state (JSON).
+    groups_tree: sled::Tree,
+    /// group id, 0, topic, 0, partition (big-endian) → committed offset (JSON).
+    offsets_tree: sled::Tree,
     /// sled's log file, synced after each flush when `fsync` was asked for.
     fsync_file: Option<std::fs::File>,
     topics_tree: sled::Tree,
@@ -82,6 +89,8 @@ impl SledStorage {
             None
         };
         Ok(SledStorage {
+            groups_tree: db.open_tree("groups")?,
+            offsets_tree: db.open_tree("offsets")?,
             db,
             fsync_file,
             topics_tree,
@@ -119,6 +128,20 @@ impl SledStorage {
         self.topics.write().map_err(|_| poisoned())?.insert(topic.name.clone(), topic.clone());
         Ok(())
     }
+}
+
+fn group_prefix(group_id: &str) -> Vec<u8> {
+    let mut key = group_id.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+fn offset_key(group_id: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut key = group_prefix(group_id);
+    key.extend_from_slice(topic.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&partition.to_be_bytes());
+    key
 }
 
 fn tree_name(id: Uuid, partition: i32) -> String {
@@ -375,6 +398,64 @@ impl Storage for SledStorage {
             out.push(serde_json::from_slice(&entry?.1)?);
         }
         Ok(out)
+    }
+
+    async fn save_group(&self, group: GroupState) -> Result<()> {
+        self.groups_tree.insert(group.group_id.as_bytes(), serde_json::to_vec(&group)?)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    async fn load_groups(&self) -> Result<Vec<GroupState>> {
+        self.groups_tree.iter().map(|entry| Ok(serde_json::from_slice(&entry?.1)?)).collect()
+    }
+
+    async fn delete_group(&self, group_id: &str) -> Result<()> {
+        self.groups_tree.remove(group_id.as_bytes())?;
+        let mut doomed = sled::Batch::default();
+        for entry in self.offsets_tree.scan_prefix(group_prefix(group_id)) {
+            doomed.remove(entry?.0);
+        }
+        self.offsets_tree.apply_batch(doomed)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {
+        let mut write = sled::Batch::default();
+        for offset in &offsets {
+            write.insert(offset_key(group_id, &offset.topic, offset.partition), serde_json::to_vec(offset)?);
+        }
+        self.offsets_tree.apply_batch(write)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    async fn committed_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
+        self.offsets_tree.scan_prefix(group_prefix(group_id)).map(|entry| Ok(serde_json::from_slice(&entry?.1)?)).collect()
+    }
+
+    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
+        let mut doomed = sled::Batch::default();
+        for (topic, partition) in partitions {
+            doomed.remove(offset_key(group_id, topic, *partition));
+        }
+        self.offsets_tree.apply_batch(doomed)?;
+        self.db.flush_async().await?;
+        Ok(())
+    }
+
+    async fn groups_with_offsets(&self) -> Result<Vec<String>> {
+        let mut groups: Vec<String> = Vec::new();
+        for entry in self.offsets_tree.iter() {
+            let (key, _) = entry?;
+            let end = key.iter().position(|b| *b == 0).unwrap_or(key.len());
+            let group = String::from_utf8_lossy(&key[..end]).into_owned();
+            if groups.last() != Some(&group) {
+                groups.push(group);
+            }
+        }
+        Ok(groups)
     }
 
     async fn next_producer_id(&self) -> Result<i64> {

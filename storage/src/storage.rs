@@ -2,7 +2,9 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 
-use crate::{AppendOutcome, Batch, PartitionOffsets, ProducerState, Result, Topic, TopicSpec};
+use crate::{
+    AppendOutcome, Batch, CommittedOffset, GroupState, PartitionOffsets, ProducerState, Result, Topic, TopicSpec,
+};
 
 /// Where topics, partitions and their batches live.
 ///
@@ -58,6 +60,28 @@ pub trait Storage: Send + Sync + 'static {
 
     /// The idempotent producers this partition remembers.
     async fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerState>>;
+
+    /// Saves a group's membership, replacing what was saved before.
+    async fn save_group(&self, group: GroupState) -> Result<()>;
+
+    /// Every saved group.
+    async fn load_groups(&self) -> Result<Vec<GroupState>>;
+
+    /// Forgets a group: its membership and all its committed offsets.
+    async fn delete_group(&self, group_id: &str) -> Result<()>;
+
+    /// Stores offsets for `group_id`, replacing earlier commits of the same partitions; all of
+    /// them or none. Durable when this returns.
+    async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()>;
+
+    /// Every offset `group_id` committed, ordered by topic and partition.
+    async fn committed_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>>;
+
+    /// Forgets the committed offsets of these partitions.
+    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()>;
+
+    /// The ids of groups that have committed offsets (with or without saved membership).
+    async fn groups_with_offsets(&self) -> Result<Vec<String>>;
 
     /// A producer id never handed out before by this store, for idempotent producers.
     async fn next_producer_id(&self) -> Result<i64>;

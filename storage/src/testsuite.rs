@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use crate::{Batch, ProducerBatch, ProducerState, Storage, StorageError, TopicSpec};
+use crate::{
+    Batch, CommittedOffset, GroupState, MemberState, ProducerBatch, ProducerState, Storage, StorageError, TopicSpec,
+};
 
 /// Runs every check against `storage`, which must start empty.
 pub async fn run_all(storage: &dyn Storage) {
@@ -23,6 +25,81 @@ pub async fn run_all(storage: &dyn Storage) {
     recreated_topic_starts_empty(storage).await;
     unknown_topics_and_partitions_are_errors(storage).await;
     producer_ids_are_unique(storage).await;
+    groups_are_saved_and_replaced(storage).await;
+    offsets_are_committed_replaced_and_deleted(storage).await;
+}
+
+/// A sample group with `members` members, for tests.
+pub fn sample_group(group_id: &str, generation: i32, members: usize) -> GroupState {
+    GroupState {
+        group_id: group_id.into(),
+        protocol_type: "consumer".into(),
+        protocol: Some("range".into()),
+        generation,
+        leader: Some("m-0".into()),
+        members: (0..members)
+            .map(|i| MemberState {
+                member_id: format!("m-{i}"),
+                group_instance_id: (i == 0).then(|| "static-0".to_string()),
+                client_id: "client".into(),
+                client_host: "/127.0.0.1".into(),
+                session_timeout_ms: 45_000,
+                rebalance_timeout_ms: 300_000,
+                subscription: vec![0, 1, i as u8],
+                assignment: vec![9, i as u8],
+            })
+            .collect(),
+    }
+}
+
+/// A sample commit, for tests.
+pub fn sample_offset(topic: &str, partition: i32, offset: i64) -> CommittedOffset {
+    CommittedOffset {
+        topic: topic.into(),
+        partition,
+        offset,
+        leader_epoch: -1,
+        metadata: format!("meta-{offset}"),
+        commit_timestamp: 1_700_000_000_000 + offset,
+    }
+}
+
+pub async fn groups_are_saved_and_replaced(s: &dyn Storage) {
+    assert!(s.load_groups().await.expect("load").iter().all(|g| g.group_id != "g1"));
+    s.save_group(sample_group("g1", 1, 2)).await.expect("save");
+    s.save_group(sample_group("g2", 4, 1)).await.expect("save");
+    s.save_group(sample_group("g1", 2, 3)).await.expect("replace");
+    let mut groups = s.load_groups().await.expect("load");
+    groups.sort_by(|a, b| a.group_id.cmp(&b.group_id));
+    let g1 = groups.iter().find(|g| g.group_id == "g1").expect("g1");
+    assert_eq!(g1, &sample_group("g1", 2, 3));
+    s.delete_group("g2").await.expect("delete");
+    assert!(s.load_groups().await.expect("load").iter().all(|g| g.group_id != "g2"));
+}
+
+pub async fn offsets_are_committed_replaced_and_deleted(s: &dyn Storage) {
+    assert!(s.committed_offsets("readers").await.expect("none yet").is_empty());
+    s.commit_offsets("readers", vec![sample_offset("b", 1, 10), sample_offset("a", 0, 5), sample_offset("b", 0, 7)])
+        .await
+        .expect("commit");
+    s.commit_offsets("readers", vec![sample_offset("b", 1, 12)]).await.expect("commit again");
+    s.commit_offsets("others", vec![sample_offset("a", 0, 1)]).await.expect("commit other group");
+    let got = s.committed_offsets("readers").await.expect("offsets");
+    assert_eq!(got, vec![sample_offset("a", 0, 5), sample_offset("b", 0, 7), sample_offset("b", 1, 12)]);
+    let mut with_offsets = s.groups_with_offsets().await.expect("groups");
+    with_offsets.sort();
+    assert!(with_offsets.contains(&"readers".to_string()) && with_offsets.contains(&"others".to_string()));
+
+    s.delete_offsets("readers", &[("b".to_string(), 0), ("zzz".to_string(), 3)]).await.expect("delete offsets");
+    let got = s.committed_offsets("readers").await.expect("offsets");
+    assert_eq!(got, vec![sample_offset("a", 0, 5), sample_offset("b", 1, 12)]);
+
+    s.save_group(sample_group("readers", 3, 1)).await.expect("save");
+    s.delete_group("readers").await.expect("delete group");
+    assert!(s.committed_offsets("readers").await.expect("offsets").is_empty());
+    assert!(!s.groups_with_offsets().await.expect("groups").contains(&"readers".to_string()));
+    assert!(s.load_groups().await.expect("load").iter().all(|g| g.group_id != "readers"));
+    assert_eq!(s.committed_offsets("others").await.expect("offsets").len(), 1, "other groups untouched");
 }
 
 pub async fn producer_ids_are_unique(s: &dyn Storage) {

@@ -40,9 +40,11 @@ async fn sled_keeps_everything_across_reopen() {
         }
         s.delete_records("kept", 1, 4).await.expect("trim");
         first_id = s.next_producer_id().await.expect("id");
+        save_group_and_offsets(&s).await;
         s.sync().await.expect("sync");
     }
     let s = reopen(dir.path()).await;
+    group_and_offsets_are_back(&s).await;
     let topic = s.topic("kept").await.expect("topic").expect("still there");
     assert_eq!(topic.partitions, 2);
     let offsets = s.offsets("kept", 1).await.expect("offsets");
@@ -106,9 +108,11 @@ async fn segment_keeps_everything_across_reopen() {
         }
         s.delete_records("kept", 1, 4).await.expect("trim");
         first_id = s.next_producer_id().await.expect("id");
+        save_group_and_offsets(&s).await;
         s.sync().await.expect("sync");
     }
     let s = SegmentStorage::open(dir.path(), true).expect("reopen");
+    group_and_offsets_are_back(&s).await;
     let topic = s.topic("kept").await.expect("topic").expect("still there");
     assert_eq!(topic.partitions, 2);
     let offsets = s.offsets("kept", 1).await.expect("offsets");
@@ -180,4 +184,14 @@ async fn segment_recovers_from_a_torn_tail() {
         let read = s.read("torn", 0, 0, 1 << 20).await.expect("read");
         assert_eq!(read.last().map(Batch::base_offset), Some(expected_end), "{tear}: the append after recovery reads back");
     }
+}
+
+async fn save_group_and_offsets(s: &dyn Storage) {
+    s.save_group(testsuite::sample_group("kept-group", 7, 2)).await.expect("save group");
+    s.commit_offsets("kept-group", vec![testsuite::sample_offset("kept", 1, 4)]).await.expect("commit");
+}
+
+async fn group_and_offsets_are_back(s: &dyn Storage) {
+    assert_eq!(s.load_groups().await.expect("groups"), vec![testsuite::sample_group("kept-group", 7, 2)]);
+    assert_eq!(s.committed_offsets("kept-group").await.expect("offsets"), vec![testsuite::sample_offset("kept", 1, 4)]);
 }

@@ -17,6 +17,7 @@
 
 mod dirty;
 mod files;
+mod groups;
 mod ids;
 mod manifest;
 mod partition;
@@ -36,9 +37,13 @@ use uuid::Uuid;
 
 use self::dirty::DirtySet;
 use self::files::io_error;
+use self::groups::GroupStore;
 use self::ids::ProducerIds;
 use self::partition::Partition;
-use crate::{AppendOutcome, Batch, PartitionOffsets, ProducerState, Result, Storage, StorageError, Topic, TopicSpec};
+use crate::{
+    AppendOutcome, Batch, CommittedOffset, GroupState, PartitionOffsets, ProducerState, Result, Storage, StorageError,
+    Topic, TopicSpec,
+};
 
 const LOCK_FILE: &str = "lock";
 
@@ -61,6 +66,7 @@ struct Engine {
     /// Serialises topic changes, each of which rewrites `topics.json`.
     admin: Mutex<()>,
     ids: Mutex<ProducerIds>,
+    groups: Mutex<GroupStore>,
     /// Serialises syncs: a sync must not return while an earlier one is still fsyncing writes
     /// it covers. Holds the error of a failed fsync: after one, the kernel may have dropped the
     /// unwritten pages and a retry could wrongly succeed, so every later sync fails too.
@@ -106,6 +112,7 @@ impl SegmentStorage {
             shared,
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
+            groups: Mutex::new(GroupStore::load(dir)?),
             sync_failure: tokio::sync::Mutex::new(None),
             _lock: lock,
         };
@@ -167,6 +174,10 @@ fn poisoned() -> StorageError {
 }
 
 impl Engine {
+    fn groups(&self) -> Result<std::sync::MutexGuard<'_, GroupStore>> {
+        self.groups.lock().map_err(|_| poisoned())
+    }
+
     fn topics(&self) -> Result<std::sync::RwLockReadGuard<'_, BTreeMap<String, OpenTopic>>> {
         self.topics.read().map_err(|_| poisoned())
     }
@@ -333,6 +344,37 @@ impl Storage for SegmentStorage {
 
     async fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerState>> {
         self.engine.partition(topic, partition)?.producers()
+    }
+
+    async fn save_group(&self, group: GroupState) -> Result<()> {
+        self.blocking(move |e| e.groups()?.save_group(group)).await
+    }
+
+    async fn load_groups(&self) -> Result<Vec<GroupState>> {
+        Ok(self.engine.groups()?.groups())
+    }
+
+    async fn delete_group(&self, group_id: &str) -> Result<()> {
+        let group_id = group_id.to_owned();
+        self.blocking(move |e| e.groups()?.delete_group(&group_id)).await
+    }
+
+    async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {
+        let group_id = group_id.to_owned();
+        self.blocking(move |e| e.groups()?.commit(&group_id, offsets)).await
+    }
+
+    async fn committed_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
+        Ok(self.engine.groups()?.committed(group_id))
+    }
+
+    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
+        let (group_id, partitions) = (group_id.to_owned(), partitions.to_vec());
+        self.blocking(move |e| e.groups()?.delete_offsets(&group_id, &partitions)).await
+    }
+
+    async fn groups_with_offsets(&self) -> Result<Vec<String>> {
+        Ok(self.engine.groups()?.groups_with_offsets())
     }
 
     async fn next_producer_id(&self) -> Result<i64> {
