@@ -1,3 +1,5 @@
+#![allow(clippy::expect_used)] // tests: a failed expectation is the report
+
 //! The conformance suite on every engine, plus what only a persistent engine can show.
 
 use std::path::{Path, PathBuf};
