@@ -5,6 +5,7 @@ use kafka_protocol::error::ResponseError;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BrokerConfig;
+use crate::groups::{Coordinator, GroupConfig};
 use crate::log::Log;
 use crate::metrics::Metrics;
 use crate::{topic_config, BrokerError, Result};
@@ -14,13 +15,22 @@ pub struct Broker {
     pub config: BrokerConfig,
     pub log: Log,
     pub metrics: Metrics,
+    pub groups: Arc<Coordinator>,
     /// Cancelled when the broker starts shutting down: long polls return early.
     pub shutdown: CancellationToken,
 }
 
 impl Broker {
-    pub fn new(config: BrokerConfig, storage: Arc<dyn Storage>) -> Arc<Broker> {
-        Arc::new(Broker { config, log: Log::new(storage), metrics: Metrics::default(), shutdown: CancellationToken::new() })
+    /// A broker on `storage`, with its saved consumer groups restored.
+    pub async fn start(config: BrokerConfig, storage: Arc<dyn Storage>, groups: GroupConfig) -> Result<Arc<Broker>> {
+        let groups = Coordinator::load(storage.clone(), groups).await?;
+        Ok(Arc::new(Broker {
+            config,
+            log: Log::new(storage),
+            metrics: Metrics::default(),
+            groups,
+            shutdown: CancellationToken::new(),
+        }))
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {

@@ -65,6 +65,19 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_MESSAGE_MAX_BYTES", default_value_t = 1_048_588)]
     pub message_max_bytes: i32,
 
+    /// How long the first rebalance of an empty group waits for more members (Kafka's
+    /// `group.initial.rebalance.delay.ms`).
+    #[arg(long, env = "DUCTSTREAM_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 3000)]
+    pub group_initial_rebalance_delay_ms: u64,
+
+    /// Smallest session timeout a group member may ask for (`group.min.session.timeout.ms`).
+    #[arg(long, env = "DUCTSTREAM_GROUP_MIN_SESSION_TIMEOUT_MS", default_value_t = 6000)]
+    pub group_min_session_timeout_ms: u64,
+
+    /// Largest session timeout a group member may ask for (`group.max.session.timeout.ms`).
+    #[arg(long, env = "DUCTSTREAM_GROUP_MAX_SESSION_TIMEOUT_MS", default_value_t = 1_800_000)]
+    pub group_max_session_timeout_ms: u64,
+
     /// Seconds to let in-flight requests finish after SIGINT/SIGTERM.
     #[arg(long, env = "DUCTSTREAM_SHUTDOWN_TIMEOUT_S", default_value_t = 30)]
     pub shutdown_timeout_s: u64,
@@ -87,6 +100,16 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     pub socket_request_max_bytes: usize,
     pub message_max_bytes: i32,
+}
+
+impl Args {
+    pub fn group_config(&self) -> crate::groups::GroupConfig {
+        crate::groups::GroupConfig {
+            initial_rebalance_delay: std::time::Duration::from_millis(self.group_initial_rebalance_delay_ms),
+            min_session_timeout: std::time::Duration::from_millis(self.group_min_session_timeout_ms),
+            max_session_timeout: std::time::Duration::from_millis(self.group_max_session_timeout_ms),
+        }
+    }
 }
 
 impl BrokerConfig {

@@ -38,7 +38,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     let (read, write) = stream.into_split();
     let (tx, rx) = mpsc::channel(MAX_QUEUED_RESPONSES);
     let writer = tokio::spawn(write_replies(broker.clone(), write, rx));
-    match read_requests(&broker, BufReader::with_capacity(64 * 1024, read), tx).await {
+    match read_requests(&broker, peer, BufReader::with_capacity(64 * 1024, read), tx).await {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
         Err(e) => tracing::warn!(%peer, error = %e, "closing connection"),
     }
@@ -50,6 +50,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
 
 async fn read_requests(
     broker: &Arc<Broker>,
+    peer: SocketAddr,
     mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
     replies: mpsc::Sender<Reply>,
 ) -> Result<()> {
@@ -60,7 +61,7 @@ async fn read_requests(
         };
         let Some(frame) = frame else { return Ok(()) };
         broker.metrics.bytes_in(frame.len() + 4);
-        let reply = handle_frame(broker, frame).await?;
+        let reply = handle_frame(broker, peer, frame).await?;
         if replies.send(reply).await.is_err() {
             return Ok(()); // the writer is gone: the socket broke
         }
@@ -68,7 +69,7 @@ async fn read_requests(
 }
 
 /// Decodes one request and runs its handler.
-async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Reply> {
+async fn handle_frame(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) -> Result<Reply> {
     if frame.len() < 8 {
         return Err(BrokerError::Decode(format!("request of {} bytes is too short for a header", frame.len())));
     }
@@ -78,15 +79,17 @@ async fn handle_frame(broker: &Arc<Broker>, mut frame: Bytes) -> Result<Reply> {
     let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
         .map_err(|e| BrokerError::Decode(format!("{api:?} v{version} header: {e}")))?;
     let client_id = header.client_id.as_ref().map_or("", |c| c.as_str()).to_owned();
-    let span = tracing::info_span!("request", api = ?api, version, client_id, correlation_id = header.correlation_id);
-    let ctx = Ctx::new(broker.clone(), api, version);
+    let span = tracing::info_span!("request", api = ?api, version, client_id = %client_id, correlation_id = header.correlation_id);
+    let ctx = Ctx::new(broker.clone(), api, version, client_id, format!("/{}", peer.ip()));
 
     if !api::is_supported(api, version) {
         if api == ApiKey::ApiVersions {
             // KIP-511: answer in v0 with the versions we do support, so the client can retry.
+            // Answered in v0, whatever the client asked for.
+            let ctx = Ctx::new(broker.clone(), api, 0, String::new(), String::new());
             let _ = ctx.code(kafka_protocol::error::ResponseError::UnsupportedVersion);
             let outcome = Outcome::Now(Box::new(ResponseKind::ApiVersions(api::unsupported_version_response())));
-            return Ok(Reply { correlation_id: header.correlation_id, ctx: Ctx::new(broker.clone(), api, 0), outcome });
+            return Ok(Reply { correlation_id: header.correlation_id, ctx, outcome });
         }
         span.in_scope(|| tracing::warn!("unsupported version; closing connection"));
         return Err(BrokerError::UnsupportedVersion { api, version });

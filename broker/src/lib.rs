@@ -13,6 +13,7 @@ pub mod config;
 mod connection;
 mod error;
 mod frame;
+pub mod groups;
 mod idempotence;
 mod log;
 mod metrics;

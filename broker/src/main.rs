@@ -87,7 +87,7 @@ async fn run(args: Args) -> Result<()> {
         .await
         .map_err(|e| BrokerError::Config(format!("cannot listen on {}: {e}", args.kafka_listen)))?;
     let bound = listener.local_addr()?;
-    let broker = Broker::new(BrokerConfig::new(&args, bound)?, storage.clone());
+    let broker = Broker::start(BrokerConfig::new(&args, bound)?, storage.clone(), args.group_config()).await?;
 
     if let Some(addr) = args.metrics_listen {
         let metrics = TcpListener::bind(addr)

@@ -4,16 +4,27 @@
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
 mod incremental_alter_configs;
 mod init_producer_id;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod produce;
+mod sync_group;
 
 use std::sync::atomic::{AtomicI16, Ordering};
 use std::sync::Arc;
@@ -44,6 +55,17 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreatePartitions, 0, 3),
     (ApiKey::IncrementalAlterConfigs, 0, 1),
     (ApiKey::DescribeCluster, 0, 1),
+    (ApiKey::FindCoordinator, 0, 4),
+    (ApiKey::JoinGroup, 0, 9),
+    (ApiKey::SyncGroup, 0, 5),
+    (ApiKey::Heartbeat, 0, 4),
+    (ApiKey::LeaveGroup, 0, 5),
+    (ApiKey::OffsetCommit, 2, 9),
+    (ApiKey::OffsetFetch, 1, 9),
+    (ApiKey::DescribeGroups, 0, 5),
+    (ApiKey::ListGroups, 0, 5),
+    (ApiKey::DeleteGroups, 0, 2),
+    (ApiKey::OffsetDelete, 0, 0),
 ];
 
 /// Whether `version` of `key` is implemented.
@@ -57,12 +79,15 @@ pub struct Ctx {
     pub broker: Arc<Broker>,
     pub api: ApiKey,
     pub version: i16,
+    pub client_id: String,
+    /// The client's address as Kafka shows it (`/127.0.0.1`).
+    pub client_host: String,
     first_error: AtomicI16,
 }
 
 impl Ctx {
-    pub fn new(broker: Arc<Broker>, api: ApiKey, version: i16) -> Arc<Ctx> {
-        Arc::new(Ctx { broker, api, version, first_error: AtomicI16::new(0) })
+    pub fn new(broker: Arc<Broker>, api: ApiKey, version: i16, client_id: String, client_host: String) -> Arc<Ctx> {
+        Arc::new(Ctx { broker, api, version, client_id, client_host, first_error: AtomicI16::new(0) })
     }
 
     /// Notes an error code going into the response and returns it.
@@ -113,6 +138,17 @@ pub async fn dispatch(ctx: &Arc<Ctx>, request: RequestKind) -> Result<Outcome> {
         RequestKind::InitProducerId(r) => now(ResponseKind::InitProducerId(init_producer_id::handle(ctx, r).await)),
         RequestKind::DescribeCluster(r) => now(ResponseKind::DescribeCluster(describe_cluster::handle(ctx, r))),
         RequestKind::DeleteRecords(r) => now(ResponseKind::DeleteRecords(delete_records::handle(ctx, r).await)),
+        RequestKind::FindCoordinator(r) => now(ResponseKind::FindCoordinator(find_coordinator::handle(ctx, r))),
+        RequestKind::JoinGroup(r) => now(ResponseKind::JoinGroup(join_group::handle(ctx, r).await?)),
+        RequestKind::SyncGroup(r) => now(ResponseKind::SyncGroup(sync_group::handle(ctx, r).await?)),
+        RequestKind::Heartbeat(r) => now(ResponseKind::Heartbeat(heartbeat::handle(ctx, r).await?)),
+        RequestKind::LeaveGroup(r) => now(ResponseKind::LeaveGroup(leave_group::handle(ctx, r).await?)),
+        RequestKind::OffsetCommit(r) => now(ResponseKind::OffsetCommit(offset_commit::handle(ctx, r).await?)),
+        RequestKind::OffsetFetch(r) => now(ResponseKind::OffsetFetch(offset_fetch::handle(ctx, r).await?)),
+        RequestKind::DescribeGroups(r) => now(ResponseKind::DescribeGroups(describe_groups::handle(ctx, r).await?)),
+        RequestKind::ListGroups(r) => now(ResponseKind::ListGroups(list_groups::handle(ctx, r).await?)),
+        RequestKind::DeleteGroups(r) => now(ResponseKind::DeleteGroups(delete_groups::handle(ctx, r).await?)),
+        RequestKind::OffsetDelete(r) => now(ResponseKind::OffsetDelete(offset_delete::handle(ctx, r).await?)),
         _ => Err(BrokerError::UnsupportedVersion { api: ctx.api, version: ctx.version }),
     }
 }

@@ -1,0 +1,90 @@
+//! OffsetFetch (v1–v9): a group's committed offsets; one group per request before v8, several
+//! from v8. Partitions without a commit get offset -1.
+
+use ductstream_storage::CommittedOffset;
+use kafka_protocol::messages::offset_fetch_response::{
+    OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions, OffsetFetchResponseTopic,
+    OffsetFetchResponseTopics,
+};
+use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::Ctx;
+use crate::Result;
+
+/// One answered partition: (topic, partition, offset, leader epoch, metadata).
+type Answer = (String, i32, i64, i32, String);
+
+pub async fn handle(ctx: &Ctx, request: OffsetFetchRequest) -> Result<OffsetFetchResponse> {
+    if ctx.version >= 8 {
+        let mut groups = Vec::with_capacity(request.groups.len());
+        for group in request.groups {
+            let wanted = group.topics.map(|t| t.into_iter().map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes)).collect());
+            let answers = fetch(ctx, group.group_id.0.as_str(), wanted).await?;
+            groups.push(OffsetFetchResponseGroup::default().with_group_id(group.group_id).with_topics(by_topic(answers, |name, partitions| {
+                OffsetFetchResponseTopics::default().with_name(name).with_partitions(
+                    partitions
+                        .into_iter()
+                        .map(|(_, p, offset, epoch, metadata)| {
+                            OffsetFetchResponsePartitions::default()
+                                .with_partition_index(p)
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(epoch)
+                                .with_metadata(Some(StrBytes::from_string(metadata)))
+                        })
+                        .collect(),
+                )
+            })));
+        }
+        return Ok(OffsetFetchResponse::default().with_groups(groups));
+    }
+    let wanted = request.topics.map(|t| t.into_iter().map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes)).collect());
+    let answers = fetch(ctx, request.group_id.0.as_str(), wanted).await?;
+    let topics = by_topic(answers, |name, partitions| {
+        OffsetFetchResponseTopic::default().with_name(name).with_partitions(
+            partitions
+                .into_iter()
+                .map(|(_, p, offset, epoch, metadata)| {
+                    let partition = OffsetFetchResponsePartition::default()
+                        .with_partition_index(p)
+                        .with_committed_offset(offset)
+                        .with_metadata(Some(StrBytes::from_string(metadata)));
+                    if ctx.version >= 5 { partition.with_committed_leader_epoch(epoch) } else { partition }
+                })
+                .collect(),
+        )
+    });
+    Ok(OffsetFetchResponse::default().with_topics(topics))
+}
+
+/// The group's commits for `wanted` partitions (all commits when `None`).
+async fn fetch(ctx: &Ctx, group_id: &str, wanted: Option<Vec<(String, Vec<i32>)>>) -> Result<Vec<Answer>> {
+    let committed = ctx.broker.storage().committed_offsets(group_id).await?;
+    let answer = |c: &CommittedOffset| (c.topic.clone(), c.partition, c.offset, c.leader_epoch, c.metadata.clone());
+    Ok(match wanted {
+        None => committed.iter().map(answer).collect(),
+        Some(topics) => topics
+            .into_iter()
+            .flat_map(|(topic, partitions)| partitions.into_iter().map(move |p| (topic.clone(), p)))
+            .map(|(topic, p)| {
+                committed
+                    .iter()
+                    .find(|c| c.topic == topic && c.partition == p)
+                    .map(answer)
+                    .unwrap_or((topic, p, -1, -1, String::new()))
+            })
+            .collect(),
+    })
+}
+
+/// Groups answers by topic, in first-seen order.
+fn by_topic<T>(answers: Vec<Answer>, build: impl Fn(TopicName, Vec<Answer>) -> T) -> Vec<T> {
+    let mut topics: Vec<(String, Vec<Answer>)> = Vec::new();
+    for a in answers {
+        match topics.iter_mut().find(|(t, _)| *t == a.0) {
+            Some((_, list)) => list.push(a),
+            None => topics.push((a.0.clone(), vec![a])),
+        }
+    }
+    topics.into_iter().map(|(t, list)| build(TopicName(StrBytes::from_string(t)), list)).collect()
+}

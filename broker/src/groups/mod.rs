@@ -1,0 +1,139 @@
+//! The group coordinator: every consumer group this broker coordinates, their timers, and
+//! their persistence. The membership rules live in [`group`]; this module owns the groups,
+//! runs one timer task per group and saves a group whenever its membership settles.
+
+pub mod group;
+pub mod protocol;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ductstream_storage::Storage;
+use tokio::sync::Notify;
+use tokio::time::Instant;
+
+use crate::{BrokerError, Result};
+use group::{Group, State};
+
+/// Group settings from the command line.
+#[derive(Debug, Clone, Copy)]
+pub struct GroupConfig {
+    /// Kafka's `group.initial.rebalance.delay.ms`.
+    pub initial_rebalance_delay: Duration,
+    /// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
+    pub min_session_timeout: Duration,
+    pub max_session_timeout: Duration,
+}
+
+/// One group and what wakes its timer task.
+pub struct GroupHandle {
+    pub group: tokio::sync::Mutex<Group>,
+    wake: Notify,
+}
+
+impl GroupHandle {
+    /// Tells the timer task the group changed, so it recomputes its next deadline.
+    pub fn changed(&self) {
+        self.wake.notify_one();
+    }
+}
+
+pub struct Coordinator {
+    storage: Arc<dyn Storage>,
+    pub config: GroupConfig,
+    groups: Mutex<HashMap<String, Arc<GroupHandle>>>,
+}
+
+impl Coordinator {
+    /// Restores every saved group and starts their timers.
+    pub async fn load(storage: Arc<dyn Storage>, config: GroupConfig) -> Result<Arc<Coordinator>> {
+        let coordinator =
+            Arc::new(Coordinator { storage: storage.clone(), config, groups: Mutex::new(HashMap::new()) });
+        let now = Instant::now();
+        for saved in storage.load_groups().await? {
+            let id = saved.group_id.clone();
+            let group = Group::restore(saved, config.initial_rebalance_delay, now);
+            coordinator.insert(&id, group)?;
+        }
+        Ok(coordinator)
+    }
+
+    fn table(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<GroupHandle>>>> {
+        self.groups.lock().map_err(|_| BrokerError::Config("group table lock poisoned".into()))
+    }
+
+    fn insert(self: &Arc<Self>, id: &str, group: Group) -> Result<Arc<GroupHandle>> {
+        let handle = Arc::new(GroupHandle { group: tokio::sync::Mutex::new(group), wake: Notify::new() });
+        self.table()?.insert(id.to_owned(), handle.clone());
+        tokio::spawn(drive(self.clone(), handle.clone()));
+        Ok(handle)
+    }
+
+    pub fn group(&self, id: &str) -> Result<Option<Arc<GroupHandle>>> {
+        Ok(self.table()?.get(id).cloned())
+    }
+
+    pub fn group_or_create(self: &Arc<Self>, id: &str) -> Result<Arc<GroupHandle>> {
+        if let Some(handle) = self.group(id)? {
+            return Ok(handle);
+        }
+        let mut table = self.table()?;
+        if let Some(handle) = table.get(id) {
+            return Ok(handle.clone());
+        }
+        let handle = Arc::new(GroupHandle {
+            group: tokio::sync::Mutex::new(Group::new(id, self.config.initial_rebalance_delay)),
+            wake: Notify::new(),
+        });
+        table.insert(id.to_owned(), handle.clone());
+        drop(table);
+        tokio::spawn(drive(self.clone(), handle.clone()));
+        Ok(handle)
+    }
+
+    /// Every group in memory.
+    pub fn groups(&self) -> Result<Vec<Arc<GroupHandle>>> {
+        Ok(self.table()?.values().cloned().collect())
+    }
+
+    /// Forgets a group in memory (its stored state is deleted by the caller).
+    pub fn forget(&self, id: &str) -> Result<()> {
+        self.table()?.remove(id);
+        Ok(())
+    }
+
+    /// Saves the group if its membership changed since the last save.
+    pub async fn save_if_changed(&self, group: &mut Group) {
+        if !group.take_dirty() || group.state == State::Dead {
+            return;
+        }
+        if let Err(e) = self.storage.save_group(group.snapshot()).await {
+            tracing::error!(group = %group.id, error = %e, "cannot save group state");
+        }
+    }
+}
+
+/// The group's timer task: runs its deadlines (join phase end, session expiry) until the
+/// group is deleted.
+async fn drive(coordinator: Arc<Coordinator>, handle: Arc<GroupHandle>) {
+    loop {
+        let next = {
+            let mut group = handle.group.lock().await;
+            if group.state == State::Dead {
+                return;
+            }
+            let next = group.tick(Instant::now());
+            coordinator.save_if_changed(&mut group).await;
+            next
+        };
+        let sleep = match next {
+            Some(deadline) => tokio::time::sleep_until(deadline),
+            None => tokio::time::sleep(Duration::from_secs(3600)),
+        };
+        tokio::select! {
+            _ = handle.wake.notified() => {}
+            _ = sleep => {}
+        }
+    }
+}
