@@ -78,6 +78,15 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_GROUP_MAX_SESSION_TIMEOUT_MS", default_value_t = 1_800_000)]
     pub group_max_session_timeout_ms: u64,
 
+    /// Session timeout of members of KIP-848 consumer groups (`group.consumer.session.timeout.ms`).
+    #[arg(long, env = "DUCTSTREAM_GROUP_CONSUMER_SESSION_TIMEOUT_MS", default_value_t = 45_000)]
+    pub group_consumer_session_timeout_ms: u64,
+
+    /// How often members of KIP-848 consumer groups heartbeat
+    /// (`group.consumer.heartbeat.interval.ms`).
+    #[arg(long, env = "DUCTSTREAM_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS", default_value_t = 5_000)]
+    pub group_consumer_heartbeat_interval_ms: u64,
+
     /// Seconds to let in-flight requests finish after SIGINT/SIGTERM.
     #[arg(long, env = "DUCTSTREAM_SHUTDOWN_TIMEOUT_S", default_value_t = 30)]
     pub shutdown_timeout_s: u64,
@@ -108,6 +117,8 @@ impl Args {
             initial_rebalance_delay: std::time::Duration::from_millis(self.group_initial_rebalance_delay_ms),
             min_session_timeout: std::time::Duration::from_millis(self.group_min_session_timeout_ms),
             max_session_timeout: std::time::Duration::from_millis(self.group_max_session_timeout_ms),
+            consumer_session_timeout: std::time::Duration::from_millis(self.group_consumer_session_timeout_ms),
+            consumer_heartbeat_interval: std::time::Duration::from_millis(self.group_consumer_heartbeat_interval_ms),
         }
     }
 }

@@ -290,3 +290,62 @@ fn every_advertised_group_api_version_answers() {
         assert_eq!(fetch_offset(&mut c, &group, "v", 7).0, -1, "deleting a group deletes its commits");
     }
 }
+
+fn consumer_heartbeat(client: &mut Client, version: i16, group: &str, member: &str, epoch: i32, topics: Option<&[&str]>) -> ConsumerGroupHeartbeatResponse {
+    let mut request = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(str(group)))
+        .with_member_id(str(member))
+        .with_member_epoch(epoch)
+        .with_rebalance_timeout_ms(30_000)
+        .with_subscribed_topic_names(topics.map(|t| t.iter().map(|n| name(n)).collect()))
+        .with_server_assignor(Some(str("range")));
+    if epoch > 0 {
+        request = request.with_topic_partitions(None).with_server_assignor(None);
+    }
+    expect_kind!(client.call(ApiKey::ConsumerGroupHeartbeat, version, &request), ConsumerGroupHeartbeat)
+}
+
+#[test]
+fn kip_848_members_join_get_assignments_and_leave() {
+    let (_dir, broker) = common::temp_broker(FAST);
+    let mut c = broker.client();
+    create_topic(&mut c, "k", 4, &[]);
+    for version in 0..=1 {
+        let group = format!("k848-v{version}");
+        // v1 clients choose their member id; v0 clients let the broker choose.
+        let asked = if version >= 1 { "member-a" } else { "" };
+        let joined = consumer_heartbeat(&mut c, version, &group, asked, 0, Some(&["k"]));
+        assert_eq!(joined.error_code, 0, "v{version}: {:?}", joined.error_message);
+        let member = joined.member_id.as_ref().map(|m| m.to_string()).expect("a member id");
+        if version >= 1 {
+            assert_eq!(member, "member-a");
+        }
+        assert_eq!(joined.member_epoch, 1);
+        let assignment = joined.assignment.expect("the first heartbeat carries the assignment");
+        assert_eq!(assignment.topic_partitions[0].partitions, vec![0, 1, 2, 3]);
+
+        let describe = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(str(&group))]);
+        let d = expect_kind!(c.call(ApiKey::ConsumerGroupDescribe, version, &describe), ConsumerGroupDescribe);
+        assert_eq!(d.groups[0].error_code, 0);
+        assert_eq!(d.groups[0].assignor_name.as_str(), "range");
+        assert_eq!(d.groups[0].members[0].member_epoch, 1);
+        assert_eq!(d.groups[0].members[0].target_assignment.topic_partitions[0].topic_name.0.as_str(), "k");
+
+        let stale = consumer_heartbeat(&mut c, version, &group, &member, 5, None);
+        assert_eq!(stale.error_code, 110, "FENCED_MEMBER_EPOCH");
+        let left = consumer_heartbeat(&mut c, version, &group, &member, -1, None);
+        assert_eq!((left.error_code, left.member_epoch), (0, -1));
+        let d = expect_kind!(c.call(ApiKey::ConsumerGroupDescribe, version, &describe), ConsumerGroupDescribe);
+        assert_eq!(d.groups[0].group_state.as_str(), "Empty");
+    }
+    let bad = ConsumerGroupHeartbeatRequest::default()
+        .with_group_id(GroupId(str("bad")))
+        .with_member_epoch(0)
+        .with_subscribed_topic_names(Some(vec![name("k")]))
+        .with_server_assignor(Some(str("sticky")));
+    let r = expect_kind!(c.call(ApiKey::ConsumerGroupHeartbeat, 1, &bad), ConsumerGroupHeartbeat);
+    assert_eq!(r.error_code, 112, "UNSUPPORTED_ASSIGNOR");
+    let unknown = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(str("nope"))]);
+    let d = expect_kind!(c.call(ApiKey::ConsumerGroupDescribe, 1, &unknown), ConsumerGroupDescribe);
+    assert_eq!(d.groups[0].error_code, 69, "GROUP_ID_NOT_FOUND");
+}

@@ -2,6 +2,8 @@
 //! response; the connection decodes, dispatches and encodes.
 
 mod api_versions;
+mod consumer_group_describe;
+mod consumer_group_heartbeat;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
@@ -66,6 +68,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::ListGroups, 0, 5),
     (ApiKey::DeleteGroups, 0, 2),
     (ApiKey::OffsetDelete, 0, 0),
+    (ApiKey::ConsumerGroupHeartbeat, 0, 1),
+    (ApiKey::ConsumerGroupDescribe, 0, 1),
 ];
 
 /// Whether `version` of `key` is implemented.
@@ -149,6 +153,12 @@ pub async fn dispatch(ctx: &Arc<Ctx>, request: RequestKind) -> Result<Outcome> {
         RequestKind::ListGroups(r) => now(ResponseKind::ListGroups(list_groups::handle(ctx, r).await?)),
         RequestKind::DeleteGroups(r) => now(ResponseKind::DeleteGroups(delete_groups::handle(ctx, r).await?)),
         RequestKind::OffsetDelete(r) => now(ResponseKind::OffsetDelete(offset_delete::handle(ctx, r).await?)),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            now(ResponseKind::ConsumerGroupHeartbeat(consumer_group_heartbeat::handle(ctx, r).await?))
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            now(ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(ctx, r).await?))
+        }
         _ => Err(BrokerError::UnsupportedVersion { api: ctx.api, version: ctx.version }),
     }
 }

@@ -83,6 +83,13 @@ async fn check_member(ctx: &Ctx, request: &OffsetCommitRequest) -> Result<Option
         return Ok(Some(ResponseError::InvalidGroupId));
     }
     let generation = request.generation_id_or_member_epoch;
+    // KIP-848 groups: commits carry the member epoch.
+    if let Some(handle) = ctx.broker.groups.consumer_group(group_id)? {
+        let group = handle.group.lock().await;
+        if !group.members.is_empty() || generation >= 0 {
+            return Ok(group.check_commit(request.member_id.as_str(), generation).err());
+        }
+    }
     let Some(handle) = ctx.broker.groups.group(group_id)? else {
         return Ok((generation >= 0).then_some(ResponseError::IllegalGeneration));
     };

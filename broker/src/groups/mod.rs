@@ -2,6 +2,8 @@
 //! their persistence. The membership rules live in [`group`]; this module owns the groups,
 //! runs one timer task per group and saves a group whenever its membership settles.
 
+pub mod assignor;
+pub mod consumer_group;
 pub mod group;
 pub mod protocol;
 
@@ -14,6 +16,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::{BrokerError, Result};
+use consumer_group::ConsumerGroup;
 use group::{Group, State};
 
 /// Group settings from the command line.
@@ -24,6 +27,10 @@ pub struct GroupConfig {
     /// Kafka's `group.min.session.timeout.ms` and `group.max.session.timeout.ms`.
     pub min_session_timeout: Duration,
     pub max_session_timeout: Duration,
+    /// KIP-848 groups: Kafka's `group.consumer.session.timeout.ms` and
+    /// `group.consumer.heartbeat.interval.ms`.
+    pub consumer_session_timeout: Duration,
+    pub consumer_heartbeat_interval: Duration,
 }
 
 /// One group and what wakes its timer task.
@@ -39,17 +46,37 @@ impl GroupHandle {
     }
 }
 
+/// A KIP-848 consumer group and what wakes its timer task.
+pub struct ConsumerGroupHandle {
+    pub group: tokio::sync::Mutex<ConsumerGroup>,
+    wake: Notify,
+}
+
+impl ConsumerGroupHandle {
+    pub fn changed(&self) {
+        self.wake.notify_one();
+    }
+}
+
 pub struct Coordinator {
     storage: Arc<dyn Storage>,
     pub config: GroupConfig,
     groups: Mutex<HashMap<String, Arc<GroupHandle>>>,
+    /// KIP-848 groups live apart from classic ones; their commits are stored all the same, but
+    /// their membership is not (members rejoin after a restart, as the protocol expects).
+    consumer_groups: Mutex<HashMap<String, Arc<ConsumerGroupHandle>>>,
 }
 
 impl Coordinator {
     /// Restores every saved group and starts their timers.
     pub async fn load(storage: Arc<dyn Storage>, config: GroupConfig) -> Result<Arc<Coordinator>> {
         let coordinator =
-            Arc::new(Coordinator { storage: storage.clone(), config, groups: Mutex::new(HashMap::new()) });
+            Arc::new(Coordinator {
+                storage: storage.clone(),
+                config,
+                groups: Mutex::new(HashMap::new()),
+                consumer_groups: Mutex::new(HashMap::new()),
+            });
         let now = Instant::now();
         for saved in storage.load_groups().await? {
             let id = saved.group_id.clone();
@@ -103,6 +130,32 @@ impl Coordinator {
         Ok(())
     }
 
+    fn consumer_table(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<ConsumerGroupHandle>>>> {
+        self.consumer_groups.lock().map_err(|_| BrokerError::Config("group table lock poisoned".into()))
+    }
+
+    pub fn consumer_group(&self, id: &str) -> Result<Option<Arc<ConsumerGroupHandle>>> {
+        Ok(self.consumer_table()?.get(id).cloned())
+    }
+
+    pub fn consumer_group_or_create(&self, id: &str) -> Result<Arc<ConsumerGroupHandle>> {
+        let mut table = self.consumer_table()?;
+        if let Some(handle) = table.get(id) {
+            return Ok(handle.clone());
+        }
+        let handle = Arc::new(ConsumerGroupHandle {
+            group: tokio::sync::Mutex::new(ConsumerGroup::new(id, self.config.consumer_session_timeout)),
+            wake: Notify::new(),
+        });
+        table.insert(id.to_owned(), handle.clone());
+        tokio::spawn(drive_consumer_group(handle.clone()));
+        Ok(handle)
+    }
+
+    pub fn consumer_groups(&self) -> Result<Vec<Arc<ConsumerGroupHandle>>> {
+        Ok(self.consumer_table()?.values().cloned().collect())
+    }
+
     /// Saves the group if its membership changed since the last save.
     pub async fn save_if_changed(&self, group: &mut Group) {
         if !group.take_dirty() || group.state == State::Dead {
@@ -127,6 +180,21 @@ async fn drive(coordinator: Arc<Coordinator>, handle: Arc<GroupHandle>) {
             coordinator.save_if_changed(&mut group).await;
             next
         };
+        let sleep = match next {
+            Some(deadline) => tokio::time::sleep_until(deadline),
+            None => tokio::time::sleep(Duration::from_secs(3600)),
+        };
+        tokio::select! {
+            _ = handle.wake.notified() => {}
+            _ = sleep => {}
+        }
+    }
+}
+
+/// A KIP-848 group's timer task: expires members whose session ran out.
+async fn drive_consumer_group(handle: Arc<ConsumerGroupHandle>) {
+    loop {
+        let next = handle.group.lock().await.tick(Instant::now());
         let sleep = match next {
             Some(deadline) => tokio::time::sleep_until(deadline),
             None => tokio::time::sleep(Duration::from_secs(3600)),
