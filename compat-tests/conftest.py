@@ -301,6 +301,56 @@ def broker_factory(request, tmp_path_factory):
         _finish_broker(b)
 
 
+# -- consumer groups ---------------------------------------------------------
+# Kafka's group.initial.rebalance.delay.ms defaults to 3 s; the group tests run the
+# broker with a short delay so that every first join does not cost 3 s.
+GROUP_REBALANCE_DELAY_MS = os.environ.get("DUCTSTREAM_COMPAT_GROUP_DELAY_MS", "200")
+GROUP_FLAG = "--group-initial-rebalance-delay-ms"
+_GROUP_SUPPORT: dict[Path, bool] = {}
+
+
+def group_args() -> list[str]:
+    return [GROUP_FLAG, GROUP_REBALANCE_DELAY_MS]
+
+
+def require_group_support(binary: Path):
+    """Fail fast (instead of every client timing out) on a broker built before
+    the consumer-group APIs: those builds do not know the rebalance-delay flag."""
+    if binary not in _GROUP_SUPPORT:
+        out = subprocess.run([str(binary), "--help"], capture_output=True, timeout=30)
+        _GROUP_SUPPORT[binary] = GROUP_FLAG.encode() in out.stdout + out.stderr
+    if not _GROUP_SUPPORT[binary]:
+        pytest.fail(
+            f"broker binary {broker_binary()} has no {GROUP_FLAG} flag: it was built "
+            "without consumer groups (FindCoordinator/JoinGroup/...)",
+            pytrace=False,
+        )
+
+
+@pytest.fixture
+def group_broker_factory(request, tmp_path_factory):
+    """Start brokers for consumer-group tests: the short initial rebalance delay
+    plus any extra flags, e.g. group_broker_factory('--num-partitions', '3',
+    storage='segment')."""
+    require_group_support(broker_snapshot(tmp_path_factory))
+    made = []
+
+    def make(*extra_args, storage="sled"):
+        b = _make_broker(request, tmp_path_factory, storage, [*group_args(), *extra_args])
+        made.append(b)
+        return b
+
+    yield make
+    for b in made:
+        _finish_broker(b)
+
+
+@pytest.fixture
+def group_broker(group_broker_factory):
+    """A sled broker with the short group rebalance delay."""
+    return group_broker_factory()
+
+
 @pytest.fixture
 def topic(request):
     return helpers.unique_topic(request.node.name)

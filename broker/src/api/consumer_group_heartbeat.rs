@@ -28,10 +28,10 @@ pub async fn handle(ctx: &Ctx, request: ConsumerGroupHeartbeatRequest) -> Result
     if request.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty()) {
         return Ok(error(ResponseError::InvalidRequest, "regular-expression subscriptions are not supported; name the topics".into()));
     }
-    if let Some(classic) = ctx.broker.groups.group(&group_id)? {
-        if !classic.group.lock().await.is_empty() {
-            return Ok(error(ResponseError::GroupIdNotFound, format!("{group_id} is a classic group with members")));
-        }
+    if let Some(classic) = ctx.broker.groups.group(&group_id)?
+        && !classic.group.lock().await.is_empty()
+    {
+        return Ok(error(ResponseError::GroupIdNotFound, format!("{group_id} is a classic group with members")));
     }
     let subscribed: Option<Vec<String>> =
         request.subscribed_topic_names.map(|names| names.into_iter().map(|n| n.0.as_str().to_owned()).collect());
