@@ -359,12 +359,9 @@ impl Group {
 
     /// Enters PreparingRebalance (if not already there): waiting syncs learn of it.
     fn prepare_rebalance(&mut self, now: Instant) {
+        // A forming group's delay is not extended as more members arrive (Kafka extends it):
+        // the first member never waits longer than the configured delay.
         if self.state == State::PreparingRebalance {
-            if let Some(delay) = self.delay_deadline {
-                // Each new member of a forming group extends the wait, up to the rebalance timeout.
-                let cap = self.rebalance_deadline.unwrap_or(delay);
-                self.delay_deadline = Some((now + self.initial_delay).min(cap));
-            }
             return;
         }
         for member in self.members.values_mut() {
