@@ -4,6 +4,8 @@
 mod client;
 mod consume;
 mod delivery;
+mod group_failover;
+mod group_join;
 mod latency;
 mod payload;
 mod produce;
@@ -47,6 +49,14 @@ enum Command {
     Consume(consume::ConsumeArgs),
     /// Produce at a fixed rate while consuming: end-to-end latency.
     Latency(latency::LatencyArgs),
+    /// Time from subscribe() to the first record for a new consumer of a new group.
+    GroupJoin(group_join::GroupJoinArgs),
+    /// Time for a consumer group to settle after a member is killed (or leaves).
+    GroupFailover(group_failover::GroupFailoverArgs),
+    /// One member of a consumer group, run by `group-failover` as a child
+    /// process: prints a JSON line per assignment change.
+    #[command(hide = true)]
+    GroupMember(group_failover::GroupMemberArgs),
 }
 
 fn main() -> Result<()> {
@@ -59,6 +69,9 @@ fn main() -> Result<()> {
         Command::Produce(args) => Box::new(produce::run(&opts, args)?),
         Command::Consume(args) => Box::new(consume::run(&opts, args)?),
         Command::Latency(args) => Box::new(latency::run(&opts, args)?),
+        Command::GroupJoin(args) => Box::new(group_join::run(&opts, args)?),
+        Command::GroupFailover(args) => Box::new(group_failover::run(&opts, args)?),
+        Command::GroupMember(args) => return group_failover::run_member(&opts, args),
     };
     match print_report(report.as_ref(), cli.json) {
         // Output piped into e.g. `head`: not the bench's failure.

@@ -666,3 +666,65 @@ impl Group {
         self.members.values().flat_map(|m| super::protocol::subscription_topics(&m.metadata(&protocol))).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(member: &str) -> JoinRequest {
+        JoinRequest {
+            member_id: member.into(),
+            group_instance_id: None,
+            client_id: "c".into(),
+            client_host: "/127.0.0.1".into(),
+            session_timeout: Duration::from_secs(10),
+            rebalance_timeout: Duration::from_secs(30),
+            protocol_type: "consumer".into(),
+            protocols: vec![("range".into(), Bytes::from_static(b"m"))],
+            require_known_member_id: false,
+        }
+    }
+
+    fn waiting(outcome: JoinOutcome) -> oneshot::Receiver<JoinResult> {
+        match outcome {
+            JoinOutcome::Wait(rx) => rx,
+            JoinOutcome::Done(result) => panic!("expected to wait, got {result:?}"),
+        }
+    }
+
+    #[test]
+    fn a_forming_group_waits_the_initial_delay_and_no_longer() {
+        let t0 = Instant::now();
+        let mut g = Group::new("g", Duration::from_secs(3));
+        let mut first = waiting(g.join(request(""), t0));
+        assert_eq!(g.tick(t0 + Duration::from_secs(1)), Some(t0 + Duration::from_secs(3)));
+        assert!(first.try_recv().is_err(), "still waiting for more members");
+        let mut second = waiting(g.join(request(""), t0 + Duration::from_secs(2)));
+        g.tick(t0 + Duration::from_secs(3));
+        let (a, b) = (first.try_recv().expect("first answered at the delay"), second.try_recv().expect("second too"));
+        assert_eq!((a.generation, b.generation), (1, 1));
+        assert_eq!(a.members.len() + b.members.len(), 2, "only the leader sees the members");
+        assert_eq!(g.state, State::CompletingRebalance);
+    }
+
+    #[test]
+    fn a_silent_member_expires_and_the_rest_rebalance() {
+        let t0 = Instant::now();
+        let mut g = Group::new("g", Duration::ZERO);
+        let mut a = waiting(g.join(request(""), t0));
+        let a_id = a.try_recv().expect("a alone: no delay").member_id;
+        let mut b = waiting(g.join(request(""), t0));
+        let _ = waiting(g.join(request(&a_id), t0));
+        let b_result = b.try_recv().expect("both joined");
+        let leader = b_result.leader.clone();
+        let assignments = vec![(a_id.clone(), Bytes::from_static(b"A")), (b_result.member_id.clone(), Bytes::from_static(b"B"))];
+        let _ = g.sync(&leader, None, 2, assignments, t0).expect("leader syncs");
+        assert_eq!(g.state, State::Stable);
+        // b never heartbeats again; a does.
+        g.heartbeat(&a_id, None, 2, t0 + Duration::from_secs(8)).expect("a alive");
+        g.tick(t0 + Duration::from_secs(10));
+        assert!(!g.members.contains_key(&b_result.member_id), "b expired");
+        assert_eq!(g.state, State::PreparingRebalance);
+        assert_eq!(g.heartbeat(&a_id, None, 2, t0 + Duration::from_secs(11)), Err(ResponseError::RebalanceInProgress));
+    }
+}
