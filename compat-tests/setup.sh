@@ -88,4 +88,16 @@ else
     log "sarama driver up to date"
 fi
 
-log "ready (venv=$VENV, sarama=$SARAMA_BIN)"
+# The consumer-group driver (test_groups_sarama.py) is a second program.
+SARAMA_GROUP_SRC="$HERE/sarama/group/main.go"
+SARAMA_GROUP_BIN="$BIN_DIR/sarama-group-compat"
+if [ ! -x "$SARAMA_GROUP_BIN" ] || [ "$SARAMA_GROUP_SRC" -nt "$SARAMA_GROUP_BIN" ]; then
+    log "building sarama group driver -> $SARAMA_GROUP_BIN"
+    (cd "$HERE/sarama/group" && GO111MODULE=off GOPATH=/usr/share/gocode \
+        GOCACHE="$CACHE/go-build" GOFLAGS= CGO_CFLAGS="-O2 -Wno-deprecated-declarations" go build -o "$SARAMA_GROUP_BIN.tmp" main.go)
+    mv "$SARAMA_GROUP_BIN.tmp" "$SARAMA_GROUP_BIN"
+else
+    log "sarama group driver up to date"
+fi
+
+log "ready (venv=$VENV, sarama=$SARAMA_BIN, sarama group=$SARAMA_GROUP_BIN)"
