@@ -296,7 +296,13 @@ impl Group {
         self.dirty = true;
         if self.state == State::Stable && unchanged {
             // Same subscription: no rebalance; the member syncs to get its assignment back.
-            return JoinOutcome::Done(self.join_result(&new_id, false));
+            // As Kafka does, a returning leader is answered with its old id as the leader, so
+            // it does not take itself for the leader and compute an assignment nobody applies.
+            let mut result = self.join_result(&new_id, false);
+            if result.leader == new_id {
+                result.leader = old_id;
+            }
+            return JoinOutcome::Done(result);
         }
         self.add_or_update(new_id, request, now)
     }
