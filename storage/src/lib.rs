@@ -5,13 +5,16 @@
 //! base offset rewritten, so a fetch hands stored bytes back unchanged.
 //!
 //! Engines: [`MemoryStorage`] (tests, ephemeral brokers), [`SledStorage`] (the embedded
-//! default) and [`SegmentStorage`] (an append-only segment log, like Kafka's). Every engine
+//! default), [`SegmentStorage`] (an append-only segment log, like Kafka's) and, with the
+//! `postgres` feature, `PostgresStorage` (several brokers on one database). Every engine
 //! passes the same conformance suite in [`testsuite`].
 
 mod batch;
 mod error;
 mod groups;
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod segment;
 #[cfg(feature = "sled")]
 mod sled_engine;
@@ -23,6 +26,8 @@ pub use batch::{Batch, BatchError, Compression, RECORD_BATCH_OVERHEAD};
 pub use error::{Result, StorageError};
 pub use groups::{CommittedOffset, GroupState, MemberState};
 pub use memory::MemoryStorage;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStorage;
 pub use segment::SegmentStorage;
 #[cfg(feature = "sled")]
 pub use sled_engine::SledStorage;

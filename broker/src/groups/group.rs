@@ -720,11 +720,11 @@ mod tests {
         let mut a = waiting(g.join(request(""), t0));
         let a_id = a.try_recv().expect("a alone: no delay").member_id;
         let mut b = waiting(g.join(request(""), t0));
-        let _ = waiting(g.join(request(&a_id), t0));
+        let _rejoined = waiting(g.join(request(&a_id), t0));
         let b_result = b.try_recv().expect("both joined");
         let leader = b_result.leader.clone();
         let assignments = vec![(a_id.clone(), Bytes::from_static(b"A")), (b_result.member_id.clone(), Bytes::from_static(b"B"))];
-        let _ = g.sync(&leader, None, 2, assignments, t0).expect("leader syncs");
+        let _synced = g.sync(&leader, None, 2, assignments, t0).expect("leader syncs");
         assert_eq!(g.state, State::Stable);
         // b never heartbeats again; a does.
         g.heartbeat(&a_id, None, 2, t0 + Duration::from_secs(8)).expect("a alive");

@@ -33,30 +33,39 @@ pub struct GroupConfig {
     pub consumer_heartbeat_interval: Duration,
 }
 
-/// One group and what wakes its timer task.
-pub struct GroupHandle {
-    pub group: tokio::sync::Mutex<Group>,
+/// A group and what wakes its timer task.
+pub struct Handle<G> {
+    pub group: tokio::sync::Mutex<G>,
     wake: Notify,
 }
 
-impl GroupHandle {
+impl<G> Handle<G> {
+    fn new(group: G) -> Arc<Handle<G>> {
+        Arc::new(Handle { group: tokio::sync::Mutex::new(group), wake: Notify::new() })
+    }
+
     /// Tells the timer task the group changed, so it recomputes its next deadline.
     pub fn changed(&self) {
         self.wake.notify_one();
     }
-}
 
-/// A KIP-848 consumer group and what wakes its timer task.
-pub struct ConsumerGroupHandle {
-    pub group: tokio::sync::Mutex<ConsumerGroup>,
-    wake: Notify,
-}
-
-impl ConsumerGroupHandle {
-    pub fn changed(&self) {
-        self.wake.notify_one();
+    /// Sleeps until `deadline` or until the group changes.
+    async fn wait(&self, deadline: Option<Instant>) {
+        let sleep = match deadline {
+            Some(deadline) => tokio::time::sleep_until(deadline),
+            None => tokio::time::sleep(Duration::from_secs(3600)),
+        };
+        tokio::select! {
+            _ = self.wake.notified() => {}
+            _ = sleep => {}
+        }
     }
 }
+
+/// A classic group.
+pub type GroupHandle = Handle<Group>;
+/// A KIP-848 consumer group.
+pub type ConsumerGroupHandle = Handle<ConsumerGroup>;
 
 pub struct Coordinator {
     storage: Arc<dyn Storage>,
@@ -91,7 +100,7 @@ impl Coordinator {
     }
 
     fn insert(self: &Arc<Self>, id: &str, group: Group) -> Result<Arc<GroupHandle>> {
-        let handle = Arc::new(GroupHandle { group: tokio::sync::Mutex::new(group), wake: Notify::new() });
+        let handle = Handle::new(group);
         self.table()?.insert(id.to_owned(), handle.clone());
         tokio::spawn(drive(self.clone(), handle.clone()));
         Ok(handle)
@@ -109,10 +118,7 @@ impl Coordinator {
         if let Some(handle) = table.get(id) {
             return Ok(handle.clone());
         }
-        let handle = Arc::new(GroupHandle {
-            group: tokio::sync::Mutex::new(Group::new(id, self.config.initial_rebalance_delay)),
-            wake: Notify::new(),
-        });
+        let handle = Handle::new(Group::new(id, self.config.initial_rebalance_delay));
         table.insert(id.to_owned(), handle.clone());
         drop(table);
         tokio::spawn(drive(self.clone(), handle.clone()));
@@ -143,10 +149,7 @@ impl Coordinator {
         if let Some(handle) = table.get(id) {
             return Ok(handle.clone());
         }
-        let handle = Arc::new(ConsumerGroupHandle {
-            group: tokio::sync::Mutex::new(ConsumerGroup::new(id, self.config.consumer_session_timeout)),
-            wake: Notify::new(),
-        });
+        let handle = Handle::new(ConsumerGroup::new(id, self.config.consumer_session_timeout));
         table.insert(id.to_owned(), handle.clone());
         tokio::spawn(drive_consumer_group(handle.clone()));
         Ok(handle)
@@ -180,14 +183,7 @@ async fn drive(coordinator: Arc<Coordinator>, handle: Arc<GroupHandle>) {
             coordinator.save_if_changed(&mut group).await;
             next
         };
-        let sleep = match next {
-            Some(deadline) => tokio::time::sleep_until(deadline),
-            None => tokio::time::sleep(Duration::from_secs(3600)),
-        };
-        tokio::select! {
-            _ = handle.wake.notified() => {}
-            _ = sleep => {}
-        }
+        handle.wait(next).await;
     }
 }
 
@@ -195,13 +191,6 @@ async fn drive(coordinator: Arc<Coordinator>, handle: Arc<GroupHandle>) {
 async fn drive_consumer_group(handle: Arc<ConsumerGroupHandle>) {
     loop {
         let next = handle.group.lock().await.tick(Instant::now());
-        let sleep = match next {
-            Some(deadline) => tokio::time::sleep_until(deadline),
-            None => tokio::time::sleep(Duration::from_secs(3600)),
-        };
-        tokio::select! {
-            _ = handle.wake.notified() => {}
-            _ = sleep => {}
-        }
+        handle.wait(next).await;
     }
 }
