@@ -1,0 +1,438 @@
+//! The Postgres engine: several brokers can share one database.
+//!
+//! Layout (see `migrations/0001_init.sql`): a row per topic, a row per partition holding its
+//! high watermark (`next_offset`), log start and running max timestamp, and a row per record
+//! batch holding the producer's bytes (`bytea`) with its offsets, timestamps and producer
+//! fields beside them for lookups. Groups, committed offsets and idempotent producers' states
+//! have a table each; producer ids come from a sequence.
+//!
+//! - **Appends** are one SQL statement (so one implicit transaction and one round trip): it
+//!   moves the partition's `next_offset` forward with `UPDATE ... RETURNING` (the row lock
+//!   serialises writers, on any connection or broker), inserts the batch with its base offset
+//!   rewritten, upserts the producer's state and queues a `NOTIFY ductstream_appends`.
+//!   Durable when it returns, so [`Storage::sync`] has nothing to do.
+//! - **Reads** are index lookups: the batch holding the offset by `last_offset`, then a range
+//!   over `end_position` (a running byte count) bounded by `max_bytes`.
+//! - **Time lookups** use `time_index`, the running max of the batches' max timestamps, which
+//!   never decreases in offset order.
+//! - **Migrations** in `migrations/` are embedded and applied at open, in one transaction
+//!   under an advisory lock, and recorded in `ductstream_schema_migrations`.
+//! - **SQL** lives in `queries.sql`, split by `-- name:` markers and prepared per connection.
+//!
+//! A lost connection gives `StorageError::Engine` ("retriable"); the pool drops it and the
+//! next call opens a new one. An append that fails that way may or may not have committed,
+//! as with a Kafka produce that times out.
+
+mod notify;
+mod pool;
+mod queries;
+pub mod testing;
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::{FromSql, Json};
+use tokio_postgres::{Config, Row};
+use uuid::Uuid;
+
+use self::pool::{describe, Conn, Pool};
+use self::queries::Query;
+use crate::memory::{check_deletable, check_in_range};
+use crate::{
+    AppendOutcome, Batch, CommittedOffset, GroupState, PartitionOffsets, ProducerBatch, ProducerState, Result,
+    Storage, StorageError, Topic, TopicSpec,
+};
+
+/// Connections kept by [`PostgresStorage::connect`].
+pub const DEFAULT_POOL_SIZE: usize = 8;
+
+/// Embedded schema migrations: (version, name, SQL), in order.
+const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+
+/// Reads never ask for more than this many bytes (keeps position arithmetic in range).
+const MAX_READ_BYTES: i64 = 1 << 48;
+
+/// A [`Storage`] on a Postgres database, shared safely by several brokers. Cloning is cheap
+/// and shares the pool.
+#[derive(Clone)]
+pub struct PostgresStorage {
+    pool: Arc<Pool>,
+}
+
+impl PostgresStorage {
+    /// Connects to `url` (`postgres://user:password@host:port/database`, or key=value form),
+    /// with a pool of [`DEFAULT_POOL_SIZE`] connections, and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<PostgresStorage> {
+        Self::connect_with_pool_size(url, DEFAULT_POOL_SIZE).await
+    }
+
+    /// [`PostgresStorage::connect`] with at most `pool_size` connections.
+    pub async fn connect_with_pool_size(url: &str, pool_size: usize) -> Result<PostgresStorage> {
+        let config: Config = url
+            .parse()
+            .map_err(|e| StorageError::Engine(format!("invalid postgres URL: {e}")))?;
+        let pool = Arc::new(Pool::new(config, pool_size));
+        migrate(&mut *pool.get().await?).await?;
+        Ok(PostgresStorage { pool })
+    }
+
+    /// Wake-ups for appends made by any broker on this database: (topic id, partition, new high
+    /// watermark), from a dedicated connection that LISTENs on `ductstream_appends`.
+    ///
+    /// Notifications are hints: when the receiver lags by more than the channel holds, newer
+    /// ones are dropped (each carries the latest high watermark, so the next one catches up).
+    /// The channel closes (`recv` gives `None`) when the listening connection is lost; the
+    /// caller should then wake all its waiters and subscribe again.
+    pub async fn subscribe_appends(&self) -> Result<tokio::sync::mpsc::Receiver<(Uuid, i32, i64)>> {
+        notify::subscribe(self.pool.config()).await
+    }
+}
+
+/// Applies the embedded migrations not yet recorded, all in one transaction, under an advisory
+/// lock so that brokers starting together migrate one after the other.
+async fn migrate(conn: &mut Conn) -> Result<()> {
+    let failed = |what: &str, e: tokio_postgres::Error| {
+        StorageError::Engine(format!("postgres schema migration failed ({what}): {}", describe(&e)))
+    };
+    let tx = conn.client.transaction().await.map_err(|e| failed("begin", e))?;
+    tx.batch_execute(Query::MigrationsLock.sql()).await.map_err(|e| failed("advisory lock", e))?;
+    tx.batch_execute(Query::MigrationsTable.sql()).await.map_err(|e| failed("migrations table", e))?;
+    let applied: Vec<i32> = tx
+        .query(Query::MigrationsApplied.sql(), &[])
+        .await
+        .map_err(|e| failed("applied versions", e))?
+        .iter()
+        .map(|row| row.try_get(0))
+        .collect::<std::result::Result<_, _>>()
+        .map_err(|e| failed("applied versions", e))?;
+    for (version, name, sql) in MIGRATIONS {
+        if applied.contains(version) {
+            continue;
+        }
+        tracing::info!(version, name, "applying postgres schema migration");
+        tx.batch_execute(sql).await.map_err(|e| failed(name, e))?;
+        tx.execute(Query::MigrationsRecord.sql(), &[version, name]).await.map_err(|e| failed(name, e))?;
+    }
+    let known = MIGRATIONS.iter().map(|(v, _, _)| *v).max().unwrap_or(0);
+    if let Some(newer) = applied.iter().filter(|v| **v > known).max() {
+        tracing::warn!(newer, known, "the postgres schema is newer than this build knows");
+    }
+    tx.commit().await.map_err(|e| failed("commit", e))
+}
+
+/// Column `index` of `row`, or `Corrupt` when it has another type.
+fn col<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T> {
+    row.try_get(index)
+        .map_err(|e| StorageError::Corrupt(format!("unexpected postgres column {index}: {e}")))
+}
+
+fn topic_from(row: &Row) -> Result<Topic> {
+    let Json(configs) = col::<Json<BTreeMap<String, String>>>(row, 3)?;
+    Ok(Topic { id: col(row, 0)?, name: col(row, 1)?, partitions: col(row, 2)?, configs })
+}
+
+fn batch_from(bytes: Vec<u8>) -> Result<Batch> {
+    Batch::from_stored(Bytes::from(bytes)).map_err(|e| StorageError::Corrupt(format!("stored batch: {e}")))
+}
+
+/// The batch in column `index`, if the column is not NULL.
+fn optional_batch(row: &Row, index: usize) -> Result<Option<Batch>> {
+    col::<Option<Vec<u8>>>(row, index)?.map(batch_from).transpose()
+}
+
+/// Why a lookup of `topic`/`partition` found no partition row.
+async fn missing(conn: &mut Conn, topic: &str, partition: i32) -> StorageError {
+    match conn.query_opt(Query::TopicPartitions, &[&topic]).await {
+        Ok(Some(_)) => StorageError::UnknownPartition { topic: topic.to_owned(), partition },
+        Ok(None) => StorageError::UnknownTopic(topic.to_owned()),
+        Err(e) => e,
+    }
+}
+
+#[async_trait]
+impl Storage for PostgresStorage {
+    fn engine(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn create_topic(&self, spec: TopicSpec) -> Result<Topic> {
+        if spec.partitions < 1 {
+            return Err(StorageError::InvalidPartitions(format!("{} partitions", spec.partitions)));
+        }
+        let topic = Topic { id: Uuid::new_v4(), name: spec.name, partitions: spec.partitions, configs: spec.configs };
+        let mut conn = self.pool.get().await?;
+        let statement = conn.statement(Query::CreateTopic).await?;
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
+            [&topic.id, &topic.name, &topic.partitions, &Json(&topic.configs)];
+        match conn.client.execute(&statement, &params).await {
+            Ok(_) => Ok(topic),
+            Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StorageError::TopicExists(topic.name)),
+            Err(e) => Err(pool::query_error(Query::CreateTopic, e)),
+        }
+    }
+
+    async fn delete_topic(&self, name: &str) -> Result<Topic> {
+        let mut conn = self.pool.get().await?;
+        match conn.query_opt(Query::DeleteTopic, &[&name]).await? {
+            Some(row) => topic_from(&row),
+            None => Err(StorageError::UnknownTopic(name.to_owned())),
+        }
+    }
+
+    async fn topics(&self) -> Result<Vec<Topic>> {
+        let mut conn = self.pool.get().await?;
+        conn.query(Query::Topics, &[]).await?.iter().map(topic_from).collect()
+    }
+
+    async fn topic(&self, name: &str) -> Result<Option<Topic>> {
+        let mut conn = self.pool.get().await?;
+        conn.query_opt(Query::Topic, &[&name]).await?.as_ref().map(topic_from).transpose()
+    }
+
+    async fn create_partitions(&self, name: &str, partitions: i32) -> Result<Topic> {
+        let mut conn = self.pool.get().await?;
+        let lock = conn.statement(Query::TopicForUpdate).await?;
+        let grow = conn.statement(Query::GrowTopic).await?;
+        let add = conn.statement(Query::AddPartitions).await?;
+        let failed = |query: Query| move |e| pool::query_error(query, e);
+        let tx = conn.client.transaction().await.map_err(failed(Query::TopicForUpdate))?;
+        let row = tx.query_opt(&lock, &[&name]).await.map_err(failed(Query::TopicForUpdate))?;
+        let mut topic = match row {
+            Some(row) => topic_from(&row)?,
+            None => return Err(StorageError::UnknownTopic(name.to_owned())),
+        };
+        if partitions <= topic.partitions {
+            return Err(StorageError::InvalidPartitions(format!(
+                "topic {name:?} has {} partitions; it can only grow",
+                topic.partitions
+            )));
+        }
+        tx.execute(&grow, &[&topic.id, &partitions]).await.map_err(failed(Query::GrowTopic))?;
+        tx.execute(&add, &[&topic.id, &topic.partitions, &partitions]).await.map_err(failed(Query::AddPartitions))?;
+        tx.commit().await.map_err(failed(Query::AddPartitions))?;
+        topic.partitions = partitions;
+        Ok(topic)
+    }
+
+    async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<Topic> {
+        let mut conn = self.pool.get().await?;
+        match conn.query_opt(Query::SetTopicConfigs, &[&name, &Json(&configs)]).await? {
+            Some(row) => topic_from(&row),
+            None => Err(StorageError::UnknownTopic(name.to_owned())),
+        }
+    }
+
+    async fn append(
+        &self,
+        topic: &str,
+        partition: i32,
+        batch: Batch,
+        producer: Option<ProducerState>,
+    ) -> Result<AppendOutcome> {
+        let delta = i64::from(batch.last_offset_delta()) + 1;
+        let size = i32::try_from(batch.len())
+            .map_err(|_| StorageError::Engine(format!("a batch of {} bytes is too large to store", batch.len())))?;
+        let data: &[u8] = batch.bytes();
+        let producer_id = producer.as_ref().map(|p| p.producer_id);
+        let epoch = producer.as_ref().map(|p| p.epoch);
+        let batches: Option<Json<&Vec<ProducerBatch>>> = producer.as_ref().map(|p| Json(&p.batches));
+        let mut conn = self.pool.get().await?;
+        let row = conn
+            .query_opt(
+                Query::Append,
+                &[
+                    &topic,
+                    &partition,
+                    &delta,
+                    &batch.max_timestamp(),
+                    &size,
+                    &batch.record_count(),
+                    &batch.producer_id(),
+                    &batch.producer_epoch(),
+                    &batch.base_sequence(),
+                    &data,
+                    &producer_id,
+                    &epoch,
+                    &batches,
+                ],
+            )
+            .await?;
+        match row {
+            Some(row) => Ok(AppendOutcome { base_offset: col(&row, 0)?, high_watermark: col(&row, 1)? }),
+            None => Err(missing(&mut conn, topic, partition).await),
+        }
+    }
+
+    async fn read(&self, topic: &str, partition: i32, offset: i64, max_bytes: usize) -> Result<Vec<Batch>> {
+        let max_bytes = i64::try_from(max_bytes).unwrap_or(MAX_READ_BYTES).min(MAX_READ_BYTES);
+        let mut conn = self.pool.get().await?;
+        let rows = conn.query(Query::Read, &[&topic, &partition, &offset, &max_bytes]).await?;
+        let Some(first) = rows.first() else {
+            return Err(missing(&mut conn, topic, partition).await);
+        };
+        check_in_range(offset, PartitionOffsets { log_start: col(first, 0)?, high_watermark: col(first, 1)? })?;
+        let mut batches = Vec::with_capacity(rows.len());
+        for row in &rows {
+            if let Some(batch) = optional_batch(row, 2)? {
+                batches.push(batch);
+            }
+        }
+        Ok(batches)
+    }
+
+    async fn offsets(&self, topic: &str, partition: i32) -> Result<PartitionOffsets> {
+        let mut conn = self.pool.get().await?;
+        match conn.query_opt(Query::Offsets, &[&topic, &partition]).await? {
+            Some(row) => Ok(PartitionOffsets { log_start: col(&row, 0)?, high_watermark: col(&row, 1)? }),
+            None => Err(missing(&mut conn, topic, partition).await),
+        }
+    }
+
+    async fn batch_at_time(&self, topic: &str, partition: i32, timestamp: i64) -> Result<Option<Batch>> {
+        let mut conn = self.pool.get().await?;
+        match conn.query_opt(Query::BatchAtTime, &[&topic, &partition, &timestamp]).await? {
+            Some(row) => optional_batch(&row, 0),
+            None => Err(missing(&mut conn, topic, partition).await),
+        }
+    }
+
+    async fn batch_with_max_timestamp(&self, topic: &str, partition: i32) -> Result<Option<Batch>> {
+        let mut conn = self.pool.get().await?;
+        let Some(row) = conn.query_opt(Query::BatchWithMaxTimestamp, &[&topic, &partition]).await? else {
+            return Err(missing(&mut conn, topic, partition).await);
+        };
+        let top: Option<i64> = col(&row, 0)?;
+        match (top, optional_batch(&row, 1)?) {
+            (_, Some(batch)) => Ok(Some(batch)),
+            (None, None) => Ok(None),
+            (Some(_), None) => match conn.query_opt(Query::BatchWithMaxTimestampScan, &[&topic, &partition]).await? {
+                Some(row) => optional_batch(&row, 0),
+                None => Ok(None),
+            },
+        }
+    }
+
+    async fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> Result<i64> {
+        let mut conn = self.pool.get().await?;
+        // A refusal is re-checked against the current offsets: the high watermark only grows,
+        // so an offset found in range there is accepted on the next try.
+        for _ in 0..3 {
+            if let Some(row) = conn.query_opt(Query::DeleteRecords, &[&topic, &partition, &offset]).await? {
+                return col(&row, 0);
+            }
+            let Some(row) = conn.query_opt(Query::Offsets, &[&topic, &partition]).await? else {
+                return Err(missing(&mut conn, topic, partition).await);
+            };
+            check_deletable(offset, PartitionOffsets { log_start: col(&row, 0)?, high_watermark: col(&row, 1)? })?;
+        }
+        Err(StorageError::Engine(format!("delete_records on {topic}/{partition} kept failing")))
+    }
+
+    async fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerState>> {
+        let mut conn = self.pool.get().await?;
+        let rows = conn.query(Query::Producers, &[&topic, &partition]).await?;
+        if rows.is_empty() {
+            return Err(missing(&mut conn, topic, partition).await);
+        }
+        let mut states = Vec::new();
+        for row in &rows {
+            if let Some(producer_id) = col::<Option<i64>>(row, 0)? {
+                let Json(batches) = col::<Json<Vec<ProducerBatch>>>(row, 2)?;
+                states.push(ProducerState { producer_id, epoch: col(row, 1)?, batches });
+            }
+        }
+        Ok(states)
+    }
+
+    async fn save_group(&self, group: GroupState) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        conn.execute(Query::SaveGroup, &[&group.group_id, &Json(&group)]).await?;
+        Ok(())
+    }
+
+    async fn load_groups(&self) -> Result<Vec<GroupState>> {
+        let mut conn = self.pool.get().await?;
+        let rows = conn.query(Query::LoadGroups, &[]).await?;
+        rows.iter().map(|row| col::<Json<GroupState>>(row, 0).map(|Json(group)| group)).collect()
+    }
+
+    async fn delete_group(&self, group_id: &str) -> Result<()> {
+        let mut conn = self.pool.get().await?;
+        conn.execute(Query::DeleteGroup, &[&group_id]).await?;
+        Ok(())
+    }
+
+    async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {
+        // One row per partition: a later entry for the same partition wins, as in the other engines.
+        let mut latest: BTreeMap<(String, i32), CommittedOffset> = BTreeMap::new();
+        for offset in offsets {
+            latest.insert((offset.topic.clone(), offset.partition), offset);
+        }
+        if latest.is_empty() {
+            return Ok(());
+        }
+        let offsets: Vec<CommittedOffset> = latest.into_values().collect();
+        let topics: Vec<&str> = offsets.iter().map(|o| o.topic.as_str()).collect();
+        let partitions: Vec<i32> = offsets.iter().map(|o| o.partition).collect();
+        let positions: Vec<i64> = offsets.iter().map(|o| o.offset).collect();
+        let epochs: Vec<i32> = offsets.iter().map(|o| o.leader_epoch).collect();
+        let metadata: Vec<&str> = offsets.iter().map(|o| o.metadata.as_str()).collect();
+        let timestamps: Vec<i64> = offsets.iter().map(|o| o.commit_timestamp).collect();
+        let mut conn = self.pool.get().await?;
+        conn.execute(
+            Query::CommitOffsets,
+            &[&group_id, &topics, &partitions, &positions, &epochs, &metadata, &timestamps],
+        )
+        .await?;
+        Ok(())
+    }
+
+    async fn committed_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
+        let mut conn = self.pool.get().await?;
+        let rows = conn.query(Query::CommittedOffsets, &[&group_id]).await?;
+        rows.iter()
+            .map(|row| {
+                Ok(CommittedOffset {
+                    topic: col(row, 0)?,
+                    partition: col(row, 1)?,
+                    offset: col(row, 2)?,
+                    leader_epoch: col(row, 3)?,
+                    metadata: col(row, 4)?,
+                    commit_timestamp: col(row, 5)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let topics: Vec<&str> = partitions.iter().map(|(t, _)| t.as_str()).collect();
+        let indexes: Vec<i32> = partitions.iter().map(|(_, p)| *p).collect();
+        let mut conn = self.pool.get().await?;
+        conn.execute(Query::DeleteOffsets, &[&group_id, &topics, &indexes]).await?;
+        Ok(())
+    }
+
+    async fn groups_with_offsets(&self) -> Result<Vec<String>> {
+        let mut conn = self.pool.get().await?;
+        conn.query(Query::GroupsWithOffsets, &[]).await?.iter().map(|row| col(row, 0)).collect()
+    }
+
+    async fn next_producer_id(&self) -> Result<i64> {
+        let mut conn = self.pool.get().await?;
+        match conn.query_opt(Query::NextProducerId, &[]).await? {
+            Some(row) => col(&row, 0),
+            None => Err(StorageError::Engine("nextval returned no row".into())),
+        }
+    }
+
+    /// Every write committed its transaction before returning: nothing to do.
+    async fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+}

@@ -1,0 +1,260 @@
+-- Every statement the Postgres engine runs. Each starts at a `-- name: <name>` marker and runs
+-- to the next one; `Query` in queries.rs lists the names, and a unit test checks that both
+-- sides agree. Statements are prepared once per pooled connection.
+--
+-- Most lookups start from a topic name and a partition: the `part` CTE resolves them to the
+-- partition row, so that "no row at all" means an unknown topic or partition and the caller
+-- asks `topic_partitions` which of the two it was.
+
+-- name: migrations_lock
+-- Held until the migrating transaction ends: brokers starting at once migrate one at a time.
+SELECT pg_advisory_xact_lock(7305545530021110323)
+
+-- name: migrations_table
+CREATE TABLE IF NOT EXISTS ductstream_schema_migrations (
+    version     integer     PRIMARY KEY,
+    name        text        NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+)
+
+-- name: migrations_applied
+SELECT version FROM ductstream_schema_migrations ORDER BY version
+
+-- name: migrations_record
+INSERT INTO ductstream_schema_migrations (version, name) VALUES ($1::integer, $2::text)
+
+-- name: listen_appends
+-- Run on the dedicated listening connection of PostgresStorage::subscribe_appends; the append
+-- statement notifies this channel with '<topic id>:<partition>:<high watermark>'.
+LISTEN ductstream_appends
+
+-- name: topic_partitions
+SELECT partitions FROM ductstream_topics WHERE name = $1::text
+
+-- name: create_topic
+WITH topic AS (
+    INSERT INTO ductstream_topics (id, name, partitions, configs)
+    VALUES ($1::uuid, $2::text, $3::integer, $4::jsonb)
+    RETURNING id, partitions
+)
+INSERT INTO ductstream_partitions (topic_id, partition)
+SELECT topic.id, p FROM topic, generate_series(0, topic.partitions - 1) AS p
+
+-- name: delete_topic
+-- Partitions go by ON DELETE CASCADE; batches and producer states are deleted here.
+WITH topic AS (
+    DELETE FROM ductstream_topics WHERE name = $1::text
+    RETURNING id, name, partitions, configs
+), batches AS (
+    DELETE FROM ductstream_batches b USING topic WHERE b.topic_id = topic.id
+), producers AS (
+    DELETE FROM ductstream_producer_states s USING topic WHERE s.topic_id = topic.id
+)
+SELECT id, name, partitions, configs FROM topic
+
+-- name: topics
+SELECT id, name, partitions, configs FROM ductstream_topics ORDER BY name COLLATE "C"
+
+-- name: topic
+SELECT id, name, partitions, configs FROM ductstream_topics WHERE name = $1::text
+
+-- name: topic_for_update
+SELECT id, name, partitions, configs FROM ductstream_topics WHERE name = $1::text FOR UPDATE
+
+-- name: grow_topic
+UPDATE ductstream_topics SET partitions = $2::integer WHERE id = $1::uuid
+
+-- name: add_partitions
+INSERT INTO ductstream_partitions (topic_id, partition)
+SELECT $1::uuid, p FROM generate_series($2::integer, $3::integer - 1) AS p
+
+-- name: set_topic_configs
+UPDATE ductstream_topics SET configs = $2::jsonb WHERE name = $1::text
+RETURNING id, name, partitions, configs
+
+-- name: append
+-- One statement, so one implicit transaction and one round trip: the partition row's lock
+-- orders concurrent writers, the batch is stored with its base offset rewritten (bytes 0..8,
+-- big-endian; the CRC does not cover them), the producer state is saved with it, and the
+-- wake-up is queued for delivery at commit.
+-- $3 offset delta (last_offset_delta + 1), $4 batch max timestamp, $5 byte size,
+-- $6 record count, $7 producer id, $8 producer epoch, $9 base sequence, $10 batch bytes,
+-- $11..$13 the producer's new state (NULLs without one).
+WITH part AS (
+    UPDATE ductstream_partitions p
+    SET next_offset = p.next_offset + $3::bigint,
+        max_timestamp = GREATEST(p.max_timestamp, $4::bigint),
+        next_position = p.next_position + $5::integer
+    FROM ductstream_topics t
+    WHERE t.name = $1::text AND p.topic_id = t.id AND p.partition = $2::integer
+    RETURNING p.topic_id, p.next_offset - $3::bigint AS base_offset, p.next_offset,
+              p.max_timestamp AS time_index, p.next_position AS end_position
+), batch AS (
+    INSERT INTO ductstream_batches (topic_id, partition, base_offset, last_offset, record_count,
+        max_timestamp, time_index, end_position, byte_size, producer_id, producer_epoch,
+        base_sequence, data)
+    SELECT part.topic_id, $2::integer, part.base_offset, part.next_offset - 1, $6::integer,
+        $4::bigint, part.time_index, part.end_position, $5::integer, $7::bigint, $8::smallint,
+        $9::integer, overlay($10::bytea PLACING int8send(part.base_offset) FROM 1 FOR 8)
+    FROM part
+), producer AS (
+    INSERT INTO ductstream_producer_states (topic_id, partition, producer_id, epoch, batches)
+    SELECT part.topic_id, $2::integer, $11::bigint, $12::smallint, $13::jsonb
+    FROM part WHERE $11::bigint IS NOT NULL
+    ON CONFLICT (topic_id, partition, producer_id)
+    DO UPDATE SET epoch = EXCLUDED.epoch, batches = EXCLUDED.batches
+)
+SELECT part.base_offset, part.next_offset,
+       pg_notify('ductstream_appends', part.topic_id::text || ':' || $2::integer::text || ':' || part.next_offset::text)
+FROM part
+
+-- name: read
+-- Rows: none when the partition does not exist; else (log_start, high watermark, batch) per
+-- batch, or one row with a NULL batch when there is nothing to return. The batch holding
+-- $3 is one probe of the last_offset index; the rest is a range over the end_position index
+-- bounded by max_bytes ($4), or by the first batch alone when it is larger. LATERAL makes
+-- both bounds index conditions of the inner scans (never a filter over the partition).
+SELECT part.log_start, part.next_offset, found.data
+FROM (
+    SELECT p.topic_id, p.partition, p.log_start, p.next_offset
+    FROM ductstream_partitions p JOIN ductstream_topics t ON t.id = p.topic_id
+    WHERE t.name = $1::text AND p.partition = $2::integer
+) part
+LEFT JOIN LATERAL (
+    SELECT b.end_position - b.byte_size AS start_position, b.byte_size
+    FROM ductstream_batches b
+    WHERE b.topic_id = part.topic_id AND b.partition = part.partition AND b.last_offset >= $3::bigint
+      AND $3::bigint >= part.log_start AND $3::bigint < part.next_offset
+    ORDER BY b.last_offset
+    LIMIT 1
+) first ON true
+LEFT JOIN LATERAL (
+    SELECT b.data, b.end_position
+    FROM ductstream_batches b
+    WHERE b.topic_id = part.topic_id AND b.partition = part.partition
+      AND b.end_position > first.start_position
+      AND b.end_position <= first.start_position + GREATEST($4::bigint, first.byte_size)
+    ORDER BY b.end_position
+) found ON true
+ORDER BY found.end_position
+
+-- name: offsets
+SELECT p.log_start, p.next_offset
+FROM ductstream_partitions p JOIN ductstream_topics t ON t.id = p.topic_id
+WHERE t.name = $1::text AND p.partition = $2::integer
+
+-- name: batch_at_time
+-- The first batch (in offset order) whose max timestamp is at or after $3. time_index never
+-- decreases in offset order, so ordering by it orders by offset; every batch with
+-- max_timestamp >= $3 has time_index >= $3.
+SELECT found.data
+FROM ductstream_partitions p
+JOIN ductstream_topics t ON t.id = p.topic_id
+LEFT JOIN LATERAL (
+    SELECT b.data FROM ductstream_batches b
+    WHERE b.topic_id = p.topic_id AND b.partition = p.partition
+      AND b.time_index >= $3::bigint AND b.max_timestamp >= $3::bigint
+    ORDER BY b.time_index, b.base_offset
+    LIMIT 1
+) found ON true
+WHERE t.name = $1::text AND p.partition = $2::integer
+
+-- name: batch_with_max_timestamp
+-- The batch that raised the running max to its final value is the first one holding the
+-- largest timestamp, while it is still stored. Returns (top running max, batch); a NULL batch
+-- with a non-NULL max means records were deleted: see batch_with_max_timestamp_scan.
+SELECT top.time_index, found.data
+FROM ductstream_partitions p
+JOIN ductstream_topics t ON t.id = p.topic_id
+LEFT JOIN LATERAL (
+    SELECT b.time_index FROM ductstream_batches b
+    WHERE b.topic_id = p.topic_id AND b.partition = p.partition
+    ORDER BY b.time_index DESC
+    LIMIT 1
+) top ON true
+LEFT JOIN LATERAL (
+    SELECT b.data FROM ductstream_batches b
+    WHERE b.topic_id = p.topic_id AND b.partition = p.partition
+      AND b.time_index = top.time_index AND b.max_timestamp = top.time_index
+    ORDER BY b.base_offset
+    LIMIT 1
+) found ON true
+WHERE t.name = $1::text AND p.partition = $2::integer
+
+-- name: batch_with_max_timestamp_scan
+-- The slow path after DeleteRecords removed the batch that set the running max.
+SELECT b.data
+FROM ductstream_batches b JOIN ductstream_topics t ON t.id = b.topic_id
+WHERE t.name = $1::text AND b.partition = $2::integer
+ORDER BY b.max_timestamp DESC, b.base_offset
+LIMIT 1
+
+-- name: delete_records
+-- Raises log_start to $3 (never lowers it) and deletes the batches wholly below it. No row
+-- when the partition does not exist or $3 is outside [0, high watermark].
+WITH part AS (
+    UPDATE ductstream_partitions p
+    SET log_start = GREATEST(p.log_start, $3::bigint)
+    FROM ductstream_topics t
+    WHERE t.name = $1::text AND p.topic_id = t.id AND p.partition = $2::integer
+      AND $3::bigint BETWEEN 0 AND p.next_offset
+    RETURNING p.topic_id, p.partition, p.log_start
+), gone AS (
+    DELETE FROM ductstream_batches b USING part
+    WHERE b.topic_id = part.topic_id AND b.partition = part.partition
+      AND b.last_offset < part.log_start
+)
+SELECT log_start FROM part
+
+-- name: producers
+-- Rows: none when the partition does not exist; else one per producer, or one NULL row.
+SELECT s.producer_id, s.epoch, s.batches
+FROM ductstream_partitions p
+JOIN ductstream_topics t ON t.id = p.topic_id
+LEFT JOIN ductstream_producer_states s ON s.topic_id = p.topic_id AND s.partition = p.partition
+WHERE t.name = $1::text AND p.partition = $2::integer
+ORDER BY s.producer_id
+
+-- name: save_group
+INSERT INTO ductstream_groups (group_id, state) VALUES ($1::text, $2::jsonb)
+ON CONFLICT (group_id) DO UPDATE SET state = EXCLUDED.state
+
+-- name: load_groups
+SELECT state FROM ductstream_groups ORDER BY group_id COLLATE "C"
+
+-- name: delete_group
+WITH offsets AS (
+    DELETE FROM ductstream_committed_offsets WHERE group_id = $1::text
+)
+DELETE FROM ductstream_groups WHERE group_id = $1::text
+
+-- name: commit_offsets
+-- All or none: one statement. The arrays are parallel, one element per partition, without
+-- duplicate (topic, partition) pairs.
+INSERT INTO ductstream_committed_offsets
+    (group_id, topic, partition, committed_offset, leader_epoch, metadata, commit_timestamp)
+SELECT $1::text, c.topic, c.partition, c.committed_offset, c.leader_epoch, c.metadata, c.commit_timestamp
+FROM unnest($2::text[], $3::integer[], $4::bigint[], $5::integer[], $6::text[], $7::bigint[])
+     AS c (topic, partition, committed_offset, leader_epoch, metadata, commit_timestamp)
+ON CONFLICT (group_id, topic, partition) DO UPDATE SET
+    committed_offset = EXCLUDED.committed_offset,
+    leader_epoch = EXCLUDED.leader_epoch,
+    metadata = EXCLUDED.metadata,
+    commit_timestamp = EXCLUDED.commit_timestamp
+
+-- name: committed_offsets
+SELECT topic, partition, committed_offset, leader_epoch, metadata, commit_timestamp
+FROM ductstream_committed_offsets
+WHERE group_id = $1::text
+ORDER BY topic COLLATE "C", partition
+
+-- name: delete_offsets
+DELETE FROM ductstream_committed_offsets o
+USING unnest($2::text[], $3::integer[]) AS d (topic, partition)
+WHERE o.group_id = $1::text AND o.topic = d.topic AND o.partition = d.partition
+
+-- name: groups_with_offsets
+SELECT DISTINCT group_id COLLATE "C" FROM ductstream_committed_offsets ORDER BY 1
+
+-- name: next_producer_id
+SELECT nextval('ductstream_producer_ids')
