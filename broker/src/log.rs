@@ -94,6 +94,18 @@ impl Log {
         Ok(self.lock_partitions()?.entry((topic.id, partition)).or_insert(state).clone())
     }
 
+    /// Raises a partition's high watermark after another broker appended to the shared store;
+    /// a partition this broker has not opened yet learns its bounds when it is opened.
+    pub fn publish_external(&self, topic_id: Uuid, partition: i32, high_watermark: i64) {
+        let state = match self.partitions.lock() {
+            Ok(map) => map.get(&(topic_id, partition)).cloned(),
+            Err(_) => None,
+        };
+        if let Some(state) = state {
+            state.publish_high_watermark(high_watermark);
+        }
+    }
+
     /// Forgets the in-memory state of a deleted topic.
     pub fn forget_topic(&self, topic: &Topic) -> Result<()> {
         self.lock_partitions()?.retain(|(id, _), _| *id != topic.id);

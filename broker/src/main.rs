@@ -7,6 +7,8 @@ use std::time::Duration;
 use clap::Parser;
 use ductstream_broker::config::{Args, BrokerConfig, LogFormat};
 use ductstream_broker::{server, Broker, BrokerError, Result};
+#[cfg(feature = "postgres")]
+use ductstream_storage::PostgresStorage;
 use ductstream_storage::{MemoryStorage, SegmentStorage, SledStorage, Storage};
 use tokio::net::TcpListener;
 
@@ -55,7 +57,8 @@ fn check_data_dir_engine(args: &Args, engine: &str) -> Result<()> {
     Ok(())
 }
 
-fn open_storage(args: &Args) -> Result<Arc<dyn Storage>> {
+async fn open_storage(args: &Args) -> Result<Opened> {
+    let embedded = |storage: Arc<dyn Storage>| Ok(Opened { storage, #[cfg(feature = "postgres")] postgres: None });
     match args.storage.as_str() {
         "sled" => {
             std::fs::create_dir_all(&args.data_dir)?;
@@ -63,7 +66,7 @@ fn open_storage(args: &Args) -> Result<Arc<dyn Storage>> {
             let storage = SledStorage::open_with_fsync(&args.data_dir, args.fsync).map_err(|e| {
                 BrokerError::Config(format!("cannot open the sled store in {}: {e}", args.data_dir.display()))
             })?;
-            Ok(Arc::new(storage))
+            embedded(Arc::new(storage))
         }
         "segment" => {
             std::fs::create_dir_all(&args.data_dir)?;
@@ -71,23 +74,75 @@ fn open_storage(args: &Args) -> Result<Arc<dyn Storage>> {
             let storage = SegmentStorage::open(&args.data_dir, args.fsync).map_err(|e| {
                 BrokerError::Config(format!("cannot open the segment store in {}: {e}", args.data_dir.display()))
             })?;
-            Ok(Arc::new(storage))
+            embedded(Arc::new(storage))
         }
-        "memory" => Ok(Arc::new(MemoryStorage::new())),
+        "memory" => embedded(Arc::new(MemoryStorage::new())),
+        #[cfg(feature = "postgres")]
+        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let storage = Arc::new(PostgresStorage::connect(url).await.map_err(|e| {
+                BrokerError::Config(format!("cannot open Postgres storage at {}: {e}", redact(url)))
+            })?);
+            Ok(Opened { storage: storage.clone(), postgres: Some(storage) })
+        }
+        #[cfg(not(feature = "postgres"))]
         url if url.starts_with("postgres://") || url.starts_with("postgresql://") => Err(BrokerError::Config(
-            "Postgres storage is not available in this version yet; use --storage sled (default) or memory".into(),
+            "this build has no Postgres storage: build with the `postgres` feature".into(),
         )),
         other => Err(BrokerError::Config(format!("unknown storage {other:?}: use sled, segment, memory or a postgres:// URL"))),
     }
 }
 
+/// The opened store, and the Postgres engine when it is one (for its append notifications).
+struct Opened {
+    storage: Arc<dyn Storage>,
+    #[cfg(feature = "postgres")]
+    postgres: Option<Arc<PostgresStorage>>,
+}
+
+/// A connection URL without its password, for messages.
+#[cfg(feature = "postgres")]
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
+            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+            None => url.to_owned(),
+        },
+        _ => url.to_owned(),
+    }
+}
+
+/// Wakes this broker's long polls when any broker on the same database appends.
+#[cfg(feature = "postgres")]
+async fn follow_appends(postgres: Arc<PostgresStorage>, broker: Arc<Broker>) {
+    loop {
+        match postgres.subscribe_appends().await {
+            Ok(mut appends) => {
+                while let Some((topic, partition, high_watermark)) = appends.recv().await {
+                    broker.log.publish_external(topic, partition, high_watermark);
+                }
+                tracing::warn!("lost the Postgres append notifications; subscribing again");
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot listen for Postgres append notifications; retrying"),
+        }
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
 async fn run(args: Args) -> Result<()> {
-    let storage = open_storage(&args)?;
+    let opened = open_storage(&args).await?;
+    let storage = opened.storage;
     let listener = TcpListener::bind(args.kafka_listen)
         .await
         .map_err(|e| BrokerError::Config(format!("cannot listen on {}: {e}", args.kafka_listen)))?;
     let bound = listener.local_addr()?;
     let broker = Broker::start(BrokerConfig::new(&args, bound)?, storage.clone(), args.group_config()).await?;
+    #[cfg(feature = "postgres")]
+    if let Some(postgres) = opened.postgres {
+        tokio::spawn(follow_appends(postgres, broker.clone()));
+    }
 
     if let Some(addr) = args.metrics_listen {
         let metrics = TcpListener::bind(addr)

@@ -54,13 +54,17 @@ fn metrics_count_requests_bytes_and_high_watermarks() {
 }
 
 #[test]
-fn postgres_storage_is_refused_with_a_clear_message_for_now() {
+fn an_unreachable_postgres_is_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    let url = format!("postgres://ductstream:secret@127.0.0.1:{port}/db");
     let output = Command::new(env!("CARGO_BIN_EXE_ductstream"))
-        .args(["--kafka-listen", "127.0.0.1:0", "--storage", "postgres://localhost/db"])
+        .args(["--kafka-listen", "127.0.0.1:0", "--storage", &url])
         .output()
         .expect("run");
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("Postgres storage is not available"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("cannot open Postgres storage"), "{stderr}");
+    assert!(!stderr.contains("secret"), "the password is not logged: {stderr}");
 }
 
 #[test]
