@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # The whole DuctStream test suite: Rust unit and integration tests (they start the real broker
-# binary on port 0), then the real-client compatibility suite (kcat, confluent-kafka,
-# kafka-python, aiokafka, kafkajs, sarama). Installs what the tests need on first run.
+# binary on port 0, and throwaway Postgres clusters), then the real-client compatibility suite
+# (kcat, confluent-kafka, kafka-python, aiokafka, kafkajs, sarama). Installs what the tests need
+# on first run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ductstream/target}"
 export CARGO_TERM_COLOR=never
 
 bash compat-tests/setup.sh
+
+# The Postgres engine's tests start throwaway clusters with the server binaries.
+if ! command -v initdb >/dev/null 2>&1; then
+    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends postgresql
+    fi
+    PG_BIN="$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")"
+    export PATH="$PG_BIN:$PATH"
+fi
 
 cargo build --workspace --all-targets
 if cargo nextest --version >/dev/null 2>&1; then
