@@ -11,11 +11,8 @@ export CARGO_TERM_COLOR=never
 bash compat-tests/setup.sh
 
 # The Postgres engine's tests start throwaway clusters with the server binaries.
+# (compat-tests/setup.sh installs Debian's postgresql; its binaries live off PATH.)
 if ! command -v initdb >/dev/null 2>&1; then
-    if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
-        SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo -n"
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends postgresql
-    fi
     PG_BIN="$(dirname "$(ls /usr/lib/postgresql/*/bin/initdb | sort -V | tail -n 1)")"
     export PATH="$PG_BIN:$PATH"
 fi
