@@ -22,27 +22,42 @@ enum Pending {
 
 pub async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest) -> Result<Outcome> {
     let acks = request.acks;
-    let mut topics = Vec::with_capacity(request.topic_data.len());
+    let refused = if !matches!(acks, -1..=1) {
+        Some((ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, not {acks}")))
+    } else if request.transactional_id.is_some() {
+        Some((ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported".to_string()))
+    } else {
+        None
+    };
+    // Partitions are independent: append them all at once, so a request touching many
+    // partitions costs one storage round trip, not one per partition.
+    let mut names = Vec::with_capacity(request.topic_data.len());
+    let mut appends = Vec::new();
     for topic_data in request.topic_data {
         let name = topic_data.name.0.as_str().to_owned();
-        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
-            let pending = if !matches!(acks, -1..=1) {
-                failed(ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, not {acks}"))
-            } else if request.transactional_id.is_some() {
-                failed(ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported".into())
-            } else {
-                append(ctx, &name, data.index, data.records).await.unwrap_or_else(|e| Pending::Failed {
-                    code: e.code().code(),
-                    message: e.to_string(),
-                })
-            };
-            if let Pending::Failed { message, .. } = &pending {
-                tracing::debug!(topic = %name, partition = data.index, error = %message, "produce refused");
-            }
-            partitions.push((data.index, pending));
+            let (name, refused) = (name.clone(), refused.clone());
+            appends.push(async move {
+                let pending = match refused {
+                    Some((code, message)) => failed(code, message),
+                    None => append(ctx, &name, data.index, data.records)
+                        .await
+                        .unwrap_or_else(|e| Pending::Failed { code: e.code().code(), message: e.to_string() }),
+                };
+                if let Pending::Failed { message, .. } = &pending {
+                    tracing::debug!(topic = %name, partition = data.index, error = %message, "produce refused");
+                }
+                (data.index, pending)
+            });
         }
-        topics.push((topic_data.name, partitions));
+        names.push((topic_data.name, appends.len()));
+    }
+    let mut results = futures::future::join_all(appends).await.into_iter();
+    let mut topics = Vec::with_capacity(names.len());
+    let mut taken = 0;
+    for (name, end) in names {
+        topics.push((name, results.by_ref().take(end - taken).collect::<Vec<_>>()));
+        taken = end;
     }
     if acks == 0 {
         return Ok(Outcome::Silent);
