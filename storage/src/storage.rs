@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use crate::{
-    AppendOutcome, Batch, CommittedOffset, GroupState, PartitionOffsets, ProducerState, Result, Topic, TopicSpec,
+    AppendOutcome, Batch, BrokerInfo, CommittedOffset, GroupState, PartitionOffsets, ProducerState, Result, Topic, TopicSpec,
 };
 
 /// Where topics, partitions and their batches live.
@@ -85,6 +85,14 @@ pub trait Storage: Send + Sync + 'static {
 
     /// A producer id never handed out before by this store, for idempotent producers.
     async fn next_producer_id(&self) -> Result<i64>;
+
+    /// Takes or renews `me`'s lease for `lease` and returns the brokers whose leases are live,
+    /// `me` included, by node id. Stores that several brokers share (Postgres) keep the
+    /// leases; an embedded store serves one broker, which is the whole cluster.
+    async fn heartbeat_broker(&self, me: &BrokerInfo, lease: std::time::Duration) -> Result<Vec<BrokerInfo>> {
+        let _ = lease;
+        Ok(vec![me.clone()])
+    }
 
     /// Returns once every write that returned before this call survives a crash.
     async fn sync(&self) -> Result<()>;

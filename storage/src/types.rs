@@ -73,3 +73,11 @@ pub struct AppendOutcome {
     /// The partition's new high watermark.
     pub high_watermark: i64,
 }
+
+/// A broker as the cluster knows it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct BrokerInfo {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+}

@@ -42,7 +42,7 @@ use self::pool::{describe, Conn, Pool};
 use self::queries::Query;
 use crate::memory::{check_deletable, check_in_range};
 use crate::{
-    AppendOutcome, Batch, CommittedOffset, GroupState, PartitionOffsets, ProducerBatch, ProducerState, Result,
+    AppendOutcome, Batch, BrokerInfo, CommittedOffset, GroupState, PartitionOffsets, ProducerBatch, ProducerState, Result,
     Storage, StorageError, Topic, TopicSpec,
 };
 
@@ -50,7 +50,10 @@ use crate::{
 pub const DEFAULT_POOL_SIZE: usize = 8;
 
 /// Embedded schema migrations: (version, name, SQL), in order.
-const MIGRATIONS: &[(i32, &str, &str)] = &[(1, "init", include_str!("migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i32, &str, &str)] = &[
+    (1, "init", include_str!("migrations/0001_init.sql")),
+    (2, "brokers", include_str!("migrations/0002_brokers.sql")),
+];
 
 /// Reads never ask for more than this many bytes (keeps position arithmetic in range).
 const MAX_READ_BYTES: i64 = 1 << 48;
@@ -429,6 +432,28 @@ impl Storage for PostgresStorage {
             Some(row) => col(&row, 0),
             None => Err(StorageError::Engine("nextval returned no row".into())),
         }
+    }
+
+    async fn heartbeat_broker(&self, me: &BrokerInfo, lease: std::time::Duration) -> Result<Vec<BrokerInfo>> {
+        let mut conn = self.pool.get().await?;
+        let lease_ms = lease.as_millis() as f64;
+        let renewed = conn.query_opt(Query::BrokerHeartbeat, &[&me.node_id, &me.host, &me.port, &lease_ms]).await?;
+        if renewed.is_none() {
+            let holder = conn.query_opt(Query::BrokerHolding, &[&me.node_id]).await?;
+            let at = match holder {
+                Some(row) => format!("{}:{}", col::<String>(&row, 0)?, col::<i32>(&row, 1)?),
+                None => "another address".to_string(),
+            };
+            return Err(StorageError::Engine(format!(
+                "node id {} is held by a live broker at {at}; give each broker its own --node-id",
+                me.node_id
+            )));
+        }
+        conn.query(Query::LiveBrokers, &[])
+            .await?
+            .iter()
+            .map(|row| Ok(BrokerInfo { node_id: col(row, 0)?, host: col(row, 1)?, port: col(row, 2)? }))
+            .collect()
     }
 
     /// Every write committed its transaction before returning: nothing to do.

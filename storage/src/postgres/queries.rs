@@ -38,10 +38,13 @@ pub(crate) enum Query {
     DeleteOffsets,
     GroupsWithOffsets,
     NextProducerId,
+    BrokerHeartbeat,
+    LiveBrokers,
+    BrokerHolding,
 }
 
 impl Query {
-    pub(crate) const ALL: [Query; 30] = [
+    pub(crate) const ALL: [Query; 33] = [
         Query::MigrationsLock,
         Query::MigrationsTable,
         Query::MigrationsApplied,
@@ -72,6 +75,9 @@ impl Query {
         Query::DeleteOffsets,
         Query::GroupsWithOffsets,
         Query::NextProducerId,
+        Query::BrokerHeartbeat,
+        Query::LiveBrokers,
+        Query::BrokerHolding,
     ];
 
     /// The name after `-- name:` in `queries.sql`.
@@ -107,6 +113,9 @@ impl Query {
             Query::DeleteOffsets => "delete_offsets",
             Query::GroupsWithOffsets => "groups_with_offsets",
             Query::NextProducerId => "next_producer_id",
+            Query::BrokerHeartbeat => "broker_heartbeat",
+            Query::LiveBrokers => "live_brokers",
+            Query::BrokerHolding => "broker_holding",
         }
     }
 

@@ -258,3 +258,19 @@ SELECT DISTINCT group_id COLLATE "C" FROM ductstream_committed_offsets ORDER BY 
 
 -- name: next_producer_id
 SELECT nextval('ductstream_producer_ids')
+
+-- name: broker_heartbeat
+-- Takes or renews node $1's lease for $4 milliseconds, unless another live broker holds it.
+INSERT INTO ductstream_brokers (node_id, host, port, lease_until)
+VALUES ($1, $2, $3, now() + $4::float8 * interval '1 millisecond')
+ON CONFLICT (node_id) DO UPDATE
+    SET host = excluded.host, port = excluded.port, lease_until = excluded.lease_until
+    WHERE ductstream_brokers.lease_until < now()
+       OR (ductstream_brokers.host, ductstream_brokers.port) = (excluded.host, excluded.port)
+RETURNING node_id;
+
+-- name: live_brokers
+SELECT node_id, host, port FROM ductstream_brokers WHERE lease_until > now() ORDER BY node_id;
+
+-- name: broker_holding
+SELECT host, port FROM ductstream_brokers WHERE node_id = $1;
