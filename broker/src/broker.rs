@@ -1,10 +1,11 @@
 use std::sync::Arc;
 
-use ductstream_storage::{Storage, Topic, TopicSpec};
+use ductstream_storage::{BrokerInfo, Storage, Topic, TopicSpec};
 use kafka_protocol::error::ResponseError;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::BrokerConfig;
+use crate::cluster::Cluster;
 use crate::groups::{Coordinator, GroupConfig};
 use crate::log::Log;
 use crate::metrics::Metrics;
@@ -16,6 +17,7 @@ pub struct Broker {
     pub log: Log,
     pub metrics: Metrics,
     pub groups: Arc<Coordinator>,
+    pub cluster: Cluster,
     /// Cancelled when the broker starts shutting down: long polls return early.
     pub shutdown: CancellationToken,
 }
@@ -23,8 +25,11 @@ pub struct Broker {
 impl Broker {
     /// A broker on `storage`, with its saved consumer groups restored.
     pub async fn start(config: BrokerConfig, storage: Arc<dyn Storage>, groups: GroupConfig) -> Result<Arc<Broker>> {
-        let groups = Coordinator::load(storage.clone(), groups).await?;
+        let me = BrokerInfo { node_id: config.node_id, host: config.advertised_host.clone(), port: config.advertised_port };
+        let cluster = Cluster::join(&storage, me, config.broker_lease).await?;
+        let groups = Coordinator::new(storage.clone(), groups);
         Ok(Arc::new(Broker {
+            cluster,
             config,
             log: Log::new(storage),
             metrics: Metrics::default(),

@@ -87,6 +87,11 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_GROUP_CONSUMER_HEARTBEAT_INTERVAL_MS", default_value_t = 5_000)]
     pub group_consumer_heartbeat_interval_ms: u64,
 
+    /// Length of this broker's lease in a shared store (Postgres): when it runs out, its
+    /// partitions and groups move to the live brokers.
+    #[arg(long, env = "DUCTSTREAM_BROKER_LEASE_MS", default_value_t = 10_000)]
+    pub broker_lease_ms: u64,
+
     /// Seconds to let in-flight requests finish after SIGINT/SIGTERM.
     #[arg(long, env = "DUCTSTREAM_SHUTDOWN_TIMEOUT_S", default_value_t = 30)]
     pub shutdown_timeout_s: u64,
@@ -109,6 +114,7 @@ pub struct BrokerConfig {
     pub num_partitions: i32,
     pub socket_request_max_bytes: usize,
     pub message_max_bytes: i32,
+    pub broker_lease: std::time::Duration,
 }
 
 impl Args {
@@ -142,6 +148,7 @@ impl BrokerConfig {
             num_partitions: args.num_partitions,
             socket_request_max_bytes: args.socket_request_max_bytes,
             message_max_bytes: args.message_max_bytes,
+            broker_lease: std::time::Duration::from_millis(args.broker_lease_ms.max(300)),
         })
     }
 }

@@ -8,6 +8,7 @@
 
 pub mod api;
 mod broker;
+pub mod cluster;
 mod committer;
 pub mod config;
 mod connection;

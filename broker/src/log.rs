@@ -20,6 +20,9 @@ type PartitionTable = HashMap<(Uuid, i32), Arc<PartitionState>>;
 
 pub struct Log {
     storage: Arc<dyn Storage>,
+    /// Bumped when partition leadership may have moved: cached writer state (next offset,
+    /// idempotent producers) is then reloaded from storage before the next append.
+    leadership_epoch: std::sync::atomic::AtomicU64,
     committer: Arc<Committer>,
     partitions: Mutex<PartitionTable>,
 }
@@ -33,6 +36,7 @@ pub struct PartitionState {
 }
 
 struct WriterState {
+    leadership_epoch: u64,
     next_offset: i64,
     producers: HashMap<i64, ProducerState>,
 }
@@ -73,7 +77,7 @@ impl PartitionState {
 impl Log {
     pub fn new(storage: Arc<dyn Storage>) -> Log {
         let committer = Committer::start(storage.clone());
-        Log { storage, committer, partitions: Mutex::new(HashMap::new()) }
+        Log { storage, leadership_epoch: Default::default(), committer, partitions: Mutex::new(HashMap::new()) }
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -92,6 +96,11 @@ impl Log {
             writer: tokio::sync::Mutex::new(None),
         });
         Ok(self.lock_partitions()?.entry((topic.id, partition)).or_insert(state).clone())
+    }
+
+    /// Another broker may have written to partitions this one now leads.
+    pub fn leadership_changed(&self) {
+        self.leadership_epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Raises a partition's high watermark after another broker appended to the shared store;
@@ -128,10 +137,13 @@ impl Log {
     pub async fn append(&self, topic: &Topic, partition: i32, batch: Batch) -> Result<Appended> {
         let state = self.partition(topic, partition).await?;
         let mut writer = state.writer.lock().await;
-        if writer.is_none() {
+        let epoch = self.leadership_epoch.load(std::sync::atomic::Ordering::SeqCst);
+        if writer.as_ref().is_none_or(|w| w.leadership_epoch != epoch) {
             let offsets = self.storage.offsets(&topic.name, partition).await?;
             let producers = self.storage.producers(&topic.name, partition).await?;
+            state.publish_high_watermark(offsets.high_watermark);
             *writer = Some(WriterState {
+                leadership_epoch: epoch,
                 next_offset: offsets.high_watermark,
                 producers: producers.into_iter().map(|p| (p.producer_id, p)).collect(),
             });

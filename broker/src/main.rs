@@ -34,7 +34,7 @@ fn main() -> ExitCode {
 
 fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,tokio_postgres=warn"));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
@@ -139,6 +139,7 @@ async fn run(args: Args) -> Result<()> {
         .map_err(|e| BrokerError::Config(format!("cannot listen on {}: {e}", args.kafka_listen)))?;
     let bound = listener.local_addr()?;
     let broker = Broker::start(BrokerConfig::new(&args, bound)?, storage.clone(), args.group_config()).await?;
+    tokio::spawn(ductstream_broker::cluster::keep_alive(broker.clone()));
     #[cfg(feature = "postgres")]
     if let Some(postgres) = opened.postgres {
         tokio::spawn(follow_appends(postgres, broker.clone()));

@@ -19,15 +19,17 @@ fn produce_fetch_and_restart_on_postgres() {
     let dir = tempfile::tempdir().expect("tempdir");
     let url = pg.url();
     let flags = ["--storage", url.as_str()];
+    // The restarted broker comes back at the same address, so it may take its own lease again.
+    let listen = free_address();
     {
-        let broker = Broker::start(&dir.path().join("a"), &flags);
+        let broker = Broker::start_at(&dir.path().join("a"), &listen, &flags);
         let mut c = broker.client();
         create_topic(&mut c, "pg", 2, &[]);
         assert_eq!(produce_one(&mut c, "pg", 1, make_batch(3, 10, None)), (0, 0));
         assert_eq!(produce_one(&mut c, "pg", 1, make_batch(2, 20, None)), (0, 3));
         broker.kill();
     }
-    let broker = Broker::start(&dir.path().join("b"), &flags);
+    let broker = Broker::start_at(&dir.path().join("b"), &listen, &flags);
     let mut c = broker.client();
     let (code, hw, records) = fetch_now(&mut c, "pg", 1, 0);
     assert_eq!((code, hw), (0, 5), "acknowledged batches survive a kill -9 of the broker");
@@ -40,19 +42,20 @@ fn a_fetch_on_one_broker_wakes_when_another_broker_appends() {
     let pg = TestPostgres::start().expect("throwaway Postgres");
     let dir = tempfile::tempdir().expect("tempdir");
     let url = pg.url();
-    let flags = ["--storage", url.as_str()];
-    let a = Broker::start(&dir.path().join("a"), &flags);
-    let b = Broker::start(&dir.path().join("b"), &flags);
+    let a = Broker::start(&dir.path().join("a"), &["--storage", url.as_str(), "--node-id", "1"]);
+    let b = Broker::start(&dir.path().join("b"), &["--storage", url.as_str(), "--node-id", "2"]);
     let mut consumer = b.client();
-    create_topic(&mut consumer, "shared", 1, &[]);
+    create_topic(&mut consumer, "shared", 16, &[]);
+    // A partition that broker a leads (16 partitions over 2 brokers: a leads some).
+    let partition = (0..16).find(|p| leader_address(&mut consumer, "shared", *p) == a.addr).expect("a leads a partition");
     // Open the partition on broker b, then park a long fetch there.
-    assert_eq!(fetch_now(&mut consumer, "shared", 0, 0).1, 0);
-    let (correlation, frame) = consumer.frame(ApiKey::Fetch, 12, &fetch("shared", 0, 0, 20_000, 1, 1 << 20));
+    assert_eq!(fetch_now(&mut consumer, "shared", partition, 0).1, 0);
+    let (correlation, frame) = consumer.frame(ApiKey::Fetch, 12, &fetch("shared", partition, 0, 20_000, 1, 1 << 20));
     consumer.send_raw(&frame).expect("send fetch");
     let addr = a.addr;
     let producer = thread::spawn(move || {
         thread::sleep(std::time::Duration::from_millis(200));
-        produce_one(&mut Client::connect(addr), "shared", 0, make_batch(4, 5, None))
+        produce_one(&mut Client::connect(addr), "shared", partition, make_batch(4, 5, None))
     });
     let reply = consumer.read_frame().expect("the parked fetch is answered");
     let (got, response) = Client::decode(ApiKey::Fetch, 12, reply);
@@ -62,4 +65,79 @@ fn a_fetch_on_one_broker_wakes_when_another_broker_appends() {
     assert_eq!(p.high_watermark, 4, "broker b learned of broker a's append through NOTIFY");
     assert!(!p.records.as_ref().expect("records").is_empty());
     assert_eq!(producer.join().expect("producer"), (0, 0));
+}
+
+fn free_address() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").to_string()
+}
+
+/// The address of the broker that metadata names as the partition's leader.
+fn leader_address(client: &mut Client, topic: &str, partition: i32) -> std::net::SocketAddr {
+    let request = kafka_protocol::messages::MetadataRequest::default().with_topics(Some(vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default().with_name(Some(common::name(topic))),
+    ]));
+    let m = expect_kind!(client.call(ApiKey::Metadata, 12, &request), Metadata);
+    let leader = m.topics[0].partitions[partition as usize].leader_id;
+    let b = m.brokers.iter().find(|b| b.node_id == leader).expect("the leader is a listed broker");
+    format!("{}:{}", b.host, b.port).parse().expect("address")
+}
+
+#[test]
+fn partitions_spread_over_brokers_and_move_when_one_dies() {
+    let pg = TestPostgres::start().expect("throwaway Postgres");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = pg.url();
+    let flags = |id: &'static str| ["--storage", url.as_str(), "--node-id", id, "--broker-lease-ms", "1500"].map(str::to_owned);
+    let fa = flags("1");
+    let fb = flags("2");
+    let a = Broker::start(&dir.path().join("a"), &fa.iter().map(String::as_str).collect::<Vec<_>>());
+    let b = Broker::start(&dir.path().join("b"), &fb.iter().map(String::as_str).collect::<Vec<_>>());
+    let mut c = b.client();
+    create_topic(&mut c, "spread", 8, &[]);
+
+    let request = kafka_protocol::messages::MetadataRequest::default();
+    // Broker a joined first: it sees b at its next lease renewal.
+    let mut on_a = a.client();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    for client in [&mut c, &mut on_a] {
+        while expect_kind!(client.call(ApiKey::Metadata, 12, &request), Metadata).brokers.len() != 2 {
+            assert!(std::time::Instant::now() < deadline, "the brokers never saw each other");
+            thread::sleep(std::time::Duration::from_millis(100));
+        }
+    }
+    let leaders: Vec<std::net::SocketAddr> = (0..8).map(|p| leader_address(&mut c, "spread", p)).collect();
+    assert!(leaders.contains(&a.addr) && leaders.contains(&b.addr), "partitions are spread: {leaders:?}");
+
+    // Produce to each partition through its leader; the other broker refuses.
+    let mut acked = Vec::new();
+    for (p, leader) in leaders.iter().enumerate() {
+        let other = if *leader == a.addr { b.addr } else { a.addr };
+        assert_eq!(produce_one(&mut Client::connect(other), "spread", p as i32, make_batch(1, 1, None)).0, 6, "NOT_LEADER_OR_FOLLOWER");
+        let (code, offset) = produce_one(&mut Client::connect(*leader), "spread", p as i32, make_batch(2, 2, None));
+        assert_eq!(code, 0);
+        acked.push((p as i32, offset));
+    }
+
+    // Broker a dies; once its lease runs out, b leads everything.
+    a.kill();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let m = expect_kind!(c.call(ApiKey::Metadata, 12, &request), Metadata);
+        if m.brokers.len() == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "broker a never left the metadata");
+        thread::sleep(std::time::Duration::from_millis(100));
+    }
+    for p in 0..8 {
+        assert_eq!(leader_address(&mut c, "spread", p), b.addr);
+        let (code, offset) = produce_one(&mut c, "spread", p, make_batch(1, 3, None));
+        assert_eq!((code, offset), (0, 2), "partition {p}: offsets continue where the dead leader left them");
+    }
+    for (p, offset) in acked {
+        let (code, hw, records) = fetch_now(&mut c, "spread", p, offset);
+        assert_eq!((code, hw), (0, 3));
+        assert!(!records.is_empty(), "partition {p}: the dead broker's acknowledged records are there");
+    }
 }

@@ -24,11 +24,14 @@ pub async fn handle(ctx: &Ctx, request: ConsumerGroupHeartbeatRequest) -> Result
     if group_id.is_empty() {
         return Ok(error(ResponseError::InvalidRequest, "the group id is empty".into()));
     }
+    if let Some(e) = super::not_coordinator(ctx, &group_id) {
+        return Ok(error(e, "another broker coordinates this group".into()));
+    }
     // Clients send an empty regex when they subscribe by name.
     if request.subscribed_topic_regex.as_ref().is_some_and(|r| !r.is_empty()) {
         return Ok(error(ResponseError::InvalidRequest, "regular-expression subscriptions are not supported; name the topics".into()));
     }
-    if let Some(classic) = ctx.broker.groups.group(&group_id)?
+    if let Some(classic) = ctx.broker.groups.group(&group_id).await?
         && !classic.group.lock().await.is_empty()
     {
         return Ok(error(ResponseError::GroupIdNotFound, format!("{group_id} is a classic group with members")));

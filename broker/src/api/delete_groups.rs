@@ -19,7 +19,7 @@ pub async fn handle(ctx: &Ctx, request: DeleteGroupsRequest) -> Result<DeleteGro
 }
 
 async fn delete(ctx: &Ctx, id: &str, has_offsets: bool) -> Result<Option<ResponseError>> {
-    let handle = ctx.broker.groups.group(id)?;
+    let handle = ctx.broker.groups.group(id).await?;
     if handle.is_none() && !has_offsets {
         return Ok(Some(ResponseError::GroupIdNotFound));
     }

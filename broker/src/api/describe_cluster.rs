@@ -24,10 +24,15 @@ pub fn handle(ctx: &Ctx, request: DescribeClusterRequest) -> DescribeClusterResp
                 .with_error_message(Some(StrBytes::from_static_str("only the brokers endpoint type is served")));
         }
     }
-    response.with_brokers(vec![
-        DescribeClusterBroker::default()
-            .with_broker_id(BrokerId(config.node_id))
-            .with_host(StrBytes::from_string(config.advertised_host.clone()))
-            .with_port(config.advertised_port),
-    ])
+    let live = ctx.broker.cluster.brokers();
+    response.with_controller_id(BrokerId(live.first().map_or(config.node_id, |b| b.node_id))).with_brokers(
+        live.iter()
+            .map(|b| {
+                DescribeClusterBroker::default()
+                    .with_broker_id(BrokerId(b.node_id))
+                    .with_host(StrBytes::from_string(b.host.clone()))
+                    .with_port(b.port)
+            })
+            .collect(),
+    )
 }

@@ -19,7 +19,7 @@ pub async fn handle(ctx: &Ctx, request: DescribeGroupsRequest) -> Result<Describ
             groups.push(described.with_error_code(ctx.code(ResponseError::InvalidGroupId)));
             continue;
         }
-        let Some(handle) = ctx.broker.groups.group(id.0.as_str())? else {
+        let Some(handle) = ctx.broker.groups.group(id.0.as_str()).await? else {
             let state = if with_offsets.iter().any(|g| g == id.0.as_str()) { State::Empty } else { State::Dead };
             groups.push(described.with_group_state(StrBytes::from_static_str(state.name())));
             continue;

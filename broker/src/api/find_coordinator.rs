@@ -11,23 +11,22 @@ use super::Ctx;
 const KEY_TYPE_GROUP: i8 = 0;
 
 pub fn handle(ctx: &Ctx, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
-    let config = &ctx.broker.config;
-    let found = |key_type: i8| -> Result<(), (ResponseError, &'static str)> {
+    let cluster = &ctx.broker.cluster;
+    let found = |key_type: i8, key: &str| -> Result<ductstream_storage::BrokerInfo, (ResponseError, &'static str)> {
         if key_type == KEY_TYPE_GROUP {
-            Ok(())
+            Ok(cluster.coordinator(key))
         } else {
             Err((ResponseError::CoordinatorNotAvailable, "transactions are not supported"))
         }
     };
-    let host = StrBytes::from_string(config.advertised_host.clone());
     if ctx.version >= 4 {
         let coordinators = request
             .coordinator_keys
             .into_iter()
             .map(|key| {
-                let coordinator = Coordinator::default().with_key(key);
-                match found(request.key_type) {
-                    Ok(()) => coordinator.with_node_id(BrokerId(config.node_id)).with_host(host.clone()).with_port(config.advertised_port),
+                let coordinator = Coordinator::default().with_key(key.clone());
+                match found(request.key_type, key.as_str()) {
+                    Ok(b) => coordinator.with_node_id(BrokerId(b.node_id)).with_host(StrBytes::from_string(b.host)).with_port(b.port),
                     Err((code, message)) => coordinator
                         .with_node_id(BrokerId(-1))
                         .with_port(-1)
@@ -38,8 +37,8 @@ pub fn handle(ctx: &Ctx, request: FindCoordinatorRequest) -> FindCoordinatorResp
             .collect();
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
-    match found(request.key_type) {
-        Ok(()) => FindCoordinatorResponse::default().with_node_id(BrokerId(config.node_id)).with_host(host).with_port(config.advertised_port),
+    match found(request.key_type, request.key.as_str()) {
+        Ok(b) => FindCoordinatorResponse::default().with_node_id(BrokerId(b.node_id)).with_host(StrBytes::from_string(b.host)).with_port(b.port),
         Err((code, message)) => {
             let response = FindCoordinatorResponse::default().with_error_code(ctx.code(code)).with_node_id(BrokerId(-1)).with_port(-1);
             if ctx.version >= 1 { response.with_error_message(Some(StrBytes::from_static_str(message))) } else { response }

@@ -7,7 +7,10 @@ use super::Ctx;
 use crate::Result;
 
 pub async fn handle(ctx: &Ctx, request: HeartbeatRequest) -> Result<HeartbeatResponse> {
-    let Some(handle) = ctx.broker.groups.group(request.group_id.0.as_str())? else {
+    if let Some(e) = super::not_coordinator(ctx, request.group_id.0.as_str()) {
+        return Ok(HeartbeatResponse::default().with_error_code(ctx.code(e)));
+    }
+    let Some(handle) = ctx.broker.groups.group(request.group_id.0.as_str()).await? else {
         return Ok(HeartbeatResponse::default().with_error_code(ctx.code(ResponseError::UnknownMemberId)));
     };
     let result = {

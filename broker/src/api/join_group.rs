@@ -27,6 +27,9 @@ async fn join(ctx: &Ctx, request: JoinGroupRequest) -> Result<JoinResult> {
     if group_id.is_empty() {
         return Ok(JoinResult::error(ResponseError::InvalidGroupId, &member_id));
     }
+    if let Some(e) = super::not_coordinator(ctx, &group_id) {
+        return Ok(JoinResult::error(e, &member_id));
+    }
     let config = ctx.broker.groups.config;
     let session = Duration::from_millis(request.session_timeout_ms.max(0) as u64);
     if session < config.min_session_timeout || session > config.max_session_timeout {
@@ -45,7 +48,7 @@ async fn join(ctx: &Ctx, request: JoinGroupRequest) -> Result<JoinResult> {
         protocols: request.protocols.into_iter().map(|p| (p.name.as_str().to_owned(), p.metadata)).collect(),
         require_known_member_id: ctx.version >= 4,
     };
-    let handle = ctx.broker.groups.group_or_create(&group_id)?;
+    let handle = ctx.broker.groups.group_or_create(&group_id).await?;
     let outcome = {
         let mut group = handle.group.lock().await;
         let outcome = group.join(join, tokio::time::Instant::now());

@@ -13,7 +13,10 @@ pub async fn handle(ctx: &Ctx, request: LeaveGroupRequest) -> Result<LeaveGroupR
     } else {
         vec![(request.member_id.as_str().to_owned(), None)]
     };
-    let Some(handle) = ctx.broker.groups.group(request.group_id.0.as_str())? else {
+    if let Some(e) = super::not_coordinator(ctx, request.group_id.0.as_str()) {
+        return Ok(LeaveGroupResponse::default().with_error_code(ctx.code(e)));
+    }
+    let Some(handle) = ctx.broker.groups.group(request.group_id.0.as_str()).await? else {
         return Ok(LeaveGroupResponse::default().with_error_code(ctx.code(ResponseError::UnknownMemberId)));
     };
     let results: Vec<(String, Option<String>, Result<(), ResponseError>)> = {

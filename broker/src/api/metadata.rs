@@ -48,22 +48,29 @@ pub async fn handle(ctx: &Ctx, request: MetadataRequest) -> Result<MetadataRespo
             out
         }
     };
-    Ok(MetadataResponse::default()
-        .with_brokers(vec![
+    let live = broker.cluster.brokers();
+    let brokers = live
+        .iter()
+        .map(|b| {
             MetadataResponseBroker::default()
-                .with_node_id(BrokerId(config.node_id))
-                .with_host(StrBytes::from_string(config.advertised_host.clone()))
-                .with_port(config.advertised_port),
-        ])
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(StrBytes::from_string(b.host.clone()))
+                .with_port(b.port)
+        })
+        .collect();
+    // There is no controller of our own; the lowest live node id stands in for one.
+    let controller = live.first().map_or(config.node_id, |b| b.node_id);
+    Ok(MetadataResponse::default()
+        .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(config.cluster_id.clone())))
-        .with_controller_id(BrokerId(config.node_id))
+        .with_controller_id(BrokerId(controller))
         .with_topics(topics))
 }
 
 fn describe(ctx: &Ctx, topic: &Topic) -> MetadataResponseTopic {
-    let node = BrokerId(ctx.broker.config.node_id);
     let partitions = (0..topic.partitions)
         .map(|index| {
+            let node = BrokerId(ctx.broker.cluster.leader(topic.id, index).node_id);
             MetadataResponsePartition::default()
                 .with_partition_index(index)
                 .with_leader_id(node)

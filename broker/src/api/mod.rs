@@ -163,6 +163,11 @@ pub async fn dispatch(ctx: &Arc<Ctx>, request: RequestKind) -> Result<Outcome> {
     }
 }
 
+/// NOT_COORDINATOR when another broker coordinates `group`.
+pub fn not_coordinator(ctx: &Ctx, group: &str) -> Option<ResponseError> {
+    (!ctx.broker.cluster.coordinates(group)).then_some(ResponseError::NotCoordinator)
+}
+
 /// An optional message for a response's `error_message` field.
 pub fn message(error: &BrokerError) -> Option<StrBytes> {
     Some(StrBytes::from_string(error.to_string()))

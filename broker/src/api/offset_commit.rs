@@ -82,6 +82,9 @@ async fn check_member(ctx: &Ctx, request: &OffsetCommitRequest) -> Result<Option
     if group_id.is_empty() {
         return Ok(Some(ResponseError::InvalidGroupId));
     }
+    if let Some(e) = super::not_coordinator(ctx, group_id) {
+        return Ok(Some(e));
+    }
     let generation = request.generation_id_or_member_epoch;
     // KIP-848 groups: commits carry the member epoch.
     if let Some(handle) = ctx.broker.groups.consumer_group(group_id)? {
@@ -90,7 +93,7 @@ async fn check_member(ctx: &Ctx, request: &OffsetCommitRequest) -> Result<Option
             return Ok(group.check_commit(request.member_id.as_str(), generation).err());
         }
     }
-    let Some(handle) = ctx.broker.groups.group(group_id)? else {
+    let Some(handle) = ctx.broker.groups.group(group_id).await? else {
         return Ok((generation >= 0).then_some(ResponseError::IllegalGeneration));
     };
     let group = handle.group.lock().await;

@@ -10,7 +10,7 @@ use crate::Result;
 
 pub async fn handle(ctx: &Ctx, request: OffsetDeleteRequest) -> Result<OffsetDeleteResponse> {
     let group_id = request.group_id.0.as_str();
-    let handle = ctx.broker.groups.group(group_id)?;
+    let handle = ctx.broker.groups.group(group_id).await?;
     let has_offsets = ctx.broker.storage().groups_with_offsets().await?.iter().any(|g| g == group_id);
     if handle.is_none() && !has_offsets {
         return Ok(OffsetDeleteResponse::default().with_error_code(ctx.code(ResponseError::GroupIdNotFound)));

@@ -89,6 +89,10 @@ async fn append(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>) 
     if partition < 0 || partition >= topic.partitions {
         return Err(BrokerError::kafka(ResponseError::UnknownTopicOrPartition, format!("no partition {partition}")));
     }
+    if !broker.cluster.leads(topic.id, partition) {
+        let leader = broker.cluster.leader(topic.id, partition);
+        return Err(BrokerError::kafka(ResponseError::NotLeaderOrFollower, format!("broker {} leads this partition", leader.node_id)));
+    }
     let mut records = records.unwrap_or_default();
     let max = topic_config::max_message_bytes(&topic.configs, &broker.config);
     if records.len() > max.max(0) as usize {

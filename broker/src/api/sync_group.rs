@@ -12,7 +12,10 @@ pub async fn handle(ctx: &Ctx, request: SyncGroupRequest) -> Result<SyncGroupRes
     let member_id = request.member_id.as_str();
     let instance = request.group_instance_id.as_ref().map(|i| i.as_str());
     let error = |e: ResponseError| SyncGroupResponse::default().with_error_code(ctx.code(e));
-    let Some(handle) = ctx.broker.groups.group(group_id)? else {
+    if let Some(e) = super::not_coordinator(ctx, group_id) {
+        return Ok(error(e));
+    }
+    let Some(handle) = ctx.broker.groups.group(group_id).await? else {
         return Ok(error(ResponseError::UnknownMemberId));
     };
     let waiter = {

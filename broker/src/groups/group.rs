@@ -666,6 +666,21 @@ impl Group {
         self.state = State::Dead;
     }
 
+    /// This broker stops coordinating the group: members waiting for a join or sync are told
+    /// to find the new coordinator, and the saved state stays as it is for that one.
+    pub fn hand_over(&mut self) {
+        for member in self.members.values_mut() {
+            if let Some(waiter) = member.join_waiter.take() {
+                let _ = waiter.send(JoinResult::error(ResponseError::NotCoordinator, &member.id));
+            }
+            if let Some(waiter) = member.sync_waiter.take() {
+                let _ = waiter.send(Err(ResponseError::NotCoordinator));
+            }
+        }
+        self.state = State::Dead;
+        self.dirty = false;
+    }
+
     /// The topics the members subscribe to (for OffsetDelete's check).
     pub fn subscribed_topics(&self) -> Vec<String> {
         let protocol = self.protocol.clone().unwrap_or_default();

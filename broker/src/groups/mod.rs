@@ -77,52 +77,70 @@ pub struct Coordinator {
 }
 
 impl Coordinator {
-    /// Restores every saved group and starts their timers.
-    pub async fn load(storage: Arc<dyn Storage>, config: GroupConfig) -> Result<Arc<Coordinator>> {
-        let coordinator =
-            Arc::new(Coordinator {
-                storage: storage.clone(),
-                config,
-                groups: Mutex::new(HashMap::new()),
-                consumer_groups: Mutex::new(HashMap::new()),
-            });
-        let now = Instant::now();
-        for saved in storage.load_groups().await? {
-            let id = saved.group_id.clone();
-            let group = Group::restore(saved, config.initial_rebalance_delay, now);
-            coordinator.insert(&id, group)?;
-        }
-        Ok(coordinator)
+    /// A coordinator over `storage`. Saved groups are restored when first asked for, by the
+    /// broker that coordinates them.
+    pub fn new(storage: Arc<dyn Storage>, config: GroupConfig) -> Arc<Coordinator> {
+        Arc::new(Coordinator {
+            storage,
+            config,
+            groups: Mutex::new(HashMap::new()),
+            consumer_groups: Mutex::new(HashMap::new()),
+        })
     }
 
     fn table(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<GroupHandle>>>> {
         self.groups.lock().map_err(|_| BrokerError::Config("group table lock poisoned".into()))
     }
 
+    /// Puts `group` in the table (unless another request got there first) and starts its timer.
     fn insert(self: &Arc<Self>, id: &str, group: Group) -> Result<Arc<GroupHandle>> {
-        let handle = Handle::new(group);
-        self.table()?.insert(id.to_owned(), handle.clone());
-        tokio::spawn(drive(self.clone(), handle.clone()));
-        Ok(handle)
-    }
-
-    pub fn group(&self, id: &str) -> Result<Option<Arc<GroupHandle>>> {
-        Ok(self.table()?.get(id).cloned())
-    }
-
-    pub fn group_or_create(self: &Arc<Self>, id: &str) -> Result<Arc<GroupHandle>> {
-        if let Some(handle) = self.group(id)? {
-            return Ok(handle);
-        }
         let mut table = self.table()?;
         if let Some(handle) = table.get(id) {
             return Ok(handle.clone());
         }
-        let handle = Handle::new(Group::new(id, self.config.initial_rebalance_delay));
+        let handle = Handle::new(group);
         table.insert(id.to_owned(), handle.clone());
         drop(table);
         tokio::spawn(drive(self.clone(), handle.clone()));
         Ok(handle)
+    }
+
+    /// The group, restored from storage if this broker has not served it since it started.
+    pub async fn group(self: &Arc<Self>, id: &str) -> Result<Option<Arc<GroupHandle>>> {
+        if let Some(handle) = self.table()?.get(id) {
+            return Ok(Some(handle.clone()));
+        }
+        let saved = self.storage.load_groups().await?.into_iter().find(|g| g.group_id == id);
+        match saved {
+            Some(saved) => {
+                let group = Group::restore(saved, self.config.initial_rebalance_delay, Instant::now());
+                Ok(Some(self.insert(id, group)?))
+            }
+            None => Ok(None),
+        }
+    }
+
+    pub async fn group_or_create(self: &Arc<Self>, id: &str) -> Result<Arc<GroupHandle>> {
+        match self.group(id).await? {
+            Some(handle) => Ok(handle),
+            None => self.insert(id, Group::new(id, self.config.initial_rebalance_delay)),
+        }
+    }
+
+    /// Hands over the groups this broker no longer coordinates: they leave memory (their saved
+    /// state stays for the new coordinator) and their waiting members are told to look again.
+    pub async fn forget_uncoordinated(&self, coordinated: impl Fn(&str) -> bool) -> Result<()> {
+        let leaving: Vec<Arc<GroupHandle>> = {
+            let mut table = self.table()?;
+            let ids: Vec<String> = table.keys().filter(|id| !coordinated(id)).cloned().collect();
+            ids.iter().filter_map(|id| table.remove(id)).collect()
+        };
+        for handle in leaving {
+            handle.group.lock().await.hand_over();
+            handle.changed();
+        }
+        self.consumer_table()?.retain(|id, _| coordinated(id));
+        Ok(())
     }
 
     /// Every group in memory.

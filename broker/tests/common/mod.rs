@@ -31,10 +31,15 @@ pub fn temp_broker(extra: &[&str]) -> (tempfile::TempDir, Broker) {
 impl Broker {
     /// Starts the broker (sled unless `extra` says otherwise) in `data_dir` with extra flags.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Broker {
+        Broker::start_at(data_dir, "127.0.0.1:0", extra)
+    }
+
+    /// [`Broker::start`] on a given listen address (to restart a broker where it was).
+    pub fn start_at(data_dir: &Path, listen: &str, extra: &[&str]) -> Broker {
         let stderr_log = data_dir.with_extension("stderr.log");
         let stderr = std::fs::File::create(&stderr_log).expect("stderr log");
         let mut child = Command::new(env!("CARGO_BIN_EXE_ductstream"))
-            .args(["--kafka-listen", "127.0.0.1:0", "--data-dir"])
+            .args(["--kafka-listen", listen, "--data-dir"])
             .arg(data_dir)
             .args(extra)
             .env("RUST_LOG", "info")
