@@ -141,3 +141,73 @@ fn partitions_spread_over_brokers_and_move_when_one_dies() {
         assert!(!records.is_empty(), "partition {p}: the dead broker's acknowledged records are there");
     }
 }
+
+#[test]
+fn postgres_restarted_under_load_loses_nothing_acknowledged() {
+    let pg = TestPostgres::start().expect("throwaway Postgres");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = pg.url();
+    let broker = Broker::start(&dir.path().join("a"), &["--storage", url.as_str()]);
+    let mut admin = broker.client();
+    create_topic(&mut admin, "steady", 1, &[]);
+    let addr = broker.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let producer = {
+        let stop = stop.clone();
+        thread::spawn(move || {
+            let mut client = Client::connect(addr);
+            let (mut acked, mut retriable) = (Vec::new(), 0);
+            let mut i = 0i64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match produce_one(&mut client, "steady", 0, make_batch(1, i, None)) {
+                    (0, offset) => {
+                        acked.push((offset, i));
+                        i += 1;
+                    }
+                    // KAFKA_STORAGE_ERROR while Postgres is away: retriable, the client retries.
+                    (56, _) => {
+                        retriable += 1;
+                        thread::sleep(std::time::Duration::from_millis(20));
+                    }
+                    (code, _) => panic!("unexpected produce error {code}"),
+                }
+            }
+            (acked, retriable)
+        })
+    };
+    thread::sleep(std::time::Duration::from_millis(500));
+    pg.restart().expect("pg_ctl restart -m fast");
+    // Keep producing until well after the restart, so appends must have reconnected.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let before = fetch_now(&mut broker.client(), "steady", 0, 0).1;
+    loop {
+        thread::sleep(std::time::Duration::from_millis(100));
+        let mut c = broker.client();
+        let (code, hw, _) = fetch_now(&mut c, "steady", 0, 0);
+        if code == 0 && hw > before + 20 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the broker never recovered from the restart");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (acked, _retriable) = producer.join().expect("producer");
+    // Every acknowledged batch is there, at its offset, with its timestamp.
+    let mut c = broker.client();
+    let mut stored = std::collections::BTreeMap::new();
+    let mut offset = 0;
+    loop {
+        let (code, hw, mut records) = fetch_now(&mut c, "steady", 0, offset);
+        assert_eq!(code, 0);
+        while let Some(batch) = ductstream_storage::Batch::split_first(&mut records) {
+            let batch = batch.expect("valid");
+            offset = batch.next_offset();
+            stored.insert(batch.base_offset(), batch.base_timestamp());
+        }
+        if offset >= hw {
+            break;
+        }
+    }
+    for (offset, ts) in acked {
+        assert_eq!(stored.get(&offset), Some(&ts), "acknowledged batch {offset} is stored");
+    }
+}
