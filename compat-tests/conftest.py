@@ -9,21 +9,25 @@ Environment:
   DUCTSTREAM_BIN              broker binary (default
                               $HOME/.cache/ductstream/target/debug/ductstream)
   DUCTSTREAM_COMPAT_STORAGES  storage engines for the parametrized
-                              `any_broker` fixture (default "sled,memory")
+                              `any_broker` fixture (default "sled,memory,postgres")
   DUCTSTREAM_COMPAT_LOG       RUST_LOG for the broker (default "info")
 """
 
 from __future__ import annotations
 
+import glob
 import os
 import queue
 import shutil
 import re
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -68,8 +72,154 @@ def broker_snapshot(tmp_path_factory) -> Path:
 
 
 def storages() -> list[str]:
-    raw = os.environ.get("DUCTSTREAM_COMPAT_STORAGES", "sled,memory")
+    raw = os.environ.get("DUCTSTREAM_COMPAT_STORAGES", "sled,memory,postgres")
     return [s.strip() for s in raw.split(",") if s.strip()]
+
+
+# -- Postgres -----------------------------------------------------------------
+# One throwaway Postgres cluster per session (initdb in a temp dir, trust auth,
+# fsync off, listening on 127.0.0.1 at a free port); every broker on Postgres
+# gets its own fresh database in it.
+PG_START_TIMEOUT_S = 60
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def find_pg_binaries() -> tuple[dict[str, str] | None, str]:
+    """initdb/pg_ctl/createdb from one Postgres installation: PATH first, then
+    /usr/lib/postgresql/*/bin (newest first). Returns (paths, what was tried)."""
+    names = ("initdb", "pg_ctl", "createdb")
+    candidates = []
+    initdb = shutil.which("initdb")
+    if initdb:
+        candidates.append(Path(os.path.realpath(initdb)).parent)
+    for d in sorted(glob.glob("/usr/lib/postgresql/*/bin"),
+                    key=lambda d: [int(x) if x.isdigit() else x for x in re.split(r"(\d+)", d)],
+                    reverse=True):
+        candidates.append(Path(d))
+    for d in candidates:
+        if all((d / n).is_file() and os.access(d / n, os.X_OK) for n in names):
+            return {n: str(d / n) for n in names}, ""
+    # initdb/pg_ctl found but createdb only on PATH (e.g. Debian's pg_wrapper)
+    found = {n: shutil.which(n) for n in names}
+    if all(found.values()):
+        return found, ""
+    tried = ["PATH"] + [str(d) for d in candidates]
+    missing = [n for n in names if not found[n]]
+    return None, f"missing {', '.join(missing)} (looked on {', '.join(tried) or 'PATH'})"
+
+
+class PostgresCluster:
+    def __init__(self, bins: dict[str, str], base: Path):
+        self.bins = bins
+        self.base = base
+        self.data = base / "data"
+        self.sock = base / "sock"
+        self.log = base / "postgres.log"
+        self.port: int | None = None
+        self.as_root = os.geteuid() == 0
+        self.dbs = 0
+
+    def _cmd(self, *args) -> list[str]:
+        # initdb/pg_ctl/postgres refuse to run as root
+        return ["runuser", "-u", "postgres", "--", *args] if self.as_root else list(args)
+
+    def _run(self, *args, timeout=PG_START_TIMEOUT_S, **kw):
+        out = self.base / "cmd.out"
+        with open(out, "ab") as f:
+            f.write(f"$ {' '.join(args)}\n".encode())
+            f.flush()
+            # output to a file, not a pipe: pg_ctl's postmaster must not hold our pipe open
+            rc = subprocess.run(self._cmd(*args), stdin=subprocess.DEVNULL, stdout=f,
+                                stderr=subprocess.STDOUT, cwd=self.base, timeout=timeout, **kw).returncode
+        return rc
+
+    def _fail(self, what: str):
+        def tail(p: Path) -> str:
+            try:
+                return "\n".join(p.read_text("utf-8", "replace").splitlines()[-40:])
+            except OSError:
+                return "(none)"
+        raise RuntimeError(f"{what}\ncommands:\n{tail(self.base / 'cmd.out')}\n"
+                           f"postgres.log:\n{tail(self.log)}")
+
+    def start(self):
+        self.sock.mkdir()
+        if self.as_root:
+            shutil.chown(self.base, "postgres", "postgres")
+            shutil.chown(self.sock, "postgres", "postgres")
+        if self._run(self.bins["initdb"], "-D", str(self.data), "-A", "trust", "-U", "postgres",
+                     "-E", "UTF8", "--locale=C") != 0:
+            self._fail("initdb failed")
+        for attempt in range(3):
+            self.port = _free_port()
+            opts = (f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off "
+                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=400")
+            if self._run(self.bins["pg_ctl"], "-D", str(self.data), "-l", str(self.log), "-w",
+                         "-t", str(PG_START_TIMEOUT_S), "-o", opts, "start") == 0:
+                return self
+        self._fail(f"pg_ctl start failed 3 times (last port {self.port})")
+
+    def createdb(self, hint: str = "db") -> str:
+        """A fresh database; returns its postgres:// URL."""
+        self.dbs += 1
+        name = re.sub(r"[^a-z0-9_]+", "_", hint.lower()).strip("_")[:40] or "db"
+        name = f"ds_{self.dbs}_{name}_{uuid.uuid4().hex[:6]}"
+        if self._run(self.bins["createdb"], "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres",
+                     name, timeout=30) != 0:
+            self._fail(f"createdb {name} failed")
+        return f"postgres://postgres@127.0.0.1:{self.port}/{name}"
+
+    def stop(self):
+        if self.port is not None and (self.data / "postmaster.pid").exists():
+            try:
+                self._run(self.bins["pg_ctl"], "-D", str(self.data), "-m", "immediate", "-w",
+                          "-t", "30", "stop", timeout=40)
+            except subprocess.TimeoutExpired:
+                pass
+        if os.environ.get("DUCTSTREAM_COMPAT_KEEP_PG") != "1":
+            shutil.rmtree(self.base, ignore_errors=True)
+
+
+class _PgUnavailable:
+    def __init__(self, why: str):
+        self.why = why
+
+    def createdb(self, hint: str = "db") -> str:
+        pytest.fail(f"storage 'postgres' needs a Postgres server: {self.why}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_cluster():
+    """One throwaway Postgres for the whole session. Without the server binaries
+    (or when it cannot start) every test that needs it FAILS with the reason."""
+    bins, why = find_pg_binaries()
+    if bins is None:
+        yield _PgUnavailable(f"Postgres server binaries not found: {why}; install the "
+                             "`postgresql` package (setup.sh does)")
+        return
+    if os.geteuid() == 0 and shutil.which("runuser") is None:
+        yield _PgUnavailable("running as root needs `runuser` to start Postgres as user postgres")
+        return
+    # Not under pytest's basetemp: that is mode 0700 root-owned, and Postgres
+    # runs as user `postgres` when we are root. Short path: the socket lives here.
+    base = Path(tempfile.mkdtemp(prefix="ds-pg-"))
+    os.chmod(base, 0o755)
+    cluster = PostgresCluster(bins, base)
+    try:
+        cluster.start()
+    except Exception as e:  # noqa: BLE001 - reported by every test that needs it
+        cluster.stop()
+        yield _PgUnavailable(str(e))
+        return
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 class BrokerDied(Exception):

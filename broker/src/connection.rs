@@ -80,13 +80,12 @@ async fn handle_frame(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) 
         .map_err(|e| BrokerError::Decode(format!("{api:?} v{version} header: {e}")))?;
     let client_id = header.client_id.as_ref().map_or("", |c| c.as_str()).to_owned();
     let span = tracing::info_span!("request", api = ?api, version, client_id = %client_id, correlation_id = header.correlation_id);
-    let ctx = Ctx::new(broker.clone(), api, version, client_id, format!("/{}", peer.ip()));
 
     if !api::is_supported(api, version) {
         if api == ApiKey::ApiVersions {
-            // KIP-511: answer in v0 with the versions we do support, so the client can retry.
-            // Answered in v0, whatever the client asked for.
-            let ctx = Ctx::new(broker.clone(), api, 0, String::new(), String::new());
+            // KIP-511: answer in v0, whatever version was asked, with the versions we do
+            // support, so the client can ask again.
+            let ctx = Ctx::new(broker.clone(), api, 0, client_id, format!("/{}", peer.ip()));
             let _ = ctx.code(kafka_protocol::error::ResponseError::UnsupportedVersion);
             let outcome = Outcome::Now(Box::new(ResponseKind::ApiVersions(api::unsupported_version_response())));
             return Ok(Reply { correlation_id: header.correlation_id, ctx, outcome });
@@ -96,6 +95,7 @@ async fn handle_frame(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) 
     }
     let request = RequestKind::decode(api, &mut frame, version)
         .map_err(|e| BrokerError::Decode(format!("{api:?} v{version}: {e}")))?;
+    let ctx = Ctx::new(broker.clone(), api, version, client_id, format!("/{}", peer.ip()));
     let outcome = api::dispatch(&ctx, request).instrument(span).await?;
     Ok(Reply { correlation_id: header.correlation_id, ctx, outcome })
 }
