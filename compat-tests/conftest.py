@@ -11,6 +11,9 @@ Environment:
   DUCTSTREAM_COMPAT_STORAGES  storage engines for the parametrized
                               `any_broker` fixture (default "sled,memory,postgres")
   DUCTSTREAM_COMPAT_LOG       RUST_LOG for the broker (default "info")
+  DUCTSTREAM_COMPAT_PG_BINDIR folder with initdb/pg_ctl/createdb (default: PATH,
+                              then /usr/lib/postgresql/*/bin, newest first)
+  DUCTSTREAM_COMPAT_KEEP_PG   1: keep the session's Postgres data dir (/tmp/ds-pg-*)
 """
 
 from __future__ import annotations
@@ -93,6 +96,13 @@ def find_pg_binaries() -> tuple[dict[str, str] | None, str]:
     """initdb/pg_ctl/createdb from one Postgres installation: PATH first, then
     /usr/lib/postgresql/*/bin (newest first). Returns (paths, what was tried)."""
     names = ("initdb", "pg_ctl", "createdb")
+    forced = os.environ.get("DUCTSTREAM_COMPAT_PG_BINDIR")
+    if forced:
+        d = Path(forced)
+        missing = [n for n in names if not (d / n).is_file()]
+        if missing:
+            return None, f"missing {', '.join(missing)} in DUCTSTREAM_COMPAT_PG_BINDIR={forced}"
+        return {n: str(d / n) for n in names}, ""
     candidates = []
     initdb = shutil.which("initdb")
     if initdb:
@@ -188,9 +198,10 @@ class PostgresCluster:
 class _PgUnavailable:
     def __init__(self, why: str):
         self.why = why
+        self.message = f"storage 'postgres' needs a Postgres server: {why}"
 
     def createdb(self, hint: str = "db") -> str:
-        pytest.fail(f"storage 'postgres' needs a Postgres server: {self.why}", pytrace=False)
+        pytest.fail(self.message, pytrace=False)
 
 
 @pytest.fixture(scope="session")
@@ -229,9 +240,12 @@ class BrokerDied(Exception):
 class Broker:
     """One broker process. `restart()` keeps the data dir (to test persistence)."""
 
-    def __init__(self, binary: Path, storage: str, data_dir: Path, log_dir: Path, extra_args=()):
+    def __init__(self, binary: Path, storage: str, data_dir: Path, log_dir: Path, extra_args=(),
+                 storage_url: str | None = None):
         self.binary = binary
         self.storage = storage
+        # what --storage gets: the engine name, or a postgres:// URL
+        self.storage_url = storage_url or storage
         self.data_dir = data_dir
         self.log_dir = log_dir
         self.extra_args = list(extra_args)
@@ -253,7 +267,7 @@ class Broker:
         args = [
             str(binary),
             "--kafka-listen", self.listen,
-            "--storage", self.storage,
+            "--storage", self.storage_url,
             "--data-dir", str(self.data_dir),
             "--metrics-listen", "127.0.0.1:0",
             *self.extra_args,
@@ -318,6 +332,11 @@ class Broker:
         # The metrics line may come right after the kafka line; don't wait for it.
         return self
 
+    def describe(self) -> str:
+        args = self.extra_args
+        node = args[args.index("--node-id") + 1] if "--node-id" in args[:-1] else None
+        return self.storage + (f", node {node}" if node else "") + (f", {self.bootstrap}" if self.bootstrap else "")
+
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
@@ -343,8 +362,16 @@ class Broker:
 
     def restart(self, keep_port: bool = False) -> "Broker":
         """Stop and start on the same data dir; keep_port re-binds the same
-        address so connected clients can reconnect to it."""
+        address so connected clients can reconnect to it.
+
+        On Postgres the port is always kept: the stopped broker's lease on its
+        --node-id stays live in ductstream_brokers for --broker-lease-ms, and
+        only a broker at the same host:port may take it over before then (a
+        fresh node id instead would leave the dead one leading half of the
+        partitions until its lease ran out)."""
         old = self.bootstrap
+        if self.storage == "postgres":
+            keep_port = True
         self.stop()
         self.listen = old if keep_port and old else "127.0.0.1:0"
         try:
@@ -388,13 +415,18 @@ class Broker:
             )
 
 
-def _make_broker(request, tmp_path_factory, storage, extra_args=()):
+def _make_broker(request, tmp_path_factory, storage, extra_args=(), storage_url=None, start=True):
+    """storage "postgres" gets a fresh database in the session's Postgres
+    cluster, unless storage_url names one (brokers sharing a database)."""
     base = tmp_path_factory.mktemp(f"broker-{storage}")
     data_dir = base / "data"
     data_dir.mkdir()
-    b = Broker(broker_snapshot(tmp_path_factory), storage, data_dir, base, extra_args)
+    if storage == "postgres" and storage_url is None:
+        storage_url = request.getfixturevalue("postgres_cluster").createdb(request.node.name)
+    b = Broker(broker_snapshot(tmp_path_factory), storage, data_dir, base, extra_args, storage_url)
     request.node._ductstream_brokers = getattr(request.node, "_ductstream_brokers", []) + [b]
-    b.start()
+    if start:
+        b.start()
     return b
 
 
@@ -423,6 +455,13 @@ def broker(request, tmp_path_factory):
 @pytest.fixture(params=storages())
 def any_broker(request, tmp_path_factory):
     """Same as `broker`, parametrized over the storage engines."""
+    if request.param == "postgres":
+        pg = request.getfixturevalue("postgres_cluster")
+        if isinstance(pg, _PgUnavailable):
+            # fail the test itself (pytest_pyfunc_call below), not its setup
+            request.node._ductstream_fail = pg.message
+            yield None
+            return
     b = _make_broker(request, tmp_path_factory, request.param)
     yield b
     _finish_broker(b)
@@ -438,11 +477,13 @@ def module_broker(request, tmp_path_factory):
 
 @pytest.fixture
 def broker_factory(request, tmp_path_factory):
-    """Start brokers with extra args: broker_factory('--num-partitions', '3')."""
+    """Start brokers with extra args: broker_factory('--num-partitions', '3').
+    storage='postgres' gets a fresh database unless storage_url= names one
+    (several brokers on one database: give each its own '--node-id')."""
     made = []
 
-    def make(*extra_args, storage="sled"):
-        b = _make_broker(request, tmp_path_factory, storage, extra_args)
+    def make(*extra_args, storage="sled", storage_url=None):
+        b = _make_broker(request, tmp_path_factory, storage, extra_args, storage_url)
         made.append(b)
         return b
 
@@ -485,8 +526,8 @@ def group_broker_factory(request, tmp_path_factory):
     require_group_support(broker_snapshot(tmp_path_factory))
     made = []
 
-    def make(*extra_args, storage="sled"):
-        b = _make_broker(request, tmp_path_factory, storage, [*group_args(), *extra_args])
+    def make(*extra_args, storage="sled", storage_url=None):
+        b = _make_broker(request, tmp_path_factory, storage, [*group_args(), *extra_args], storage_url)
         made.append(b)
         return b
 
@@ -506,6 +547,13 @@ def topic(request):
     return helpers.unique_topic(request.node.name)
 
 
+@pytest.hookimpl(tryfirst=True)
+def pytest_pyfunc_call(pyfuncitem):
+    msg = getattr(pyfuncitem, "_ductstream_fail", None)
+    if msg:
+        pytest.fail(msg, pytrace=False)
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item, call):
     outcome = yield
@@ -517,7 +565,7 @@ def pytest_runtest_makereport(item, call):
         for b in brokers:
             tail = b.stderr_tail(150)
             if tail:
-                report.sections.append((f"broker stderr ({b.storage})", tail))
+                report.sections.append((f"broker stderr ({b.describe()})", tail))
 
 
 def pytest_report_header(config):

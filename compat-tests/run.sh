@@ -8,4 +8,10 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENV="${DUCTSTREAM_VENV:-$HOME/.cache/ductstream/venv}"
 bash "$HERE/setup.sh"
 cd "$HERE/.."
-exec "$VENV/bin/python" -m pytest -q "$HERE" "$@"
+# Test paths given (compat-tests/test_x.py, ...::test_y): run only those;
+# otherwise the whole suite.
+targets=("$HERE")
+for a in "$@"; do
+    if [[ "$a" == *.py || "$a" == *.py::* ]]; then targets=(); break; fi
+done
+exec "$VENV/bin/python" -m pytest -q "${targets[@]}" "$@"

@@ -56,6 +56,24 @@ def test_raw_commit_to_unknown_group(group_broker, raw, topic):
     assert raw.offset_fetch(group, topic, [0])[0][(topic, 0)][0] == 3
 
 
+@pytest.mark.parametrize("storage", ["sled", "postgres"])
+def test_raw_commit_metadata_with_nul(group_broker_factory, topic, storage):
+    """Kafka's commit metadata is a protocol STRING: U+0000 is valid in it, and
+    confluent-kafka-python sends one in every metadata it commits (it sets
+    metadata_size = strlen + 1). It must be stored and read back unchanged."""
+    br = group_broker_factory(storage=storage)
+    create_topics(br.bootstrap, {topic: 1})
+    group = f"g-{topic}"
+    r = Raw(br.bootstrap)
+    try:
+        res = r.offset_commit(group, -1, "", {(topic, 0): (2, "meta\x00")})
+        assert res == {(topic, 0): NONE}, f"OffsetCommit v2 with metadata 'meta\\x00': {res}"
+        fetched, err = r.offset_fetch(group, topic, [0])
+        assert (err, fetched[(topic, 0)]) == (NONE, (2, "meta\x00", NONE)), fetched
+    finally:
+        r.close()
+
+
 def test_raw_member_errors(group_broker, raw, topic):
     b = group_broker.bootstrap
     create_topics(b, {topic: 2})

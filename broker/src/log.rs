@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 
 use ductstream_storage::{Batch, PartitionOffsets, ProducerState, Storage, Topic};
 use kafka_protocol::error::ResponseError;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::committer::{Committer, Durable};
@@ -33,6 +33,17 @@ pub struct PartitionState {
     high_watermark: watch::Sender<i64>,
     /// Held for the whole of an append; loaded on first use.
     writer: tokio::sync::Mutex<Option<WriterState>>,
+    /// The turn of the latest queued append: the next one waits for it (see [`Turn`]).
+    last_turn: Mutex<Option<oneshot::Receiver<()>>>,
+}
+
+/// A place in a partition's queue of appends, taken in request order. Appends wait for the
+/// turn before theirs, so a connection can hand the next request to the handler while earlier
+/// appends are still with storage, and batches still land in the order they were sent.
+pub struct Turn {
+    previous: Option<oneshot::Receiver<()>>,
+    /// Dropped when this append is over, which lets the next one go.
+    _done: oneshot::Sender<()>,
 }
 
 struct WriterState {
@@ -94,6 +105,7 @@ impl Log {
         let state = Arc::new(PartitionState {
             high_watermark: watch::Sender::new(offsets.high_watermark),
             writer: tokio::sync::Mutex::new(None),
+            last_turn: Mutex::new(None),
         });
         Ok(self.lock_partitions()?.entry((topic.id, partition)).or_insert(state).clone())
     }
@@ -133,8 +145,25 @@ impl Log {
         self.partitions.lock().map_err(|_| BrokerError::kafka(ResponseError::UnknownServerError, "partition table lock poisoned"))
     }
 
-    /// Appends one validated batch to `topic`/`partition`.
-    pub async fn append(&self, topic: &Topic, partition: i32, batch: Batch) -> Result<Appended> {
+    /// Takes the next place in the partition's queue of appends.
+    pub async fn take_turn(&self, topic: &Topic, partition: i32) -> Result<Turn> {
+        let state = self.partition(topic, partition).await?;
+        let (done, next) = oneshot::channel();
+        let previous = state
+            .last_turn
+            .lock()
+            .map_err(|_| BrokerError::kafka(ResponseError::UnknownServerError, "append queue lock poisoned"))?
+            .replace(next);
+        Ok(Turn { previous, _done: done })
+    }
+
+    /// Appends one validated batch to `topic`/`partition` once the appends queued before
+    /// `turn` are over.
+    pub async fn append(&self, topic: &Topic, partition: i32, batch: Batch, turn: Turn) -> Result<Appended> {
+        if let Some(previous) = turn.previous {
+            // Resolves (with an error) when the earlier append's turn is dropped: it is over.
+            let _ = previous.await;
+        }
         let state = self.partition(topic, partition).await?;
         let mut writer = state.writer.lock().await;
         let epoch = self.leadership_epoch.load(std::sync::atomic::Ordering::SeqCst);

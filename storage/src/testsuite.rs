@@ -84,6 +84,11 @@ pub async fn offsets_are_committed_replaced_and_deleted(s: &dyn Storage) {
         .expect("commit");
     s.commit_offsets("readers", vec![sample_offset("b", 1, 12)]).await.expect("commit again");
     s.commit_offsets("others", vec![sample_offset("a", 0, 1)]).await.expect("commit other group");
+    // Metadata is any string: librdkafka sends a trailing NUL.
+    let mut odd = sample_offset("z", 0, 3);
+    odd.metadata = "é\u{0}".into();
+    s.commit_offsets("odd", vec![odd.clone()]).await.expect("commit metadata with NUL");
+    assert_eq!(s.committed_offsets("odd").await.expect("offsets"), vec![odd]);
     let got = s.committed_offsets("readers").await.expect("offsets");
     assert_eq!(got, vec![sample_offset("a", 0, 5), sample_offset("b", 0, 7), sample_offset("b", 1, 12)]);
     let mut with_offsets = s.groups_with_offsets().await.expect("groups");

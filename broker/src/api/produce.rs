@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ductstream_storage::{Batch, BatchError};
+use ductstream_storage::{Batch, BatchError, Topic};
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -13,7 +13,17 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::{Ctx, Outcome};
 use crate::committer::Durable;
+use crate::log::Turn;
 use crate::{topic_config, BrokerError, Result};
+
+/// A partition's batch, checked and queued in request order, not yet stored.
+struct Accepted {
+    topic: Topic,
+    partition: i32,
+    batch: Batch,
+    log_append_time: Option<i64>,
+    turn: Turn,
+}
 
 enum Pending {
     Failed { code: i16, message: String },
@@ -29,42 +39,58 @@ pub async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest) -> Result<Outcome> 
     } else {
         None
     };
-    // Partitions are independent: append them all at once, so a request touching many
-    // partitions costs one storage round trip, not one per partition.
-    let mut names = Vec::with_capacity(request.topic_data.len());
-    let mut appends = Vec::new();
+    // Check every batch and take its partition's next turn now, in request order; the appends
+    // themselves run in the response future, so the connection can read the next request
+    // while these are with storage, and partitions are appended concurrently.
+    let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let name = topic_data.name.0.as_str().to_owned();
+        let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
-            let (name, refused) = (name.clone(), refused.clone());
-            appends.push(async move {
-                let pending = match refused {
-                    Some((code, message)) => failed(code, message),
-                    None => append(ctx, &name, data.index, data.records)
-                        .await
-                        .unwrap_or_else(|e| Pending::Failed { code: e.code().code(), message: e.to_string() }),
-                };
-                if let Pending::Failed { message, .. } = &pending {
-                    tracing::debug!(topic = %name, partition = data.index, error = %message, "produce refused");
-                }
-                (data.index, pending)
-            });
+            let accepted = match &refused {
+                Some((code, message)) => Err(BrokerError::kafka(*code, message.clone())),
+                None => accept(ctx, &name, data.index, data.records).await,
+            };
+            if let Err(e) = &accepted {
+                tracing::debug!(topic = %name, partition = data.index, error = %e, "produce refused");
+            }
+            partitions.push((data.index, accepted));
         }
-        names.push((topic_data.name, appends.len()));
-    }
-    let mut results = futures::future::join_all(appends).await.into_iter();
-    let mut topics = Vec::with_capacity(names.len());
-    let mut taken = 0;
-    for (name, end) in names {
-        topics.push((name, results.by_ref().take(end - taken).collect::<Vec<_>>()));
-        taken = end;
-    }
-    if acks == 0 {
-        return Ok(Outcome::Silent);
+        topics.push((topic_data.name, partitions));
     }
     let ctx = ctx.clone();
+    let appended = async move {
+        let mut out = Vec::with_capacity(topics.len());
+        for (name, partitions) in topics {
+            let appends = partitions.into_iter().map(|(index, accepted)| {
+                let ctx = ctx.clone();
+                async move {
+                    let pending = match accepted {
+                        Ok(a) => store(&ctx, a).await.unwrap_or_else(|e| Pending::Failed { code: e.code().code(), message: e.to_string() }),
+                        Err(e) => Pending::Failed { code: e.code().code(), message: e.to_string() },
+                    };
+                    (index, pending)
+                }
+            });
+            out.push((name, futures::future::join_all(appends).await));
+        }
+        (ctx, out)
+    };
+    // Start the appends now, not when the writer gets to this response.
+    let appended = tokio::spawn(appended);
+    if acks == 0 {
+        // Nobody waits for the answer; the appends still happen, in their turns.
+        return Ok(Outcome::Silent);
+    }
     Ok(Outcome::Later(
         async move {
+            let (ctx, topics) = match appended.await {
+                Ok(done) => done,
+                Err(e) => {
+                    tracing::error!(error = %e, "produce task failed");
+                    return ResponseKind::Produce(ProduceResponse::default());
+                }
+            };
             let mut responses = Vec::with_capacity(topics.len());
             for (name, partitions) in topics {
                 let mut out = Vec::with_capacity(partitions.len());
@@ -79,11 +105,8 @@ pub async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest) -> Result<Outcome> 
     ))
 }
 
-fn failed(code: ResponseError, message: String) -> Pending {
-    Pending::Failed { code: code.code(), message }
-}
-
-async fn append(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>) -> Result<Pending> {
+/// Checks a partition's records and takes the partition's next append turn.
+async fn accept(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>) -> Result<Accepted> {
     let broker = &ctx.broker;
     let topic = broker.topic_or_create(topic, false).await?;
     if partition < 0 || partition >= topic.partitions {
@@ -116,11 +139,17 @@ async fn append(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>) 
         Some(time) => batch.with_log_append_time(time),
         None => batch,
     };
-    let appended = broker.log.append(&topic, partition, batch).await?;
+    let turn = broker.log.take_turn(&topic, partition).await?;
+    Ok(Accepted { topic, partition, batch, log_append_time, turn })
+}
+
+/// Appends an accepted batch when its turn comes.
+async fn store(ctx: &Ctx, a: Accepted) -> Result<Pending> {
+    let appended = ctx.broker.log.append(&a.topic, a.partition, a.batch, a.turn).await?;
     Ok(Pending::Appended {
         base_offset: appended.base_offset,
         log_start: appended.log_start,
-        log_append_time,
+        log_append_time: a.log_append_time,
         durable: appended.durable,
     })
 }

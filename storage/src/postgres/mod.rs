@@ -53,6 +53,7 @@ pub const DEFAULT_POOL_SIZE: usize = 8;
 const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "brokers", include_str!("migrations/0002_brokers.sql")),
+    (3, "offset_metadata_bytes", include_str!("migrations/0003_offset_metadata_bytes.sql")),
 ];
 
 /// Reads never ask for more than this many bytes (keeps position arithmetic in range).
@@ -382,7 +383,7 @@ impl Storage for PostgresStorage {
         let partitions: Vec<i32> = offsets.iter().map(|o| o.partition).collect();
         let positions: Vec<i64> = offsets.iter().map(|o| o.offset).collect();
         let epochs: Vec<i32> = offsets.iter().map(|o| o.leader_epoch).collect();
-        let metadata: Vec<&str> = offsets.iter().map(|o| o.metadata.as_str()).collect();
+        let metadata: Vec<&[u8]> = offsets.iter().map(|o| o.metadata.as_bytes()).collect();
         let timestamps: Vec<i64> = offsets.iter().map(|o| o.commit_timestamp).collect();
         let mut conn = self.pool.get().await?;
         conn.execute(
@@ -403,7 +404,8 @@ impl Storage for PostgresStorage {
                     partition: col(row, 1)?,
                     offset: col(row, 2)?,
                     leader_epoch: col(row, 3)?,
-                    metadata: col(row, 4)?,
+                    metadata: String::from_utf8(col::<Vec<u8>>(row, 4)?)
+                        .map_err(|e| StorageError::Corrupt(format!("commit metadata is not UTF-8: {e}")))?,
                     commit_timestamp: col(row, 5)?,
                 })
             })

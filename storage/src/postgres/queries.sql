@@ -234,7 +234,7 @@ DELETE FROM ductstream_groups WHERE group_id = $1::text
 INSERT INTO ductstream_committed_offsets
     (group_id, topic, partition, committed_offset, leader_epoch, metadata, commit_timestamp)
 SELECT $1::text, c.topic, c.partition, c.committed_offset, c.leader_epoch, c.metadata, c.commit_timestamp
-FROM unnest($2::text[], $3::integer[], $4::bigint[], $5::integer[], $6::text[], $7::bigint[])
+FROM unnest($2::text[], $3::integer[], $4::bigint[], $5::integer[], $6::bytea[], $7::bigint[])
      AS c (topic, partition, committed_offset, leader_epoch, metadata, commit_timestamp)
 ON CONFLICT (group_id, topic, partition) DO UPDATE SET
     committed_offset = EXCLUDED.committed_offset,
