@@ -40,8 +40,8 @@ pub async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest) -> Result<Outcome> 
         None
     };
     // Check every batch and take its partition's next turn now, in request order; the appends
-    // themselves run in the response future, so the connection can read the next request
-    // while these are with storage, and partitions are appended concurrently.
+    // themselves run in a task of their own, so the connection can read the next request while
+    // these are with storage, and partitions are appended concurrently.
     let mut topics = Vec::with_capacity(request.topic_data.len());
     for topic_data in request.topic_data {
         let name = topic_data.name.0.as_str().to_owned();
