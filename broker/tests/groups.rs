@@ -206,6 +206,9 @@ fn commits_and_groups_survive_a_restart() {
         }
         let broker = Broker::start(&data, &flags);
         let mut c = broker.client();
+        let listed = expect_kind!(c.call(ApiKey::ListGroups, 5, &ListGroupsRequest::default()), ListGroups);
+        let durable = listed.groups.iter().find(|g| g.group_id.0.as_str() == "durable").expect("the saved group is listed");
+        assert_eq!(durable.group_state.as_str(), "Stable", "{engine}: listed before any member comes back");
         assert_eq!(fetch_offset(&mut c, "durable", "kept", 7), (17, "note".into()), "{engine}: the commit and its metadata");
         assert_eq!(heartbeat(&mut c, "durable", 1, &me), 0, "{engine}: the member carries on in its generation");
         let synced = sync(&mut c, "durable", 1, &me, vec![]);

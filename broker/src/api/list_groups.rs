@@ -25,8 +25,16 @@ pub async fn handle(ctx: &Ctx, request: ListGroupsRequest) -> Result<ListGroupsR
         let group = handle.group.lock().await;
         listed.push((group.id.clone(), "consumer".into(), CONSUMER.into(), group.state()));
     }
+    // Saved groups not served since this broker started (they are restored when first used),
+    // and groups that only have commits; each listed by its coordinator only.
+    for saved in ctx.broker.storage().load_groups().await? {
+        if !listed.iter().any(|(g, ..)| *g == saved.group_id) && ctx.broker.cluster.coordinates(&saved.group_id) {
+            let state = if saved.members.is_empty() { State::Empty } else { State::Stable };
+            listed.push((saved.group_id, saved.protocol_type, CLASSIC.into(), state.name()));
+        }
+    }
     for id in ctx.broker.storage().groups_with_offsets().await? {
-        if !listed.iter().any(|(g, ..)| *g == id) {
+        if !listed.iter().any(|(g, ..)| *g == id) && ctx.broker.cluster.coordinates(&id) {
             listed.push((id, String::new(), CLASSIC.into(), State::Empty.name()));
         }
     }
