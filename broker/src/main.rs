@@ -57,26 +57,25 @@ fn check_data_dir_engine(args: &Args, engine: &str) -> Result<()> {
     Ok(())
 }
 
+/// Opens an embedded engine in `--data-dir`, refusing a folder that holds another engine's store.
+fn open_embedded<S: Storage>(
+    args: &Args,
+    engine: &str,
+    open: impl FnOnce(&std::path::Path, bool) -> ductstream_storage::Result<S>,
+) -> Result<Opened> {
+    std::fs::create_dir_all(&args.data_dir)?;
+    check_data_dir_engine(args, engine)?;
+    let storage = open(&args.data_dir, args.fsync).map_err(|e| {
+        BrokerError::Config(format!("cannot open the {engine} store in {}: {e}", args.data_dir.display()))
+    })?;
+    Ok(Opened { storage: Arc::new(storage), #[cfg(feature = "postgres")] postgres: None })
+}
+
 async fn open_storage(args: &Args) -> Result<Opened> {
-    let embedded = |storage: Arc<dyn Storage>| Ok(Opened { storage, #[cfg(feature = "postgres")] postgres: None });
     match args.storage.as_str() {
-        "sled" => {
-            std::fs::create_dir_all(&args.data_dir)?;
-            check_data_dir_engine(args, "sled")?;
-            let storage = SledStorage::open_with_fsync(&args.data_dir, args.fsync).map_err(|e| {
-                BrokerError::Config(format!("cannot open the sled store in {}: {e}", args.data_dir.display()))
-            })?;
-            embedded(Arc::new(storage))
-        }
-        "segment" => {
-            std::fs::create_dir_all(&args.data_dir)?;
-            check_data_dir_engine(args, "segment")?;
-            let storage = SegmentStorage::open(&args.data_dir, args.fsync).map_err(|e| {
-                BrokerError::Config(format!("cannot open the segment store in {}: {e}", args.data_dir.display()))
-            })?;
-            embedded(Arc::new(storage))
-        }
-        "memory" => embedded(Arc::new(MemoryStorage::new())),
+        "sled" => open_embedded(args, "sled", SledStorage::open_with_fsync),
+        "segment" => open_embedded(args, "segment", SegmentStorage::open),
+        "memory" => Ok(Opened { storage: Arc::new(MemoryStorage::new()), #[cfg(feature = "postgres")] postgres: None }),
         #[cfg(feature = "postgres")]
         url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let storage = Arc::new(PostgresStorage::connect(url).await.map_err(|e| {
