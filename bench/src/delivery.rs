@@ -47,6 +47,15 @@ pub struct DeliverySnapshot {
     pub last_report: Option<Instant>,
 }
 
+impl DeliverySnapshot {
+    /// What went wrong with deliveries, if anything did.
+    pub fn failure(&self) -> Option<String> {
+        (self.failed > 0).then(|| {
+            format!("{} deliveries failed, first error: {}", self.failed, self.first_error.as_deref().unwrap_or("unknown"))
+        })
+    }
+}
+
 impl DeliveryTracker {
     pub fn new(epoch: Instant) -> Result<Self> {
         Ok(Self {

@@ -428,13 +428,7 @@ impl Report for LatencyReport {
         if let Some(error) = &self.send_error {
             problems.push(error.clone());
         }
-        if self.delivery.failed > 0 {
-            problems.push(format!(
-                "{} deliveries failed, first error: {}",
-                self.delivery.failed,
-                self.delivery.first_error.as_deref().unwrap_or("unknown")
-            ));
-        }
+        problems.extend(self.delivery.failure());
         if self.lost() > 0 {
             problems.push(format!(
                 "{} delivered messages were not consumed in time",

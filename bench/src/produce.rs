@@ -178,13 +178,7 @@ impl Report for ProduceReport {
         if let Some(error) = &self.send_error {
             problems.push(error.clone());
         }
-        if self.delivery.failed > 0 {
-            problems.push(format!(
-                "{} deliveries failed, first error: {}",
-                self.delivery.failed,
-                self.delivery.first_error.as_deref().unwrap_or("unknown")
-            ));
-        }
+        problems.extend(self.delivery.failure());
         if self.undelivered > 0 {
             problems.push(format!(
                 "{} messages still undelivered at timeout",
