@@ -18,6 +18,9 @@ pub enum StorageError {
     InvalidBatch(#[from] BatchError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    /// A document update refused the document's contents (see `Storage::update_document`).
+    #[error("{0}")]
+    Rejected(String),
     #[error("storage engine failed: {0}")]
     Engine(String),
     #[error("I/O on {path} failed: {source}")]

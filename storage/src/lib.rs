@@ -31,7 +31,7 @@ pub use postgres::PostgresStorage;
 pub use segment::SegmentStorage;
 #[cfg(feature = "sled")]
 pub use sled_engine::SledStorage;
-pub use storage::Storage;
+pub use storage::{DocumentUpdate, Storage};
 pub use types::{
     AppendOutcome, BrokerInfo, PartitionOffsets, ProducerBatch, ProducerState, Topic, TopicSpec,
     PRODUCER_BATCHES_KEPT,

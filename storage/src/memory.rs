@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::{
-    AppendOutcome, Batch, CommittedOffset, GroupState, PartitionOffsets, ProducerState, Result, Storage,
+    AppendOutcome, Batch, CommittedOffset, DocumentUpdate, GroupState, PartitionOffsets, ProducerState, Result, Storage,
     StorageError, Topic, TopicSpec,
 };
 
@@ -22,6 +22,7 @@ struct Inner {
     next_producer_id: i64,
     groups: BTreeMap<String, GroupState>,
     offsets: BTreeMap<String, BTreeMap<(String, i32), CommittedOffset>>,
+    documents: BTreeMap<(String, String), Vec<u8>>,
 }
 
 #[derive(Default)]
@@ -263,6 +264,26 @@ impl Storage for MemoryStorage {
         let id = inner.next_producer_id;
         inner.next_producer_id += 1;
         Ok(id)
+    }
+
+    async fn document(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.inner.lock().map_err(|_| poisoned())?.documents.get(&(kind.to_owned(), key.to_owned())).cloned())
+    }
+
+    async fn documents(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let inner = self.inner.lock().map_err(|_| poisoned())?;
+        Ok(inner.documents.iter().filter(|((k, _), _)| k == kind).map(|((_, key), v)| (key.clone(), v.clone())).collect())
+    }
+
+    async fn update_document(&self, kind: &str, key: &str, update: &mut DocumentUpdate<'_>) -> Result<Option<Vec<u8>>> {
+        let mut inner = self.inner.lock().map_err(|_| poisoned())?;
+        let id = (kind.to_owned(), key.to_owned());
+        let next = update(inner.documents.get(&id).map(Vec::as_slice))?;
+        match &next {
+            Some(bytes) => inner.documents.insert(id, bytes.clone()),
+            None => inner.documents.remove(&id),
+        };
+        Ok(next)
     }
 
     async fn sync(&self) -> Result<()> {

@@ -23,7 +23,7 @@ use uuid::Uuid;
 
 use crate::memory::{check_deletable, check_in_range, take_within};
 use crate::{
-    AppendOutcome, Batch, CommittedOffset, GroupState, PartitionOffsets, ProducerState, Result, Storage,
+    AppendOutcome, Batch, CommittedOffset, DocumentUpdate, GroupState, PartitionOffsets, ProducerState, Result, Storage,
     StorageError, Topic, TopicSpec,
 };
 
@@ -37,6 +37,10 @@ pub struct SledStorage {
     groups_tree: sled::Tree,
     /// group id, 0, topic, 0, partition (big-endian) → committed offset (JSON).
     offsets_tree: sled::Tree,
+    /// Documents by `kind \0 key`.
+    documents_tree: sled::Tree,
+    /// Held from the read to the write of a document update.
+    documents_lock: tokio::sync::Mutex<()>,
     /// sled's log file, synced after each flush when `fsync` was asked for.
     fsync_file: Option<std::fs::File>,
     topics_tree: sled::Tree,
@@ -91,6 +95,8 @@ impl SledStorage {
         Ok(SledStorage {
             groups_tree: db.open_tree("groups")?,
             offsets_tree: db.open_tree("offsets")?,
+            documents_tree: db.open_tree("documents")?,
+            documents_lock: tokio::sync::Mutex::new(()),
             db,
             fsync_file,
             topics_tree,
@@ -463,6 +469,36 @@ impl Storage for SledStorage {
         Ok(self.db.generate_id()? as i64)
     }
 
+    async fn document(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.documents_tree.get(document_key(kind, key))?.map(|v| v.to_vec()))
+    }
+
+    async fn documents(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let prefix = document_key(kind, "");
+        self.documents_tree
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (k, v) = entry?;
+                let key = String::from_utf8(k[prefix.len()..].to_vec())
+                    .map_err(|_| StorageError::Corrupt("a document key is not UTF-8".into()))?;
+                Ok((key, v.to_vec()))
+            })
+            .collect()
+    }
+
+    async fn update_document(&self, kind: &str, key: &str, update: &mut DocumentUpdate<'_>) -> Result<Option<Vec<u8>>> {
+        let _held = self.documents_lock.lock().await;
+        let id = document_key(kind, key);
+        let current = self.documents_tree.get(&id)?;
+        let next = update(current.as_deref())?;
+        match &next {
+            Some(bytes) => self.documents_tree.insert(id, bytes.as_slice())?,
+            None => self.documents_tree.remove(id)?,
+        };
+        self.sync().await?;
+        Ok(next)
+    }
+
     async fn sync(&self) -> Result<()> {
         self.db.flush_async().await?;
         if let Some(file) = &self.fsync_file {
@@ -475,4 +511,13 @@ impl Storage for SledStorage {
         }
         Ok(())
     }
+}
+
+/// `kind \0 key`: kinds hold no NUL, so one kind's keys form one prefix.
+fn document_key(kind: &str, key: &str) -> Vec<u8> {
+    let mut id = Vec::with_capacity(kind.len() + 1 + key.len());
+    id.extend_from_slice(kind.as_bytes());
+    id.push(0);
+    id.extend_from_slice(key.as_bytes());
+    id
 }

@@ -6,6 +6,9 @@ use crate::{
     AppendOutcome, Batch, BrokerInfo, CommittedOffset, GroupState, PartitionOffsets, ProducerState, Result, Topic, TopicSpec,
 };
 
+/// What [`Storage::update_document`] runs on a document's current contents.
+pub type DocumentUpdate<'a> = dyn FnMut(Option<&[u8]>) -> Result<Option<Vec<u8>>> + Send + 'a;
+
 /// Where topics, partitions and their batches live.
 ///
 /// Offsets are assigned here, by `append`, so that every writer (the Kafka produce path, CDC,
@@ -93,6 +96,21 @@ pub trait Storage: Send + Sync + 'static {
         let _ = lease;
         Ok(vec![me.clone()])
     }
+
+    /// A small document stored under (`kind`, `key`): durable consumers' state, flows,
+    /// checkpoints. None when there is none.
+    async fn document(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>>;
+
+    /// Every document of `kind`, ordered by key.
+    async fn documents(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>>;
+
+    /// Replaces a document with what `update` makes of its current contents (`None` when
+    /// absent; returning `None` deletes it) and returns the new contents. The read, `update`
+    /// and the write are atomic against every other `update_document` of the same document,
+    /// with several brokers on one database too. An error from `update` changes nothing and is
+    /// returned as it is. `update` may be called more than once, so it must only compute.
+    /// Durable when this returns.
+    async fn update_document(&self, kind: &str, key: &str, update: &mut DocumentUpdate<'_>) -> Result<Option<Vec<u8>>>;
 
     /// Returns once every write that returned before this call survives a crash.
     async fn sync(&self) -> Result<()>;

@@ -27,6 +27,8 @@ pub async fn run_all(storage: &dyn Storage) {
     producer_ids_are_unique(storage).await;
     groups_are_saved_and_replaced(storage).await;
     offsets_are_committed_replaced_and_deleted(storage).await;
+    documents_are_stored_listed_and_deleted(storage).await;
+    document_updates_are_atomic(storage).await;
 }
 
 /// A sample group with `members` members, for tests.
@@ -319,4 +321,56 @@ fn put_varlong(buf: &mut BytesMut, value: i64) {
         v >>= 7;
     }
     buf.put_u8(v as u8);
+}
+
+pub async fn documents_are_stored_listed_and_deleted(s: &dyn Storage) {
+    assert_eq!(s.document("suite", "a").await.expect("get"), None);
+    let put = |bytes: &'static [u8]| move |_: Option<&[u8]>| Ok(Some(bytes.to_vec()));
+    assert_eq!(s.update_document("suite", "b/1", &mut put(b"one")).await.expect("put"), Some(b"one".to_vec()));
+    s.update_document("suite", "a", &mut put(b"zero")).await.expect("put");
+    s.update_document("other", "a", &mut put(b"elsewhere")).await.expect("put");
+    assert_eq!(s.document("suite", "a").await.expect("get"), Some(b"zero".to_vec()));
+    assert_eq!(
+        s.documents("suite").await.expect("list"),
+        vec![("a".to_string(), b"zero".to_vec()), ("b/1".to_string(), b"one".to_vec())]
+    );
+
+    // A refusing update changes nothing and its error comes back as it was.
+    let refused = s
+        .update_document("suite", "a", &mut |_| Err(StorageError::Rejected("no thanks".into())))
+        .await
+        .expect_err("refused");
+    assert!(matches!(refused, StorageError::Rejected(ref m) if m == "no thanks"), "{refused:?}");
+    assert_eq!(s.document("suite", "a").await.expect("get"), Some(b"zero".to_vec()));
+
+    let mut seen = None;
+    let deleted = s
+        .update_document("suite", "a", &mut |current| {
+            seen = current.map(<[u8]>::to_vec);
+            Ok(None)
+        })
+        .await
+        .expect("delete");
+    assert_eq!((deleted, seen), (None, Some(b"zero".to_vec())));
+    assert_eq!(s.document("suite", "a").await.expect("get"), None);
+    assert_eq!(s.documents("suite").await.expect("list").len(), 1);
+    assert_eq!(s.documents("other").await.expect("list").len(), 1);
+}
+
+/// Concurrent read-modify-write updates of one document lose none of each other's changes.
+pub async fn document_updates_are_atomic(s: &dyn Storage) {
+    async fn add_ones(s: &dyn Storage, times: usize) {
+        for _ in 0..times {
+            s.update_document("suite", "counter", &mut |current| {
+                let n: u64 = current.map_or(Ok(0), |b| {
+                    std::str::from_utf8(b).ok().and_then(|t| t.parse().ok()).ok_or(StorageError::Corrupt("counter".into()))
+                })?;
+                Ok(Some((n + 1).to_string().into_bytes()))
+            })
+            .await
+            .expect("increment");
+        }
+    }
+    tokio::join!(add_ones(s, 25), add_ones(s, 25), add_ones(s, 25), add_ones(s, 25));
+    assert_eq!(s.document("suite", "counter").await.expect("get"), Some(b"100".to_vec()));
 }

@@ -42,7 +42,7 @@ use self::pool::{describe, Conn, Pool};
 use self::queries::Query;
 use crate::memory::{check_deletable, check_in_range};
 use crate::{
-    AppendOutcome, Batch, BrokerInfo, CommittedOffset, GroupState, PartitionOffsets, ProducerBatch, ProducerState, Result,
+    AppendOutcome, Batch, BrokerInfo, CommittedOffset, DocumentUpdate, GroupState, PartitionOffsets, ProducerBatch, ProducerState, Result,
     Storage, StorageError, Topic, TopicSpec,
 };
 
@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (1, "init", include_str!("migrations/0001_init.sql")),
     (2, "brokers", include_str!("migrations/0002_brokers.sql")),
     (3, "offset_metadata_bytes", include_str!("migrations/0003_offset_metadata_bytes.sql")),
+    (4, "documents", include_str!("migrations/0004_documents.sql")),
 ];
 
 /// Reads never ask for more than this many bytes (keeps position arithmetic in range).
@@ -434,6 +435,35 @@ impl Storage for PostgresStorage {
             Some(row) => col(&row, 0),
             None => Err(StorageError::Engine("nextval returned no row".into())),
         }
+    }
+
+    async fn document(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        let mut conn = self.pool.get().await?;
+        conn.query_opt(Query::Document, &[&kind, &key]).await?.map(|row| col(&row, 0)).transpose()
+    }
+
+    async fn documents(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let mut conn = self.pool.get().await?;
+        let rows = conn.query(Query::Documents, &[&kind]).await?;
+        rows.iter().map(|row| Ok((col(row, 0)?, col(row, 1)?))).collect()
+    }
+
+    async fn update_document(&self, kind: &str, key: &str, update: &mut DocumentUpdate<'_>) -> Result<Option<Vec<u8>>> {
+        let mut conn = self.pool.get().await?;
+        // Creating the row commits on its own, so two brokers' first updates both find it.
+        conn.execute(Query::DocumentRow, &[&kind, &key]).await?;
+        let lock = conn.statement(Query::DocumentForUpdate).await?;
+        let write = conn.statement(Query::DocumentWrite).await?;
+        let failed = |query: Query| move |e| pool::query_error(query, e);
+        let tx = conn.client.transaction().await.map_err(failed(Query::DocumentForUpdate))?;
+        let current: Option<Vec<u8>> = match tx.query_opt(&lock, &[&kind, &key]).await.map_err(failed(Query::DocumentForUpdate))? {
+            Some(row) => col(&row, 0)?,
+            None => None,
+        };
+        let next = update(current.as_deref())?;
+        tx.execute(&write, &[&kind, &key, &next]).await.map_err(failed(Query::DocumentWrite))?;
+        tx.commit().await.map_err(failed(Query::DocumentWrite))?;
+        Ok(next)
     }
 
     async fn heartbeat_broker(&self, me: &BrokerInfo, lease: std::time::Duration) -> Result<Vec<BrokerInfo>> {

@@ -41,10 +41,15 @@ pub(crate) enum Query {
     BrokerHeartbeat,
     LiveBrokers,
     BrokerHolding,
+    Document,
+    Documents,
+    DocumentRow,
+    DocumentForUpdate,
+    DocumentWrite,
 }
 
 impl Query {
-    pub(crate) const ALL: [Query; 33] = [
+    pub(crate) const ALL: [Query; 38] = [
         Query::MigrationsLock,
         Query::MigrationsTable,
         Query::MigrationsApplied,
@@ -78,6 +83,11 @@ impl Query {
         Query::BrokerHeartbeat,
         Query::LiveBrokers,
         Query::BrokerHolding,
+        Query::Document,
+        Query::Documents,
+        Query::DocumentRow,
+        Query::DocumentForUpdate,
+        Query::DocumentWrite,
     ];
 
     /// The name after `-- name:` in `queries.sql`.
@@ -116,6 +126,11 @@ impl Query {
             Query::BrokerHeartbeat => "broker_heartbeat",
             Query::LiveBrokers => "live_brokers",
             Query::BrokerHolding => "broker_holding",
+            Query::Document => "document",
+            Query::Documents => "documents",
+            Query::DocumentRow => "document_row",
+            Query::DocumentForUpdate => "document_for_update",
+            Query::DocumentWrite => "document_write",
         }
     }
 

@@ -274,3 +274,20 @@ SELECT node_id, host, port FROM ductstream_brokers WHERE lease_until > now() ORD
 
 -- name: broker_holding
 SELECT host, port FROM ductstream_brokers WHERE node_id = $1;
+
+-- name: document
+SELECT body FROM ductstream_documents WHERE kind = $1 AND key = $2 AND body IS NOT NULL;
+
+-- name: documents
+SELECT key, body FROM ductstream_documents WHERE kind = $1 AND body IS NOT NULL ORDER BY key COLLATE "C";
+
+-- name: document_row
+-- Makes sure the row exists, so that `document_for_update` has a row to lock even for a new
+-- document; a NULL body means "absent".
+INSERT INTO ductstream_documents (kind, key, body) VALUES ($1, $2, NULL) ON CONFLICT DO NOTHING;
+
+-- name: document_for_update
+SELECT body FROM ductstream_documents WHERE kind = $1 AND key = $2 FOR UPDATE;
+
+-- name: document_write
+UPDATE ductstream_documents SET body = $3 WHERE kind = $1 AND key = $2;

@@ -24,6 +24,14 @@ pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     sync_dir(parent(path))
 }
 
+/// Replaces `path` with `bytes` through a temporary file and a rename, without fsync: a crash
+/// of the process leaves the old or the new content; a power loss may leave either or none.
+pub(super) fn write_replacing(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = tmp_path(path);
+    std::fs::write(&tmp, bytes).map_err(io_error(&tmp))?;
+    std::fs::rename(&tmp, path).map_err(io_error(path))
+}
+
 /// Reads a whole small file, or `None` when it does not exist.
 pub(super) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     match std::fs::read(path) {

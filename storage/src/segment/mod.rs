@@ -16,6 +16,7 @@
 //! from the segments on open (see [`recovery`]).
 
 mod dirty;
+mod documents;
 mod files;
 mod groups;
 mod ids;
@@ -36,12 +37,13 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use self::dirty::DirtySet;
+use self::documents::DocumentStore;
 use self::files::io_error;
 use self::groups::GroupStore;
 use self::ids::ProducerIds;
 use self::partition::Partition;
 use crate::{
-    AppendOutcome, Batch, CommittedOffset, GroupState, PartitionOffsets, ProducerState, Result, Storage, StorageError,
+    AppendOutcome, Batch, CommittedOffset, DocumentUpdate, GroupState, PartitionOffsets, ProducerState, Result, Storage, StorageError,
     Topic, TopicSpec,
 };
 
@@ -67,6 +69,7 @@ struct Engine {
     admin: Mutex<()>,
     ids: Mutex<ProducerIds>,
     groups: Mutex<GroupStore>,
+    documents: DocumentStore,
     /// Serialises syncs: a sync must not return while an earlier one is still fsyncing writes
     /// it covers. Holds the error of a failed fsync: after one, the kernel may have dropped the
     /// unwritten pages and a retry could wrongly succeed, so every later sync fails too.
@@ -113,6 +116,7 @@ impl SegmentStorage {
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
             groups: Mutex::new(GroupStore::load(dir)?),
+            documents: DocumentStore::new(dir, fsync),
             sync_failure: tokio::sync::Mutex::new(None),
             _lock: lock,
         };
@@ -380,6 +384,18 @@ impl Storage for SegmentStorage {
     async fn next_producer_id(&self) -> Result<i64> {
         // Every thousandth id writes and fsyncs the next block's end.
         self.blocking(|e| e.ids.lock().map_err(|_| poisoned())?.next()).await
+    }
+
+    async fn document(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        self.engine.documents.get(kind, key)
+    }
+
+    async fn documents(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        self.engine.documents.list(kind)
+    }
+
+    async fn update_document(&self, kind: &str, key: &str, update: &mut DocumentUpdate<'_>) -> Result<Option<Vec<u8>>> {
+        self.engine.documents.update(kind, key, update).await
     }
 
     async fn sync(&self) -> Result<()> {

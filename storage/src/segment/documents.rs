@@ -1,0 +1,100 @@
+//! `documents/<kind>/<key>`: one small file per document, replaced whole on each update.
+//!
+//! Names are hex-encoded so any kind or key is a safe file name. Updates are serialised by one
+//! lock: documents change a few hundred times a second at most (durable consumers' pulls and
+//! acks, flow checkpoints), and each write is one small file.
+
+use std::path::{Path, PathBuf};
+
+use super::files::{self, io_error};
+use crate::{DocumentUpdate, Result};
+
+pub(super) struct DocumentStore {
+    dir: PathBuf,
+    fsync: bool,
+    /// Held from the read to the write of an update.
+    lock: tokio::sync::Mutex<()>,
+}
+
+impl DocumentStore {
+    pub(super) fn new(data_dir: &Path, fsync: bool) -> DocumentStore {
+        DocumentStore { dir: data_dir.join("documents"), fsync, lock: tokio::sync::Mutex::new(()) }
+    }
+
+    pub(super) fn get(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        files::read_optional(&self.path(kind, key))
+    }
+
+    pub(super) fn list(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let dir = self.dir.join(hex(kind));
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_error(&dir)(e)),
+        };
+        let mut out = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(io_error(&dir))?.path();
+            let Some(key) = path.file_name().and_then(|n| n.to_str()).and_then(unhex) else {
+                continue; // a temporary file of an interrupted write
+            };
+            if let Some(bytes) = files::read_optional(&path)? {
+                out.push((key, bytes));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
+    pub(super) async fn update(&self, kind: &str, key: &str, update: &mut DocumentUpdate<'_>) -> Result<Option<Vec<u8>>> {
+        let _held = self.lock.lock().await;
+        let path = self.path(kind, key);
+        let current = files::read_optional(&path)?;
+        let next = update(current.as_deref())?;
+        let (written, fsync) = (next.clone(), self.fsync);
+        tokio::task::spawn_blocking(move || write(&path, written.as_deref(), fsync))
+            .await
+            .map_err(|e| crate::StorageError::Engine(format!("document write task failed: {e}")))??;
+        Ok(next)
+    }
+
+    fn path(&self, kind: &str, key: &str) -> PathBuf {
+        self.dir.join(hex(kind)).join(hex(key))
+    }
+}
+
+/// Replaces or removes the file; with `fsync` durably, else so that it survives the process.
+fn write(path: &Path, bytes: Option<&[u8]>, fsync: bool) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    match bytes {
+        None => match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_error(path)(e)),
+        },
+        Some(bytes) => {
+            std::fs::create_dir_all(dir).map_err(io_error(dir))?;
+            if fsync {
+                return files::write_atomically(path, bytes);
+            }
+            files::write_replacing(path, bytes)?;
+            return Ok(());
+        }
+    }
+    if fsync {
+        files::sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+fn hex(text: &str) -> String {
+    text.bytes().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(name: &str) -> Option<String> {
+    if name.len() % 2 != 0 {
+        return None;
+    }
+    let bytes = (0..name.len()).step_by(2).map(|i| u8::from_str_radix(name.get(i..i + 2)?, 16).ok()).collect::<Option<Vec<u8>>>()?;
+    String::from_utf8(bytes).ok()
+}
