@@ -1,0 +1,144 @@
+//! The JSON wire format of change records (the default format) and topic names.
+//!
+//! A change record's value:
+//! `{"op":"u","schema":"public","table":"t","key":{"id":1},"before":null,"after":{...},
+//!   "unchanged_toast":["big"],"lsn":"0/16B3748","xid":750,"commit_ts":"2024-...Z","ts_ms":1700000000000}`
+//! Its key is the primary key as a JSON object (`{"id":1}`); truncates and tables without a
+//! key have no record key. Headers: `ductstream.lsn` ("X/Y"), `ductstream.xid`,
+//! `ductstream.format` ("json"), `ductstream.op`.
+//!
+//! Unchanged TOAST values are left out of `after` and named in `unchanged_toast`, so they are
+//! never mistaken for null. Number choices: int2/int4/int8 are JSON numbers (serde_json writes
+//! i64 exactly; JavaScript consumers need a big-int-aware parser for values beyond 2^53),
+//! numeric is a JSON string (no precision is lost), float NaN/Infinity are strings.
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::event::{ChangeEvent, DdlEvent, Row};
+use crate::time::format_unix_micros;
+use crate::writer::OutRecord;
+
+pub const HEADER_LSN: &str = "ductstream.lsn";
+pub const HEADER_XID: &str = "ductstream.xid";
+pub const HEADER_FORMAT: &str = "ductstream.format";
+pub const HEADER_OP: &str = "ductstream.op";
+
+/// `<prefix>.<schema>.<table>`.
+pub fn table_topic(prefix: &str, schema: &str, table: &str) -> String {
+    format!("{prefix}.{schema}.{table}")
+}
+
+/// `<prefix>._ddl`: captured DDL statements.
+pub fn ddl_topic(prefix: &str) -> String {
+    format!("{prefix}._ddl")
+}
+
+/// `<prefix>._transactions`: markers for transactions without row changes (`emit_empty`).
+pub fn transactions_topic(prefix: &str) -> String {
+    format!("{prefix}._transactions")
+}
+
+#[derive(Serialize)]
+struct ChangeValue<'a> {
+    op: &'static str,
+    schema: &'a str,
+    table: &'a str,
+    key: Option<&'a Row>,
+    before: Option<&'a Row>,
+    after: Option<&'a Row>,
+    unchanged_toast: Vec<String>,
+    lsn: String,
+    xid: Option<u32>,
+    commit_ts: String,
+    ts_ms: i64,
+}
+
+/// The record for a change event.
+pub fn encode_change(event: &ChangeEvent) -> OutRecord {
+    let value = ChangeValue {
+        op: event.op.code(),
+        schema: &event.schema,
+        table: &event.table,
+        key: event.key.as_ref(),
+        before: event.before.as_ref(),
+        after: event.after.as_ref(),
+        unchanged_toast: event.after.as_ref().map(Row::unchanged_toast).unwrap_or_default(),
+        lsn: event.lsn.to_string(),
+        xid: event.xid,
+        commit_ts: format_unix_micros(event.commit_ts_micros),
+        ts_ms: event.commit_ts_micros.div_euclid(1000),
+    };
+    OutRecord {
+        key: event.key.as_ref().map(to_bytes),
+        value: Some(to_bytes(&value)),
+        headers: headers(&event.lsn.to_string(), event.xid, event.op.code()),
+        timestamp: event.commit_ts_micros.div_euclid(1000),
+    }
+}
+
+#[derive(Serialize)]
+struct DdlValue<'a> {
+    op: &'static str,
+    event: &'a str,
+    tag: &'a str,
+    query: &'a str,
+    objects: &'a serde_json::Value,
+    lsn: String,
+    xid: Option<u32>,
+    commit_ts: String,
+    ts_ms: i64,
+}
+
+/// The record for a DDL event (op `ddl`), keyed by nothing: order is the topic's order.
+pub fn encode_ddl(event: &DdlEvent) -> OutRecord {
+    let value = DdlValue {
+        op: "ddl",
+        event: &event.event,
+        tag: &event.tag,
+        query: &event.query,
+        objects: &event.objects,
+        lsn: event.lsn.to_string(),
+        xid: event.xid,
+        commit_ts: format_unix_micros(event.commit_ts_micros),
+        ts_ms: event.commit_ts_micros.div_euclid(1000),
+    };
+    OutRecord {
+        key: None,
+        value: Some(to_bytes(&value)),
+        headers: headers(&event.lsn.to_string(), event.xid, "ddl"),
+        timestamp: event.commit_ts_micros.div_euclid(1000),
+    }
+}
+
+/// The record for a transaction without row changes (`emit_empty`).
+pub fn encode_empty_transaction(lsn: crate::Lsn, xid: u32, commit_ts_micros: i64) -> OutRecord {
+    let value = serde_json::json!({
+        "op": "empty",
+        "lsn": lsn.to_string(),
+        "xid": xid,
+        "commit_ts": format_unix_micros(commit_ts_micros),
+        "ts_ms": commit_ts_micros.div_euclid(1000),
+    });
+    OutRecord {
+        key: None,
+        value: Some(to_bytes(&value)),
+        headers: headers(&lsn.to_string(), Some(xid), "empty"),
+        timestamp: commit_ts_micros.div_euclid(1000),
+    }
+}
+
+fn headers(lsn: &str, xid: Option<u32>, op: &str) -> Vec<(String, Bytes)> {
+    let mut headers = vec![(HEADER_LSN.to_string(), Bytes::from(lsn.to_string()))];
+    if let Some(xid) = xid {
+        headers.push((HEADER_XID.to_string(), Bytes::from(xid.to_string())));
+    }
+    headers.push((HEADER_FORMAT.to_string(), Bytes::from_static(b"json")));
+    headers.push((HEADER_OP.to_string(), Bytes::from(op.to_string())));
+    headers
+}
+
+fn to_bytes<T: Serialize>(value: &T) -> Bytes {
+    // Serializing maps with string keys and JSON values cannot fail.
+    Bytes::from(serde_json::to_vec(value).unwrap_or_default())
+}
