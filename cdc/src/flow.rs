@@ -238,7 +238,7 @@ impl Flow {
                     }
                     self.checkpoints.save(&self.options.flow_id, checkpoint).await?;
                 }
-                _ = stop.wait_for(|s| *s) => return Ok(()),
+                _ = stopped(&mut stop) => return Ok(()),
             }
         }
         if let Some(p) = checkpoint.snapshot.as_mut() {
@@ -263,7 +263,7 @@ impl Flow {
         loop {
             let deadline = state.batch_started.map(|t| t + self.options.batch_timeout);
             tokio::select! {
-                _ = stop.wait_for(|s| *s) => {
+                _ = stopped(&mut stop) => {
                     self.flush(&mut state, &stream).await?;
                     stream.close().await;
                     return Ok(());
@@ -368,6 +368,12 @@ impl StreamState {
         }
         self.batch.push((topic, record));
     }
+}
+
+/// Resolves once a stop was asked for (or every handle is gone).
+async fn stopped(stop: &mut watch::Receiver<bool>) {
+    // The guard `wait_for` returns must not live across an await (it is not Send).
+    let _ = stop.wait_for(|s| *s).await.is_ok();
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
