@@ -145,12 +145,7 @@ impl Flow {
             install_ddl_capture(&catalog).await?;
         }
         let mut checkpoint = self.checkpoints.load(&options.flow_id).await?.unwrap_or_default();
-        let slot = slot_state(&catalog, &options.slot).await?;
-        if let Some(state) = &slot
-            && let Some(pid) = state.active_pid
-        {
-            return Err(CdcError::SlotInUse { slot: options.slot.clone(), message: format!("active for PID {pid}") });
-        }
+        let slot = wait_for_idle_slot(&catalog, &options.slot).await?;
         let mut replication = ReplicationClient::connect(&self.source).await?;
         match slot {
             None => {
@@ -401,6 +396,24 @@ async fn slot_state(client: &Client, slot: &str) -> Result<Option<SlotState>> {
         active_pid: r.get(0),
         confirmed_flush: r.get::<_, Option<String>>(1).and_then(|t| t.parse().ok()).unwrap_or_default(),
     }))
+}
+
+/// The slot's state, once no other connection is using it. A previous run's walsender can
+/// take a moment to exit after its connection closed, so an active slot is looked at a few
+/// more times before the flow gives up with [`CdcError::SlotInUse`].
+async fn wait_for_idle_slot(client: &Client, slot: &str) -> Result<Option<SlotState>> {
+    const ATTEMPTS: u32 = 10;
+    for attempt in 1..=ATTEMPTS {
+        let state = slot_state(client, slot).await?;
+        match state.as_ref().and_then(|s| s.active_pid) {
+            None => return Ok(state),
+            Some(pid) if attempt == ATTEMPTS => {
+                return Err(CdcError::SlotInUse { slot: slot.to_string(), message: format!("active for PID {pid}") });
+            }
+            Some(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+    Ok(None)
 }
 
 async fn current_lsn(client: &Client) -> Result<Lsn> {
