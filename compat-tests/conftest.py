@@ -270,6 +270,7 @@ class Broker:
             "--storage", self.storage_url,
             "--data-dir", str(self.data_dir),
             "--metrics-listen", "127.0.0.1:0",
+            *([] if "--grpc-listen" in self.extra_args else ["--grpc-listen", "127.0.0.1:0"]),
             *self.extra_args,
         ]
         # The broker reads DUCTSTREAM_* variables as flag defaults; don't let

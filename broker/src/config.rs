@@ -31,6 +31,11 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_FSYNC", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub fsync: bool,
 
+    /// Address the gRPC API (ductstream.v1, with server reflection) binds; port 0 picks a free
+    /// port, `off` turns it off.
+    #[arg(long, env = "DUCTSTREAM_GRPC_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_optional_addr)]
+    pub grpc_listen: OptionalAddr,
+
     /// Address for the Prometheus `/metrics` endpoint; off when not given.
     #[arg(long, env = "DUCTSTREAM_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
@@ -162,4 +167,15 @@ fn parse_host_port(listener: &str) -> crate::Result<(String, i32)> {
         .parse()
         .map_err(|_| crate::BrokerError::Config(format!("advertised listener {listener:?} has a bad port")))?;
     Ok((host.trim_matches(['[', ']']).to_string(), i32::from(port)))
+}
+
+/// A listen address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalAddr(pub Option<SocketAddr>);
+
+fn parse_optional_addr(text: &str) -> Result<OptionalAddr, String> {
+    if text.eq_ignore_ascii_case("off") {
+        return Ok(OptionalAddr(None));
+    }
+    text.parse().map(|a| OptionalAddr(Some(a))).map_err(|e| format!("{text:?} is not host:port or off: {e}"))
 }

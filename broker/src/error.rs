@@ -28,6 +28,18 @@ pub enum BrokerError {
     Io(#[from] std::io::Error),
     #[error("configuration: {0}")]
     Config(String),
+    /// A named thing (durable consumer, stream) that does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// Creating something that exists.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// A request argument outside what the API accepts.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// A position outside the log.
+    #[error("{0}")]
+    OutOfRange(String),
 }
 
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
@@ -49,6 +61,10 @@ impl BrokerError {
             }
             BrokerError::UnknownApiKey(_) => ResponseError::InvalidRequest,
             BrokerError::Encode(_) | BrokerError::Io(_) | BrokerError::Config(_) => ResponseError::UnknownServerError,
+            BrokerError::NotFound(_) => ResponseError::UnknownTopicOrPartition,
+            BrokerError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
+            BrokerError::InvalidArgument(_) => ResponseError::InvalidRequest,
+            BrokerError::OutOfRange(_) => ResponseError::OffsetOutOfRange,
         }
     }
 }

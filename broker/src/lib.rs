@@ -7,13 +7,16 @@
 //! [`Storage`]: ductstream_storage::Storage
 
 pub mod api;
+pub mod batch_builder;
 mod broker;
 pub mod cluster;
 mod committer;
 pub mod config;
 mod connection;
+pub mod durable;
 mod error;
 mod frame;
+pub mod grpc;
 pub mod groups;
 mod idempotence;
 mod log;

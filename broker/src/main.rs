@@ -152,6 +152,18 @@ async fn run(args: Args) -> Result<()> {
         println!("listening metrics={}", metrics.local_addr()?);
         tokio::spawn(ductstream_broker::api::serve_metrics(metrics, broker.clone()));
     }
+    if let Some(addr) = args.grpc_listen.0 {
+        let grpc = TcpListener::bind(addr)
+            .await
+            .map_err(|e| BrokerError::Config(format!("cannot listen for gRPC on {addr}: {e}")))?;
+        println!("listening grpc={}", grpc.local_addr()?);
+        let broker = broker.clone();
+        tokio::spawn(async move {
+            if let Err(e) = ductstream_broker::grpc::serve(grpc, broker).await {
+                tracing::error!(error = %e, "the gRPC API stopped");
+            }
+        });
+    }
     println!("listening kafka={bound}");
     tracing::info!(
         kafka = %bound,

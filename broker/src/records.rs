@@ -1,6 +1,7 @@
 //! Looking inside a stored batch: decompression and the per-record offset and timestamp.
 //!
-//! The produce and fetch paths never do this; only lookups by time need it.
+//! The produce and fetch paths never do this; only lookups by time and durable consumers (which
+//! hand out single messages) need it.
 
 use std::io::Read;
 
@@ -16,11 +17,57 @@ pub struct RecordPosition {
     pub timestamp: i64,
 }
 
+/// One record, whole.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Record {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    /// In the order the producer wrote them; a key may repeat.
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+impl Record {
+    /// The value of the first header named `name`.
+    pub fn header(&self, name: &str) -> Option<&Bytes> {
+        self.headers.iter().find(|(k, _)| k == name).and_then(|(_, v)| v.as_ref())
+    }
+}
+
 /// Every record's offset and timestamp, in order.
 pub fn positions(batch: &Batch) -> Result<Vec<RecordPosition>> {
+    let mut out = Vec::with_capacity(batch.record_count().max(0) as usize);
+    each_record(batch, |position, _| {
+        out.push(position);
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Every record of the batch, in order.
+pub fn decode(batch: &Batch) -> Result<Vec<Record>> {
+    let mut out = Vec::with_capacity(batch.record_count().max(0) as usize);
+    each_record(batch, |RecordPosition { offset, timestamp }, rest| {
+        let key = bytes_field(rest)?;
+        let value = bytes_field(rest)?;
+        let count = varint(rest)?;
+        let mut headers = Vec::with_capacity(count.clamp(0, 64) as usize);
+        for _ in 0..count {
+            let name = bytes_field(rest)?.ok_or_else(|| corrupt("header without a name"))?;
+            let name = String::from_utf8(name.to_vec()).map_err(|_| corrupt("header name is not UTF-8"))?;
+            headers.push((name, bytes_field(rest)?));
+        }
+        out.push(Record { offset, timestamp, key, value, headers });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// Walks the records, handing each one's position and its fields after the offset delta.
+fn each_record(batch: &Batch, mut f: impl FnMut(RecordPosition, &mut Bytes) -> Result<()>) -> Result<()> {
     let codec = batch.compression().map_err(|e| BrokerError::Decode(e.to_string()))?;
     let mut records = decompress(codec, batch.records())?;
-    let mut out = Vec::with_capacity(batch.record_count().max(0) as usize);
     for _ in 0..batch.record_count() {
         let length = usize::try_from(varint(&mut records)?).map_err(|_| corrupt("negative record length"))?;
         if length > records.len() {
@@ -38,9 +85,22 @@ pub fn positions(batch: &Batch) -> Result<Vec<RecordPosition>> {
         } else {
             batch.base_timestamp() + timestamp_delta
         };
-        out.push(RecordPosition { offset: batch.base_offset() + offset_delta, timestamp });
+        f(RecordPosition { offset: batch.base_offset() + offset_delta, timestamp }, &mut record)?;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// A varint length (-1 for null) and that many bytes.
+fn bytes_field(buf: &mut Bytes) -> Result<Option<Bytes>> {
+    let length = varint(buf)?;
+    if length < 0 {
+        return Ok(None);
+    }
+    let length = usize::try_from(length).map_err(|_| corrupt("field length"))?;
+    if length > buf.len() {
+        return Err(corrupt("field runs past the end of its record"));
+    }
+    Ok(Some(buf.split_to(length)))
 }
 
 /// The first record at or after `timestamp`.
@@ -127,5 +187,26 @@ mod tests {
         ]);
         assert_eq!(first_at_or_after(&batch, 1001).expect("ok").map(|r| r.offset), Some(11));
         assert_eq!(max_timestamp(&batch).expect("ok").map(|r| r.offset), Some(12));
+    }
+
+    #[test]
+    fn decodes_what_the_builder_wrote() {
+        let records = vec![
+            crate::batch_builder::NewRecord {
+                key: Some(Bytes::from_static(b"k")),
+                value: None,
+                headers: vec![("a".into(), Some(Bytes::from_static(b"1"))), ("a".into(), None)],
+                timestamp: 5000,
+            },
+            crate::batch_builder::NewRecord { key: None, value: Some(Bytes::from_static(b"v")), headers: vec![], timestamp: 4000 },
+        ];
+        let batch = crate::batch_builder::build(&records).expect("builds").with_base_offset(7);
+        let decoded = decode(&batch).expect("decodes");
+        assert_eq!(decoded[0].offset, 7);
+        assert_eq!(decoded[0].key.as_deref(), Some(&b"k"[..]));
+        assert_eq!(decoded[0].headers, records[0].headers);
+        assert_eq!(decoded[0].header("a").map(|v| v.as_ref()), Some(&b"1"[..]));
+        assert_eq!((decoded[1].offset, decoded[1].timestamp, decoded[1].value.as_deref()), (8, 4000, Some(&b"v"[..])));
+        assert_eq!(batch.max_timestamp(), 5000);
     }
 }

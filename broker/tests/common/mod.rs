@@ -17,6 +17,8 @@ pub struct Broker {
     pub child: Child,
     pub addr: SocketAddr,
     pub metrics: Option<SocketAddr>,
+    /// The gRPC API (on a free port unless `extra` names one).
+    pub grpc: Option<SocketAddr>,
     pub data_dir: PathBuf,
     stderr_log: PathBuf,
 }
@@ -38,9 +40,11 @@ impl Broker {
     pub fn start_at(data_dir: &Path, listen: &str, extra: &[&str]) -> Broker {
         let stderr_log = data_dir.with_extension("stderr.log");
         let stderr = std::fs::File::create(&stderr_log).expect("stderr log");
+        let grpc_flag: &[&str] = if extra.contains(&"--grpc-listen") { &[] } else { &["--grpc-listen", "127.0.0.1:0"] };
         let mut child = Command::new(env!("CARGO_BIN_EXE_ductstream"))
             .args(["--kafka-listen", listen, "--data-dir"])
             .arg(data_dir)
+            .args(grpc_flag)
             .args(extra)
             .env("RUST_LOG", "info")
             .stdout(Stdio::piped())
@@ -49,9 +53,12 @@ impl Broker {
             .expect("spawn ductstream");
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
-        let (mut addr, mut metrics) = (None, None);
+        let (mut addr, mut metrics, mut grpc) = (None, None, None);
         for line in lines.by_ref() {
             let line = line.expect("read stdout");
+            if let Some(a) = line.strip_prefix("listening grpc=") {
+                grpc = Some(a.parse().expect("grpc addr"));
+            }
             if let Some(a) = line.strip_prefix("listening metrics=") {
                 metrics = Some(a.parse().expect("metrics addr"));
             }
@@ -66,7 +73,7 @@ impl Broker {
         };
         // Keep draining stdout so the broker never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
-        Broker { child, addr, metrics, data_dir: data_dir.to_owned(), stderr_log }
+        Broker { child, addr, metrics, grpc, data_dir: data_dir.to_owned(), stderr_log }
     }
 
     pub fn client(&self) -> Client {
@@ -241,6 +248,19 @@ pub mod requests {
         let response = expect_kind!(client.call(ApiKey::Produce, 9, &produce(topic, partition, records, -1)), Produce);
         let p = &response.responses[0].partition_responses[0];
         (p.error_code, p.base_offset)
+    }
+
+    /// Deletes records below `offset` and returns (error code, new low watermark).
+    pub fn delete_records(client: &mut Client, topic: &str, partition: i32, offset: i64) -> (i16, i64) {
+        use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+        let request = kafka_protocol::messages::DeleteRecordsRequest::default().with_timeout_ms(10_000).with_topics(vec![
+            DeleteRecordsTopic::default()
+                .with_name(name(topic))
+                .with_partitions(vec![DeleteRecordsPartition::default().with_partition_index(partition).with_offset(offset)]),
+        ]);
+        let response = expect_kind!(client.call(ApiKey::DeleteRecords, 2, &request), DeleteRecords);
+        let p = &response.topics[0].partitions[0];
+        (p.error_code, p.low_watermark)
     }
 
     /// Fetches (no waiting) and returns (error code, high watermark, records bytes).

@@ -1,0 +1,66 @@
+//! `ductstream-admin`: the command line for DuctStream's gRPC API.
+//!
+//! Human-readable tables by default; `--json` prints one JSON document, `--pretty` the same
+//! indented. Exits 1 with the server's message when a call fails.
+
+mod durations;
+mod output;
+mod stream;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use output::Format;
+
+#[derive(Debug, Parser)]
+#[command(name = "ductstream-admin", version, about = "Administer DuctStream over its gRPC API")]
+struct Cli {
+    /// The broker's gRPC address.
+    #[arg(long, global = true, env = "DUCTSTREAM_SERVER", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// Print JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Print indented JSON.
+    #[arg(long, global = true)]
+    pretty: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Durable consumers of a stream (topic): create, pull, ack, replay...
+    Stream {
+        #[command(subcommand)]
+        command: stream::StreamCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let format = match (cli.json, cli.pretty) {
+        (_, true) => Format::Pretty,
+        (true, false) => Format::Json,
+        (false, false) => Format::Table,
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("ductstream-admin: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Stream { command } => stream::run(&cli.server, command, format).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("ductstream-admin: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

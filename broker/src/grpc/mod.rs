@@ -1,0 +1,31 @@
+//! The gRPC API (`ductstream.v1`): service implementations over the broker, with server
+//! reflection so `grpcurl` works without the .proto files.
+
+mod convert;
+mod status;
+mod stream_service;
+
+use std::sync::Arc;
+
+use ductstream_proto::v1::stream_service_server::StreamServiceServer;
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+
+use crate::{Broker, BrokerError, Result};
+
+pub use status::to_status;
+
+/// Serves the gRPC API on `listener` until the broker shuts down.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>) -> Result<()> {
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(ductstream_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| BrokerError::Config(format!("gRPC reflection: {e}")))?;
+    let shutdown = broker.shutdown.clone();
+    tonic::transport::Server::builder()
+        .add_service(reflection)
+        .add_service(StreamServiceServer::new(stream_service::StreamApi::new(broker)))
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        .await
+        .map_err(|e| BrokerError::Config(format!("gRPC server: {e}")))
+}
