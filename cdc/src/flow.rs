@@ -116,13 +116,16 @@ impl Flow {
         FlowHandle { stop: self.stop_tx.clone(), status: self.status.subscribe() }
     }
 
-    /// The approver's side of the DDL gate (once; `None` unless `ddl_gate` is on).
+    /// The approver's side of the DDL gate (once, before [`Flow::run`]; `None` unless `ddl_gate` is on).
+    /// Not taken by then, the gate rejects every DDL event.
     pub fn take_ddl_gate(&mut self) -> Option<DdlGate> {
         self.gate_rx.take()
     }
 
     /// Runs until stopped (`Ok`) or an error.
     pub async fn run(mut self) -> Result<()> {
+        // A gate nobody took would hold the first DDL forever; dropped, it rejects instead.
+        drop(self.gate_rx.take());
         let result = self.run_inner().await;
         self.status.send_modify(|s| {
             s.phase = match &result {

@@ -54,7 +54,7 @@ pub struct FlowSourceOptions {
     /// How often a standby status update is sent even when the server does not ask.
     #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub status_interval: Duration,
-    /// Write a record for transactions that carry no row changes (op `b`-less marker): off by default.
+    /// Write a marker record on `<prefix>._transactions` for each transaction without row changes.
     #[serde(deserialize_with = "de_bool")]
     pub emit_empty: bool,
     /// Look up non-built-in type OIDs in pg_type (enums, domains, extension types).

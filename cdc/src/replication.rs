@@ -286,7 +286,11 @@ impl StreamTask {
                         permit.send(Ok(message));
                     }
                 }
-                _ = self.wake.notified() => self.send_status(false).await?,
+                _ = self.wake.notified() => {
+                    if self.confirmed.load(Ordering::SeqCst) > self.sent {
+                        self.send_status(false).await?;
+                    }
+                }
                 _ = tick.tick() => self.send_status(false).await?,
                 read = self.reader.fill(), if self.pending.len() < BUFFERED => read?,
             }
