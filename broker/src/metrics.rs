@@ -76,7 +76,34 @@ pub async fn render(broker: &Broker) -> String {
             let _ = writeln!(out, "ductstream_high_watermark{{topic=\"{topic}\",partition=\"{partition}\"}} {hw}");
         }
     }
+    durable_consumers(&mut out, broker).await;
     out
+}
+
+/// Each durable consumer's counters (kept in its stored state, so they are cluster-wide and
+/// survive restarts), pending claims and lag.
+async fn durable_consumers(out: &mut String, broker: &Broker) {
+    let Ok(views) = crate::durable::list(broker, "").await else { return };
+    type Pick = fn(&crate::durable::ConsumerView) -> i64;
+    let series: [(&str, &str, &str, Pick); 6] = [
+        ("ductstream_durable_pending", "gauge", "Messages delivered and not yet acked or terminated.", |v| v.pending as i64),
+        ("ductstream_durable_lag", "gauge", "Messages not yet acked, from the ack floor to the high watermark.", |v| v.lag),
+        ("ductstream_durable_delivered_total", "counter", "Deliveries, first and repeated.", |v| v.state.stats.delivered as i64),
+        ("ductstream_durable_acked_total", "counter", "Messages acked.", |v| v.state.stats.acked as i64),
+        ("ductstream_durable_redelivered_total", "counter", "Deliveries after a claim ended unacked or a nak.", |v| {
+            v.state.stats.redelivered as i64
+        }),
+        ("ductstream_durable_dead_lettered_total", "counter", "Messages moved to the dead-letter topic.", |v| {
+            v.state.stats.dead_lettered as i64
+        }),
+    ];
+    for (name, kind, help, pick) in series {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for view in &views {
+            let (stream, group) = (&view.state.stream, view.state.group.replace('\\', "\\\\").replace('"', "\\\""));
+            let _ = writeln!(out, "{name}{{stream=\"{stream}\",group=\"{group}\"}} {}", pick(view));
+        }
+    }
 }
 
 /// Answers `GET /metrics` on `listener` until shutdown. Anything else gets a 404.

@@ -70,6 +70,15 @@ async fn get(api: &mut Api, stream: &str, group: &str) -> pb::Consumer {
     api.get_consumer(pb::ConsumerRef { stream: stream.into(), group: group.into() }).await.expect("get").into_inner()
 }
 
+fn metrics(broker: &Broker) -> String {
+    use std::io::{Read, Write};
+    let mut http = std::net::TcpStream::connect(broker.metrics.expect("metrics address")).expect("connect");
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+    let mut body = String::new();
+    http.read_to_string(&mut body).expect("response");
+    body
+}
+
 fn ids(messages: &[pb::Message]) -> Vec<String> {
     messages.iter().map(|m| m.id.clone()).collect()
 }
@@ -145,7 +154,7 @@ async fn pull_ack_redelivery_nak_progress_and_term() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_deliver_sends_to_the_dead_letter_topic_with_headers() {
-    let (_dir, broker) = temp_broker(&[]);
+    let (_dir, broker) = temp_broker(&["--metrics-listen", "127.0.0.1:0"]);
     create_topic(&mut broker.client(), "jobs", 1, &[]);
     produce(&broker, "jobs", 0, batch(0..2, 1_000, &[]));
     let mut api = api(&broker).await;
@@ -162,6 +171,16 @@ async fn max_deliver_sends_to_the_dead_letter_topic_with_headers() {
     assert!(pull(&mut api, "jobs", "w", 10, 100).await.is_empty());
     let stats = get(&mut api, "jobs", "w").await.stats.expect("stats");
     assert_eq!((stats.dead_lettered, stats.pending, stats.lag), (1, 0, 0));
+    let metrics = metrics(&broker);
+    for line in [
+        "ductstream_durable_dead_lettered_total{stream=\"jobs\",group=\"w\"} 1",
+        "ductstream_durable_redelivered_total{stream=\"jobs\",group=\"w\"} 1",
+        "ductstream_durable_acked_total{stream=\"jobs\",group=\"w\"} 1",
+        "ductstream_durable_pending{stream=\"jobs\",group=\"w\"} 0",
+        "ductstream_durable_lag{stream=\"jobs\",group=\"w\"} 0",
+    ] {
+        assert!(metrics.contains(line), "{line} in\n{metrics}");
+    }
 
     create(&mut api, config("jobs.failed", "inspect")).await;
     let dead = pull(&mut api, "jobs.failed", "inspect", 10, 60_000).await;
@@ -368,4 +387,47 @@ async fn a_long_poll_wakes_on_an_append() {
     produce(&broker, "wait", 0, batch(0..1, 1_000, &[]));
     let got = tokio::time::timeout(Duration::from_secs(20), waiting).await.expect("woken").expect("task").expect("pull");
     assert_eq!(ids(&got), ["0-0"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn workers_on_two_brokers_sharing_postgres_get_disjoint_messages() {
+    let pg = ductstream_storage::postgres::testing::TestPostgres::start().expect("test postgres");
+    let url = pg.url();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let one = Broker::start(&dir.path().join("one"), &["--storage", &url, "--node-id", "1"]);
+    let two = Broker::start(&dir.path().join("two"), &["--storage", &url, "--node-id", "2"]);
+    create_topic(&mut one.client(), "shared", 2, &[]);
+    const TOTAL: usize = 10_000;
+    for chunk in 0..(TOTAL / 500) {
+        produce(&one, "shared", (chunk % 2) as i32, batch(chunk * 500..(chunk + 1) * 500, 1_000, &[]));
+    }
+    let mut admin = api(&one).await;
+    create(&mut admin, config("shared", "pool")).await;
+
+    let seen: Arc<Mutex<HashSet<Bytes>>> = Arc::new(Mutex::new(HashSet::new()));
+    let mut workers = Vec::new();
+    for broker in [&one, &two] {
+        let (seen, mut api) = (seen.clone(), api(broker).await);
+        workers.push(tokio::spawn(async move {
+            let mut acked = 0usize;
+            loop {
+                let got = pull(&mut api, "shared", "pool", 200, 120_000).await;
+                if got.is_empty() {
+                    return acked;
+                }
+                for m in &got {
+                    let value = Bytes::from(m.value.clone().expect("value"));
+                    assert!(seen.lock().expect("lock").insert(value.clone()), "{value:?} was handed out twice");
+                }
+                acked += ack(&mut api, "shared", "pool", &ids(&got)).await.expect("ack").applied as usize;
+            }
+        }));
+    }
+    let mut total = 0;
+    for worker in workers {
+        total += worker.await.expect("worker");
+    }
+    assert_eq!(total, TOTAL);
+    let stats = get(&mut api(&two).await, "shared", "pool").await.stats.expect("stats");
+    assert_eq!((stats.acked, stats.pending, stats.lag), (TOTAL as u64, 0, 0));
 }
