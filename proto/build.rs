@@ -11,7 +11,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(out.join("ductstream_v1_descriptor.bin"))
         .compile_with_config(
             config,
-            &[std::path::PathBuf::from("proto/ductstream/v1/stream.proto")],
+            &[
+                std::path::PathBuf::from("proto/ductstream/v1/stream.proto"),
+                std::path::PathBuf::from("proto/ductstream/v1/flow.proto"),
+            ],
             &[std::path::PathBuf::from("proto"), well_known],
         )?;
     println!("cargo:rerun-if-changed=proto");

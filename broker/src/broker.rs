@@ -14,7 +14,7 @@ use crate::{topic_config, BrokerError, Result};
 /// What every request handler shares.
 pub struct Broker {
     pub config: BrokerConfig,
-    pub log: Log,
+    pub log: Arc<Log>,
     pub metrics: Metrics,
     pub groups: Arc<Coordinator>,
     pub cluster: Cluster,
@@ -31,7 +31,7 @@ impl Broker {
         Ok(Arc::new(Broker {
             cluster,
             config,
-            log: Log::new(storage),
+            log: Arc::new(Log::new(storage)),
             metrics: Metrics::default(),
             groups,
             shutdown: CancellationToken::new(),

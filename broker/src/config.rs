@@ -36,6 +36,11 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_GRPC_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_optional_addr)]
     pub grpc_listen: OptionalAddr,
 
+    /// CDC flows pause at each DDL change until it is approved (`ductstream-admin ddl`), unless
+    /// a flow's source options say otherwise.
+    #[arg(long, env = "DUCTSTREAM_DDL_GATE", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub ddl_gate: bool,
+
     /// Address for the Prometheus `/metrics` endpoint; off when not given.
     #[arg(long, env = "DUCTSTREAM_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,

@@ -37,6 +37,9 @@ pub enum BrokerError {
     /// A request argument outside what the API accepts.
     #[error("{0}")]
     InvalidArgument(String),
+    /// A change the current state does not allow (starting a running flow).
+    #[error("{0}")]
+    FailedPrecondition(String),
     /// A position outside the log.
     #[error("{0}")]
     OutOfRange(String),
@@ -65,6 +68,7 @@ impl BrokerError {
             BrokerError::AlreadyExists(_) => ResponseError::TopicAlreadyExists,
             BrokerError::InvalidArgument(_) => ResponseError::InvalidRequest,
             BrokerError::OutOfRange(_) => ResponseError::OffsetOutOfRange,
+            BrokerError::FailedPrecondition(_) => ResponseError::InvalidRequest,
         }
     }
 }

@@ -152,14 +152,16 @@ async fn run(args: Args) -> Result<()> {
         println!("listening metrics={}", metrics.local_addr()?);
         tokio::spawn(ductstream_broker::api::serve_metrics(metrics, broker.clone()));
     }
+    let flows = ductstream_broker::flows::FlowManager::new(broker.clone(), args.ddl_gate);
+    let flows_task = tokio::spawn(flows.clone().run());
     if let Some(addr) = args.grpc_listen.0 {
         let grpc = TcpListener::bind(addr)
             .await
             .map_err(|e| BrokerError::Config(format!("cannot listen for gRPC on {addr}: {e}")))?;
         println!("listening grpc={}", grpc.local_addr()?);
-        let broker = broker.clone();
+        let (broker, flows) = (broker.clone(), flows.clone());
         tokio::spawn(async move {
-            if let Err(e) = ductstream_broker::grpc::serve(grpc, broker).await {
+            if let Err(e) = ductstream_broker::grpc::serve(grpc, broker, flows).await {
                 tracing::error!(error = %e, "the gRPC API stopped");
             }
         });
@@ -181,6 +183,8 @@ async fn run(args: Args) -> Result<()> {
         shutdown.cancel();
     });
     server::run(listener, broker, Duration::from_secs(args.shutdown_timeout_s)).await;
+    // Flows write and confirm what they have read before the process exits.
+    let _ = flows_task.await;
     tracing::info!("ductstream stopped");
     Ok(())
 }

@@ -24,7 +24,7 @@ pub use settings::{DeliverPolicy, Settings};
 pub use state::{Applied, MessageId};
 
 /// Milliseconds since the epoch, by this broker's clock.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)

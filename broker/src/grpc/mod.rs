@@ -2,21 +2,26 @@
 //! reflection so `grpcurl` works without the .proto files.
 
 mod convert;
+mod flow_service;
 mod status;
 mod stream_service;
 
 use std::sync::Arc;
 
+use ductstream_proto::v1::checkpoint_service_server::CheckpointServiceServer;
+use ductstream_proto::v1::ddl_service_server::DdlServiceServer;
+use ductstream_proto::v1::flow_service_server::FlowServiceServer;
 use ductstream_proto::v1::stream_service_server::StreamServiceServer;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 
+use crate::flows::FlowManager;
 use crate::{Broker, BrokerError, Result};
 
 pub use status::to_status;
 
 /// Serves the gRPC API on `listener` until the broker shuts down.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>) -> Result<()> {
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>, flows: Arc<FlowManager>) -> Result<()> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(ductstream_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
@@ -25,6 +30,9 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) -> Result<()> {
     tonic::transport::Server::builder()
         .add_service(reflection)
         .add_service(StreamServiceServer::new(stream_service::StreamApi::new(broker)))
+        .add_service(FlowServiceServer::new(flow_service::FlowApi::new(flows.clone())))
+        .add_service(DdlServiceServer::new(flow_service::FlowApi::new(flows.clone())))
+        .add_service(CheckpointServiceServer::new(flow_service::FlowApi::new(flows)))
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
         .await
         .map_err(|e| BrokerError::Config(format!("gRPC server: {e}")))

@@ -11,6 +11,7 @@ pub fn to_status(error: BrokerError) -> Status {
         BrokerError::AlreadyExists(_) => Code::AlreadyExists,
         BrokerError::InvalidArgument(_) | BrokerError::Decode(_) => Code::InvalidArgument,
         BrokerError::OutOfRange(_) => Code::OutOfRange,
+        BrokerError::FailedPrecondition(_) => Code::FailedPrecondition,
         BrokerError::Storage(StorageError::UnknownTopic(_) | StorageError::UnknownPartition { .. }) => Code::NotFound,
         BrokerError::Storage(StorageError::OffsetOutOfRange { .. }) => Code::OutOfRange,
         BrokerError::Storage(StorageError::TopicExists(_)) => Code::AlreadyExists,

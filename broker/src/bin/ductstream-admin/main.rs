@@ -4,6 +4,7 @@
 //! indented. Exits 1 with the server's message when a call fails.
 
 mod durations;
+mod flow;
 mod output;
 mod stream;
 
@@ -30,6 +31,21 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// CDC flows: create, start, stop, resume, run once...
+    Flow {
+        #[command(subcommand)]
+        command: flow::FlowCommand,
+    },
+    /// DDL changes waiting at flows' gates: list, approve, reject, apply.
+    Ddl {
+        #[command(subcommand)]
+        command: flow::DdlCommand,
+    },
+    /// How far each flow got.
+    Checkpoint {
+        #[command(subcommand)]
+        command: flow::CheckpointCommand,
+    },
     /// Durable consumers of a stream (topic): create, pull, ack, replay...
     Stream {
         #[command(subcommand)]
@@ -54,6 +70,9 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Stream { command } => stream::run(&cli.server, command, format).await,
+            Command::Flow { command } => flow::run_flow(&cli.server, command, format).await,
+            Command::Ddl { command } => flow::run_ddl(&cli.server, command, format).await,
+            Command::Checkpoint { command } => flow::run_checkpoint(&cli.server, command, format).await,
         }
     });
     match result {

@@ -1,0 +1,301 @@
+//! `ductstream-admin flow|ddl|checkpoint ...`: CDC flows through FlowService, DDLService and
+//! CheckpointService.
+
+use std::collections::HashMap;
+
+use clap::{Args, Subcommand};
+use ductstream_proto::v1 as pb;
+use ductstream_proto::v1::checkpoint_service_client::CheckpointServiceClient;
+use ductstream_proto::v1::ddl_service_client::DdlServiceClient;
+use ductstream_proto::v1::flow_service_client::FlowServiceClient;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::output::{self, time_text, Format};
+
+#[derive(Debug, Args)]
+pub struct FlowId {
+    /// The flow's id.
+    id: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// Create a flow from a JSON file (see README: id, name, source, destinations, wire_format, parallelism).
+    Create {
+        #[arg(short = 'f', long = "file")]
+        file: std::path::PathBuf,
+    },
+    /// Replace a flow's definition from a JSON file; its state is kept.
+    Update {
+        #[arg(short = 'f', long = "file")]
+        file: std::path::PathBuf,
+    },
+    Get(FlowId),
+    List,
+    Delete(FlowId),
+    Start(FlowId),
+    Stop(FlowId),
+    Resume(FlowId),
+    /// Run a stopped flow until it has caught up, then stop it.
+    RunOnce {
+        id: String,
+        /// Quiet time that counts as caught up (2s, 500ms).
+        #[arg(long, value_parser = crate::durations::parse_ms, default_value = "2s")]
+        idle: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum DdlCommand {
+    /// DDL changes waiting at a flow's gate (and recent decisions).
+    List {
+        #[arg(long, default_value = "")]
+        flow: String,
+    },
+    Approve { flow: String, id: u64 },
+    Reject {
+        flow: String,
+        id: u64,
+        #[arg(long, default_value = "")]
+        reason: String,
+    },
+    /// Approve a change you applied downstream.
+    Apply { flow: String, id: u64 },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CheckpointCommand {
+    Get(FlowId),
+    List,
+}
+
+/// A flow as its JSON file gives it.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FlowFile {
+    id: String,
+    #[serde(default)]
+    name: String,
+    source: EndpointFile,
+    #[serde(default)]
+    destinations: Vec<EndpointFile>,
+    #[serde(default)]
+    wire_format: Option<String>,
+    #[serde(default)]
+    parallelism: u32,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EndpointFile {
+    #[serde(default)]
+    name: String,
+    #[serde(rename = "type")]
+    kind: String,
+    #[serde(default)]
+    options: HashMap<String, Value>,
+}
+
+fn endpoint(e: EndpointFile) -> pb::Endpoint {
+    // Options are strings on the wire; numbers and booleans in the file are written as text.
+    let options = e.options.into_iter().map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect();
+    pb::Endpoint { name: e.name, r#type: e.kind, options }
+}
+
+fn read_flow(path: &std::path::Path) -> Result<pb::Flow, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let file: FlowFile = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let wire_format = match file.wire_format.as_deref().unwrap_or("json") {
+        "json" => pb::WireFormat::Json,
+        "avro" => pb::WireFormat::Avro,
+        "proto" => pb::WireFormat::Proto,
+        other => return Err(format!("{}: unknown wire_format {other:?}", path.display())),
+    };
+    Ok(pb::Flow {
+        id: file.id,
+        name: file.name,
+        source: Some(endpoint(file.source)),
+        destinations: file.destinations.into_iter().map(endpoint).collect(),
+        wire_format: wire_format as i32,
+        parallelism: file.parallelism,
+        ..Default::default()
+    })
+}
+
+fn failed(s: tonic::Status) -> String {
+    format!("{:?}: {}", s.code(), s.message())
+}
+
+async fn connect(server: &str) -> Result<tonic::transport::Channel, String> {
+    tonic::transport::Endpoint::from_shared(server.to_owned())
+        .map_err(|e| format!("bad server address {server}: {e}"))?
+        .connect()
+        .await
+        .map_err(|e| format!("cannot reach the gRPC API at {server}: {e}"))
+}
+
+pub async fn run_flow(server: &str, command: FlowCommand, format: Format) -> Result<(), String> {
+    let mut client = FlowServiceClient::new(connect(server).await?);
+    let one = |f: pb::Flow| print_flows(format, &[f], false);
+    match command {
+        FlowCommand::Create { file } => {
+            one(client.create_flow(pb::CreateFlowRequest { flow: Some(read_flow(&file)?) }).await.map_err(failed)?.into_inner())
+        }
+        FlowCommand::Update { file } => {
+            one(client.update_flow(pb::UpdateFlowRequest { flow: Some(read_flow(&file)?) }).await.map_err(failed)?.into_inner())
+        }
+        FlowCommand::Get(f) => one(client.get_flow(pb::FlowRef { id: f.id }).await.map_err(failed)?.into_inner()),
+        FlowCommand::List => {
+            let flows = client.list_flows(pb::ListFlowsRequest {}).await.map_err(failed)?.into_inner().flows;
+            print_flows(format, &flows, true);
+        }
+        FlowCommand::Delete(f) => {
+            client.delete_flow(pb::FlowRef { id: f.id.clone() }).await.map_err(failed)?;
+            output::print(format, &json!({"deleted": f.id}), &["deleted"], vec![vec![f.id]]);
+        }
+        FlowCommand::Start(f) => one(client.start_flow(pb::FlowRef { id: f.id }).await.map_err(failed)?.into_inner()),
+        FlowCommand::Stop(f) => one(client.stop_flow(pb::FlowRef { id: f.id }).await.map_err(failed)?.into_inner()),
+        FlowCommand::Resume(f) => one(client.resume_flow(pb::FlowRef { id: f.id }).await.map_err(failed)?.into_inner()),
+        FlowCommand::RunOnce { id, idle } => {
+            let request = pb::RunFlowOnceRequest { id, idle_ms: idle, timeout_ms: 0 };
+            let answer = client.run_flow_once(request).await.map_err(failed)?.into_inner();
+            let progress = answer.progress.unwrap_or_default();
+            let json = json!({
+                "flow": answer.flow.as_ref().map(flow_json),
+                "records_written": progress.records_written,
+                "confirmed_lsn": progress.confirmed_lsn,
+            });
+            let row = vec![progress.records_written.to_string(), progress.confirmed_lsn];
+            output::print(format, &json, &["RECORDS", "CONFIRMED LSN"], vec![row]);
+        }
+    }
+    Ok(())
+}
+
+fn flow_json(f: &pb::Flow) -> Value {
+    let endpoint = |e: &pb::Endpoint| {
+        // The DSN may hold a password: show it without.
+        let options: serde_json::Map<String, Value> = e
+            .options
+            .iter()
+            .map(|(k, v)| (k.clone(), Value::String(if k == "dsn" { redact_dsn(v) } else { v.clone() })))
+            .collect();
+        json!({"name": e.name, "type": e.r#type, "options": options})
+    };
+    let state = pb::FlowState::try_from(f.state).map_or("unknown".into(), |s| s.as_str_name().trim_start_matches("FLOW_STATE_").to_ascii_lowercase());
+    json!({
+        "id": f.id,
+        "name": f.name,
+        "state": state,
+        "last_error": f.last_error,
+        "source": f.source.as_ref().map(endpoint),
+        "destinations": f.destinations.iter().map(endpoint).collect::<Vec<_>>(),
+        "parallelism": f.parallelism,
+        "progress": f.progress.as_ref().map(|p| json!({
+            "phase": p.phase, "confirmed_lsn": p.confirmed_lsn, "records_written": p.records_written,
+            "snapshot_chunks_done": p.snapshot_chunks_done, "snapshot_chunks_total": p.snapshot_chunks_total,
+        })),
+        "created": time_text(f.created.as_ref()),
+        "updated": time_text(f.updated.as_ref()),
+    })
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`; key=value DSNs lose `password=`.
+fn redact_dsn(dsn: &str) -> String {
+    if let (Some(scheme), Some(at)) = (dsn.find("://"), dsn.rfind('@'))
+        && at > scheme
+        && let Some((user, _)) = dsn[scheme + 3..at].split_once(':')
+    {
+        return format!("{}{user}:***{}", &dsn[..scheme + 3], &dsn[at..]);
+    }
+    dsn.split_whitespace()
+        .map(|part| if part.starts_with("password=") { "password=***".to_string() } else { part.to_string() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn print_flows(format: Format, flows: &[pb::Flow], as_list: bool) {
+    let jsons: Vec<Value> = flows.iter().map(flow_json).collect();
+    let json = match (as_list, jsons.first()) {
+        (false, Some(one)) => one.clone(),
+        _ => Value::Array(jsons.clone()),
+    };
+    let text = |v: &Value| v.as_str().map_or_else(|| if v.is_null() { String::new() } else { v.to_string() }, str::to_owned);
+    let rows = jsons
+        .iter()
+        .map(|f| {
+            vec![
+                text(&f["id"]),
+                text(&f["state"]),
+                text(&f["progress"]["phase"]),
+                text(&f["progress"]["records_written"]),
+                text(&f["progress"]["confirmed_lsn"]),
+                text(&f["last_error"]),
+            ]
+        })
+        .collect();
+    output::print(format, &json, &["ID", "STATE", "PHASE", "RECORDS", "CONFIRMED LSN", "LAST ERROR"], rows);
+}
+
+pub async fn run_ddl(server: &str, command: DdlCommand, format: Format) -> Result<(), String> {
+    let mut client = DdlServiceClient::new(connect(server).await?);
+    let entries = match command {
+        DdlCommand::List { flow } => client.list_pending(pb::ListPendingRequest { flow_id: flow }).await.map_err(failed)?.into_inner().ddl,
+        DdlCommand::Approve { flow, id } => vec![client.approve(pb::DdlRef { flow_id: flow, id }).await.map_err(failed)?.into_inner()],
+        DdlCommand::Apply { flow, id } => vec![client.apply(pb::DdlRef { flow_id: flow, id }).await.map_err(failed)?.into_inner()],
+        DdlCommand::Reject { flow, id, reason } => {
+            vec![client.reject(pb::RejectRequest { flow_id: flow, id, reason }).await.map_err(failed)?.into_inner()]
+        }
+    };
+    let json = Value::Array(
+        entries
+            .iter()
+            .map(|d| json!({"flow_id": d.flow_id, "id": d.id, "lsn": d.lsn, "tag": d.tag, "query": d.query, "status": d.status, "received": time_text(d.received.as_ref())}))
+            .collect(),
+    );
+    let rows = entries.iter().map(|d| vec![d.flow_id.clone(), d.id.to_string(), d.status.clone(), d.tag.clone(), d.query.clone()]).collect();
+    output::print(format, &json, &["FLOW", "ID", "STATUS", "TAG", "QUERY"], rows);
+    Ok(())
+}
+
+pub async fn run_checkpoint(server: &str, command: CheckpointCommand, format: Format) -> Result<(), String> {
+    let mut client = CheckpointServiceClient::new(connect(server).await?);
+    let (checkpoints, as_list) = match command {
+        CheckpointCommand::Get(f) => (vec![client.get(pb::FlowRef { id: f.id }).await.map_err(failed)?.into_inner()], false),
+        CheckpointCommand::List => (client.list(pb::ListCheckpointsRequest {}).await.map_err(failed)?.into_inner().checkpoints, true),
+    };
+    let jsons: Vec<Value> = checkpoints
+        .iter()
+        .map(|c| {
+            json!({"flow_id": c.flow_id, "lsn": c.lsn, "snapshot": c.snapshot.as_ref().map(|s| json!({
+                "consistent_point": s.consistent_point, "chunks_total": s.chunks_total, "chunks_done": s.chunks_done, "complete": s.complete,
+            }))})
+        })
+        .collect();
+    let json = match (as_list, jsons.first()) {
+        (false, Some(one)) => one.clone(),
+        _ => Value::Array(jsons.clone()),
+    };
+    let rows = checkpoints
+        .iter()
+        .map(|c| {
+            let snapshot = c.snapshot.as_ref().map_or("none".to_string(), |s| format!("{}/{} chunks", s.chunks_done, s.chunks_total));
+            vec![c.flow_id.clone(), c.lsn.clone(), snapshot]
+        })
+        .collect();
+    output::print(format, &json, &["FLOW", "LSN", "SNAPSHOT"], rows);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden() {
+        assert_eq!(redact_dsn("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_dsn("host=h user=u password=secret"), "host=h user=u password=***");
+        assert_eq!(redact_dsn("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

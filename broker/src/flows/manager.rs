@@ -1,0 +1,320 @@
+//! Runs flows: the stored state says which flows should run; each broker runs those it
+//! coordinates (every flow, on an embedded store) and reconciles every few seconds, so flows
+//! resume after a restart and move when their broker dies.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use ductstream_cdc::{Flow, FlowHandle, FlowPhase, FlowSourceOptions, FlowStatus};
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+
+use super::ddl::DdlBoard;
+use super::model::{FlowDef, FlowState};
+use super::store::{self, StorageCheckpoints};
+use super::writer::TopicWriter;
+use crate::durable::now_ms;
+use crate::{Broker, BrokerError, Result};
+
+/// How often a broker compares the flows it runs with the stored states.
+const RECONCILE_EVERY: Duration = Duration::from_secs(2);
+
+pub struct FlowManager {
+    broker: Arc<Broker>,
+    running: tokio::sync::Mutex<HashMap<String, Running>>,
+    pub ddl: Arc<DdlBoard>,
+    /// `DUCTSTREAM_DDL_GATE=true`: flows pause at each DDL change until it is decided.
+    ddl_gate_default: bool,
+    wake: Notify,
+}
+
+struct Running {
+    handle: FlowHandle,
+    task: JoinHandle<()>,
+    /// The definition it runs, to restart it when the stored one changes.
+    updated_ms: i64,
+}
+
+/// A flow with its progress when this broker runs it.
+pub struct FlowView {
+    pub def: FlowDef,
+    pub status: Option<FlowStatus>,
+}
+
+impl FlowManager {
+    pub fn new(broker: Arc<Broker>, ddl_gate_default: bool) -> Arc<FlowManager> {
+        Arc::new(FlowManager {
+            broker,
+            running: tokio::sync::Mutex::new(HashMap::new()),
+            ddl: Arc::new(DdlBoard::default()),
+            ddl_gate_default,
+            wake: Notify::new(),
+        })
+    }
+
+    fn storage(&self) -> &dyn ductstream_storage::Storage {
+        self.broker.storage().as_ref()
+    }
+
+    pub async fn create(&self, mut def: FlowDef) -> Result<FlowView> {
+        def.validate()?;
+        let now = now_ms();
+        (def.state, def.last_error, def.created_ms, def.updated_ms) = (FlowState::Created, String::new(), now, now);
+        store::insert(self.storage(), &def).await?;
+        tracing::info!(flow = %def.id, "created flow");
+        Ok(FlowView { def, status: None })
+    }
+
+    /// Replaces the definition, keeping state, error and creation time.
+    pub async fn update(&self, def: FlowDef) -> Result<FlowView> {
+        def.validate()?;
+        let now = now_ms();
+        let stored = store::update(self.storage(), &def.id, |current| {
+            *current = FlowDef {
+                state: current.state,
+                last_error: current.last_error.clone(),
+                created_ms: current.created_ms,
+                updated_ms: now,
+                ..def.clone()
+            };
+            Ok(())
+        })
+        .await?;
+        self.wake.notify_one();
+        Ok(self.view(stored).await)
+    }
+
+    pub async fn get(&self, id: &str) -> Result<FlowView> {
+        let def = store::load(self.storage(), id).await?;
+        Ok(self.view(def).await)
+    }
+
+    pub async fn list(&self) -> Result<Vec<FlowView>> {
+        let mut out = Vec::new();
+        for def in store::list(self.storage()).await? {
+            out.push(self.view(def).await);
+        }
+        Ok(out)
+    }
+
+    pub async fn delete(&self, id: &str) -> Result<()> {
+        store::load(self.storage(), id).await?;
+        self.stop_local(id).await;
+        store::delete(self.storage(), id).await?;
+        tracing::info!(flow = id, "deleted flow");
+        Ok(())
+    }
+
+    pub async fn start(&self, id: &str) -> Result<FlowView> {
+        self.move_to(id, &[FlowState::Created, FlowState::Paused, FlowState::Failed], FlowState::Running, "start").await
+    }
+
+    pub async fn resume(&self, id: &str) -> Result<FlowView> {
+        self.move_to(id, &[FlowState::Paused, FlowState::Failed], FlowState::Running, "resume").await
+    }
+
+    /// Asks the flow to stop and waits a little for it to reach PAUSED.
+    pub async fn stop(&self, id: &str) -> Result<FlowView> {
+        self.move_to(id, &[FlowState::Running], FlowState::Stopping, "stop").await?;
+        for _ in 0..50 {
+            let def = store::load(self.storage(), id).await?;
+            if def.state != FlowState::Stopping {
+                return Ok(self.view(def).await);
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        self.get(id).await
+    }
+
+    async fn move_to(&self, id: &str, from: &[FlowState], to: FlowState, verb: &str) -> Result<FlowView> {
+        let def = store::update(self.storage(), id, |flow| {
+            if !from.contains(&flow.state) {
+                return Err(BrokerError::FailedPrecondition(format!("cannot {verb} flow {id:?}: it is {:?}", flow.state)));
+            }
+            flow.state = to;
+            if to == FlowState::Running {
+                flow.last_error.clear();
+            }
+            Ok(())
+        })
+        .await?;
+        tracing::info!(flow = id, state = ?to, "flow state changed");
+        self.wake.notify_one();
+        Ok(self.view(def).await)
+    }
+
+    /// Runs a flow that is not running until it has written nothing new for `idle`, then
+    /// stops it. Returns its last progress.
+    pub async fn run_once(&self, id: &str, idle: Duration, timeout: Duration) -> Result<(FlowView, FlowStatus)> {
+        let def = store::load(self.storage(), id).await?;
+        if matches!(def.state, FlowState::Running | FlowState::Stopping) || self.running.lock().await.contains_key(id) {
+            return Err(BrokerError::FailedPrecondition(format!("flow {id:?} is running: stop it before running it once")));
+        }
+        let (handle, task) = self.spawn(&def, false)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut last = (u64::MAX, tokio::time::Instant::now());
+        loop {
+            let status = handle.status();
+            match &status.phase {
+                FlowPhase::Failed(e) => {
+                    let _ = task.await;
+                    return Err(BrokerError::InvalidArgument(format!("flow {id:?} failed: {e}")));
+                }
+                FlowPhase::Stopped => break,
+                FlowPhase::Streaming if status.records_written == last.0 && last.1.elapsed() >= idle => break,
+                FlowPhase::Streaming if status.records_written != last.0 => last = (status.records_written, tokio::time::Instant::now()),
+                _ => {}
+            }
+            if tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        handle.stop();
+        let _ = task.await;
+        let final_status = FlowStatus { phase: FlowPhase::Stopped, ..handle.status() };
+        Ok((self.get(id).await?, final_status))
+    }
+
+    pub async fn checkpoint(&self, id: &str) -> Result<Option<ductstream_cdc::Checkpoint>> {
+        store::load(self.storage(), id).await?;
+        let bytes = self.storage().document(store::CHECKPOINT_KIND, id).await?;
+        bytes.map(|b| serde_json::from_slice(&b).map_err(|e| BrokerError::Storage(e.into()))).transpose()
+    }
+
+    pub async fn checkpoints(&self) -> Result<Vec<(String, ductstream_cdc::Checkpoint)>> {
+        let all = self.storage().documents(store::CHECKPOINT_KIND).await?;
+        all.into_iter()
+            .map(|(id, b)| Ok((id, serde_json::from_slice(&b).map_err(|e| BrokerError::Storage(e.into()))?)))
+            .collect()
+    }
+
+    /// Starts, stops and restarts this broker's flows to match their stored states.
+    pub async fn reconcile(&self) -> Result<()> {
+        let flows = store::list(self.storage()).await?;
+        let mut running = self.running.lock().await;
+        running.retain(|_, r| !r.task.is_finished());
+        let mut stop = Vec::new();
+        for def in &flows {
+            let mine = self.broker.cluster.coordinates(&format!("flow:{}", def.id));
+            let here = running.get(&def.id);
+            let wanted = mine && def.state == FlowState::Running;
+            match (wanted, here) {
+                (true, Some(r)) if r.updated_ms == def.updated_ms => {}
+                (true, _) => {
+                    if let Some(r) = running.remove(&def.id) {
+                        stop.push(r); // its definition changed
+                    }
+                    match self.spawn(def, true) {
+                        Ok((handle, task)) => {
+                            running.insert(def.id.clone(), Running { handle, task, updated_ms: def.updated_ms });
+                        }
+                        Err(e) => fail(self.broker.clone(), &def.id, e.to_string()).await,
+                    }
+                }
+                (false, Some(_)) => stop.extend(running.remove(&def.id)),
+                (false, None) => {}
+            }
+        }
+        // Flows deleted meanwhile.
+        let known: std::collections::HashSet<&str> = flows.iter().map(|f| f.id.as_str()).collect();
+        let gone: Vec<String> = running.keys().filter(|id| !known.contains(id.as_str())).cloned().collect();
+        for id in gone {
+            stop.extend(running.remove(&id));
+        }
+        drop(running);
+        for r in stop {
+            r.handle.stop();
+            let _ = r.task.await;
+        }
+        // A stopping flow that no longer runs here is paused.
+        for def in flows.iter().filter(|f| f.state == FlowState::Stopping) {
+            if self.broker.cluster.coordinates(&format!("flow:{}", def.id)) {
+                let _ = store::update(self.storage(), &def.id, |f| {
+                    if f.state == FlowState::Stopping {
+                        f.state = FlowState::Paused;
+                    }
+                    Ok(())
+                })
+                .await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reconciles until the broker shuts down, then stops every flow (each writes and confirms
+    /// what it has read).
+    pub async fn run(self: Arc<Self>) {
+        loop {
+            if let Err(e) = self.reconcile().await {
+                tracing::warn!(error = %e, "cannot reconcile flows; retrying");
+            }
+            tokio::select! {
+                _ = self.broker.shutdown.cancelled() => break,
+                _ = self.wake.notified() => {}
+                _ = tokio::time::sleep(RECONCILE_EVERY) => {}
+            }
+        }
+        let running: Vec<Running> = self.running.lock().await.drain().map(|(_, r)| r).collect();
+        for r in running {
+            r.handle.stop();
+            let _ = r.task.await;
+        }
+    }
+
+    async fn stop_local(&self, id: &str) {
+        let found = self.running.lock().await.remove(id);
+        if let Some(r) = found {
+            r.handle.stop();
+            let _ = r.task.await;
+        }
+    }
+
+    async fn view(&self, def: FlowDef) -> FlowView {
+        let status = self.running.lock().await.get(&def.id).map(|r| r.handle.status());
+        FlowView { def, status }
+    }
+
+    /// Starts the flow's CDC task; when `record_failure`, a failure marks the stored flow FAILED.
+    fn spawn(&self, def: &FlowDef, record_failure: bool) -> Result<(FlowHandle, JoinHandle<()>)> {
+        let options = FlowSourceOptions::from_map(&def.source_options(self.ddl_gate_default))
+            .map_err(|e| BrokerError::InvalidArgument(format!("source options: {e}")))?;
+        let writer = Arc::new(TopicWriter::new(self.broker.log.clone(), self.broker.config.num_partitions));
+        let checkpoints = Arc::new(StorageCheckpoints(self.broker.storage().clone()));
+        let mut flow = Flow::new(options, writer, checkpoints).map_err(|e| BrokerError::InvalidArgument(e.to_string()))?;
+        if let Some(gate) = flow.take_ddl_gate() {
+            tokio::spawn(self.ddl.clone().serve(def.id.clone(), gate));
+        }
+        let handle = flow.handle();
+        let (broker, id) = (self.broker.clone(), def.id.clone());
+        tracing::info!(flow = %id, "flow starting");
+        let task = tokio::spawn(async move {
+            match flow.run().await {
+                Ok(()) => tracing::info!(flow = %id, "flow stopped"),
+                Err(e) => {
+                    tracing::warn!(flow = %id, error = %e, "flow failed");
+                    if record_failure {
+                        fail(broker, &id, e.to_string()).await;
+                    }
+                }
+            }
+        });
+        Ok((handle, task))
+    }
+}
+
+/// Marks a running flow FAILED with `error`.
+async fn fail(broker: Arc<Broker>, id: &str, error: String) {
+    let stored = store::update(broker.storage().as_ref(), id, |f| {
+        if matches!(f.state, FlowState::Running | FlowState::Stopping) {
+            f.state = FlowState::Failed;
+            f.last_error = error.clone();
+        }
+        Ok(())
+    })
+    .await;
+    if let Err(e) = stored {
+        tracing::warn!(flow = id, error = %e, "cannot record the flow's failure");
+    }
+}

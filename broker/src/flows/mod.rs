@@ -1,0 +1,11 @@
+//! CDC flows: definitions and state in storage, run by the broker that coordinates them,
+//! writing through the partition log ([`writer::TopicWriter`]).
+
+pub mod ddl;
+mod manager;
+pub mod model;
+pub mod store;
+pub mod writer;
+
+pub use manager::{FlowManager, FlowView};
+pub use model::{Endpoint, FlowDef, FlowState};

@@ -1,0 +1,212 @@
+#![allow(clippy::expect_used)] // tests: a failed expectation is the report
+//! CDC flows through the real broker: created with `ductstream-admin flow create -f`, run by
+//! the broker, read back from the topics; a kill -9 and restart resumes the flow; bad sources
+//! end FAILED with a message that says what to fix.
+
+mod common;
+
+use std::process::Command;
+use std::time::Duration;
+
+use common::Broker;
+use ductstream_proto::v1 as pb;
+use ductstream_proto::v1::flow_service_client::FlowServiceClient;
+use ductstream_proto::v1::stream_service_client::StreamServiceClient;
+use ductstream_storage::postgres::testing::TestPostgres;
+use serde_json::Value;
+use tonic::transport::Channel;
+
+async fn sql(pg: &TestPostgres) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.expect("connect to the source");
+    tokio::spawn(connection);
+    client
+}
+
+fn grpc(broker: &Broker) -> String {
+    format!("http://{}", broker.grpc.expect("grpc"))
+}
+
+fn admin(server: &str, args: &[&str]) -> (bool, Value, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_ductstream-admin"))
+        .args(["--server", server])
+        .args(args)
+        .output()
+        .expect("run ductstream-admin");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (output.status.success(), json, format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)))
+}
+
+/// Writes a flow file for `dsn` and creates the flow with the CLI.
+fn create_flow(server: &str, dir: &std::path::Path, id: &str, dsn: &str, extra: &[(&str, &str)]) -> Value {
+    let mut options = serde_json::Map::new();
+    options.insert("dsn".into(), Value::String(dsn.into()));
+    options.insert("slot".into(), Value::String(format!("{id}_slot")));
+    options.insert("publication".into(), Value::String(format!("{id}_pub")));
+    options.insert("publication_tables".into(), Value::String("public.users".into()));
+    options.insert("batch_timeout".into(), Value::String("100ms".into()));
+    for (k, v) in extra {
+        options.insert((*k).into(), Value::String((*v).into()));
+    }
+    let flow = serde_json::json!({
+        "id": id,
+        "name": id,
+        "source": {"name": "app", "type": "postgres", "options": options},
+        "destinations": [{"name": "topics", "type": "topics"}],
+        "parallelism": 2,
+    });
+    let path = dir.join(format!("{id}.json"));
+    std::fs::write(&path, flow.to_string()).expect("write flow file");
+    let (ok, created, out) = admin(server, &["--json", "flow", "create", "-f", path.to_str().expect("path")]);
+    assert!(ok, "{out}");
+    created
+}
+
+async fn flows(broker: &Broker) -> FlowServiceClient<Channel> {
+    FlowServiceClient::connect(grpc(broker)).await.expect("connect")
+}
+
+/// Waits until the flow's stored state is `state`.
+async fn wait_state(broker: &Broker, id: &str, state: pb::FlowState) -> pb::Flow {
+    let mut client = flows(broker).await;
+    for _ in 0..300 {
+        let flow = client.get_flow(pb::FlowRef { id: id.into() }).await.expect("get flow").into_inner();
+        if flow.state == state as i32 {
+            return flow;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("flow {id} never reached {state:?}; broker log:\n{}", broker.stderr());
+}
+
+/// Reads `count` records of `topic` with a durable consumer (created on first use).
+async fn read_values(broker: &Broker, topic: &str, group: &str, count: usize) -> Vec<Value> {
+    let mut api = StreamServiceClient::connect(grpc(broker)).await.expect("connect");
+    let config = pb::ConsumerConfig { stream: topic.into(), group: group.into(), ..Default::default() };
+    for _ in 0..100 {
+        match api.create_consumer(pb::CreateConsumerRequest { config: Some(config.clone()) }).await {
+            Ok(_) => break,
+            Err(s) if s.code() == tonic::Code::AlreadyExists => break,
+            // The topic appears with the flow's first write.
+            Err(s) if s.code() == tonic::Code::NotFound => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(s) => panic!("create consumer: {s}"),
+        }
+    }
+    let mut values = Vec::new();
+    for _ in 0..100 {
+        if values.len() >= count {
+            break;
+        }
+        let request = pb::PullRequest {
+            stream: topic.into(),
+            group: group.into(),
+            max_messages: 100,
+            visibility_timeout_ms: Some(600_000),
+            max_wait_ms: 200,
+            ..Default::default()
+        };
+        let messages = api.pull(request).await.expect("pull").into_inner().messages;
+        let ids: Vec<String> = messages.iter().map(|m| m.id.clone()).collect();
+        for m in messages {
+            let lsn = m.headers.iter().find(|h| h.key == "ductstream.lsn").and_then(|h| h.value.clone());
+            assert!(lsn.is_some(), "every change carries its LSN");
+            values.push(serde_json::from_slice(&m.value.expect("value")).expect("JSON value"));
+        }
+        if !ids.is_empty() {
+            api.ack(pb::AckRequest { stream: topic.into(), group: group.into(), ids }).await.expect("ack");
+        }
+    }
+    values
+}
+
+fn ops(values: &[Value]) -> Vec<(String, i64)> {
+    values
+        .iter()
+        .map(|v| {
+            let row = if v["op"] == "d" { &v["before"] } else { &v["after"] };
+            let id = row["id"].as_i64().or_else(|| v["key"]["id"].as_i64()).unwrap_or(-1);
+            (v["op"].as_str().unwrap_or("?").to_string(), id)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_streams_snapshot_and_changes_and_resumes_after_kill_9() {
+    let pg = TestPostgres::start().expect("test postgres");
+    let db = sql(&pg).await;
+    db.batch_execute("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'ada'), (2, 'bob');")
+        .await
+        .expect("schema");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+    let broker = Broker::start(&data, &[]);
+    let server = grpc(&broker);
+    let created = create_flow(&server, dir.path(), "app", &pg.url(), &[]);
+    assert_eq!(created["state"], "created");
+    let (ok, _, out) = admin(&server, &["flow", "start", "app"]);
+    assert!(ok, "{out}");
+
+    let snapshot = read_values(&broker, "app.public.users", "check", 2).await;
+    assert_eq!(ops(&snapshot), [("r".to_string(), 1), ("r".to_string(), 2)]);
+    assert_eq!(snapshot[0]["after"]["name"], "ada");
+
+    db.batch_execute("INSERT INTO users VALUES (3, 'cy'); UPDATE users SET name = 'bo' WHERE id = 2; DELETE FROM users WHERE id = 1;")
+        .await
+        .expect("changes");
+    let changes = read_values(&broker, "app.public.users", "check", 3).await;
+    assert_eq!(ops(&changes), [("c".to_string(), 3), ("u".to_string(), 2), ("d".to_string(), 1)]);
+    assert_eq!(changes[1]["after"]["name"], "bo");
+    let (ok, listed, out) = admin(&server, &["--json", "flow", "list"]);
+    assert!(ok && listed[0]["state"] == "running" && listed[0]["progress"]["phase"] == "streaming", "{out}");
+
+    // kill -9 and restart: the flow was RUNNING, so it resumes from its checkpoint.
+    let listen = broker.addr.to_string();
+    broker.kill();
+    db.batch_execute("INSERT INTO users VALUES (4, 'dee')").await.expect("insert while down");
+    let broker = Broker::start_at(&data, &listen, &[]);
+    let after = read_values(&broker, "app.public.users", "check", 1).await;
+    assert!(ops(&after).contains(&("c".to_string(), 4)), "the change made while the broker was down arrives: {after:?}");
+
+    let server = grpc(&broker);
+    let (ok, checkpoint, out) = admin(&server, &["--json", "checkpoint", "get", "app"]);
+    assert!(ok && checkpoint["lsn"].as_str().is_some_and(|l| l.contains('/')), "{out}");
+    let (ok, stopped, out) = admin(&server, &["--json", "flow", "stop", "app"]);
+    assert!(ok, "{out}");
+    assert!(stopped["state"] == "paused" || stopped["state"] == "stopping", "{out}");
+    wait_state(&broker, "app", pb::FlowState::Paused).await;
+    let (ok, _, out) = admin(&server, &["flow", "resume", "app"]);
+    assert!(ok, "{out}");
+    wait_state(&broker, "app", pb::FlowState::Running).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_sources_fail_with_a_message_that_says_what_to_fix() {
+    let pg = TestPostgres::start().expect("test postgres");
+    sql(&pg).await.batch_execute("CREATE TABLE users (id int PRIMARY KEY)").await.expect("schema");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let server = grpc(&broker);
+
+    // A table that does not exist.
+    create_flow(&server, dir.path(), "missing", &pg.url(), &[("publication_tables", "public.nope")]);
+    admin(&server, &["flow", "start", "missing"]);
+    let failed = wait_state(&broker, "missing", pb::FlowState::Failed).await;
+    assert!(failed.last_error.contains("nope"), "{}", failed.last_error);
+
+    // A server that is not there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
+    create_flow(&server, dir.path(), "away", &format!("postgres://postgres@127.0.0.1:{port}/x"), &[]);
+    admin(&server, &["flow", "start", "away"]);
+    let failed = wait_state(&broker, "away", pb::FlowState::Failed).await;
+    assert!(!failed.last_error.is_empty());
+
+    // What the broker can tell without connecting is refused at once.
+    let path = dir.path().join("bad.json");
+    std::fs::write(&path, r#"{"id": "bad", "source": {"type": "mysql", "options": {"dsn": "x"}}}"#).expect("write");
+    let (ok, _, out) = admin(&server, &["flow", "create", "-f", path.to_str().expect("path")]);
+    assert!(!ok && out.contains("InvalidArgument") && out.contains("\"mysql\""), "{out}");
+    let (ok, _, out) = admin(&server, &["flow", "start", "nobody"]);
+    assert!(!ok && out.contains("NotFound"), "{out}");
+    let (ok, _, out) = admin(&server, &["flow", "stop", "missing"]);
+    assert!(!ok && out.contains("FailedPrecondition"), "{out}");
+}
