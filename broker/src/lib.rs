@@ -22,6 +22,7 @@ pub mod groups;
 mod idempotence;
 pub mod log;
 mod metrics;
+pub mod open;
 mod records;
 pub mod server;
 mod topic_config;

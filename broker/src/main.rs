@@ -9,7 +9,6 @@ use ductstream_broker::config::{Args, BrokerConfig, LogFormat};
 use ductstream_broker::{server, Broker, BrokerError, Result};
 #[cfg(feature = "postgres")]
 use ductstream_storage::PostgresStorage;
-use ductstream_storage::{MemoryStorage, SegmentStorage, SledStorage, Storage};
 use tokio::net::TcpListener;
 
 fn main() -> ExitCode {
@@ -42,74 +41,6 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-/// Files that show a data folder belongs to an engine, so one engine never opens another's.
-const ENGINE_MARKERS: &[(&str, &str)] = &[("sled", "conf"), ("segment", "lock")];
-
-fn check_data_dir_engine(args: &Args, engine: &str) -> Result<()> {
-    for (other, marker) in ENGINE_MARKERS.iter().filter(|(name, _)| *name != engine) {
-        if args.data_dir.join(marker).exists() {
-            return Err(BrokerError::Config(format!(
-                "{} holds a {other} store; start with --storage {other}, or use another --data-dir for {engine}",
-                args.data_dir.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Opens an embedded engine in `--data-dir`, refusing a folder that holds another engine's store.
-fn open_embedded<S: Storage>(
-    args: &Args,
-    engine: &str,
-    open: impl FnOnce(&std::path::Path, bool) -> ductstream_storage::Result<S>,
-) -> Result<Opened> {
-    std::fs::create_dir_all(&args.data_dir)?;
-    check_data_dir_engine(args, engine)?;
-    let storage = open(&args.data_dir, args.fsync).map_err(|e| {
-        BrokerError::Config(format!("cannot open the {engine} store in {}: {e}", args.data_dir.display()))
-    })?;
-    Ok(Opened { storage: Arc::new(storage), #[cfg(feature = "postgres")] postgres: None })
-}
-
-async fn open_storage(args: &Args) -> Result<Opened> {
-    match args.storage.as_str() {
-        "sled" => open_embedded(args, "sled", SledStorage::open_with_fsync),
-        "segment" => open_embedded(args, "segment", SegmentStorage::open),
-        "memory" => Ok(Opened { storage: Arc::new(MemoryStorage::new()), #[cfg(feature = "postgres")] postgres: None }),
-        #[cfg(feature = "postgres")]
-        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
-            let storage = Arc::new(PostgresStorage::connect(url).await.map_err(|e| {
-                BrokerError::Config(format!("cannot open Postgres storage at {}: {e}", redact(url)))
-            })?);
-            Ok(Opened { storage: storage.clone(), postgres: Some(storage) })
-        }
-        #[cfg(not(feature = "postgres"))]
-        url if url.starts_with("postgres://") || url.starts_with("postgresql://") => Err(BrokerError::Config(
-            "this build has no Postgres storage: build with the `postgres` feature".into(),
-        )),
-        other => Err(BrokerError::Config(format!("unknown storage {other:?}: use sled, segment, memory or a postgres:// URL"))),
-    }
-}
-
-/// The opened store, and the Postgres engine when it is one (for its append notifications).
-struct Opened {
-    storage: Arc<dyn Storage>,
-    #[cfg(feature = "postgres")]
-    postgres: Option<Arc<PostgresStorage>>,
-}
-
-/// A connection URL without its password, for messages.
-#[cfg(feature = "postgres")]
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
-            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
-    }
-}
-
 /// Wakes this broker's long polls when any broker on the same database appends.
 #[cfg(feature = "postgres")]
 async fn follow_appends(postgres: Arc<PostgresStorage>, broker: Arc<Broker>) {
@@ -131,7 +62,7 @@ async fn follow_appends(postgres: Arc<PostgresStorage>, broker: Arc<Broker>) {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let opened = open_storage(&args).await?;
+    let opened = ductstream_broker::open::open_storage(&args.storage, &args.data_dir, args.fsync).await?;
     let storage = opened.storage;
     let listener = TcpListener::bind(args.kafka_listen)
         .await

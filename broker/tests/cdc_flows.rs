@@ -210,3 +210,41 @@ async fn bad_sources_fail_with_a_message_that_says_what_to_fix() {
     let (ok, _, out) = admin(&server, &["flow", "stop", "missing"]);
     assert!(!ok && out.contains("FailedPrecondition"), "{out}");
 }
+
+fn worker(data: &std::path::Path, args: &[&str]) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_ductstream-worker"))
+        .args(["--storage", "sled", "--data-dir"])
+        .arg(data)
+        .args(args)
+        .output()
+        .expect("run ductstream-worker");
+    let log = String::from_utf8_lossy(&output.stderr).to_string();
+    assert!(output.status.success(), "worker failed:\n{log}");
+    log
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_runs_a_flow_until_caught_up_and_backfills_tables() {
+    let pg = TestPostgres::start().expect("test postgres");
+    let db = sql(&pg).await;
+    db.batch_execute("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'ada');").await.expect("schema");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let data = dir.path().join("data");
+
+    // Define the flow with a broker, then let the worker run it while no broker has the store.
+    let broker = Broker::start(&data, &[]);
+    create_flow(&grpc(&broker), dir.path(), "w", &pg.url(), &[]);
+    broker.kill();
+    worker(&data, &["--flow-id", "w", "--max-empty-reads", "3"]);
+    db.batch_execute("INSERT INTO users VALUES (2, 'bob')").await.expect("insert");
+    worker(&data, &["--flow-id", "w", "--max-empty-reads", "3"]);
+    worker(&data, &["--flow-id", "w", "--mode", "backfill", "--tables", "public.users", "--max-empty-reads", "3"]);
+
+    let broker = Broker::start(&data, &[]);
+    let values = read_values(&broker, "w.public.users", "check", 4).await;
+    assert_eq!(
+        ops(&values),
+        [("r".to_string(), 1), ("c".to_string(), 2), ("r".to_string(), 1), ("r".to_string(), 2)],
+        "snapshot, the change, then the backfill's fresh read"
+    );
+}
