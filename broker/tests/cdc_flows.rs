@@ -168,6 +168,17 @@ async fn a_flow_streams_snapshot_and_changes_and_resumes_after_kill_9() {
     assert!(ops(&after).contains(&("c".to_string(), 4)), "the change made while the broker was down arrives: {after:?}");
 
     let server = grpc(&broker);
+    let (ok, publication, out) = admin(&server, &["--json", "publication", "list", "app"]);
+    assert!(ok && publication["tables"] == serde_json::json!(["public.users"]), "{out}");
+    db.batch_execute("CREATE TABLE extra (id int PRIMARY KEY)").await.expect("another table");
+    let flow_file = dir.path().join("app.json");
+    let mut def: Value = serde_json::from_str(&std::fs::read_to_string(&flow_file).expect("flow file")).expect("json");
+    def["source"]["options"]["publication_tables"] = Value::String("public.users,public.extra".into());
+    std::fs::write(&flow_file, def.to_string()).expect("write");
+    let (ok, _, out) = admin(&server, &["flow", "update", "-f", flow_file.to_str().expect("path")]);
+    assert!(ok, "{out}");
+    let (ok, publication, out) = admin(&server, &["--json", "publication", "sync", "app"]);
+    assert!(ok && publication["tables"] == serde_json::json!(["public.extra", "public.users"]), "{out}");
     let (ok, checkpoint, out) = admin(&server, &["--json", "checkpoint", "get", "app"]);
     assert!(ok && checkpoint["lsn"].as_str().is_some_and(|l| l.contains('/')), "{out}");
     let (ok, stopped, out) = admin(&server, &["--json", "flow", "stop", "app"]);

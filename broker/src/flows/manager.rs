@@ -177,6 +177,28 @@ impl FlowManager {
         Ok((self.get(id).await?, final_status))
     }
 
+    /// The flow's publication and its tables; with `sync`, first made to match the flow's
+    /// `publication_tables` ("add" or "sync" mode).
+    pub async fn publication(&self, id: &str, sync: Option<&str>) -> Result<(String, Vec<String>)> {
+        let def = store::load(self.storage(), id).await?;
+        let mut map = def.source_options(false);
+        if let Some(mode) = sync {
+            map.insert("sync_publication".into(), "true".into());
+            map.insert("sync_publication_mode".into(), if mode.is_empty() { "add".into() } else { mode.to_owned() });
+        }
+        let options = FlowSourceOptions::from_map(&map)
+            .and_then(|o| o.normalized())
+            .map_err(|e| BrokerError::InvalidArgument(format!("source options: {e}")))?;
+        let source = ductstream_cdc::SourceConfig::parse(&options.dsn).map_err(|e| BrokerError::InvalidArgument(e.to_string()))?;
+        let unavailable = |e: ductstream_cdc::CdcError| BrokerError::FailedPrecondition(format!("source: {e}"));
+        let client = source.connect().await.map_err(unavailable)?;
+        if sync.is_some() {
+            ductstream_cdc::publication::prepare_publication(&client, &options).await.map_err(unavailable)?;
+        }
+        let tables = ductstream_cdc::publication::published_tables(&client, &options.publication).await.map_err(unavailable)?;
+        Ok((options.publication.clone(), tables.iter().map(|t| format!("{}.{}", t.schema, t.name)).collect()))
+    }
+
     pub async fn checkpoint(&self, id: &str) -> Result<Option<ductstream_cdc::Checkpoint>> {
         store::load(self.storage(), id).await?;
         let bytes = self.storage().document(store::CHECKPOINT_KIND, id).await?;

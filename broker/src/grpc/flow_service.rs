@@ -160,6 +160,18 @@ impl FlowService for FlowApi {
         let (view, status) = self.flows.run_once(&r.id, idle, timeout).await.map_err(to_status)?;
         Ok(Response::new(pb::RunFlowOnceResponse { flow: Some(flow_pb(view)), progress: Some(progress(&status)) }))
     }
+
+    async fn list_publication(&self, request: Request<pb::FlowRef>) -> Answer<pb::Publication> {
+        let id = request.into_inner().id;
+        let (name, tables) = self.flows.publication(&id, None).await.map_err(to_status)?;
+        Ok(Response::new(pb::Publication { flow_id: id, name, tables }))
+    }
+
+    async fn sync_publication(&self, request: Request<pb::SyncPublicationRequest>) -> Answer<pb::Publication> {
+        let r = request.into_inner();
+        let (name, tables) = self.flows.publication(&r.id, Some(&r.mode)).await.map_err(to_status)?;
+        Ok(Response::new(pb::Publication { flow_id: r.id, name, tables }))
+    }
 }
 
 fn ddl_pb(e: DdlEntry) -> pb::PendingDdl {

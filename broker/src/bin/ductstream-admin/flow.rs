@@ -47,6 +47,19 @@ pub enum FlowCommand {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum PublicationCommand {
+    /// The tables in a flow's publication on its source.
+    List { flow: String },
+    /// Make the publication match the flow's publication_tables.
+    Sync {
+        flow: String,
+        /// add: add missing tables; sync: also drop the others.
+        #[arg(long, default_value = "add", value_parser = ["add", "sync"])]
+        mode: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum DdlCommand {
     /// DDL changes waiting at a flow's gate (and recent decisions).
     List {
@@ -236,6 +249,20 @@ fn print_flows(format: Format, flows: &[pb::Flow], as_list: bool) {
         })
         .collect();
     output::print(format, &json, &["ID", "STATE", "PHASE", "RECORDS", "CONFIRMED LSN", "LAST ERROR"], rows);
+}
+
+pub async fn run_publication(server: &str, command: PublicationCommand, format: Format) -> Result<(), String> {
+    let mut client = FlowServiceClient::new(connect(server).await?);
+    let publication = match command {
+        PublicationCommand::List { flow } => client.list_publication(pb::FlowRef { id: flow }).await,
+        PublicationCommand::Sync { flow, mode } => client.sync_publication(pb::SyncPublicationRequest { id: flow, mode }).await,
+    }
+    .map_err(failed)?
+    .into_inner();
+    let json = json!({"flow_id": publication.flow_id, "publication": publication.name, "tables": publication.tables});
+    let rows = publication.tables.iter().map(|t| vec![publication.name.clone(), t.clone()]).collect();
+    output::print(format, &json, &["PUBLICATION", "TABLE"], rows);
+    Ok(())
 }
 
 pub async fn run_ddl(server: &str, command: DdlCommand, format: Format) -> Result<(), String> {

@@ -36,6 +36,11 @@ enum Command {
         #[command(subcommand)]
         command: flow::FlowCommand,
     },
+    /// A flow's publication on its source: list, sync.
+    Publication {
+        #[command(subcommand)]
+        command: flow::PublicationCommand,
+    },
     /// DDL changes waiting at flows' gates: list, approve, reject, apply.
     Ddl {
         #[command(subcommand)]
@@ -71,6 +76,7 @@ fn main() -> ExitCode {
         match cli.command {
             Command::Stream { command } => stream::run(&cli.server, command, format).await,
             Command::Flow { command } => flow::run_flow(&cli.server, command, format).await,
+            Command::Publication { command } => flow::run_publication(&cli.server, command, format).await,
             Command::Ddl { command } => flow::run_ddl(&cli.server, command, format).await,
             Command::Checkpoint { command } => flow::run_checkpoint(&cli.server, command, format).await,
         }
