@@ -291,8 +291,10 @@ fn read_sql() -> String {
 }
 
 /// Append throughput (one connection, 100 × 1 KiB records per batch, ~10 s) and the time of a
-/// fetch from the middle of a 1,000,000-record partition. `DUCTSTREAM_PG_FSYNC=1` runs the
-/// server with fsync on.
+/// fetch from the middle of a deep partition: 1,000,000 records by default,
+/// `DUCTSTREAM_PG_DEEP_RECORDS=10000000` for ten million (filled with batches of 1,000 records
+/// of 100 B, so the size on disk stays near 1 GB). `DUCTSTREAM_PG_FSYNC=1` runs the server with
+/// fsync on.
 /// `cargo test -p ductstream-storage --features postgres --release --test postgres -- --ignored --nocapture`
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a measurement: run by hand"]
@@ -319,16 +321,19 @@ async fn measure_append_throughput_and_deep_fetch() {
         batches as f64 * batch_bytes as f64 / secs / 1e6
     );
 
-    // A 1,000,000-record partition: 10,000 batches of 100 records, written by two connections.
+    // The deep partition: batches of 1,000 records of 100 B, written by two connections.
+    let deep: i64 = std::env::var("DUCTSTREAM_PG_DEEP_RECORDS").ok().and_then(|v| v.parse().ok()).unwrap_or(1_000_000);
+    let per_writer = deep / 1_000 / 2;
+    let fill_template = sized_batch(1_000, 100, 1_700_000_000_000);
     let fill = PostgresStorage::connect_with_pool_size(&pg.url(), 2).await.expect("connect");
     fill.create_topic(spec("deep", 1)).await.expect("create");
     let fill_started = Instant::now();
     let writers: Vec<_> = (0..2)
         .map(|w| {
             let s = fill.clone();
-            let template = template.clone();
+            let template = fill_template.clone();
             tokio::spawn(async move {
-                for i in 0..5_000i64 {
+                for i in 0..per_writer {
                     // LogAppendTime stamps: max timestamps grow along the log.
                     let b = template.clone().with_log_append_time(1_700_000_000_000 + (i * 2 + w) * 100);
                     s.append("deep", 0, b, None).await.expect("append");
@@ -340,13 +345,15 @@ async fn measure_append_throughput_and_deep_fetch() {
         w.await.expect("writer");
     }
     let hw = fill.offsets("deep", 0).await.expect("offsets").high_watermark;
-    assert_eq!(hw, 1_000_000);
-    println!("filled 1,000,000 records (two connections) in {:.1} s", fill_started.elapsed().as_secs_f64());
+    assert_eq!(hw, per_writer * 2 * 1_000);
+    println!("filled {hw} records (two connections, 1,000 x 100 B per batch) in {:.1} s", fill_started.elapsed().as_secs_f64());
 
     let reader = PostgresStorage::connect_with_pool_size(&pg.url(), 1).await.expect("connect");
     let mut times = Vec::new();
-    for (i, offset) in [500_000i64, 500_050, 250_013, 750_077, 499_999, 123_456, 876_543, 600_001, 400_040, 999_950]
+    let at = |fraction: f64| ((hw as f64 * fraction) as i64).min(hw - 1);
+    for (i, offset) in [0.5, 0.50005, 0.250013, 0.750077, 0.499999, 0.123456, 0.876543, 0.600001, 0.40004, 0.99995]
         .into_iter()
+        .map(at)
         .enumerate()
     {
         let t = Instant::now();
@@ -366,7 +373,7 @@ async fn measure_append_throughput_and_deep_fetch() {
         times[times.len() - 1].as_secs_f64() * 1e3
     );
     let t = Instant::now();
-    let at_time = reader.batch_at_time("deep", 0, 1_700_000_000_000 + 5_000 * 100).await.expect("time");
+    let at_time = reader.batch_at_time("deep", 0, 1_700_000_000_000 + per_writer * 100).await.expect("time");
     println!("batch_at_time in the middle: base offset {:?} in {:.2} ms", at_time.map(|b| b.base_offset()), t.elapsed().as_secs_f64() * 1e3);
 
     let (client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.expect("connect");
@@ -378,8 +385,8 @@ async fn measure_append_throughput_and_deep_fetch() {
         explain_read(&client, analyzed).await;
     }
     let t = Instant::now();
-    let read = reader.read("deep", 0, 700_000, 1 << 20).await.expect("read");
-    println!("after ANALYZE: read at 700000: {} batches in {:.2} ms", read.len(), t.elapsed().as_secs_f64() * 1e3);
+    let read = reader.read("deep", 0, at(0.7), 1 << 20).await.expect("read");
+    println!("after ANALYZE: read at {}: {} batches in {:.2} ms", at(0.7), read.len(), t.elapsed().as_secs_f64() * 1e3);
 }
 
 async fn explain_read(client: &tokio_postgres::Client, analyzed: bool) {
