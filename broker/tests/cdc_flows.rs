@@ -311,3 +311,53 @@ async fn a_snapshot_killed_midway_resumes_and_loses_no_row() {
     assert_eq!(ids.len() as i64, ROWS + 100, "every row, from the snapshot or the stream (killed mid-snapshot: {killed_midway})");
     assert_eq!((ids.first(), ids.last()), (Some(&1), Some(&(ROWS + 100))));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_the_ddl_gate_a_flow_waits_for_approval() {
+    let pg = TestPostgres::start().expect("test postgres");
+    let db = sql(&pg).await;
+    db.batch_execute("CREATE TABLE users (id int PRIMARY KEY, name text)").await.expect("schema");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &["--ddl-gate"]);
+    let server = grpc(&broker);
+    create_flow(&server, dir.path(), "gated", &pg.url(), &[]);
+    admin(&server, &["flow", "start", "gated"]);
+    wait_state(&broker, "gated", pb::FlowState::Running).await;
+    read_values(&broker, "gated.public.users", "check", 0).await;
+    db.batch_execute("INSERT INTO users VALUES (1, 'before')").await.expect("insert");
+    assert_eq!(ops(&read_values(&broker, "gated.public.users", "check", 1).await), [("c".to_string(), 1)]);
+
+    db.batch_execute("ALTER TABLE users ADD COLUMN email text; INSERT INTO users VALUES (2, 'after', 'a@b')")
+        .await
+        .expect("ddl");
+    let mut pending = Value::Null;
+    for _ in 0..200 {
+        let (ok, listed, out) = admin(&server, &["--json", "ddl", "list", "--flow", "gated"]);
+        assert!(ok, "{out}");
+        if listed.as_array().is_some_and(|l| !l.is_empty()) {
+            pending = listed[0].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(pending["status"], "pending", "{pending}");
+    assert!(pending["query"].as_str().is_some_and(|q| q.contains("ADD COLUMN email")), "{pending}");
+    // Held at the gate: the insert after the DDL has not arrived.
+    let mut api = StreamServiceClient::connect(grpc(&broker)).await.expect("connect");
+    let held = api
+        .pull(pb::PullRequest { stream: "gated.public.users".into(), group: "check".into(), max_messages: 10, max_wait_ms: 500, ..Default::default() })
+        .await
+        .expect("pull")
+        .into_inner()
+        .messages;
+    assert!(held.is_empty(), "{held:?}");
+
+    let id = pending["id"].as_u64().expect("id").to_string();
+    let (ok, decided, out) = admin(&server, &["--json", "ddl", "approve", "gated", &id]);
+    assert!(ok && decided[0]["status"] == "approved", "{out}");
+    let after = read_values(&broker, "gated.public.users", "check", 1).await;
+    assert_eq!(ops(&after), [("c".to_string(), 2)]);
+    assert_eq!(after[0]["after"]["email"], "a@b");
+    let ddl = read_values(&broker, "gated._ddl", "check", 1).await;
+    assert!(ddl[0].to_string().contains("ADD COLUMN email"), "{}", ddl[0]);
+}
