@@ -46,6 +46,7 @@ STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 LISTEN_RE = re.compile(r"listening kafka=(\S+)")
 METRICS_RE = re.compile(r"listening metrics=(\S+)")
+GRPC_RE = re.compile(r"listening grpc=(\S+)")
 TS_RE = re.compile(r"^\S*\d{4}-\d\d-\d\dT[\d:.]+Z\S*\s*")
 
 
@@ -252,6 +253,7 @@ class Broker:
         self.proc: subprocess.Popen | None = None
         self.bootstrap: str | None = None
         self.metrics: str | None = None
+        self.grpc: str | None = None
         self.starts = 0
         self.stderr_paths: list[Path] = []
         self.stdout_lines: list[str] = []
@@ -301,6 +303,7 @@ class Broker:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         self.bootstrap = None
         self.metrics = None
+        self.grpc = None
         while self.bootstrap is None:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -330,6 +333,9 @@ class Broker:
             m = METRICS_RE.search(line)
             if m:
                 self.metrics = m.group(1)
+            m = GRPC_RE.search(line)
+            if m:
+                self.grpc = m.group(1)
         # The metrics line may come right after the kafka line; don't wait for it.
         return self
 

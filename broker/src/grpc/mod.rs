@@ -22,13 +22,14 @@ pub use status::to_status;
 
 /// Serves the gRPC API on `listener` until the broker shuts down.
 pub async fn serve(listener: TcpListener, broker: Arc<Broker>, flows: Arc<FlowManager>) -> Result<()> {
-    let reflection = tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(ductstream_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| BrokerError::Config(format!("gRPC reflection: {e}")))?;
+    // Both reflection versions: grpcurl before 1.8.8 and many other tools speak only v1alpha.
+    let reflection = || tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(ductstream_proto::FILE_DESCRIPTOR_SET);
+    let failed = |e: tonic_reflection::server::Error| BrokerError::Config(format!("gRPC reflection: {e}"));
+    let (reflection_v1, reflection_v1alpha) = (reflection().build_v1().map_err(failed)?, reflection().build_v1alpha().map_err(failed)?);
     let shutdown = broker.shutdown.clone();
     tonic::transport::Server::builder()
-        .add_service(reflection)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
         .add_service(StreamServiceServer::new(stream_service::StreamApi::new(broker)))
         .add_service(FlowServiceServer::new(flow_service::FlowApi::new(flows.clone())))
         .add_service(DdlServiceServer::new(flow_service::FlowApi::new(flows.clone())))
