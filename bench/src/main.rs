@@ -4,9 +4,11 @@
 mod client;
 mod consume;
 mod delivery;
+mod durable;
 mod group_failover;
 mod group_join;
 mod latency;
+mod nats_durable;
 mod payload;
 mod produce;
 mod stats;
@@ -53,6 +55,11 @@ enum Command {
     GroupJoin(group_join::GroupJoinArgs),
     /// Time for a consumer group to settle after a member is killed (or leaves).
     GroupFailover(group_failover::GroupFailoverArgs),
+    /// Drain a topic through a durable consumer over gRPC (Pull, then Ack):
+    /// throughput and pull-to-ack latency.
+    Durable(durable::DurableArgs),
+    /// The `durable` job against NATS JetStream (durable pull consumer).
+    NatsDurable(nats_durable::NatsDurableArgs),
     /// One member of a consumer group, run by `group-failover` as a child
     /// process: prints a JSON line per assignment change.
     #[command(hide = true)]
@@ -71,6 +78,8 @@ fn main() -> Result<()> {
         Command::Latency(args) => Box::new(latency::run(&opts, args)?),
         Command::GroupJoin(args) => Box::new(group_join::run(&opts, args)?),
         Command::GroupFailover(args) => Box::new(group_failover::run(&opts, args)?),
+        Command::Durable(args) => Box::new(durable::run(&opts, args)?),
+        Command::NatsDurable(args) => Box::new(nats_durable::run(args)?),
         Command::GroupMember(args) => return group_failover::run_member(&opts, args),
     };
     match print_report(report.as_ref(), cli.json) {

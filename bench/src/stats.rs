@@ -35,6 +35,14 @@ impl LatencyHistogram {
             .saturating_record(micros.clamp(1, MAX_TRACKED_MICROS));
     }
 
+    /// Adds every sample of `other` (workers keep their own histogram and
+    /// the mode merges them at the end, so recording takes no lock).
+    pub fn merge(&mut self, other: &LatencyHistogram) -> Result<()> {
+        self.hist
+            .add(&other.hist)
+            .map_err(|e| anyhow::anyhow!("merging latency histograms: {e:?}"))
+    }
+
     pub fn summary(&self) -> LatencySummary {
         let ms = |micros: u64| micros as f64 / 1000.0;
         let count = self.hist.len();
