@@ -1,6 +1,7 @@
 //! `ductstream-bench`: a load generator for DuctStream (or any Kafka broker)
 //! built on librdkafka. See README.md for the modes.
 
+mod cdc;
 mod client;
 mod consume;
 mod delivery;
@@ -58,6 +59,9 @@ enum Command {
     /// Drain a topic through a durable consumer over gRPC (Pull, then Ack):
     /// throughput and pull-to-ack latency.
     Durable(durable::DurableArgs),
+    /// Inserts, updates and deletes into Postgres streamed by a CDC flow into a topic:
+    /// changes/s and commit-to-topic latency, with pg_recvlogical's decode rate as the limit.
+    Cdc(cdc::CdcArgs),
     /// The `durable` job against NATS JetStream (durable pull consumer).
     NatsDurable(nats_durable::NatsDurableArgs),
     /// One member of a consumer group, run by `group-failover` as a child
@@ -79,6 +83,7 @@ fn main() -> Result<()> {
         Command::GroupJoin(args) => Box::new(group_join::run(&opts, args)?),
         Command::GroupFailover(args) => Box::new(group_failover::run(&opts, args)?),
         Command::Durable(args) => Box::new(durable::run(&opts, args)?),
+        Command::Cdc(args) => Box::new(cdc::run(&opts, args)?),
         Command::NatsDurable(args) => Box::new(nats_durable::run(args)?),
         Command::GroupMember(args) => return group_failover::run_member(&opts, args),
     };

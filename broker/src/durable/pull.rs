@@ -91,6 +91,11 @@ pub async fn pull(broker: &Broker, ask: Pull) -> Result<Vec<Pulled>> {
     }
 }
 
+/// Bytes read per storage call while collecting claimed records: about a pull's worth of
+/// small messages, so a pull of 100 does not decode a megabyte (later reads continue from
+/// where this one ended).
+const READ_BYTES: usize = 128 << 10;
+
 /// The claimed records, in claim order. A record deleted since the claim is left out.
 pub(super) async fn read(broker: &Broker, topic: &Topic, deliveries: &[Delivery]) -> Result<Vec<Pulled>> {
     let mut by_partition: BTreeMap<i32, Vec<i64>> = BTreeMap::new();
@@ -102,7 +107,7 @@ pub(super) async fn read(broker: &Broker, topic: &Topic, deliveries: &[Delivery]
         offsets.sort_unstable();
         let mut i = 0;
         while let Some(&at) = offsets.get(i) {
-            let batches = match broker.log.read(topic, partition, at, 1 << 20).await {
+            let batches = match broker.log.read(topic, partition, at, READ_BYTES).await {
                 Ok(read) => read.batches,
                 Err(BrokerError::Storage(ductstream_storage::StorageError::OffsetOutOfRange { .. })) => Vec::new(),
                 Err(e) => return Err(e),

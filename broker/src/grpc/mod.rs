@@ -13,7 +13,6 @@ use ductstream_proto::v1::ddl_service_server::DdlServiceServer;
 use ductstream_proto::v1::flow_service_server::FlowServiceServer;
 use ductstream_proto::v1::stream_service_server::StreamServiceServer;
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 
 use crate::flows::FlowManager;
 use crate::{Broker, BrokerError, Result};
@@ -34,7 +33,12 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, flows: Arc<FlowMa
         .add_service(FlowServiceServer::new(flow_service::FlowApi::new(flows.clone())))
         .add_service(DdlServiceServer::new(flow_service::FlowApi::new(flows.clone())))
         .add_service(CheckpointServiceServer::new(flow_service::FlowApi::new(flows)))
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), shutdown.cancelled_owned())
+        // No Nagle: a reply's last short segment must not wait ~40 ms for the client's ACK
+        // (the Kafka listener sets the same).
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            shutdown.cancelled_owned(),
+        )
         .await
         .map_err(|e| BrokerError::Config(format!("gRPC server: {e}")))
 }

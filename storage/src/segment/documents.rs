@@ -1,8 +1,10 @@
 //! `documents/<kind>/<key>`: one small file per document, replaced whole on each update.
 //!
 //! Names are hex-encoded so any kind or key is a safe file name. Updates are serialised by one
-//! lock: documents change a few hundred times a second at most (durable consumers' pulls and
-//! acks, flow checkpoints), and each write is one small file.
+//! lock and each replaces one small file (a temporary file renamed over it); the contents are
+//! cached, since this process alone owns the folder, so an update reads no file. Durable
+//! consumers update their document on every pull and ack (a couple of thousand times a second
+//! under load): a journal per document would save the rename when that becomes the limit.
 
 use std::path::{Path, PathBuf};
 
@@ -12,13 +14,17 @@ use crate::{DocumentUpdate, Result};
 pub(super) struct DocumentStore {
     dir: PathBuf,
     fsync: bool,
-    /// Held from the read to the write of an update.
-    lock: tokio::sync::Mutex<()>,
+    /// Documents read or written so far (None: known absent). Held from the read to the
+    /// write of an update.
+    cache: tokio::sync::Mutex<Cache>,
 }
+
+/// Contents by (kind, key); `None`: known absent.
+type Cache = std::collections::HashMap<(String, String), Option<Vec<u8>>>;
 
 impl DocumentStore {
     pub(super) fn new(data_dir: &Path, fsync: bool) -> DocumentStore {
-        DocumentStore { dir: data_dir.join("documents"), fsync, lock: tokio::sync::Mutex::new(()) }
+        DocumentStore { dir: data_dir.join("documents"), fsync, cache: tokio::sync::Mutex::new(Default::default()) }
     }
 
     pub(super) fn get(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>> {
@@ -47,14 +53,21 @@ impl DocumentStore {
     }
 
     pub(super) async fn update(&self, kind: &str, key: &str, update: &mut DocumentUpdate<'_>) -> Result<Option<Vec<u8>>> {
-        let _held = self.lock.lock().await;
+        let mut cache = self.cache.lock().await;
         let path = self.path(kind, key);
-        let current = files::read_optional(&path)?;
+        let id = (kind.to_owned(), key.to_owned());
+        let current = match cache.get(&id) {
+            Some(cached) => cached.clone(),
+            None => files::read_optional(&path)?,
+        };
         let next = update(current.as_deref())?;
         let (written, fsync) = (next.clone(), self.fsync);
+        // Forget the entry until the write is known to have happened.
+        cache.remove(&id);
         tokio::task::spawn_blocking(move || write(&path, written.as_deref(), fsync))
             .await
             .map_err(|e| crate::StorageError::Engine(format!("document write task failed: {e}")))??;
+        cache.insert(id, next.clone());
         Ok(next)
     }
 

@@ -1,0 +1,287 @@
+//! `cdc`: a writer drives inserts, updates and deletes (70/20/10, `--size`-byte rows) into a
+//! Postgres table while a CDC flow on the broker streams them into a topic, read back with
+//! librdkafka. Reports changes/s into the topic and commit-to-topic latency (commit time in
+//! the change event to arrival at the consumer). As the limit, `pg_recvlogical` then decodes
+//! the same changes from the same WAL to /dev/null.
+
+use std::process::Command;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use ductstream_proto::v1 as pb;
+use ductstream_proto::v1::flow_service_client::FlowServiceClient;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::{Value, json};
+
+use crate::client::{BenchConsumerContext, ClientOpts};
+use crate::stats::{LatencyHistogram, LatencySummary, Report};
+
+#[derive(Debug, Args)]
+pub struct CdcArgs {
+    /// The source database (needs wal_level=logical and a user allowed to replicate).
+    #[arg(long)]
+    dsn: String,
+    /// The broker's gRPC API.
+    #[arg(long, default_value = "http://127.0.0.1:8080")]
+    grpc: String,
+    /// Row changes to write.
+    #[arg(long, default_value_t = 200_000)]
+    changes: u64,
+    /// Writer connections.
+    #[arg(long, default_value_t = 4)]
+    writers: u64,
+    /// Changes per transaction (70% inserts, 20% updates, 10% deletes).
+    #[arg(long, default_value_t = 100)]
+    per_transaction: u64,
+    /// Bytes of payload per row.
+    #[arg(long, default_value_t = 1024)]
+    size: usize,
+    /// The flow's batch_size option (changes per append).
+    #[arg(long, default_value_t = 1000)]
+    batch_size: u64,
+    /// Skip the pg_recvlogical limit run.
+    #[arg(long)]
+    no_limit: bool,
+    #[arg(long, default_value_t = 300)]
+    timeout_s: u64,
+}
+
+pub struct CdcReport {
+    changes: u64,
+    received: u64,
+    elapsed: Duration,
+    write_elapsed: Duration,
+    latency: LatencySummary,
+    limit: Option<(Duration, String)>,
+    flow: String,
+}
+
+impl Report for CdcReport {
+    fn human(&self) -> String {
+        let rate = |d: Duration| self.changes as f64 / d.as_secs_f64().max(1e-9);
+        let mut text = format!(
+            "cdc: {} changes into the topic in {:.2} s: {:.0} changes/s; commit-to-topic ms {}\n  written by Postgres clients in {:.2} s ({:.0} changes/s); flow={}",
+            self.received,
+            self.elapsed.as_secs_f64(),
+            rate(self.elapsed),
+            self.latency.human(true),
+            self.write_elapsed.as_secs_f64(),
+            rate(self.write_elapsed),
+            self.flow,
+        );
+        match &self.limit {
+            Some((d, _)) => text.push_str(&format!(
+                "\n  limit: pg_recvlogical decoded the same changes to /dev/null in {:.2} s ({:.0} changes/s); DuctStream reached {:.0}% of it",
+                d.as_secs_f64(),
+                rate(*d),
+                100.0 * rate(self.elapsed) / rate(*d)
+            )),
+            None => text.push_str("\n  limit: not measured"),
+        }
+        text
+    }
+
+    fn json(&self) -> Value {
+        let rate = |d: Duration| self.changes as f64 / d.as_secs_f64().max(1e-9);
+        json!({
+            "mode": "cdc",
+            "changes": self.changes,
+            "received": self.received,
+            "elapsed_s": self.elapsed.as_secs_f64(),
+            "changes_per_s": rate(self.elapsed),
+            "write_changes_per_s": rate(self.write_elapsed),
+            "commit_to_topic": self.latency.json(),
+            "pg_recvlogical_changes_per_s": self.limit.as_ref().map(|(d, _)| rate(*d)),
+            "flow": self.flow,
+        })
+    }
+
+    fn failure(&self) -> Option<String> {
+        (self.received < self.changes).then(|| format!("received {} of {} changes", self.received, self.changes))
+    }
+}
+
+pub fn run(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")?;
+    runtime.block_on(run_async(opts, args))
+}
+
+async fn connect(dsn: &str) -> Result<tokio_postgres::Client> {
+    let (client, connection) = tokio_postgres::connect(dsn, tokio_postgres::NoTls).await.context("connecting to the source")?;
+    tokio::spawn(connection);
+    Ok(client)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
+}
+
+async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
+    let run_id = now_ms();
+    let (table, flow_id) = ("bench_cdc", format!("bench-cdc-{run_id}"));
+    let (slot, publication, limit_slot) =
+        (format!("bench_cdc_{run_id}"), format!("bench_cdc_pub_{run_id}"), format!("bench_limit_{run_id}"));
+    let db = connect(&args.dsn).await?;
+    db.batch_execute(&format!(
+        "DROP TABLE IF EXISTS {table}; CREATE TABLE {table} (id bigint PRIMARY KEY, payload text NOT NULL)"
+    ))
+    .await
+    .context("creating the bench table")?;
+
+    // The flow, over gRPC.
+    let mut flows = FlowServiceClient::connect(args.grpc.clone()).await.context("connecting to the broker's gRPC API")?;
+    let options = [
+        ("dsn", args.dsn.clone()),
+        ("slot", slot.clone()),
+        ("publication", publication.clone()),
+        ("publication_tables", format!("public.{table}")),
+        ("batch_size", args.batch_size.to_string()),
+        ("batch_timeout", "50ms".into()),
+        ("snapshot", "false".into()),
+    ];
+    let flow = pb::Flow {
+        id: flow_id.clone(),
+        name: flow_id.clone(),
+        source: Some(pb::Endpoint {
+            name: "bench".into(),
+            r#type: "postgres".into(),
+            options: options.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        }),
+        ..Default::default()
+    };
+    flows.create_flow(pb::CreateFlowRequest { flow: Some(flow) }).await.map_err(|s| anyhow!("CreateFlow: {}", s.message()))?;
+    flows.start_flow(pb::FlowRef { id: flow_id.clone() }).await.map_err(|s| anyhow!("StartFlow: {}", s.message()))?;
+    let started = Instant::now();
+    loop {
+        let f = flows.get_flow(pb::FlowRef { id: flow_id.clone() }).await.map_err(|s| anyhow!("GetFlow: {}", s.message()))?.into_inner();
+        if f.progress.as_ref().is_some_and(|p| p.phase == "streaming") {
+            break;
+        }
+        if !f.last_error.is_empty() {
+            bail!("the flow failed: {}", f.last_error);
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            bail!("the flow did not start streaming within 60 s");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if !args.no_limit {
+        db.execute("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&limit_slot]).await.context("creating the limit slot")?;
+    }
+
+    // The consumer, on its own thread: librdkafka's poll blocks.
+    let topic = format!("{flow_id}.public.{table}");
+    let consumer_done = Arc::new(AtomicBool::new(false));
+    let consumer = {
+        let (config, topic, target, done, timeout) =
+            (opts.assign_consumer_config(100), topic.clone(), args.changes, consumer_done.clone(), Duration::from_secs(args.timeout_s));
+        std::thread::spawn(move || consume(config, &topic, target, &done, timeout))
+    };
+
+    // The writers.
+    let write_started = Instant::now();
+    let per_writer = args.changes / args.writers.max(1);
+    let mut tasks = Vec::new();
+    for w in 0..args.writers.max(1) {
+        let (dsn, size, per_tx) = (args.dsn.clone(), args.size, args.per_transaction.max(10));
+        let changes = if w == args.writers.max(1) - 1 { args.changes - per_writer * (args.writers.max(1) - 1) } else { per_writer };
+        tasks.push(tokio::spawn(async move { write(&dsn, table, w as i64, changes, per_tx, size).await }));
+    }
+    for t in tasks {
+        t.await.context("writer task")??;
+    }
+    let write_elapsed = write_started.elapsed();
+    let end_lsn: String = db.query_one("SELECT pg_current_wal_lsn()::text", &[]).await?.get(0);
+
+    let (received, latency, last_at) = consumer.join().map_err(|_| anyhow!("the consumer thread panicked"))??;
+    consumer_done.store(true, Ordering::Relaxed);
+    let elapsed = last_at.map_or(write_started.elapsed(), |at| at.duration_since(write_started));
+
+    let limit = if args.no_limit { None } else { Some(decode_limit(&args.dsn, &limit_slot, &publication, &end_lsn)?) };
+    if !args.no_limit {
+        db.execute("SELECT pg_drop_replication_slot($1)", &[&limit_slot]).await.context("dropping the limit slot")?;
+    }
+    flows.stop_flow(pb::FlowRef { id: flow_id.clone() }).await.map_err(|s| anyhow!("StopFlow: {}", s.message()))?;
+    Ok(CdcReport { changes: args.changes, received, elapsed, write_elapsed, latency, limit, flow: flow_id })
+}
+
+/// Writes `changes` row changes in transactions of `per_tx`: 70% inserts of new ids, 20%
+/// updates and 10% deletes of ids this writer inserted before (ids never collide across
+/// writers: writer w owns ids ≡ w mod 1000).
+async fn write(dsn: &str, table: &str, writer: i64, changes: u64, per_tx: u64, size: usize) -> Result<()> {
+    let mut db = connect(dsn).await?;
+    let payload = "x".repeat(size);
+    let insert = db.prepare(&format!("INSERT INTO {table} SELECT i, $2 FROM unnest($1::bigint[]) i")).await?;
+    let update = db.prepare(&format!("UPDATE {table} SET payload = $2 WHERE id = ANY($1::bigint[])")).await?;
+    let delete = db.prepare(&format!("DELETE FROM {table} WHERE id = ANY($1::bigint[])")).await?;
+    let (mut next, mut live): (i64, std::collections::VecDeque<i64>) = (0, Default::default());
+    let mut written = 0u64;
+    while written < changes {
+        let n = per_tx.min(changes - written);
+        let (inserts, updates) = (n * 7 / 10, n * 2 / 10);
+        let deletes = n - inserts - updates;
+        let new_ids: Vec<i64> = (0..inserts).map(|i| (next + i as i64) * 1000 + writer).collect();
+        next += inserts as i64;
+        live.extend(&new_ids);
+        // Updates and deletes touch rows written earlier (or in this transaction at the start).
+        let deleted: Vec<i64> = (0..deletes).filter_map(|_| live.pop_front()).collect();
+        let updated: Vec<i64> = live.iter().rev().take(updates as usize).copied().collect();
+        let tx = db.transaction().await?;
+        tx.execute(&insert, &[&new_ids, &payload]).await?;
+        tx.execute(&update, &[&updated, &payload]).await?;
+        tx.execute(&delete, &[&deleted]).await?;
+        tx.commit().await?;
+        written += new_ids.len() as u64 + updated.len() as u64 + deleted.len() as u64;
+        if new_ids.len() + updated.len() + deleted.len() == 0 {
+            bail!("a transaction changed nothing");
+        }
+    }
+    Ok(())
+}
+
+type Consumed = (u64, LatencySummary, Option<Instant>);
+
+fn consume(config: rdkafka::ClientConfig, topic: &str, target: u64, done: &AtomicBool, timeout: Duration) -> Result<Consumed> {
+    let consumer: BaseConsumer<BenchConsumerContext> = config.create_with_context(BenchConsumerContext::default()).context("consumer")?;
+    let mut assignment = TopicPartitionList::new();
+    assignment.add_partition_offset(topic, 0, Offset::Beginning)?;
+    consumer.assign(&assignment)?;
+    let mut histogram = LatencyHistogram::new()?;
+    let (mut received, mut last_at) = (0u64, None);
+    let deadline = Instant::now() + timeout;
+    while received < target && Instant::now() < deadline && !done.load(Ordering::Relaxed) {
+        // The topic appears with the flow's first append: until then polls report it unknown.
+        let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let arrived = now_ms();
+        received += 1;
+        last_at = Some(Instant::now());
+        if let Some(commit_ms) = message.payload().and_then(|p| serde_json::from_slice::<Value>(p).ok()).and_then(|v| v["ts_ms"].as_i64()) {
+            histogram.record(Duration::from_millis(u64::try_from(arrived - commit_ms).unwrap_or(0)));
+        }
+    }
+    Ok((received, histogram.summary(), last_at))
+}
+
+/// How long `pg_recvlogical` takes to decode the slot's changes up to `end_lsn` to /dev/null.
+fn decode_limit(dsn: &str, slot: &str, publication: &str, end_lsn: &str) -> Result<(Duration, String)> {
+    let program = ["pg_recvlogical", "/usr/lib/postgresql/15/bin/pg_recvlogical"]
+        .into_iter()
+        .find(|p| Command::new(p).arg("--version").output().is_ok_and(|o| o.status.success()))
+        .ok_or_else(|| anyhow!("pg_recvlogical not found (Debian: postgresql-client)"))?;
+    let started = Instant::now();
+    let output = Command::new(program)
+        .args(["-d", dsn, "-S", slot, "--start", "--no-loop", "-E", end_lsn, "-f", "/dev/null"])
+        .args(["-o", "proto_version=1", "-o", &format!("publication_names={publication}")])
+        .output()
+        .context("running pg_recvlogical")?;
+    let elapsed = started.elapsed();
+    if !output.status.success() {
+        bail!("pg_recvlogical failed: {}", String::from_utf8_lossy(&output.stderr));
+    }
+    Ok((elapsed, program.to_string()))
+}
