@@ -41,6 +41,10 @@ pub struct CdcArgs {
     /// Bytes of payload per row.
     #[arg(long, default_value_t = 1024)]
     size: usize,
+    /// Changes per second the writers aim for together (0: as fast as they can). Latency is
+    /// only meaningful at a rate the flow sustains; past it, a backlog builds.
+    #[arg(long, default_value_t = 0)]
+    rate: u64,
     /// The flow's batch_size option (changes per append).
     #[arg(long, default_value_t = 1000)]
     batch_size: u64,
@@ -59,19 +63,21 @@ pub struct CdcReport {
     latency: LatencySummary,
     limit: Option<(Duration, String)>,
     flow: String,
+    target_rate: u64,
 }
 
 impl Report for CdcReport {
     fn human(&self) -> String {
         let rate = |d: Duration| self.changes as f64 / d.as_secs_f64().max(1e-9);
         let mut text = format!(
-            "cdc: {} changes into the topic in {:.2} s: {:.0} changes/s; commit-to-topic ms {}\n  written by Postgres clients in {:.2} s ({:.0} changes/s); flow={}",
+            "cdc: {} changes into the topic in {:.2} s: {:.0} changes/s; commit-to-topic ms {}\n  written by Postgres clients in {:.2} s ({:.0} changes/s, target {}); flow={}",
             self.received,
             self.elapsed.as_secs_f64(),
             rate(self.elapsed),
             self.latency.human(true),
             self.write_elapsed.as_secs_f64(),
             rate(self.write_elapsed),
+            if self.target_rate == 0 { "unlimited".to_string() } else { format!("{}/s", self.target_rate) },
             self.flow,
         );
         match &self.limit {
@@ -95,6 +101,7 @@ impl Report for CdcReport {
             "elapsed_s": self.elapsed.as_secs_f64(),
             "changes_per_s": rate(self.elapsed),
             "write_changes_per_s": rate(self.write_elapsed),
+            "target_rate": self.target_rate,
             "commit_to_topic": self.latency.json(),
             "pg_recvlogical_changes_per_s": self.limit.as_ref().map(|(d, _)| rate(*d)),
             "flow": self.flow,
@@ -174,14 +181,32 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
         db.execute("SELECT pg_create_logical_replication_slot($1, 'pgoutput')", &[&limit_slot]).await.context("creating the limit slot")?;
     }
 
-    // The consumer, on its own thread: librdkafka's poll blocks.
+    // The consumer, on its own thread: librdkafka's poll blocks. The topic is made first, so
+    // the consumer is fetching before the first change arrives (it would otherwise learn of the
+    // topic at its next metadata refresh, and the first changes would look late).
     let topic = format!("{flow_id}.public.{table}");
+    {
+        let (opts, topic) = (opts.clone(), topic.clone());
+        tokio::task::spawn_blocking(move || crate::topic::ensure_topic(&opts, &topic, 1)).await.context("topic task")??;
+    }
     let consumer_done = Arc::new(AtomicBool::new(false));
+    let consumer_ready = Arc::new(AtomicBool::new(false));
     let consumer = {
-        let (config, topic, target, done, timeout) =
-            (opts.assign_consumer_config(100), topic.clone(), args.changes, consumer_done.clone(), Duration::from_secs(args.timeout_s));
-        std::thread::spawn(move || consume(config, &topic, target, &done, timeout))
+        let mut config = opts.assign_consumer_config(100);
+        // The end-of-partition event tells when the consumer is fetching.
+        config.set("enable.partition.eof", "true");
+        let (topic, target, done, ready, timeout) =
+            (topic.clone(), args.changes, consumer_done.clone(), consumer_ready.clone(), Duration::from_secs(args.timeout_s));
+        std::thread::spawn(move || consume(config, &topic, target, &done, &ready, timeout))
     };
+    // Changes written before the consumer fetches would count its start-up as latency.
+    let waiting_since = Instant::now();
+    while !consumer_ready.load(Ordering::Relaxed) {
+        if waiting_since.elapsed() > Duration::from_secs(30) {
+            bail!("the consumer did not start fetching within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     // The writers.
     let write_started = Instant::now();
@@ -190,7 +215,8 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
     for w in 0..args.writers.max(1) {
         let (dsn, size, per_tx) = (args.dsn.clone(), args.size, args.per_transaction.max(10));
         let changes = if w == args.writers.max(1) - 1 { args.changes - per_writer * (args.writers.max(1) - 1) } else { per_writer };
-        tasks.push(tokio::spawn(async move { write(&dsn, table, w as i64, changes, per_tx, size).await }));
+        let writer_rate = args.rate as f64 / args.writers.max(1) as f64;
+        tasks.push(tokio::spawn(async move { write(&dsn, table, w as i64, changes, per_tx, size, writer_rate).await }));
     }
     for t in tasks {
         t.await.context("writer task")??;
@@ -206,14 +232,25 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
     if !args.no_limit {
         db.execute("SELECT pg_drop_replication_slot($1)", &[&limit_slot]).await.context("dropping the limit slot")?;
     }
+    // Leave nothing behind: a slot left on the source keeps its WAL forever.
     flows.stop_flow(pb::FlowRef { id: flow_id.clone() }).await.map_err(|s| anyhow!("StopFlow: {}", s.message()))?;
-    Ok(CdcReport { changes: args.changes, received, elapsed, write_elapsed, latency, limit, flow: flow_id })
+    flows.delete_flow(pb::FlowRef { id: flow_id.clone() }).await.map_err(|s| anyhow!("DeleteFlow: {}", s.message()))?;
+    let dropped = Instant::now();
+    while let Err(e) = db.execute("SELECT pg_drop_replication_slot($1)", &[&slot]).await {
+        if dropped.elapsed() > Duration::from_secs(30) {
+            bail!("cannot drop the flow's slot {slot}: {e}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    db.batch_execute(&format!("DROP PUBLICATION IF EXISTS {publication}")).await.context("dropping the publication")?;
+    Ok(CdcReport { changes: args.changes, received, elapsed, write_elapsed, latency, limit, flow: flow_id, target_rate: args.rate })
 }
 
 /// Writes `changes` row changes in transactions of `per_tx`: 70% inserts of new ids, 20%
 /// updates and 10% deletes of ids this writer inserted before (ids never collide across
 /// writers: writer w owns ids ≡ w mod 1000).
-async fn write(dsn: &str, table: &str, writer: i64, changes: u64, per_tx: u64, size: usize) -> Result<()> {
+async fn write(dsn: &str, table: &str, writer: i64, changes: u64, per_tx: u64, size: usize, rate: f64) -> Result<()> {
+    let started = tokio::time::Instant::now();
     let mut db = connect(dsn).await?;
     let payload = "x".repeat(size);
     let insert = db.prepare(&format!("INSERT INTO {table} SELECT i, $2 FROM unnest($1::bigint[]) i")).await?;
@@ -222,6 +259,10 @@ async fn write(dsn: &str, table: &str, writer: i64, changes: u64, per_tx: u64, s
     let (mut next, mut live): (i64, std::collections::VecDeque<i64>) = (0, Default::default());
     let mut written = 0u64;
     while written < changes {
+        if rate > 0.0 {
+            // Each transaction starts when the writer's share of the rate says it is due.
+            tokio::time::sleep_until(started + Duration::from_secs_f64(written as f64 / rate)).await;
+        }
         let n = per_tx.min(changes - written);
         let (inserts, updates) = (n * 7 / 10, n * 2 / 10);
         let deletes = n - inserts - updates;
@@ -246,7 +287,14 @@ async fn write(dsn: &str, table: &str, writer: i64, changes: u64, per_tx: u64, s
 
 type Consumed = (u64, LatencySummary, Option<Instant>);
 
-fn consume(config: rdkafka::ClientConfig, topic: &str, target: u64, done: &AtomicBool, timeout: Duration) -> Result<Consumed> {
+fn consume(
+    config: rdkafka::ClientConfig,
+    topic: &str,
+    target: u64,
+    done: &AtomicBool,
+    ready: &AtomicBool,
+    timeout: Duration,
+) -> Result<Consumed> {
     let consumer: BaseConsumer<BenchConsumerContext> = config.create_with_context(BenchConsumerContext::default()).context("consumer")?;
     let mut assignment = TopicPartitionList::new();
     assignment.add_partition_offset(topic, 0, Offset::Beginning)?;
@@ -255,8 +303,14 @@ fn consume(config: rdkafka::ClientConfig, topic: &str, target: u64, done: &Atomi
     let (mut received, mut last_at) = (0u64, None);
     let deadline = Instant::now() + timeout;
     while received < target && Instant::now() < deadline && !done.load(Ordering::Relaxed) {
-        // The topic appears with the flow's first append: until then polls report it unknown.
-        let Some(Ok(message)) = consumer.poll(Duration::from_millis(100)) else { continue };
+        let message = match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(message)) => message,
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => {
+                ready.store(true, Ordering::Relaxed);
+                continue;
+            }
+            _ => continue,
+        };
         let arrived = now_ms();
         received += 1;
         last_at = Some(Instant::now());
