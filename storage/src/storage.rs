@@ -44,6 +44,27 @@ pub trait Storage: Send + Sync + 'static {
         producer: Option<ProducerState>,
     ) -> Result<AppendOutcome>;
 
+    /// Appends several batches to the end of the partition, in order, as [`Storage::append`]
+    /// would one after another; engines that can store them in one write (Postgres: one
+    /// statement) do. One result per batch: after a failure, the batches that follow it are
+    /// not stored and fail too.
+    async fn append_many(&self, topic: &str, partition: i32, batches: Vec<(Batch, Option<ProducerState>)>) -> Vec<Result<AppendOutcome>> {
+        let mut out = Vec::with_capacity(batches.len());
+        let mut failed: Option<String> = None;
+        for (batch, producer) in batches {
+            if let Some(reason) = &failed {
+                out.push(Err(crate::StorageError::Engine(format!("an earlier batch of the same write failed: {reason}"))));
+                continue;
+            }
+            let outcome = self.append(topic, partition, batch, producer).await;
+            if let Err(e) = &outcome {
+                failed = Some(e.to_string());
+            }
+            out.push(outcome);
+        }
+        out
+    }
+
     /// Batches from the one holding `offset` onwards, whole, until `max_bytes` would be passed;
     /// the first batch is returned even if it alone is larger. `offset == high_watermark` gives
     /// nothing; an offset outside `[log_start, high_watermark]` is `OffsetOutOfRange`.

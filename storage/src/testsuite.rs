@@ -27,6 +27,7 @@ pub async fn run_all(storage: &dyn Storage) {
     producer_ids_are_unique(storage).await;
     groups_are_saved_and_replaced(storage).await;
     offsets_are_committed_replaced_and_deleted(storage).await;
+    append_many_stores_batches_in_order(storage).await;
     documents_are_stored_listed_and_deleted(storage).await;
     document_updates_are_atomic(storage).await;
 }
@@ -373,4 +374,45 @@ pub async fn document_updates_are_atomic(s: &dyn Storage) {
     }
     tokio::join!(add_ones(s, 25), add_ones(s, 25), add_ones(s, 25), add_ones(s, 25));
     assert_eq!(s.document("suite", "counter").await.expect("get"), Some(b"100".to_vec()));
+}
+
+/// `append_many` gives the same offsets, reads, time lookups and producer states as appends
+/// one by one, and fails alone for an unknown partition.
+pub async fn append_many_stores_batches_in_order(s: &dyn Storage) {
+    s.create_topic(TopicSpec { name: "many".into(), partitions: 1, configs: BTreeMap::new() }).await.expect("create");
+    s.append("many", 0, batch(2, 1_000), None).await.expect("first");
+    let producer = |last_sequence: i32, base_offset: i64| ProducerState {
+        producer_id: 77,
+        epoch: 1,
+        batches: vec![ProducerBatch { first_sequence: 0, last_sequence, base_offset }],
+    };
+    let outcomes = s
+        .append_many(
+            "many",
+            0,
+            vec![
+                (batch(3, 5_000), None),
+                (Batch::parse(make_batch(1, 2_000, Some((77, 1, 0)))).expect("valid"), Some(producer(0, 5))),
+                (batch(4, 9_000), None),
+            ],
+        )
+        .await;
+    let outcomes: Vec<_> = outcomes.into_iter().map(|o| o.expect("stored")).collect();
+    assert_eq!(
+        outcomes.iter().map(|o| (o.base_offset, o.high_watermark)).collect::<Vec<_>>(),
+        vec![(2, 5), (5, 6), (6, 10)]
+    );
+    assert_eq!(s.offsets("many", 0).await.expect("offsets").high_watermark, 10);
+    let read = s.read("many", 0, 5, 1 << 20).await.expect("read");
+    assert_eq!(read.iter().map(Batch::base_offset).collect::<Vec<_>>(), vec![5, 6]);
+    assert_eq!(s.read("many", 0, 3, 1).await.expect("read")[0].base_offset(), 2);
+    let at = s.batch_at_time("many", 0, 4_000).await.expect("time").expect("a batch");
+    assert_eq!(at.base_offset(), 2, "the first batch whose max timestamp reaches 4000 (5002)");
+    assert_eq!(s.batch_with_max_timestamp("many", 0).await.expect("max").map(|b| b.base_offset()), Some(6));
+    assert_eq!(s.producers("many", 0).await.expect("producers"), vec![producer(0, 5)]);
+    assert!(s.append_many("many", 0, Vec::new()).await.is_empty());
+    let failed = s.append_many("many", 9, vec![(batch(1, 0), None), (batch(1, 0), None)]).await;
+    assert!(failed.iter().all(Result::is_err));
+    assert!(matches!(failed[0], Err(StorageError::UnknownPartition { .. })), "{:?}", failed[0]);
+    assert_eq!(s.offsets("many", 0).await.expect("offsets").high_watermark, 10);
 }

@@ -157,6 +157,73 @@ async fn missing(conn: &mut Conn, topic: &str, partition: i32) -> StorageError {
     }
 }
 
+impl PostgresStorage {
+    /// [`Storage::append_many`] as one statement, all or nothing.
+    async fn append_many_once(&self, topic: &str, partition: i32, batches: &[(Batch, Option<ProducerState>)]) -> Result<Vec<AppendOutcome>> {
+        if batches.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut deltas = Vec::with_capacity(batches.len());
+        let mut sizes = Vec::with_capacity(batches.len());
+        for (batch, _) in batches {
+            deltas.push(i64::from(batch.last_offset_delta()) + 1);
+            sizes.push(i32::try_from(batch.len()).map_err(|_| {
+                StorageError::Engine(format!("a batch of {} bytes is too large to store", batch.len()))
+            })?);
+        }
+        let max_timestamps: Vec<i64> = batches.iter().map(|(b, _)| b.max_timestamp()).collect();
+        let records: Vec<i32> = batches.iter().map(|(b, _)| b.record_count()).collect();
+        let producer_ids: Vec<i64> = batches.iter().map(|(b, _)| b.producer_id()).collect();
+        let epochs: Vec<i16> = batches.iter().map(|(b, _)| b.producer_epoch()).collect();
+        let sequences: Vec<i32> = batches.iter().map(|(b, _)| b.base_sequence()).collect();
+        let data: Vec<&[u8]> = batches.iter().map(|(b, _)| b.bytes().as_ref()).collect();
+        // Each producer's last state wins.
+        let mut states: BTreeMap<i64, &ProducerState> = BTreeMap::new();
+        for state in batches.iter().filter_map(|(_, p)| p.as_ref()) {
+            states.insert(state.producer_id, state);
+        }
+        let state_ids: Vec<i64> = states.keys().copied().collect();
+        let state_epochs: Vec<i16> = states.values().map(|s| s.epoch).collect();
+        let state_batches: Vec<Json<&Vec<ProducerBatch>>> = states.values().map(|s| Json(&s.batches)).collect();
+        let mut conn = self.pool.get().await?;
+        let row = conn
+            .query_opt(
+                Query::AppendMany,
+                &[
+                    &topic,
+                    &partition,
+                    &deltas,
+                    &max_timestamps,
+                    &sizes,
+                    &records,
+                    &producer_ids,
+                    &epochs,
+                    &sequences,
+                    &data,
+                    &state_ids,
+                    &state_epochs,
+                    &state_batches,
+                ],
+            )
+            .await?;
+        let Some(row) = row else { return Err(missing(&mut conn, topic, partition).await) };
+        let mut next: i64 = col(&row, 0)?;
+        let high_watermark: i64 = col(&row, 1)?;
+        let outcomes = deltas
+            .iter()
+            .map(|delta| {
+                let base_offset = next;
+                next += delta;
+                AppendOutcome { base_offset, high_watermark: next }
+            })
+            .collect::<Vec<_>>();
+        if next != high_watermark {
+            return Err(StorageError::Corrupt(format!("append_many: offsets end at {next}, the partition at {high_watermark}")));
+        }
+        Ok(outcomes)
+    }
+}
+
 #[async_trait]
 impl Storage for PostgresStorage {
     fn engine(&self) -> &'static str {
@@ -268,6 +335,20 @@ impl Storage for PostgresStorage {
         match row {
             Some(row) => Ok(AppendOutcome { base_offset: col(&row, 0)?, high_watermark: col(&row, 1)? }),
             None => Err(missing(&mut conn, topic, partition).await),
+        }
+    }
+
+    async fn append_many(&self, topic: &str, partition: i32, batches: Vec<(Batch, Option<ProducerState>)>) -> Vec<Result<AppendOutcome>> {
+        let count = batches.len();
+        match self.append_many_once(topic, partition, &batches).await {
+            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
+            Err(e) => {
+                // One statement: none was stored. The first gets the error itself.
+                let reason = e.to_string();
+                std::iter::once(Err(e))
+                    .chain((1..count).map(|_| Err(StorageError::Engine(format!("the write with this batch failed: {reason}")))))
+                    .collect()
+            }
         }
     }
 

@@ -23,6 +23,7 @@ pub(crate) enum Query {
     AddPartitions,
     SetTopicConfigs,
     Append,
+    AppendMany,
     Read,
     Offsets,
     BatchAtTime,
@@ -49,7 +50,7 @@ pub(crate) enum Query {
 }
 
 impl Query {
-    pub(crate) const ALL: [Query; 38] = [
+    pub(crate) const ALL: [Query; 39] = [
         Query::MigrationsLock,
         Query::MigrationsTable,
         Query::MigrationsApplied,
@@ -65,6 +66,7 @@ impl Query {
         Query::AddPartitions,
         Query::SetTopicConfigs,
         Query::Append,
+        Query::AppendMany,
         Query::Read,
         Query::Offsets,
         Query::BatchAtTime,
@@ -108,6 +110,7 @@ impl Query {
             Query::AddPartitions => "add_partitions",
             Query::SetTopicConfigs => "set_topic_configs",
             Query::Append => "append",
+            Query::AppendMany => "append_many",
             Query::Read => "read",
             Query::Offsets => "offsets",
             Query::BatchAtTime => "batch_at_time",

@@ -108,6 +108,57 @@ SELECT part.base_offset, part.next_offset,
        pg_notify('ductstream_appends', part.topic_id::text || ':' || $2::integer::text || ':' || part.next_offset::text)
 FROM part
 
+-- name: append_many
+-- `append` for several batches of one partition in one statement: the partition row is locked
+-- once, each batch gets the next base offset, time index and end position in order, and one
+-- wake-up is queued. $3..$10 are parallel arrays, one element per batch, in log order (offset
+-- delta, max timestamp, byte size, record count, producer id, epoch, base sequence, bytes);
+-- $11..$13 the producers' new states, one per producer (their last).
+WITH input AS (
+    SELECT i.*,
+           (sum(i.delta) OVER w)::bigint AS delta_end,
+           (sum(i.size) OVER w)::bigint AS size_end,
+           max(i.max_ts) OVER w AS ts_running
+    FROM unnest($3::bigint[], $4::bigint[], $5::integer[], $6::integer[], $7::bigint[], $8::smallint[],
+                $9::integer[], $10::bytea[])
+         WITH ORDINALITY AS i (delta, max_ts, size, records, pid, pepoch, bseq, data, ord)
+    WINDOW w AS (ORDER BY i.ord)
+), totals AS (
+    SELECT sum(delta)::bigint AS delta, max(max_ts)::bigint AS max_ts, sum(size)::bigint AS size FROM input
+), old AS (
+    SELECT p.topic_id, p.partition, p.next_offset, p.max_timestamp, p.next_position
+    FROM ductstream_partitions p JOIN ductstream_topics t ON t.id = p.topic_id
+    WHERE t.name = $1::text AND p.partition = $2::integer
+    FOR UPDATE OF p
+), part AS (
+    UPDATE ductstream_partitions p
+    SET next_offset = old.next_offset + totals.delta,
+        max_timestamp = GREATEST(old.max_timestamp, totals.max_ts),
+        next_position = old.next_position + totals.size
+    FROM old, totals
+    WHERE p.topic_id = old.topic_id AND p.partition = old.partition
+    RETURNING p.topic_id, p.next_offset
+), batch AS (
+    INSERT INTO ductstream_batches (topic_id, partition, base_offset, last_offset, record_count,
+        max_timestamp, time_index, end_position, byte_size, producer_id, producer_epoch,
+        base_sequence, data)
+    SELECT old.topic_id, $2::integer, old.next_offset + input.delta_end - input.delta,
+        old.next_offset + input.delta_end - 1, input.records, input.max_ts,
+        GREATEST(old.max_timestamp, input.ts_running), old.next_position + input.size_end,
+        input.size, input.pid, input.pepoch, input.bseq,
+        overlay(input.data PLACING int8send(old.next_offset + input.delta_end - input.delta) FROM 1 FOR 8)
+    FROM old, input
+), producer AS (
+    INSERT INTO ductstream_producer_states (topic_id, partition, producer_id, epoch, batches)
+    SELECT old.topic_id, $2::integer, s.pid, s.epoch, s.batches
+    FROM old, unnest($11::bigint[], $12::smallint[], $13::jsonb[]) AS s (pid, epoch, batches)
+    ON CONFLICT (topic_id, partition, producer_id)
+    DO UPDATE SET epoch = EXCLUDED.epoch, batches = EXCLUDED.batches
+)
+SELECT old.next_offset, part.next_offset,
+       pg_notify('ductstream_appends', part.topic_id::text || ':' || $2::integer::text || ':' || part.next_offset::text)
+FROM old, part
+
 -- name: read
 -- Rows: none when the partition does not exist; else (log_start, high watermark, batch) per
 -- batch, or one row with a NULL batch when there is nothing to return. The batch holding
