@@ -3,8 +3,14 @@
 //! It validates idempotent producers' sequences, appends through [`Storage`], hands the write
 //! to the group committer, and publishes each partition's durable high watermark so that fetch
 //! long polls wake on appends rather than polling.
+//!
+//! Appends queue per partition in the order their turns were taken (request order). One
+//! drain at a time writes what is queued: every batch waiting in line goes to storage in one
+//! `append_many`, so while storage is busy with one write the next requests' batches gather
+//! and share the next (one statement on Postgres instead of one per batch).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ductstream_storage::{Batch, PartitionOffsets, ProducerState, Storage, Topic};
@@ -18,32 +24,72 @@ use crate::{BrokerError, Result};
 
 type PartitionTable = HashMap<(Uuid, i32), Arc<PartitionState>>;
 
+/// Most batches, and bytes, one drain hands to storage at once.
+const GROUP_BATCHES: usize = 1_000;
+const GROUP_BYTES: usize = 16 << 20;
+
 pub struct Log {
+    appender: Arc<Appender>,
+    partitions: Mutex<PartitionTable>,
+}
+
+/// What writing a queued group needs; shared with the turns, which may start a drain.
+struct Appender {
     storage: Arc<dyn Storage>,
     /// Bumped when partition leadership may have moved: cached writer state (next offset,
     /// idempotent producers) is then reloaded from storage before the next append.
-    leadership_epoch: std::sync::atomic::AtomicU64,
+    leadership_epoch: AtomicU64,
     committer: Arc<Committer>,
-    partitions: Mutex<PartitionTable>,
 }
 
 /// What the broker keeps in memory for a partition it serves.
 pub struct PartitionState {
     /// The durable high watermark: consumers see offsets below it.
     high_watermark: watch::Sender<i64>,
-    /// Held for the whole of an append; loaded on first use.
+    /// Held while a group is written; loaded on first use.
     writer: tokio::sync::Mutex<Option<WriterState>>,
-    /// The turn of the latest queued append: the next one waits for it (see [`Turn`]).
-    last_turn: Mutex<Option<oneshot::Receiver<()>>>,
+    queue: Mutex<Queue>,
 }
 
-/// A place in a partition's queue of appends, taken in request order. Appends wait for the
-/// turn before theirs, so a connection can hand the next request to the handler while earlier
-/// appends are still with storage, and batches still land in the order they were sent.
+/// Appends in line, by turn number.
+#[derive(Default)]
+struct Queue {
+    next_turn: u64,
+    /// The turn the next write starts at.
+    next_write: u64,
+    /// Batches handed in, by turn; `None` for a turn given up without a batch.
+    waiting: BTreeMap<u64, Option<Queued>>,
+    /// A drain is running: it will see what is added now.
+    draining: bool,
+}
+
+struct Queued {
+    batch: Batch,
+    reply: oneshot::Sender<Result<Appended>>,
+}
+
+/// A place in a partition's line of appends, taken in request order. Appends are written in
+/// turn order whenever their batches arrive, so a connection can hand the next request to the
+/// handler while earlier appends are still with storage.
 pub struct Turn {
-    previous: Option<oneshot::Receiver<()>>,
-    /// Dropped when this append is over, which lets the next one go.
-    _done: oneshot::Sender<()>,
+    appender: Arc<Appender>,
+    state: Arc<PartitionState>,
+    topic: Topic,
+    partition: i32,
+    seq: u64,
+    used: bool,
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if self.used {
+            return;
+        }
+        // Given up: the line must not wait for it.
+        if self.state.hand_in(self.seq, None) {
+            spawn_drain(self.appender.clone(), self.topic.clone(), self.partition, self.state.clone());
+        }
+    }
 }
 
 struct WriterState {
@@ -83,16 +129,164 @@ impl PartitionState {
             raised
         });
     }
+
+    /// Puts a turn's batch (or its absence) in line; true when the caller must start a drain.
+    fn hand_in(&self, seq: u64, queued: Option<Queued>) -> bool {
+        let Ok(mut queue) = self.queue.lock() else { return false };
+        queue.waiting.insert(seq, queued);
+        !std::mem::replace(&mut queue.draining, true)
+    }
+
+    /// The batches whose turn has come, in order, within the group limits; an empty group
+    /// ends the drain.
+    fn next_group(&self) -> Vec<Queued> {
+        let Ok(mut queue) = self.queue.lock() else { return Vec::new() };
+        let mut group: Vec<Queued> = Vec::new();
+        let mut bytes = 0;
+        while group.len() < GROUP_BATCHES && bytes < GROUP_BYTES {
+            let turn = queue.next_write;
+            let Some(slot) = queue.waiting.remove(&turn) else { break };
+            queue.next_write += 1;
+            if let Some(queued) = slot {
+                bytes += queued.batch.len();
+                group.push(queued);
+            }
+        }
+        if group.is_empty() {
+            queue.draining = false;
+        }
+        group
+    }
+}
+
+fn spawn_drain(appender: Arc<Appender>, topic: Topic, partition: i32, state: Arc<PartitionState>) {
+    match tokio::runtime::Handle::try_current() {
+        Ok(runtime) => {
+            runtime.spawn(async move { appender.drain(&topic, partition, &state).await });
+        }
+        Err(_) => tracing::error!(topic = %topic.name, partition, "no runtime to write queued appends on"),
+    }
+}
+
+impl Appender {
+    /// Writes queued groups until the line is empty or waits for a turn not handed in yet.
+    async fn drain(&self, topic: &Topic, partition: i32, state: &Arc<PartitionState>) {
+        loop {
+            let group = state.next_group();
+            if group.is_empty() {
+                return;
+            }
+            self.write_group(topic, partition, state, group).await;
+        }
+    }
+
+    /// Checks each batch's producer sequence, stores the accepted ones in one `append_many`
+    /// and answers every batch.
+    async fn write_group(&self, topic: &Topic, partition: i32, state: &Arc<PartitionState>, group: Vec<Queued>) {
+        let mut writer = state.writer.lock().await;
+        let epoch = self.leadership_epoch.load(Ordering::SeqCst);
+        if writer.as_ref().is_none_or(|w| w.leadership_epoch != epoch) {
+            match self.load_writer(topic, partition, epoch).await {
+                Ok(loaded) => {
+                    state.publish_high_watermark(loaded.next_offset);
+                    *writer = Some(loaded);
+                }
+                Err(e) => {
+                    let message = e.to_string();
+                    for q in group {
+                        let _ = q.reply.send(Err(BrokerError::kafka(e.code(), message.clone())));
+                    }
+                    return;
+                }
+            }
+        }
+        let Some(w) = writer.as_mut() else { return };
+
+        // Sequence checks against the producers as they will be once the earlier batches of
+        // the group are stored.
+        let mut predicted = w.next_offset;
+        let mut accepted: Vec<(Queued, Option<ProducerState>)> = Vec::with_capacity(group.len());
+        let mut duplicates: Vec<(Queued, i64)> = Vec::new();
+        for q in group {
+            let producer = if q.batch.has_producer_id() {
+                match idempotence::check(w.producers.get(&q.batch.producer_id()), &q.batch, predicted) {
+                    Err(e) => {
+                        let _ = q.reply.send(Err(e));
+                        continue;
+                    }
+                    Ok(Sequenced::Duplicate(base_offset)) => {
+                        duplicates.push((q, base_offset));
+                        continue;
+                    }
+                    Ok(Sequenced::Append(next)) => {
+                        w.producers.insert(next.producer_id, next.clone());
+                        Some(next)
+                    }
+                }
+            } else {
+                None
+            };
+            predicted += i64::from(q.batch.last_offset_delta()) + 1;
+            accepted.push((q, producer));
+        }
+
+        let batches = accepted.iter().map(|(q, p)| (q.batch.clone(), p.clone())).collect();
+        let outcomes = if accepted.is_empty() { Vec::new() } else { self.storage.append_many(&topic.name, partition, batches).await };
+        let log_start = match self.storage.offsets(&topic.name, partition).await {
+            Ok(offsets) => offsets.log_start,
+            Err(_) => 0,
+        };
+        let mut failed = false;
+        for ((q, _), outcome) in accepted.into_iter().zip(outcomes) {
+            match outcome {
+                Ok(outcome) => {
+                    if outcome.base_offset != w.next_offset {
+                        tracing::warn!(
+                            topic = %topic.name, partition, expected = w.next_offset, got = outcome.base_offset,
+                            "partition was appended to by another writer"
+                        );
+                    }
+                    w.next_offset = outcome.high_watermark;
+                    let durable = self.committer.register(state.clone(), outcome.high_watermark);
+                    let _ = q.reply.send(Ok(Appended { base_offset: outcome.base_offset, log_start, durable }));
+                }
+                Err(e) => {
+                    failed = true;
+                    let _ = q.reply.send(Err(e.into()));
+                }
+            }
+        }
+        // Retries of stored batches are durable once what is stored so far is.
+        for (q, base_offset) in duplicates {
+            let durable = self.committer.register(state.clone(), w.next_offset);
+            let _ = q.reply.send(Ok(Appended { base_offset, log_start, durable }));
+        }
+        if failed {
+            // The producers' states and the next offset are unknown now: read them again.
+            *writer = None;
+        }
+    }
+
+    async fn load_writer(&self, topic: &Topic, partition: i32, epoch: u64) -> Result<WriterState> {
+        let offsets = self.storage.offsets(&topic.name, partition).await?;
+        let producers = self.storage.producers(&topic.name, partition).await?;
+        Ok(WriterState {
+            leadership_epoch: epoch,
+            next_offset: offsets.high_watermark,
+            producers: producers.into_iter().map(|p| (p.producer_id, p)).collect(),
+        })
+    }
 }
 
 impl Log {
     pub fn new(storage: Arc<dyn Storage>) -> Log {
         let committer = Committer::start(storage.clone());
-        Log { storage, leadership_epoch: Default::default(), committer, partitions: Mutex::new(HashMap::new()) }
+        let appender = Arc::new(Appender { storage, leadership_epoch: AtomicU64::new(0), committer });
+        Log { appender, partitions: Mutex::new(HashMap::new()) }
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
-        &self.storage
+        &self.appender.storage
     }
 
     /// The in-memory state of a partition of `topic`, created on first use.
@@ -101,18 +295,18 @@ impl Log {
             return Ok(state.clone());
         }
         // Everything in storage when the partition is first opened has survived a restart.
-        let offsets = self.storage.offsets(&topic.name, partition).await?;
+        let offsets = self.storage().offsets(&topic.name, partition).await?;
         let state = Arc::new(PartitionState {
             high_watermark: watch::Sender::new(offsets.high_watermark),
             writer: tokio::sync::Mutex::new(None),
-            last_turn: Mutex::new(None),
+            queue: Mutex::new(Queue::default()),
         });
         Ok(self.lock_partitions()?.entry((topic.id, partition)).or_insert(state).clone())
     }
 
     /// Another broker may have written to partitions this one now leads.
     pub fn leadership_changed(&self) {
-        self.leadership_epoch.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.appender.leadership_epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Raises a partition's high watermark after another broker appended to the shared store;
@@ -145,69 +339,29 @@ impl Log {
         self.partitions.lock().map_err(|_| BrokerError::kafka(ResponseError::UnknownServerError, "partition table lock poisoned"))
     }
 
-    /// Takes the next place in the partition's queue of appends.
+    /// Takes the next place in the partition's line of appends.
     pub async fn take_turn(&self, topic: &Topic, partition: i32) -> Result<Turn> {
         let state = self.partition(topic, partition).await?;
-        let (done, next) = oneshot::channel();
-        let previous = state
-            .last_turn
-            .lock()
-            .map_err(|_| BrokerError::kafka(ResponseError::UnknownServerError, "append queue lock poisoned"))?
-            .replace(next);
-        Ok(Turn { previous, _done: done })
+        let seq = {
+            let mut queue = state
+                .queue
+                .lock()
+                .map_err(|_| BrokerError::kafka(ResponseError::UnknownServerError, "append queue lock poisoned"))?;
+            queue.next_turn += 1;
+            queue.next_turn - 1
+        };
+        Ok(Turn { appender: self.appender.clone(), state, topic: topic.clone(), partition, seq, used: false })
     }
 
-    /// Appends one validated batch to `topic`/`partition` once the appends queued before
-    /// `turn` are over.
-    pub async fn append(&self, topic: &Topic, partition: i32, batch: Batch, turn: Turn) -> Result<Appended> {
-        if let Some(previous) = turn.previous {
-            // Resolves (with an error) when the earlier append's turn is dropped: it is over.
-            let _ = previous.await;
+    /// Appends one validated batch to `topic`/`partition` in `turn`'s place in line, and
+    /// returns once it is stored (not yet durable: see [`Appended::durable`]).
+    pub async fn append(&self, batch: Batch, mut turn: Turn) -> Result<Appended> {
+        let (reply, answer) = oneshot::channel();
+        turn.used = true;
+        if turn.state.hand_in(turn.seq, Some(Queued { batch, reply })) {
+            spawn_drain(turn.appender.clone(), turn.topic.clone(), turn.partition, turn.state.clone());
         }
-        let state = self.partition(topic, partition).await?;
-        let mut writer = state.writer.lock().await;
-        let epoch = self.leadership_epoch.load(std::sync::atomic::Ordering::SeqCst);
-        if writer.as_ref().is_none_or(|w| w.leadership_epoch != epoch) {
-            let offsets = self.storage.offsets(&topic.name, partition).await?;
-            let producers = self.storage.producers(&topic.name, partition).await?;
-            state.publish_high_watermark(offsets.high_watermark);
-            *writer = Some(WriterState {
-                leadership_epoch: epoch,
-                next_offset: offsets.high_watermark,
-                producers: producers.into_iter().map(|p| (p.producer_id, p)).collect(),
-            });
-        }
-        let Some(w) = writer.as_mut() else {
-            return Err(BrokerError::kafka(ResponseError::UnknownServerError, "partition writer not loaded"));
-        };
-
-        let producer = if batch.has_producer_id() {
-            match idempotence::check(w.producers.get(&batch.producer_id()), &batch, w.next_offset)? {
-                Sequenced::Duplicate(base_offset) => {
-                    let offsets = self.storage.offsets(&topic.name, partition).await?;
-                    let durable = self.committer.register(state.clone(), w.next_offset);
-                    return Ok(Appended { base_offset, log_start: offsets.log_start, durable });
-                }
-                Sequenced::Append(next) => Some(next),
-            }
-        } else {
-            None
-        };
-
-        let outcome = self.storage.append(&topic.name, partition, batch, producer.clone()).await?;
-        if outcome.base_offset != w.next_offset {
-            tracing::warn!(
-                topic = %topic.name, partition, expected = w.next_offset, got = outcome.base_offset,
-                "partition was appended to by another writer"
-            );
-        }
-        w.next_offset = outcome.high_watermark;
-        if let Some(p) = producer {
-            w.producers.insert(p.producer_id, p);
-        }
-        let durable = self.committer.register(state.clone(), outcome.high_watermark);
-        let offsets = self.storage.offsets(&topic.name, partition).await?;
-        Ok(Appended { base_offset: outcome.base_offset, log_start: offsets.log_start, durable })
+        answer.await.map_err(|_| BrokerError::kafka(ResponseError::UnknownServerError, "the append was dropped unanswered"))?
     }
 
     /// Durable batches from the one holding `offset`, within `max_bytes` (the first batch
@@ -224,7 +378,7 @@ impl Log {
         if offset == offsets.high_watermark {
             return Ok(ReadBatches { batches: Vec::new(), offsets });
         }
-        let mut batches = self.storage.read(&topic.name, partition, offset, max_bytes).await?;
+        let mut batches = self.storage().read(&topic.name, partition, offset, max_bytes).await?;
         batches.retain(|b| b.base_offset() < offsets.high_watermark);
         Ok(ReadBatches { batches, offsets })
     }
@@ -232,7 +386,7 @@ impl Log {
     /// The log start and the durable high watermark.
     pub async fn offsets(&self, topic: &Topic, partition: i32) -> Result<PartitionOffsets> {
         let state = self.partition(topic, partition).await?;
-        let stored = self.storage.offsets(&topic.name, partition).await?;
+        let stored = self.storage().offsets(&topic.name, partition).await?;
         Ok(PartitionOffsets { log_start: stored.log_start, high_watermark: state.high_watermark() })
     }
 
@@ -242,15 +396,15 @@ impl Log {
         let _writer = state.writer.lock().await;
         let offset = if offset == -1 { state.high_watermark() } else { offset };
         if offset > state.high_watermark() {
-            let stored = self.storage.offsets(&topic.name, partition).await?;
+            let stored = self.storage().offsets(&topic.name, partition).await?;
             return Err(BrokerError::Storage(ductstream_storage::StorageError::OffsetOutOfRange {
                 requested: offset,
                 log_start: stored.log_start,
                 high_watermark: state.high_watermark(),
             }));
         }
-        let log_start = self.storage.delete_records(&topic.name, partition, offset).await?;
-        self.committer.register(state.clone(), state.high_watermark()).wait().await.map_err(|e| {
+        let log_start = self.storage().delete_records(&topic.name, partition, offset).await?;
+        self.appender.committer.register(state.clone(), state.high_watermark()).wait().await.map_err(|e| {
             BrokerError::kafka(ResponseError::KafkaStorageError, e)
         })?;
         Ok(log_start)

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use ductstream_storage::{Batch, BatchError, Topic};
+use ductstream_storage::{Batch, BatchError};
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
@@ -18,8 +18,6 @@ use crate::{topic_config, BrokerError, Result};
 
 /// A partition's batch, checked and queued in request order, not yet stored.
 struct Accepted {
-    topic: Topic,
-    partition: i32,
     batch: Batch,
     log_append_time: Option<i64>,
     turn: Turn,
@@ -140,12 +138,12 @@ async fn accept(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>) 
         None => batch,
     };
     let turn = broker.log.take_turn(&topic, partition).await?;
-    Ok(Accepted { topic, partition, batch, log_append_time, turn })
+    Ok(Accepted { batch, log_append_time, turn })
 }
 
 /// Appends an accepted batch when its turn comes.
 async fn store(ctx: &Ctx, a: Accepted) -> Result<Pending> {
-    let appended = ctx.broker.log.append(&a.topic, a.partition, a.batch, a.turn).await?;
+    let appended = ctx.broker.log.append(a.batch, a.turn).await?;
     Ok(Pending::Appended {
         base_offset: appended.base_offset,
         log_start: appended.log_start,

@@ -45,7 +45,7 @@ pub async fn move_all(broker: &Broker, topic: &Topic, state: &ConsumerState, dea
         let partition = id.partition % dlq.partitions.max(1);
         let batch = batch_builder::build(&[record])?;
         let turn = broker.log.take_turn(&dlq, partition).await?;
-        let appended = broker.log.append(&dlq, partition, batch, turn).await?;
+        let appended = broker.log.append(batch, turn).await?;
         appended.durable.wait().await.map_err(|e| BrokerError::Storage(StorageError::Engine(e)))?;
         moved.push(*id);
         tracing::info!(stream = %state.stream, group = %state.group, id = %id, reason, dlq = %dlq.name, "dead-lettered");

@@ -78,7 +78,7 @@ impl ChangeWriter for TopicWriter {
             for chunk in records.chunks(RECORDS_PER_BATCH) {
                 let batch = batch_builder::build(chunk).map_err(writer_error)?;
                 let turn = self.log.take_turn(&topic, partition as i32).await.map_err(writer_error)?;
-                let appended = self.log.append(&topic, partition as i32, batch, turn).await.map_err(writer_error)?;
+                let appended = self.log.append(batch, turn).await.map_err(writer_error)?;
                 durable.push(appended.durable);
             }
         }
