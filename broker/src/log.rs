@@ -95,6 +95,8 @@ impl Drop for Turn {
 struct WriterState {
     leadership_epoch: u64,
     next_offset: i64,
+    /// For produce answers; DeleteRecords through this broker keeps it current.
+    log_start: i64,
     producers: HashMap<i64, ProducerState>,
 }
 
@@ -232,10 +234,7 @@ impl Appender {
 
         let batches = accepted.iter().map(|(q, p)| (q.batch.clone(), p.clone())).collect();
         let outcomes = if accepted.is_empty() { Vec::new() } else { self.storage.append_many(&topic.name, partition, batches).await };
-        let log_start = match self.storage.offsets(&topic.name, partition).await {
-            Ok(offsets) => offsets.log_start,
-            Err(_) => 0,
-        };
+        let log_start = w.log_start;
         let mut failed = false;
         for ((q, _), outcome) in accepted.into_iter().zip(outcomes) {
             match outcome {
@@ -273,6 +272,7 @@ impl Appender {
         Ok(WriterState {
             leadership_epoch: epoch,
             next_offset: offsets.high_watermark,
+            log_start: offsets.log_start,
             producers: producers.into_iter().map(|p| (p.producer_id, p)).collect(),
         })
     }
@@ -393,7 +393,7 @@ impl Log {
     /// Makes offsets below `offset` unreadable; `-1` means the high watermark.
     pub async fn delete_records(&self, topic: &Topic, partition: i32, offset: i64) -> Result<i64> {
         let state = self.partition(topic, partition).await?;
-        let _writer = state.writer.lock().await;
+        let mut writer = state.writer.lock().await;
         let offset = if offset == -1 { state.high_watermark() } else { offset };
         if offset > state.high_watermark() {
             let stored = self.storage().offsets(&topic.name, partition).await?;
@@ -404,6 +404,9 @@ impl Log {
             }));
         }
         let log_start = self.storage().delete_records(&topic.name, partition, offset).await?;
+        if let Some(w) = writer.as_mut() {
+            w.log_start = log_start;
+        }
         self.appender.committer.register(state.clone(), state.high_watermark()).wait().await.map_err(|e| {
             BrokerError::kafka(ResponseError::KafkaStorageError, e)
         })?;
