@@ -16,6 +16,7 @@ mod connection;
 pub mod durable;
 mod error;
 pub mod flows;
+mod gatherer;
 mod frame;
 pub mod grpc;
 pub mod groups;

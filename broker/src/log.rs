@@ -7,18 +7,20 @@
 //! Appends queue per partition in the order their turns were taken (request order). One
 //! drain at a time writes what is queued: every batch waiting in line goes to storage in one
 //! `append_many`, so while storage is busy with one write the next requests' batches gather
-//! and share the next (one statement on Postgres instead of one per batch).
+//! and share the next (one statement on Postgres instead of one per batch). On stores that
+//! write several partitions in one transaction, the [`Gatherer`] joins the partitions' groups.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use ductstream_storage::{Batch, PartitionOffsets, ProducerState, Storage, Topic};
+use ductstream_storage::{Batch, PartitionOffsets, PartitionWrite, ProducerState, Storage, Topic};
 use kafka_protocol::error::ResponseError;
 use tokio::sync::{oneshot, watch};
 use uuid::Uuid;
 
 use crate::committer::{Committer, Durable};
+use crate::gatherer::Gatherer;
 use crate::idempotence::{self, Sequenced};
 use crate::{BrokerError, Result};
 
@@ -40,6 +42,8 @@ struct Appender {
     /// idempotent producers) is then reloaded from storage before the next append.
     leadership_epoch: AtomicU64,
     committer: Arc<Committer>,
+    /// For stores that write several partitions in one transaction.
+    gatherer: Option<Arc<Gatherer>>,
 }
 
 /// What the broker keeps in memory for a partition it serves.
@@ -232,8 +236,12 @@ impl Appender {
             accepted.push((q, producer));
         }
 
-        let batches = accepted.iter().map(|(q, p)| (q.batch.clone(), p.clone())).collect();
-        let outcomes = if accepted.is_empty() { Vec::new() } else { self.storage.append_many(&topic.name, partition, batches).await };
+        let batches: Vec<_> = accepted.iter().map(|(q, p)| (q.batch.clone(), p.clone())).collect();
+        let outcomes = match (&self.gatherer, accepted.is_empty()) {
+            (_, true) => Vec::new(),
+            (Some(gatherer), false) => gatherer.write(PartitionWrite { topic: topic.name.clone(), partition, batches }).await,
+            (None, false) => self.storage.append_many(&topic.name, partition, batches).await,
+        };
         let log_start = w.log_start;
         let mut failed = false;
         for ((q, _), outcome) in accepted.into_iter().zip(outcomes) {
@@ -281,7 +289,8 @@ impl Appender {
 impl Log {
     pub fn new(storage: Arc<dyn Storage>) -> Log {
         let committer = Committer::start(storage.clone());
-        let appender = Arc::new(Appender { storage, leadership_epoch: AtomicU64::new(0), committer });
+        let gatherer = storage.groups_partitions().then(|| Gatherer::new(storage.clone()));
+        let appender = Arc::new(Appender { storage, leadership_epoch: AtomicU64::new(0), committer, gatherer });
         Log { appender, partitions: Mutex::new(HashMap::new()) }
     }
 

@@ -33,6 +33,6 @@ pub use segment::SegmentStorage;
 pub use sled_engine::SledStorage;
 pub use storage::{DocumentUpdate, Storage};
 pub use types::{
-    AppendOutcome, BrokerInfo, PartitionOffsets, ProducerBatch, ProducerState, Topic, TopicSpec,
+    AppendOutcome, BrokerInfo, PartitionOffsets, PartitionWrite, ProducerBatch, ProducerState, Topic, TopicSpec,
     PRODUCER_BATCHES_KEPT,
 };

@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use crate::{
-    AppendOutcome, Batch, BrokerInfo, CommittedOffset, GroupState, PartitionOffsets, ProducerState, Result, Topic, TopicSpec,
+    AppendOutcome, Batch, PartitionWrite, BrokerInfo, CommittedOffset, GroupState, PartitionOffsets, ProducerState, Result, Topic, TopicSpec,
 };
 
 /// What [`Storage::update_document`] runs on a document's current contents.
@@ -61,6 +61,22 @@ pub trait Storage: Send + Sync + 'static {
                 failed = Some(e.to_string());
             }
             out.push(outcome);
+        }
+        out
+    }
+
+    /// Whether [`Storage::append_partitions`] stores several partitions' writes together
+    /// (cheaper than one by one): the broker then gathers the writes of all partitions.
+    fn groups_partitions(&self) -> bool {
+        false
+    }
+
+    /// Several partitions' [`Storage::append_many`] at once; engines that can make them one
+    /// transaction do (Postgres: one commit). One result list per write, in order.
+    async fn append_partitions(&self, writes: Vec<PartitionWrite>) -> Vec<Vec<Result<AppendOutcome>>> {
+        let mut out = Vec::with_capacity(writes.len());
+        for w in writes {
+            out.push(self.append_many(&w.topic, w.partition, w.batches).await);
         }
         out
     }

@@ -28,6 +28,7 @@ pub async fn run_all(storage: &dyn Storage) {
     groups_are_saved_and_replaced(storage).await;
     offsets_are_committed_replaced_and_deleted(storage).await;
     append_many_stores_batches_in_order(storage).await;
+    append_partitions_writes_each_partition(storage).await;
     documents_are_stored_listed_and_deleted(storage).await;
     document_updates_are_atomic(storage).await;
 }
@@ -415,4 +416,28 @@ pub async fn append_many_stores_batches_in_order(s: &dyn Storage) {
     assert!(failed.iter().all(Result::is_err));
     assert!(matches!(failed[0], Err(StorageError::UnknownPartition { .. })), "{:?}", failed[0]);
     assert_eq!(s.offsets("many", 0).await.expect("offsets").high_watermark, 10);
+}
+
+/// `append_partitions` appends each partition's batches as `append_many` would.
+pub async fn append_partitions_writes_each_partition(s: &dyn Storage) {
+    s.create_topic(TopicSpec { name: "wide".into(), partitions: 3, configs: BTreeMap::new() }).await.expect("create");
+    s.append("wide", 1, batch(5, 0), None).await.expect("first");
+    let write = |partition: i32, batches: Vec<Batch>| crate::PartitionWrite {
+        topic: "wide".into(),
+        partition,
+        batches: batches.into_iter().map(|b| (b, None)).collect(),
+    };
+    let results = s
+        .append_partitions(vec![write(0, vec![batch(2, 0), batch(3, 0)]), write(1, vec![batch(1, 0)]), write(2, Vec::new())])
+        .await;
+    let offsets: Vec<Vec<(i64, i64)>> = results
+        .into_iter()
+        .map(|r| r.into_iter().map(|o| o.map(|o| (o.base_offset, o.high_watermark)).expect("stored")).collect())
+        .collect();
+    assert_eq!(offsets, vec![vec![(0, 2), (2, 5)], vec![(5, 6)], vec![]]);
+    let failed = s.append_partitions(vec![write(7, vec![batch(1, 0)])]).await;
+    assert!(failed[0][0].is_err());
+    for (partition, hw) in [(0, 5), (1, 6), (2, 0)] {
+        assert_eq!(s.offsets("wide", partition).await.expect("offsets").high_watermark, hw);
+    }
 }

@@ -1,6 +1,8 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+
+use crate::Batch;
 use uuid::Uuid;
 
 /// What a caller asks for when creating a topic.
@@ -63,6 +65,15 @@ impl ProducerState {
             self.batches.remove(0);
         }
     }
+}
+
+/// One partition's batches for [`crate::Storage::append_partitions`], each with its producer's
+/// new state when it came from an idempotent producer.
+#[derive(Debug, Clone)]
+pub struct PartitionWrite {
+    pub topic: String,
+    pub partition: i32,
+    pub batches: Vec<(Batch, Option<ProducerState>)>,
 }
 
 /// What [`crate::Storage::append`] did.

@@ -42,7 +42,7 @@ use self::pool::{describe, Conn, Pool};
 use self::queries::Query;
 use crate::memory::{check_deletable, check_in_range};
 use crate::{
-    AppendOutcome, Batch, BrokerInfo, CommittedOffset, DocumentUpdate, GroupState, PartitionOffsets, ProducerBatch, ProducerState, Result,
+    AppendOutcome, Batch, BrokerInfo, CommittedOffset, DocumentUpdate, GroupState, PartitionWrite, PartitionOffsets, ProducerBatch, ProducerState, Result,
     Storage, StorageError, Topic, TopicSpec,
 };
 
@@ -163,60 +163,135 @@ impl PostgresStorage {
         if batches.is_empty() {
             return Ok(Vec::new());
         }
-        let mut deltas = Vec::with_capacity(batches.len());
+        let arrays = AppendArrays::new(batches)?;
+        let mut conn = self.pool.get().await?;
+        let statement = conn.statement(Query::AppendMany).await?;
+        let row = arrays.execute(&conn.client, &statement, topic, partition).await.map_err(|e| pool::query_error(Query::AppendMany, e))?;
+        match row {
+            Some(row) => arrays.outcomes(&row),
+            None => Err(missing(&mut conn, topic, partition).await),
+        }
+    }
+
+    /// [`Storage::append_partitions`] in one transaction: one commit (one WAL flush) for
+    /// every partition's batches; the statements are pipelined.
+    async fn append_partitions_once(&self, writes: &[PartitionWrite]) -> Result<Vec<Vec<AppendOutcome>>> {
+        let arrays = writes.iter().map(|w| AppendArrays::new(&w.batches)).collect::<Result<Vec<_>>>()?;
+        let mut conn = self.pool.get().await?;
+        let statement = conn.statement(Query::AppendMany).await?;
+        let failed = |e| pool::query_error(Query::AppendMany, e);
+        let tx = conn.client.transaction().await.map_err(failed)?;
+        let rows = futures::future::join_all(
+            writes.iter().zip(&arrays).filter(|(w, _)| !w.batches.is_empty()).map(|(w, a)| a.execute(&tx, &statement, &w.topic, w.partition)),
+        )
+        .await;
+        let mut rows = rows.into_iter();
+        let mut out = Vec::with_capacity(writes.len());
+        for (w, a) in writes.iter().zip(&arrays) {
+            if w.batches.is_empty() {
+                out.push(Vec::new());
+                continue;
+            }
+            match rows.next() {
+                Some(Ok(Some(row))) => out.push(a.outcomes(&row)?),
+                Some(Ok(None)) => {
+                    drop(tx);
+                    return Err(missing(&mut conn, &w.topic, w.partition).await);
+                }
+                Some(Err(e)) => return Err(failed(e)),
+                None => return Err(StorageError::Engine("append_partitions lost a statement's answer".into())),
+            }
+        }
+        tx.commit().await.map_err(failed)?;
+        Ok(out)
+    }
+}
+
+/// One partition's batches as the parallel arrays `append_many` takes.
+struct AppendArrays<'a> {
+    deltas: Vec<i64>,
+    max_timestamps: Vec<i64>,
+    sizes: Vec<i32>,
+    records: Vec<i32>,
+    producer_ids: Vec<i64>,
+    epochs: Vec<i16>,
+    sequences: Vec<i32>,
+    data: Vec<&'a [u8]>,
+    state_ids: Vec<i64>,
+    state_epochs: Vec<i16>,
+    state_batches: Vec<Json<&'a Vec<ProducerBatch>>>,
+}
+
+impl<'a> AppendArrays<'a> {
+    fn new(batches: &'a [(Batch, Option<ProducerState>)]) -> Result<AppendArrays<'a>> {
         let mut sizes = Vec::with_capacity(batches.len());
         for (batch, _) in batches {
-            deltas.push(i64::from(batch.last_offset_delta()) + 1);
             sizes.push(i32::try_from(batch.len()).map_err(|_| {
                 StorageError::Engine(format!("a batch of {} bytes is too large to store", batch.len()))
             })?);
         }
-        let max_timestamps: Vec<i64> = batches.iter().map(|(b, _)| b.max_timestamp()).collect();
-        let records: Vec<i32> = batches.iter().map(|(b, _)| b.record_count()).collect();
-        let producer_ids: Vec<i64> = batches.iter().map(|(b, _)| b.producer_id()).collect();
-        let epochs: Vec<i16> = batches.iter().map(|(b, _)| b.producer_epoch()).collect();
-        let sequences: Vec<i32> = batches.iter().map(|(b, _)| b.base_sequence()).collect();
-        let data: Vec<&[u8]> = batches.iter().map(|(b, _)| b.bytes().as_ref()).collect();
         // Each producer's last state wins.
         let mut states: BTreeMap<i64, &ProducerState> = BTreeMap::new();
         for state in batches.iter().filter_map(|(_, p)| p.as_ref()) {
             states.insert(state.producer_id, state);
         }
-        let state_ids: Vec<i64> = states.keys().copied().collect();
-        let state_epochs: Vec<i16> = states.values().map(|s| s.epoch).collect();
-        let state_batches: Vec<Json<&Vec<ProducerBatch>>> = states.values().map(|s| Json(&s.batches)).collect();
-        let mut conn = self.pool.get().await?;
-        let row = conn
+        Ok(AppendArrays {
+            deltas: batches.iter().map(|(b, _)| i64::from(b.last_offset_delta()) + 1).collect(),
+            max_timestamps: batches.iter().map(|(b, _)| b.max_timestamp()).collect(),
+            sizes,
+            records: batches.iter().map(|(b, _)| b.record_count()).collect(),
+            producer_ids: batches.iter().map(|(b, _)| b.producer_id()).collect(),
+            epochs: batches.iter().map(|(b, _)| b.producer_epoch()).collect(),
+            sequences: batches.iter().map(|(b, _)| b.base_sequence()).collect(),
+            data: batches.iter().map(|(b, _)| b.bytes().as_ref()).collect(),
+            state_ids: states.keys().copied().collect(),
+            state_epochs: states.values().map(|s| s.epoch).collect(),
+            state_batches: states.values().map(|s| Json(&s.batches)).collect(),
+        })
+    }
+
+    async fn execute(
+        &self,
+        client: &impl tokio_postgres::GenericClient,
+        statement: &tokio_postgres::Statement,
+        topic: &str,
+        partition: i32,
+    ) -> std::result::Result<Option<Row>, tokio_postgres::Error> {
+        client
             .query_opt(
-                Query::AppendMany,
+                statement,
                 &[
                     &topic,
                     &partition,
-                    &deltas,
-                    &max_timestamps,
-                    &sizes,
-                    &records,
-                    &producer_ids,
-                    &epochs,
-                    &sequences,
-                    &data,
-                    &state_ids,
-                    &state_epochs,
-                    &state_batches,
+                    &self.deltas,
+                    &self.max_timestamps,
+                    &self.sizes,
+                    &self.records,
+                    &self.producer_ids,
+                    &self.epochs,
+                    &self.sequences,
+                    &self.data,
+                    &self.state_ids,
+                    &self.state_epochs,
+                    &self.state_batches,
                 ],
             )
-            .await?;
-        let Some(row) = row else { return Err(missing(&mut conn, topic, partition).await) };
-        let mut next: i64 = col(&row, 0)?;
-        let high_watermark: i64 = col(&row, 1)?;
-        let outcomes = deltas
+            .await
+    }
+
+    /// Each batch's outcome from the statement's (first offset, new high watermark).
+    fn outcomes(&self, row: &Row) -> Result<Vec<AppendOutcome>> {
+        let mut next: i64 = col(row, 0)?;
+        let high_watermark: i64 = col(row, 1)?;
+        let outcomes = self
+            .deltas
             .iter()
             .map(|delta| {
                 let base_offset = next;
                 next += delta;
                 AppendOutcome { base_offset, high_watermark: next }
             })
-            .collect::<Vec<_>>();
+            .collect();
         if next != high_watermark {
             return Err(StorageError::Corrupt(format!("append_many: offsets end at {next}, the partition at {high_watermark}")));
         }
@@ -347,6 +422,23 @@ impl Storage for PostgresStorage {
                 let reason = e.to_string();
                 std::iter::once(Err(e))
                     .chain((1..count).map(|_| Err(StorageError::Engine(format!("the write with this batch failed: {reason}")))))
+                    .collect()
+            }
+        }
+    }
+
+    fn groups_partitions(&self) -> bool {
+        true
+    }
+
+    async fn append_partitions(&self, writes: Vec<PartitionWrite>) -> Vec<Vec<Result<AppendOutcome>>> {
+        match self.append_partitions_once(&writes).await {
+            Ok(outcomes) => outcomes.into_iter().map(|o| o.into_iter().map(Ok).collect()).collect(),
+            Err(e) => {
+                let reason = e.to_string();
+                writes
+                    .iter()
+                    .map(|w| (0..w.batches.len()).map(|_| Err(StorageError::Engine(format!("the write failed: {reason}")))).collect())
                     .collect()
             }
         }
