@@ -1,7 +1,9 @@
 //! Gathers the writes of all partitions into one storage call, for stores where that is one
-//! transaction (Postgres): while one call is with storage, the partitions' next groups wait
+//! transaction (Postgres): while a call is with storage, the partitions' next groups wait
 //! here and go together in the next, so the store commits (and flushes its WAL) once for
-//! them all instead of once per partition.
+//! them all instead of once per partition. When much is waiting, up to [`MAX_CALLS`] calls
+//! run at once, so a store with several connections writes in parallel: small writes are
+//! grouped for latency, large ones spread for throughput.
 
 use std::sync::{Arc, Mutex};
 
@@ -10,6 +12,13 @@ use tokio::sync::oneshot;
 
 type Results = Vec<ductstream_storage::Result<AppendOutcome>>;
 
+/// Calls with storage at once, at most.
+const MAX_CALLS: usize = 8;
+/// Waiting bytes that justify another call while one is running.
+const PARALLEL_BYTES: usize = 256 << 10;
+/// Bytes one call takes, at most (it always takes at least one write).
+const CALL_BYTES: usize = 2 << 20;
+
 pub struct Gatherer {
     storage: Arc<dyn Storage>,
     line: Mutex<Line>,
@@ -17,9 +26,14 @@ pub struct Gatherer {
 
 #[derive(Default)]
 struct Line {
-    waiting: Vec<(PartitionWrite, oneshot::Sender<Results>)>,
-    /// A call is with storage; whoever finds it idle starts the next.
-    busy: bool,
+    waiting: std::collections::VecDeque<(PartitionWrite, oneshot::Sender<Results>)>,
+    waiting_bytes: usize,
+    /// Calls running; each takes what waits until nothing does.
+    calls: usize,
+}
+
+fn bytes(write: &PartitionWrite) -> usize {
+    write.batches.iter().map(|(b, _)| b.len()).sum()
 }
 
 impl Gatherer {
@@ -33,8 +47,13 @@ impl Gatherer {
         let (reply, answer) = oneshot::channel();
         let start = match self.line.lock() {
             Ok(mut line) => {
-                line.waiting.push((write, reply));
-                !std::mem::replace(&mut line.busy, true)
+                line.waiting_bytes += bytes(&write);
+                line.waiting.push_back((write, reply));
+                let start = line.calls == 0 || (line.calls < MAX_CALLS && line.waiting_bytes >= PARALLEL_BYTES);
+                if start {
+                    line.calls += 1;
+                }
+                start
             }
             Err(_) => return failed(count, "the write line's lock is poisoned"),
         };
@@ -49,11 +68,21 @@ impl Gatherer {
         loop {
             let waiting = match self.line.lock() {
                 Ok(mut line) => {
-                    let waiting = std::mem::take(&mut line.waiting);
-                    if waiting.is_empty() {
-                        line.busy = false;
+                    let mut taken = Vec::new();
+                    let mut taken_bytes = 0;
+                    while let Some(next) = line.waiting.front() {
+                        let size = bytes(&next.0);
+                        if !taken.is_empty() && taken_bytes + size > CALL_BYTES {
+                            break;
+                        }
+                        taken_bytes += size;
+                        taken.extend(line.waiting.pop_front());
                     }
-                    waiting
+                    line.waiting_bytes -= taken_bytes;
+                    if taken.is_empty() {
+                        line.calls -= 1;
+                    }
+                    taken
                 }
                 Err(_) => return,
             };
