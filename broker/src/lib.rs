@@ -13,6 +13,7 @@ pub mod cluster;
 mod committer;
 pub mod config;
 mod connection;
+mod documents;
 pub mod durable;
 mod error;
 pub mod flows;

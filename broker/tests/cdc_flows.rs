@@ -8,7 +8,7 @@ mod common;
 use std::process::Command;
 use std::time::Duration;
 
-use common::Broker;
+use common::{admin, Broker};
 use ductstream_proto::v1 as pb;
 use ductstream_proto::v1::flow_service_client::FlowServiceClient;
 use ductstream_proto::v1::stream_service_client::StreamServiceClient;
@@ -26,16 +26,6 @@ fn grpc(broker: &Broker) -> String {
     format!("http://{}", broker.grpc.expect("grpc"))
 }
 
-fn admin(server: &str, args: &[&str]) -> (bool, Value, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_ductstream-admin"))
-        .args(["--server", server])
-        .args(args)
-        .output()
-        .expect("run ductstream-admin");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (output.status.success(), json, format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)))
-}
 
 /// Writes a flow file for `dsn` and creates the flow with the CLI.
 fn create_flow(server: &str, dir: &std::path::Path, id: &str, dsn: &str, extra: &[(&str, &str)]) -> Value {

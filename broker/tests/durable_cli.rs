@@ -4,23 +4,11 @@
 
 mod common;
 
-use std::process::Command;
 
 use common::requests::{create_topic, produce_one};
-use common::temp_broker;
+use common::{admin, temp_broker};
 use ductstream_storage::testsuite::make_batch;
-use serde_json::Value;
 
-fn admin(server: &str, args: &[&str]) -> (bool, Value, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_ductstream-admin"))
-        .args(["--server", server])
-        .args(args)
-        .output()
-        .expect("run ductstream-admin");
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    let json = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (output.status.success(), json, format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)))
-}
 
 #[test]
 fn the_admin_cli_creates_pulls_acks_and_replays() {

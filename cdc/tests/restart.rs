@@ -55,6 +55,11 @@ async fn restart_after_stop_and_after_failed_write_loses_nothing() {
     flow.streaming().await;
     wait_ids(&writer, topic, 200).await;
     assert!(ids(&writer, topic).values().all(|n| *n == 1), "a clean stop confirms everything written");
+    // The checkpoint is saved right after the records are written: wait for it, not race it.
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while store.get("ductstream").expect("checkpoint").lsn <= first && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert!(store.get("ductstream").expect("checkpoint").lsn > first);
 
     // A failed write stops the flow without confirming; the restarted flow writes it again.

@@ -41,39 +41,13 @@ pub async fn update<R: Send>(
     mut f: impl FnMut(&mut ConsumerState) -> Result<R> + Send,
 ) -> Result<(ConsumerState, R)> {
     let stream = topic.name.as_str();
-    let mut outcome: Option<Result<(ConsumerState, R)>> = None;
-    let stored = broker
-        .storage()
-        .update_document(KIND, &key(stream, group), &mut |current| {
-            let Some(bytes) = current else {
-                outcome = Some(Err(not_found(stream, group)));
-                return Err(StorageError::Rejected("no such consumer".into()));
-            };
-            let mut state: ConsumerState = serde_json::from_slice(bytes)?;
-            if state.topic_id != topic.id {
-                outcome = Some(Err(BrokerError::NotFound(format!(
-                    "stream {stream:?} was deleted and created again after consumer {group:?} was made: delete the consumer and create it again"
-                ))));
-                return Err(StorageError::Rejected("stale consumer".into()));
-            }
-            match f(&mut state) {
-                Ok(r) => {
-                    let bytes = serde_json::to_vec(&state)?;
-                    outcome = Some(Ok((state, r)));
-                    Ok(Some(bytes))
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    outcome = Some(Err(e));
-                    Err(StorageError::Rejected(message))
-                }
-            }
-        })
-        .await;
-    match (stored, outcome) {
-        (Ok(_), Some(Ok(done))) => Ok(done),
-        (Err(StorageError::Rejected(_)), Some(Err(refused))) => Err(refused),
-        (Err(e), _) => Err(e.into()),
-        (Ok(_), _) => Err(BrokerError::Encode("consumer update finished without an outcome".into())),
-    }
+    crate::documents::update(broker.storage().as_ref(), KIND, &key(stream, group), || not_found(stream, group), |state: &mut ConsumerState| {
+        if state.topic_id != topic.id {
+            return Err(BrokerError::NotFound(format!(
+                "stream {stream:?} was deleted and created again after consumer {group:?} was made: delete the consumer and create it again"
+            )));
+        }
+        f(state)
+    })
+    .await
 }

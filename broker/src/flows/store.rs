@@ -44,35 +44,8 @@ pub async fn insert(storage: &dyn Storage, flow: &FlowDef) -> Result<()> {
 }
 
 /// Changes a stored flow atomically; an error from `f` changes nothing.
-pub async fn update(storage: &dyn Storage, id: &str, mut f: impl FnMut(&mut FlowDef) -> Result<()> + Send) -> Result<FlowDef> {
-    let mut outcome: Option<Result<FlowDef>> = None;
-    let stored = storage
-        .update_document(FLOW_KIND, id, &mut |current| {
-            let Some(bytes) = current else {
-                outcome = Some(Err(not_found(id)));
-                return Err(StorageError::Rejected("no such flow".into()));
-            };
-            let mut flow: FlowDef = serde_json::from_slice(bytes)?;
-            match f(&mut flow) {
-                Ok(()) => {
-                    let bytes = serde_json::to_vec(&flow)?;
-                    outcome = Some(Ok(flow));
-                    Ok(Some(bytes))
-                }
-                Err(e) => {
-                    let message = e.to_string();
-                    outcome = Some(Err(e));
-                    Err(StorageError::Rejected(message))
-                }
-            }
-        })
-        .await;
-    match (stored, outcome) {
-        (Ok(_), Some(Ok(flow))) => Ok(flow),
-        (Err(StorageError::Rejected(_)), Some(Err(e))) => Err(e),
-        (Err(e), _) => Err(e.into()),
-        (Ok(_), _) => Err(BrokerError::Encode("flow update finished without an outcome".into())),
-    }
+pub async fn update(storage: &dyn Storage, id: &str, f: impl FnMut(&mut FlowDef) -> Result<()> + Send) -> Result<FlowDef> {
+    Ok(crate::documents::update(storage, FLOW_KIND, id, || not_found(id), f).await?.0)
 }
 
 pub async fn delete(storage: &dyn Storage, id: &str) -> Result<()> {

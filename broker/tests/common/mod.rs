@@ -105,6 +105,19 @@ impl Drop for Broker {
     }
 }
 
+/// Runs `ductstream-admin --server SERVER ARGS`: (success, stdout as JSON or null, stdout and
+/// stderr as text).
+pub fn admin(server: &str, args: &[&str]) -> (bool, serde_json::Value, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_ductstream-admin"))
+        .args(["--server", server])
+        .args(args)
+        .output()
+        .expect("run ductstream-admin");
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let json = serde_json::from_str(&stdout).unwrap_or(serde_json::Value::Null);
+    (output.status.success(), json, format!("{stdout}{}", String::from_utf8_lossy(&output.stderr)))
+}
+
 /// A blocking raw Kafka connection.
 pub struct Client {
     pub stream: TcpStream,
