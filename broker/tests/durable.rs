@@ -98,7 +98,7 @@ async fn pull_ack_redelivery_nak_progress_and_term() {
     assert_eq!(created.stats.as_ref().map(|s| s.lag), Some(6));
 
     // Worker A takes two with a short claim; worker B gets the next ones, never A's.
-    let a = pull(&mut api, "orders", "search", 2, 300).await;
+    let a = pull(&mut api, "orders", "search", 2, 1_500).await;
     assert_eq!(ids(&a), ["0-0", "0-1"]);
     assert_eq!((a[0].key.as_deref(), a[0].value.as_deref()), (Some(&b"key-0"[..]), Some(&b"value-0"[..])));
     assert_eq!((a[0].delivery_count, header(&a[0], "trace")), (1, Some("t1")));
@@ -107,25 +107,25 @@ async fn pull_ack_redelivery_nak_progress_and_term() {
     assert_eq!(ack(&mut api, "orders", "search", &ids(&b)).await.expect("ack").applied, 2);
 
     // A's claim ends unacked: the messages come back, counted as second deliveries.
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
     let again = pull(&mut api, "orders", "search", 2, 60_000).await;
     assert_eq!(ids(&again), ["0-0", "0-1"]);
     assert!(again.iter().all(|m| m.delivery_count == 2));
 
     // Nak with a delay: not before the delay, then back.
-    api.nak(pb::NakRequest { stream: "orders".into(), group: "search".into(), ids: vec!["0-0".into()], delay_ms: 300 })
+    api.nak(pb::NakRequest { stream: "orders".into(), group: "search".into(), ids: vec!["0-0".into()], delay_ms: 1_500 })
         .await
         .expect("nak");
     assert_eq!(ids(&pull(&mut api, "orders", "search", 1, 60_000).await), ["0-4"]);
-    tokio::time::sleep(Duration::from_millis(400)).await;
+    tokio::time::sleep(Duration::from_millis(1_600)).await;
     let naked = pull(&mut api, "orders", "search", 1, 60_000).await;
     assert_eq!((ids(&naked), naked[0].delivery_count), (vec!["0-0".to_string()], 3));
 
     // In progress restarts the claim: a message held with a short claim stays held.
-    let held = pull(&mut api, "orders", "search", 1, 400).await;
+    let held = pull(&mut api, "orders", "search", 1, 1_000).await;
     assert_eq!(ids(&held), ["0-5"]);
-    for _ in 0..3 {
-        tokio::time::sleep(Duration::from_millis(200)).await;
+    for _ in 0..4 {
+        tokio::time::sleep(Duration::from_millis(400)).await;
         api.in_progress(pb::AckRequest { stream: "orders".into(), group: "search".into(), ids: ids(&held) })
             .await
             .expect("in progress");
@@ -338,7 +338,7 @@ async fn claims_survive_a_restart(extra: &[&str], data_dir: &std::path::Path) {
     produce(&broker, "r", 0, batch(0..4, 1_000, &[]));
     let mut api0 = api(&broker).await;
     create(&mut api0, config("r", "g")).await;
-    let got = pull(&mut api0, "r", "g", 3, 1_500).await;
+    let got = pull(&mut api0, "r", "g", 3, 5_000).await;
     assert_eq!(ids(&got), ["0-0", "0-1", "0-2"]);
     ack(&mut api0, "r", "g", &["0-1".into()]).await.expect("ack");
     let listen = broker.addr.to_string();
@@ -349,7 +349,7 @@ async fn claims_survive_a_restart(extra: &[&str], data_dir: &std::path::Path) {
     let stats = get(&mut api1, "r", "g").await.stats.expect("stats");
     assert_eq!((stats.acked, stats.pending, stats.delivered), (1, 2, 3));
     assert_eq!(ids(&pull(&mut api1, "r", "g", 10, 60_000).await), ["0-3"], "claims held before the kill stay held");
-    tokio::time::sleep(Duration::from_millis(1_600)).await;
+    tokio::time::sleep(Duration::from_millis(5_100)).await;
     let back = pull(&mut api1, "r", "g", 10, 60_000).await;
     assert_eq!(ids(&back), ["0-0", "0-2"], "the acked message never comes back");
     assert!(back.iter().all(|m| m.delivery_count == 2));
