@@ -351,3 +351,30 @@ async fn with_the_ddl_gate_a_flow_waits_for_approval() {
     let ddl = read_values(&broker, "gated._ddl", "check", 1).await;
     assert!(ddl[0].to_string().contains("ADD COLUMN email"), "{}", ddl[0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_once_catches_up_and_stops() {
+    let pg = TestPostgres::start().expect("test postgres");
+    let db = sql(&pg).await;
+    db.batch_execute("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users SELECT g, 'x' FROM generate_series(1, 3) g;")
+        .await
+        .expect("schema");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let server = grpc(&broker);
+    create_flow(&server, dir.path(), "once", &pg.url(), &[]);
+    let (ok, ran, out) = admin(&server, &["--json", "flow", "run-once", "once", "--idle", "500ms"]);
+    assert!(ok, "{out}");
+    assert_eq!(ran["flow"]["state"], "created", "running once leaves the state as it was: {out}");
+    assert_eq!(ops(&read_values(&broker, "once.public.users", "check", 3).await), [("r".to_string(), 1), ("r".to_string(), 2), ("r".to_string(), 3)]);
+
+    // Changes since are picked up by the next run, from the checkpoint.
+    db.batch_execute("INSERT INTO users VALUES (4, 'y')").await.expect("insert");
+    let (ok, ran, out) = admin(&server, &["--json", "flow", "run-once", "once", "--idle", "500ms"]);
+    assert!(ok && ran["records_written"] == 1, "{out}");
+    assert_eq!(ops(&read_values(&broker, "once.public.users", "check", 1).await), [("c".to_string(), 4)]);
+    let (ok, _, out) = admin(&server, &["flow", "start", "once"]);
+    assert!(ok, "{out}");
+    let (ok, _, out) = admin(&server, &["flow", "run-once", "once"]);
+    assert!(!ok && out.contains("FailedPrecondition"), "a running flow is not run once: {out}");
+}
