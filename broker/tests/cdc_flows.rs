@@ -194,12 +194,21 @@ async fn bad_sources_fail_with_a_message_that_says_what_to_fix() {
     let failed = wait_state(&broker, "missing", pb::FlowState::Failed).await;
     assert!(failed.last_error.contains("nope"), "{}", failed.last_error);
 
-    // A server that is not there.
+    // A server that is not there (yet): the flow keeps trying and says why it is not moving.
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     create_flow(&server, dir.path(), "away", &format!("postgres://postgres@127.0.0.1:{port}/x"), &[]);
     admin(&server, &["flow", "start", "away"]);
-    let failed = wait_state(&broker, "away", pb::FlowState::Failed).await;
-    assert!(!failed.last_error.is_empty());
+    let mut client = flows(&broker).await;
+    let mut away = pb::Flow::default();
+    for _ in 0..300 {
+        away = client.get_flow(pb::FlowRef { id: "away".into() }).await.expect("get").into_inner();
+        if !away.last_error.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(away.state, pb::FlowState::Running as i32);
+    assert!(away.last_error.contains("connection") && away.last_error.contains("retrying"), "{}", away.last_error);
 
     // What the broker can tell without connecting is refused at once.
     let path = dir.path().join("bad.json");
@@ -377,4 +386,26 @@ async fn run_once_catches_up_and_stops() {
     assert!(ok, "{out}");
     let (ok, _, out) = admin(&server, &["flow", "run-once", "once"]);
     assert!(!ok && out.contains("FailedPrecondition"), "a running flow is not run once: {out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_source_restart_interrupts_the_flow_which_recovers_by_itself() {
+    let pg = TestPostgres::start().expect("test postgres");
+    let db = sql(&pg).await;
+    db.batch_execute("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'a');").await.expect("schema");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let server = grpc(&broker);
+    create_flow(&server, dir.path(), "bounce", &pg.url(), &[]);
+    admin(&server, &["flow", "start", "bounce"]);
+    assert_eq!(ops(&read_values(&broker, "bounce.public.users", "check", 1).await), [("r".to_string(), 1)]);
+
+    pg.restart().expect("restart the source");
+    let db = sql(&pg).await;
+    db.batch_execute("INSERT INTO users VALUES (2, 'b')").await.expect("insert after the restart");
+    let after = read_values(&broker, "bounce.public.users", "check", 1).await;
+    assert_eq!(ops(&after), [("c".to_string(), 2)], "{}", broker.stderr());
+    let flow = wait_state(&broker, "bounce", pb::FlowState::Running).await;
+    assert!(flow.last_error.contains("retrying"), "the interruption is on record: {:?}", flow.last_error);
+    assert!(broker.stderr().contains("flow interrupted; retrying"));
 }

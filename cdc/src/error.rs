@@ -84,6 +84,18 @@ pub enum CdcError {
 }
 
 impl CdcError {
+    /// Worth retrying as it is: the source or the store went away for a while (a restart, a
+    /// lost connection), as opposed to a setting or an object someone must fix.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            CdcError::Io(_) | CdcError::Protocol(_) | CdcError::Writer(_) | CdcError::Checkpoint(_) => true,
+            // connection_exception, operator_intervention (shutdown, cannot connect now),
+            // too_many_connections
+            CdcError::Server { code, .. } => code.starts_with("08") || code.starts_with("57P") || code == "53300",
+            _ => false,
+        }
+    }
+
     pub(crate) fn protocol(message: impl Into<String>) -> Self {
         CdcError::Protocol(message.into())
     }

@@ -314,6 +314,13 @@ impl FlowManager {
         let task = tokio::spawn(async move {
             match flow.run().await {
                 Ok(()) => tracing::info!(flow = %id, "flow stopped"),
+                // The source or the store went away: the flow stays RUNNING and the next
+                // reconcile starts it again from its checkpoint.
+                Err(e) if record_failure && e.is_transient() => {
+                    tracing::warn!(flow = %id, error = %e, "flow interrupted; retrying");
+                    note_error(broker, &id, e.to_string()).await;
+                    tokio::time::sleep(RECONCILE_EVERY).await;
+                }
                 Err(e) => {
                     tracing::warn!(flow = %id, error = %e, "flow failed");
                     if record_failure {
@@ -323,6 +330,18 @@ impl FlowManager {
             }
         });
         Ok((handle, task))
+    }
+}
+
+/// Records the error of an interrupted flow that will be retried.
+async fn note_error(broker: Arc<Broker>, id: &str, error: String) {
+    let stored = store::update(broker.storage().as_ref(), id, |f| {
+        f.last_error = format!("{error} (retrying)");
+        Ok(())
+    })
+    .await;
+    if let Err(e) = stored {
+        tracing::warn!(flow = id, error = %e, "cannot record the flow's error");
     }
 }
 
