@@ -67,7 +67,8 @@ impl FlowManager {
     }
 
     /// Replaces the definition, keeping state, error and creation time.
-    pub async fn update(&self, def: FlowDef) -> Result<FlowView> {
+    pub async fn update(&self, mut def: FlowDef) -> Result<FlowView> {
+        def.keep_secrets_of(&store::load(self.storage(), &def.id).await?);
         def.validate()?;
         let now = now_ms();
         let stored = store::update(self.storage(), &def.id, |current| {

@@ -98,3 +98,73 @@ impl FlowDef {
         options
     }
 }
+
+/// A DSN without its password: `postgres://user:secret@host/db` → `postgres://user:***@host/db`,
+/// and `password=***` in key=value form. Flows are shown this way over the API.
+pub fn redact_dsn(dsn: &str) -> String {
+    if let (Some(scheme), Some(at)) = (dsn.find("://"), dsn.rfind('@'))
+        && at > scheme
+        && let Some((user, _)) = dsn[scheme + 3..at].split_once(':')
+    {
+        return format!("{}{user}:***{}", &dsn[..scheme + 3], &dsn[at..]);
+    }
+    dsn.split_whitespace()
+        .map(|part| if part.starts_with("password=") { "password=***".to_string() } else { part.to_string() })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl FlowDef {
+    /// The flow as the API shows it: the source DSN without its password.
+    pub fn redacted(mut self) -> FlowDef {
+        if let Some(dsn) = self.source.options.get_mut("dsn") {
+            *dsn = redact_dsn(dsn);
+        }
+        self
+    }
+
+    /// An update that sends back the DSN as the API showed it (password hidden) keeps the
+    /// stored password.
+    pub fn keep_secrets_of(&mut self, stored: &FlowDef) {
+        if let (Some(new), Some(old)) = (self.source.options.get_mut("dsn"), stored.source.options.get("dsn"))
+            && *new != *old
+            && *new == redact_dsn(old)
+        {
+            new.clone_from(old);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_hidden_and_kept() {
+        assert_eq!(redact_dsn("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_dsn("host=h user=u password=secret"), "host=h user=u password=***");
+        assert_eq!(redact_dsn("postgres://u@h/db"), "postgres://u@h/db");
+
+        let endpoint = |dsn: &str| Endpoint { name: "s".into(), kind: "postgres".into(), options: [("dsn".to_string(), dsn.to_string())].into() };
+        let def = |dsn: &str| FlowDef {
+            id: "f".into(),
+            name: "f".into(),
+            source: endpoint(dsn),
+            destinations: Vec::new(),
+            wire_format: "json".into(),
+            parallelism: 0,
+            state: FlowState::Created,
+            last_error: String::new(),
+            created_ms: 0,
+            updated_ms: 0,
+        };
+        let stored = def("postgres://u:secret@h/db");
+        assert_eq!(stored.clone().redacted().source.options["dsn"], "postgres://u:***@h/db");
+        let mut update = def("postgres://u:***@h/db");
+        update.keep_secrets_of(&stored);
+        assert_eq!(update.source.options["dsn"], "postgres://u:secret@h/db");
+        let mut changed = def("postgres://u:new@h/db");
+        changed.keep_secrets_of(&stored);
+        assert_eq!(changed.source.options["dsn"], "postgres://u:new@h/db");
+    }
+}

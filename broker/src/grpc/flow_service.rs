@@ -90,7 +90,7 @@ fn progress(status: &ductstream_cdc::FlowStatus) -> pb::FlowProgress {
 }
 
 fn flow_pb(view: FlowView) -> pb::Flow {
-    let d = view.def;
+    let d = view.def.redacted();
     let wire_format = match d.wire_format.as_str() {
         "avro" => pb::WireFormat::Avro,
         "proto" => pb::WireFormat::Proto,
