@@ -409,3 +409,63 @@ async fn a_source_restart_interrupts_the_flow_which_recovers_by_itself() {
     assert!(flow.last_error.contains("retrying"), "the interruption is on record: {:?}", flow.last_error);
     assert!(broker.stderr().contains("flow interrupted; retrying"));
 }
+
+/// Pulls up to `count` messages of `topic` as they are (no JSON decoding).
+async fn pull_raw(broker: &Broker, topic: &str, count: u32) -> Vec<pb::Message> {
+    let mut api = StreamServiceClient::connect(grpc(broker)).await.expect("connect");
+    let config = pb::ConsumerConfig { stream: topic.into(), group: "raw".into(), ..Default::default() };
+    for _ in 0..100 {
+        match api.create_consumer(pb::CreateConsumerRequest { config: Some(config.clone()) }).await {
+            Ok(_) => break,
+            Err(s) if s.code() == tonic::Code::NotFound => tokio::time::sleep(Duration::from_millis(100)).await,
+            Err(s) => panic!("create consumer: {s}"),
+        }
+    }
+    let request = pb::PullRequest { stream: topic.into(), group: "raw".into(), max_messages: count, max_wait_ms: 20_000, ..Default::default() };
+    api.pull(request).await.expect("pull").into_inner().messages
+}
+
+fn header<'m>(m: &'m pb::Message, key: &str) -> Option<&'m [u8]> {
+    m.headers.iter().find(|h| h.key == key).and_then(|h| h.value.as_deref())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_write_avro_and_proto_values() {
+    use prost::Message;
+    let pg = TestPostgres::start().expect("test postgres");
+    sql(&pg)
+        .await
+        .batch_execute("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'ada');")
+        .await
+        .expect("schema");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let server = grpc(&broker);
+    for format in ["proto", "avro"] {
+        let flow = serde_json::json!({
+            "id": format, "wire_format": format,
+            "source": {"type": "postgres", "options": {
+                "dsn": pg.url(), "slot": format!("{format}_slot"), "publication": format!("{format}_pub"),
+                "publication_tables": "public.users"}},
+        });
+        let path = dir.path().join(format!("{format}.json"));
+        std::fs::write(&path, flow.to_string()).expect("write");
+        let (ok, _, out) = admin(&server, &["flow", "create", "-f", path.to_str().expect("path")]);
+        assert!(ok, "{out}");
+        let (ok, _, out) = admin(&server, &["flow", "start", format]);
+        assert!(ok, "{out}");
+    }
+
+    let proto = pull_raw(&broker, "proto.public.users", 1).await;
+    assert_eq!(header(&proto[0], "ductstream.format"), Some(&b"proto"[..]));
+    let event = ductstream_proto::v1::ChangeEvent::decode(proto[0].value.as_deref().expect("value")).expect("a ChangeEvent");
+    assert_eq!((event.op.as_str(), event.table.as_str()), ("r", "users"));
+    let after = event.after.expect("after");
+    assert_eq!((after.columns[1].name.as_str(), after.columns[1].json.as_str()), ("name", "\"ada\""));
+
+    let avro = pull_raw(&broker, "avro.public.users", 1).await;
+    assert_eq!(header(&avro[0], "ductstream.format"), Some(&b"avro"[..]));
+    let schema = pull_raw(&broker, "avro._schemas", 1).await;
+    assert_eq!(schema[0].key.as_deref(), Some(&b"ductstream.v1.ChangeEvent"[..]));
+    assert_eq!(schema[0].value.as_deref(), Some(ductstream_cdc::wire::AVRO_SCHEMA.as_bytes()));
+}

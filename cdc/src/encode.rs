@@ -1,4 +1,6 @@
-//! The JSON wire format of change records (the default format) and topic names.
+//! Change records, their JSON wire format (the default; `avro` and `proto` are in
+//! [`crate::wire`]) and topic names. DDL records and empty-transaction markers are JSON in
+//! every format.
 //!
 //! A change record's value:
 //! `{"op":"u","schema":"public","table":"t","key":{"id":1},"before":null,"after":{...},
@@ -17,6 +19,7 @@ use serde::Serialize;
 
 use crate::event::{ChangeEvent, DdlEvent, Row};
 use crate::time::format_unix_micros;
+use crate::wire::{self, WireFormat};
 use crate::writer::OutRecord;
 
 pub const HEADER_LSN: &str = "ductstream.lsn";
@@ -54,8 +57,38 @@ struct ChangeValue<'a> {
     ts_ms: i64,
 }
 
-/// The record for a change event.
-pub fn encode_change(event: &ChangeEvent) -> OutRecord {
+/// The record for a change event, its value in `format`. The key is the primary key as JSON
+/// in every format.
+pub fn encode_change(event: &ChangeEvent, format: WireFormat) -> OutRecord {
+    let value = match format {
+        WireFormat::Json => json_change(event),
+        WireFormat::Avro => Bytes::from(wire::avro(event)),
+        WireFormat::Proto => Bytes::from(wire::proto(event)),
+    };
+    OutRecord {
+        key: event.key.as_ref().map(to_bytes),
+        value: Some(value),
+        headers: headers(&event.lsn.to_string(), event.xid, event.op.code(), format),
+        timestamp: event.commit_ts_micros.div_euclid(1000),
+    }
+}
+
+/// `<prefix>._schemas`: the Avro schema of change values, keyed by its name.
+pub fn schemas_topic(prefix: &str) -> String {
+    format!("{prefix}._schemas")
+}
+
+/// The record that publishes [`wire::AVRO_SCHEMA`].
+pub fn avro_schema_record(now_ms: i64) -> OutRecord {
+    OutRecord {
+        key: Some(Bytes::from_static(wire::AVRO_SCHEMA_NAME.as_bytes())),
+        value: Some(Bytes::from_static(wire::AVRO_SCHEMA.as_bytes())),
+        headers: vec![(HEADER_FORMAT.to_string(), Bytes::from_static(b"avro-schema"))],
+        timestamp: now_ms,
+    }
+}
+
+fn json_change(event: &ChangeEvent) -> Bytes {
     let value = ChangeValue {
         op: event.op.code(),
         schema: &event.schema,
@@ -69,12 +102,7 @@ pub fn encode_change(event: &ChangeEvent) -> OutRecord {
         commit_ts: format_unix_micros(event.commit_ts_micros),
         ts_ms: event.commit_ts_micros.div_euclid(1000),
     };
-    OutRecord {
-        key: event.key.as_ref().map(to_bytes),
-        value: Some(to_bytes(&value)),
-        headers: headers(&event.lsn.to_string(), event.xid, event.op.code()),
-        timestamp: event.commit_ts_micros.div_euclid(1000),
-    }
+    to_bytes(&value)
 }
 
 #[derive(Serialize)]
@@ -106,7 +134,7 @@ pub fn encode_ddl(event: &DdlEvent) -> OutRecord {
     OutRecord {
         key: None,
         value: Some(to_bytes(&value)),
-        headers: headers(&event.lsn.to_string(), event.xid, "ddl"),
+        headers: headers(&event.lsn.to_string(), event.xid, "ddl", WireFormat::Json),
         timestamp: event.commit_ts_micros.div_euclid(1000),
     }
 }
@@ -123,17 +151,17 @@ pub fn encode_empty_transaction(lsn: crate::Lsn, xid: u32, commit_ts_micros: i64
     OutRecord {
         key: None,
         value: Some(to_bytes(&value)),
-        headers: headers(&lsn.to_string(), Some(xid), "empty"),
+        headers: headers(&lsn.to_string(), Some(xid), "empty", WireFormat::Json),
         timestamp: commit_ts_micros.div_euclid(1000),
     }
 }
 
-fn headers(lsn: &str, xid: Option<u32>, op: &str) -> Vec<(String, Bytes)> {
+fn headers(lsn: &str, xid: Option<u32>, op: &str, format: WireFormat) -> Vec<(String, Bytes)> {
     let mut headers = vec![(HEADER_LSN.to_string(), Bytes::from(lsn.to_string()))];
     if let Some(xid) = xid {
         headers.push((HEADER_XID.to_string(), Bytes::from(xid.to_string())));
     }
-    headers.push((HEADER_FORMAT.to_string(), Bytes::from_static(b"json")));
+    headers.push((HEADER_FORMAT.to_string(), Bytes::from_static(format.name().as_bytes())));
     headers.push((HEADER_OP.to_string(), Bytes::from(op.to_string())));
     headers
 }

@@ -20,7 +20,11 @@ use tokio_postgres::Client;
 use crate::changes::{ChangeDecoder, Decoded, HEARTBEAT_PREFIX};
 use crate::checkpoint::{Checkpoint, CheckpointStore, SnapshotProgress};
 use crate::ddl::{DdlDecision, DdlGate, DdlGateSender, ddl_gate, install_ddl_capture};
-use crate::encode::{ddl_topic, encode_change, encode_ddl, encode_empty_transaction, table_topic, transactions_topic};
+use crate::encode::{
+    avro_schema_record, ddl_topic, encode_change, encode_ddl, encode_empty_transaction, schemas_topic, table_topic,
+    transactions_topic,
+};
+use crate::wire::WireFormat;
 use crate::error::{CdcError, Result};
 use crate::lsn::Lsn;
 use crate::options::FlowSourceOptions;
@@ -146,6 +150,13 @@ impl Flow {
         prepare_publication(&catalog, &options).await?;
         if options.capture_ddl {
             install_ddl_capture(&catalog).await?;
+        }
+        if options.format == WireFormat::Avro {
+            // Consumers find the schema of the values beside them.
+            let topic = schemas_topic(&options.topic_prefix);
+            self.writer.ensure_topic(&topic).await?;
+            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            self.writer.append(&topic, vec![avro_schema_record(now_ms)]).await?;
         }
         let mut checkpoint = self.checkpoints.load(&options.flow_id).await?.unwrap_or_default();
         let slot = wait_for_idle_slot(&catalog, &options.slot).await?;
@@ -289,7 +300,7 @@ impl Flow {
         match item {
             Decoded::Change(event) => {
                 let topic = table_topic(prefix, &event.schema, &event.table);
-                state.push(topic, encode_change(&event));
+                state.push(topic, encode_change(&event, self.options.format));
             }
             Decoded::Ddl(event) => {
                 if let Some(gate) = self.gate.clone() {

@@ -40,6 +40,7 @@ mod time;
 pub mod types;
 pub mod validate;
 pub mod value;
+pub mod wire;
 
 pub use checkpoint::{Checkpoint, CheckpointStore, SnapshotProgress};
 pub use ddl::{DdlApprovalRequest, DdlDecision, DdlGate, install_ddl_capture, uninstall_ddl_capture};
@@ -50,6 +51,7 @@ pub use lsn::Lsn;
 pub use memory::{MemoryCheckpointStore, MemoryWriter};
 pub use options::{FlowSourceOptions, SyncPublicationMode};
 pub use source::SourceConfig;
+pub use wire::WireFormat;
 pub use writer::{ChangeWriter, OutRecord};
 
 pub mod writer;

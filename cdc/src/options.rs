@@ -89,6 +89,8 @@ pub struct FlowSourceOptions {
     /// Pause on each DDL event until it is approved through [`crate::DdlGate`].
     #[serde(deserialize_with = "de_bool")]
     pub ddl_gate: bool,
+    /// The wire format of change values: json (default), avro or proto.
+    pub format: crate::wire::WireFormat,
 }
 
 impl Default for FlowSourceOptions {
@@ -118,6 +120,7 @@ impl Default for FlowSourceOptions {
             heartbeat_interval: Duration::from_secs(30),
             capture_ddl: false,
             ddl_gate: false,
+            format: crate::wire::WireFormat::Json,
         }
     }
 }

@@ -199,7 +199,7 @@ async fn read_chunk(job: &SnapshotJob, client: &Client, registry: &TypeRegistry,
                 commit_ts_micros: ts,
                 xid: None,
             };
-            records.push(encode_change(&event));
+            records.push(encode_change(&event, job.options.format));
         }
         if records.is_empty() {
             break;

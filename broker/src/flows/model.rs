@@ -30,7 +30,7 @@ pub struct FlowDef {
     pub name: String,
     pub source: Endpoint,
     pub destinations: Vec<Endpoint>,
-    /// Only "json" is written today.
+    /// json, avro or proto.
     pub wire_format: String,
     pub parallelism: u32,
     pub state: FlowState,
@@ -68,11 +68,8 @@ impl FlowDef {
                 )));
             }
         }
-        if self.wire_format != "json" {
-            return Err(BrokerError::InvalidArgument(format!(
-                "wire format {:?} is not supported yet: use json",
-                self.wire_format
-            )));
+        if !["json", "avro", "proto"].contains(&self.wire_format.as_str()) {
+            return Err(BrokerError::InvalidArgument(format!("wire format {:?}: use json, avro or proto", self.wire_format)));
         }
         ductstream_cdc::FlowSourceOptions::from_map(&self.source_options(false))
             .and_then(|o| o.normalized())
@@ -81,13 +78,15 @@ impl FlowDef {
     }
 
     /// The CDC options: the source's, with the flow id, the destination's topic prefix (the
-    /// flow name by default), parallelism, and the DDL gate from the environment.
+    /// flow name by default), the wire format, parallelism, and the DDL gate from the
+    /// environment.
     pub fn source_options(&self, ddl_gate_default: bool) -> HashMap<String, String> {
         let mut options: HashMap<String, String> = self.source.options.clone().into_iter().collect();
         options.entry("flow_id".into()).or_insert_with(|| self.id.clone());
         let prefix = self.destinations.iter().find_map(|d| d.options.get("topic_prefix").cloned());
         let default_prefix = if self.name.is_empty() { self.id.clone() } else { self.name.clone() };
         options.entry("topic_prefix".into()).or_insert_with(|| prefix.unwrap_or(default_prefix));
+        options.entry("format".into()).or_insert_with(|| self.wire_format.clone());
         if self.parallelism > 0 {
             options.entry("snapshot_workers".into()).or_insert_with(|| self.parallelism.to_string());
         }
