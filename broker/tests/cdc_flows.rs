@@ -469,3 +469,53 @@ async fn flows_write_avro_and_proto_values() {
     assert_eq!(schema[0].key.as_deref(), Some(&b"ductstream.v1.ChangeEvent"[..]));
     assert_eq!(schema[0].value.as_deref(), Some(ductstream_cdc::wire::AVRO_SCHEMA.as_bytes()));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ddl_changes_are_listed_and_decided_through_any_broker() {
+    let source = TestPostgres::start().expect("source postgres");
+    let store = TestPostgres::start().expect("store postgres");
+    let db = sql(&source).await;
+    db.batch_execute("CREATE TABLE users (id int PRIMARY KEY, name text)").await.expect("schema");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = store.url();
+    let one = Broker::start(&dir.path().join("one"), &["--storage", &url, "--node-id", "1", "--ddl-gate"]);
+    let two = Broker::start(&dir.path().join("two"), &["--storage", &url, "--node-id", "2", "--ddl-gate"]);
+    create_flow(&grpc(&one), dir.path(), "shared", &source.url(), &[]);
+    admin(&grpc(&one), &["flow", "start", "shared"]);
+    // The broker that runs the flow is the one that reports its progress.
+    let mut runner = None;
+    for _ in 0..300 {
+        for broker in [&one, &two] {
+            let flow = flows(broker).await.get_flow(pb::FlowRef { id: "shared".into() }).await.expect("get").into_inner();
+            if flow.progress.as_ref().is_some_and(|p| p.phase == "streaming") {
+                runner = Some(broker);
+            }
+        }
+        if runner.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let runner = runner.expect("a broker runs the flow");
+    let other = if std::ptr::eq(runner, &one) { &two } else { &one };
+
+    db.batch_execute("ALTER TABLE users ADD COLUMN email text; INSERT INTO users VALUES (1, 'a', 'a@b')").await.expect("ddl");
+    let mut pending = Value::Null;
+    for _ in 0..200 {
+        let (ok, listed, out) = admin(&grpc(other), &["--json", "ddl", "list"]);
+        assert!(ok, "{out}");
+        if listed.as_array().is_some_and(|l| !l.is_empty()) {
+            pending = listed[0].clone();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!((pending["flow_id"].as_str(), pending["status"].as_str()), (Some("shared"), Some("pending")), "{pending}");
+    let id = pending["id"].as_u64().expect("id").to_string();
+    let (ok, decided, out) = admin(&grpc(other), &["--json", "ddl", "apply", "shared", &id]);
+    assert!(ok && decided[0]["status"] == "applied", "{out}");
+    let (ok, _, out) = admin(&grpc(runner), &["ddl", "approve", "shared", &id]);
+    assert!(!ok && out.contains("already applied"), "{out}");
+    let after = read_values(runner, "shared.public.users", "check", 1).await;
+    assert_eq!(ops(&after), [("c".to_string(), 1)], "the flow went on past the DDL change");
+}

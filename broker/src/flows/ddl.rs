@@ -1,16 +1,29 @@
-//! DDL changes waiting at the gate of flows this broker runs, and the decisions on them.
+//! DDL changes waiting at the gates of running flows, and the decisions on them.
+//!
+//! Each change is a storage document (`ddl`, key `<flow>/<id>`), so any broker lists and
+//! decides it; the broker running the flow holds the gate's request and answers it when the
+//! document is decided (at once when the decision is made through it, else at its next look,
+//! every [`LOOK_EVERY`]).
 
-use std::sync::Mutex;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use ductstream_cdc::{DdlApprovalRequest, DdlGate};
+use ductstream_storage::{Storage, StorageError};
+use serde::{Deserialize, Serialize};
 
 use crate::durable::now_ms;
-use crate::{BrokerError, Result};
+use crate::{documents, BrokerError, Result};
 
-/// Decided entries kept for listing, per broker.
-const DECIDED_KEPT: usize = 1000;
+const KIND: &str = "ddl";
+/// Per flow, the last id handed out.
+const SEQUENCE_KIND: &str = "ddl_sequence";
+/// How often the broker running a flow looks for decisions made through other brokers.
+const LOOK_EVERY: Duration = Duration::from_millis(200);
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum DdlStatus {
     Pending,
     Approved,
@@ -29,8 +42,8 @@ impl DdlStatus {
     }
 }
 
-/// One DDL change as listed.
-#[derive(Debug, Clone)]
+/// One DDL change as stored and listed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct DdlEntry {
     pub flow_id: String,
     pub id: u64,
@@ -38,80 +51,150 @@ pub struct DdlEntry {
     pub tag: String,
     pub query: String,
     pub status: DdlStatus,
+    #[serde(default)]
+    pub reason: String,
     pub received_ms: i64,
 }
 
-#[derive(Default)]
-pub struct DdlBoard {
-    inner: Mutex<Board>,
+fn key(flow_id: &str, id: u64) -> String {
+    // Zero-padded so keys sort by id.
+    format!("{flow_id}/{id:020}")
 }
 
-#[derive(Default)]
-struct Board {
-    next_id: u64,
-    entries: Vec<(DdlEntry, Option<DdlApprovalRequest>)>,
+pub struct DdlBoard {
+    storage: Arc<dyn Storage>,
+    /// The gate requests of flows this broker runs, by (flow, id).
+    requests: Mutex<HashMap<(String, u64), DdlApprovalRequest>>,
 }
 
 impl DdlBoard {
-    /// Takes the gate's requests until the flow ends.
-    pub async fn serve(self: std::sync::Arc<Self>, flow_id: String, mut gate: DdlGate) {
+    pub fn new(storage: Arc<dyn Storage>) -> DdlBoard {
+        DdlBoard { storage, requests: Mutex::new(HashMap::new()) }
+    }
+
+    /// Takes the gate's requests until the flow ends: stores each change and waits for its
+    /// decision (the flow waits meanwhile).
+    pub async fn serve(self: Arc<Self>, flow_id: String, mut gate: DdlGate) {
+        // Changes a previous run of the flow left undecided are asked again by this run.
+        if let Err(e) = self.forget(&flow_id, true).await {
+            tracing::warn!(flow = %flow_id, error = %e, "cannot clear the flow's undecided DDL changes");
+        }
         while let Some(request) = gate.next().await {
             tracing::info!(flow = %flow_id, tag = %request.event.tag, "DDL change waits for a decision");
-            if let Ok(mut board) = self.inner.lock() {
-                board.next_id += 1;
-                let entry = DdlEntry {
-                    flow_id: flow_id.clone(),
-                    id: board.next_id,
-                    lsn: request.event.lsn.to_string(),
-                    tag: request.event.tag.clone(),
-                    query: request.event.query.clone(),
-                    status: DdlStatus::Pending,
-                    received_ms: now_ms(),
-                };
-                board.entries.push((entry, Some(request)));
-                let decided = board.entries.iter().filter(|(e, _)| e.status != DdlStatus::Pending).count();
-                if decided > DECIDED_KEPT
-                    && let Some(at) = board.entries.iter().position(|(e, _)| e.status != DdlStatus::Pending)
-                {
-                    board.entries.remove(at);
+            match self.store(&flow_id, &request).await {
+                Ok(id) => {
+                    if let Ok(mut requests) = self.requests.lock() {
+                        requests.insert((flow_id.clone(), id), request);
+                    }
+                    self.wait_for_decision(&flow_id, id).await;
                 }
+                Err(e) => request.reject(format!("cannot record the DDL change for a decision: {e}")),
             }
-        }
-        // The flow ended: its undecided requests are gone with it.
-        if let Ok(mut board) = self.inner.lock() {
-            board.entries.retain(|(e, r)| !(e.flow_id == flow_id && r.is_some()));
         }
     }
 
-    pub fn list(&self, flow_id: &str) -> Vec<DdlEntry> {
-        match self.inner.lock() {
-            Ok(board) => board
-                .entries
-                .iter()
-                .filter(|(e, _)| flow_id.is_empty() || e.flow_id == flow_id)
-                .map(|(e, _)| e.clone())
-                .collect(),
-            Err(_) => Vec::new(),
+    async fn store(&self, flow_id: &str, request: &DdlApprovalRequest) -> Result<u64> {
+        let mut id = 0;
+        self.storage
+            .update_document(SEQUENCE_KIND, flow_id, &mut |current| {
+                let last: u64 = match current {
+                    Some(bytes) => serde_json::from_slice(bytes)?,
+                    None => 0,
+                };
+                id = last + 1;
+                Ok(Some(serde_json::to_vec(&id)?))
+            })
+            .await?;
+        let entry = DdlEntry {
+            flow_id: flow_id.to_owned(),
+            id,
+            lsn: request.event.lsn.to_string(),
+            tag: request.event.tag.clone(),
+            query: request.event.query.clone(),
+            status: DdlStatus::Pending,
+            reason: String::new(),
+            received_ms: now_ms(),
+        };
+        let bytes = serde_json::to_vec(&entry).map_err(StorageError::from)?;
+        self.storage.update_document(KIND, &key(flow_id, id), &mut |_| Ok(Some(bytes.clone()))).await?;
+        Ok(id)
+    }
+
+    /// Looks at the stored change until it is decided, then answers the gate; returns at once
+    /// when the decision was made through this broker (and answered already).
+    async fn wait_for_decision(&self, flow_id: &str, id: u64) {
+        loop {
+            let answered = self.requests.lock().map_or(true, |r| !r.contains_key(&(flow_id.to_owned(), id)));
+            if answered {
+                return;
+            }
+            if let Ok(Some(entry)) = self.load(flow_id, id).await
+                && entry.status != DdlStatus::Pending
+            {
+                self.answer(&entry);
+                return;
+            }
+            tokio::time::sleep(LOOK_EVERY).await;
         }
+    }
+
+    async fn load(&self, flow_id: &str, id: u64) -> Result<Option<DdlEntry>> {
+        let bytes = self.storage.document(KIND, &key(flow_id, id)).await?;
+        Ok(bytes.map(|b| serde_json::from_slice(&b)).transpose().map_err(StorageError::from)?)
+    }
+
+    /// Hands a decided change's decision to its flow, when this broker holds its request.
+    fn answer(&self, entry: &DdlEntry) {
+        let request = self.requests.lock().ok().and_then(|mut r| r.remove(&(entry.flow_id.clone(), entry.id)));
+        let Some(request) = request else { return };
+        match entry.status {
+            DdlStatus::Rejected => {
+                request.reject(if entry.reason.is_empty() { "rejected by an operator".to_string() } else { entry.reason.clone() })
+            }
+            _ => request.approve(),
+        }
+    }
+
+    /// Deletes the flow's stored changes: the undecided ones, or all of them.
+    pub async fn forget(&self, flow_id: &str, only_pending: bool) -> Result<()> {
+        for entry in self.list(flow_id).await? {
+            if !only_pending || entry.status == DdlStatus::Pending {
+                self.storage.update_document(KIND, &key(flow_id, entry.id), &mut |_| Ok(None)).await?;
+            }
+        }
+        if !only_pending {
+            self.storage.update_document(SEQUENCE_KIND, flow_id, &mut |_| Ok(None)).await?;
+        }
+        Ok(())
+    }
+
+    /// The changes of `flow_id` (of every flow when empty), pending and decided, by id.
+    pub async fn list(&self, flow_id: &str) -> Result<Vec<DdlEntry>> {
+        let documents = self.storage.documents(KIND).await?;
+        let mut entries = Vec::new();
+        for (_, bytes) in documents {
+            let entry: DdlEntry = serde_json::from_slice(&bytes).map_err(StorageError::from)?;
+            if flow_id.is_empty() || entry.flow_id == flow_id {
+                entries.push(entry);
+            }
+        }
+        Ok(entries)
     }
 
     /// Decides a pending change: `Approved` or `Applied` let the flow go on, `Rejected` stops it.
-    pub fn decide(&self, flow_id: &str, id: u64, status: DdlStatus, reason: &str) -> Result<DdlEntry> {
-        let mut board = self.inner.lock().map_err(|_| BrokerError::Encode("DDL board lock poisoned".into()))?;
-        let Some((entry, request)) = board.entries.iter_mut().find(|(e, _)| e.flow_id == flow_id && e.id == id) else {
-            return Err(BrokerError::NotFound(format!(
-                "flow {flow_id:?} has no DDL change {id} waiting on this broker (list them with ddl list)"
-            )));
-        };
-        let Some(request) = request.take() else {
-            return Err(BrokerError::FailedPrecondition(format!("DDL change {id} is already {}", entry.status.as_str())));
-        };
-        match status {
-            DdlStatus::Rejected => request.reject(if reason.is_empty() { "rejected by an operator" } else { reason }),
-            _ => request.approve(),
-        }
-        entry.status = status;
+    pub async fn decide(&self, flow_id: &str, id: u64, status: DdlStatus, reason: &str) -> Result<DdlEntry> {
+        let missing = || BrokerError::NotFound(format!("flow {flow_id:?} has no DDL change {id} (list them with ddl list)"));
+        let (entry, ()) = documents::update(self.storage.as_ref(), KIND, &key(flow_id, id), missing, |entry: &mut DdlEntry| {
+            if entry.status != DdlStatus::Pending {
+                return Err(BrokerError::FailedPrecondition(format!("DDL change {id} is already {}", entry.status.as_str())));
+            }
+            entry.status = status;
+            entry.reason = reason.to_owned();
+            Ok(())
+        })
+        .await?;
         tracing::info!(flow = flow_id, id, status = status.as_str(), "DDL change decided");
-        Ok(entry.clone())
+        self.answer(&entry);
+        Ok(entry)
     }
 }

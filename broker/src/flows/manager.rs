@@ -45,9 +45,9 @@ pub struct FlowView {
 impl FlowManager {
     pub fn new(broker: Arc<Broker>, ddl_gate_default: bool) -> Arc<FlowManager> {
         Arc::new(FlowManager {
+            ddl: Arc::new(DdlBoard::new(broker.storage().clone())),
             broker,
             running: tokio::sync::Mutex::new(HashMap::new()),
-            ddl: Arc::new(DdlBoard::default()),
             ddl_gate_default,
             wake: Notify::new(),
         })
@@ -103,6 +103,7 @@ impl FlowManager {
         store::load(self.storage(), id).await?;
         self.stop_local(id).await;
         store::delete(self.storage(), id).await?;
+        self.ddl.forget(id, false).await?;
         tracing::info!(flow = id, "deleted flow");
         Ok(())
     }

@@ -189,23 +189,23 @@ fn ddl_pb(e: DdlEntry) -> pb::PendingDdl {
 #[tonic::async_trait]
 impl DdlService for FlowApi {
     async fn list_pending(&self, request: Request<pb::ListPendingRequest>) -> Answer<pb::ListPendingResponse> {
-        let entries = self.flows.ddl.list(&request.into_inner().flow_id);
+        let entries = self.flows.ddl.list(&request.into_inner().flow_id).await.map_err(to_status)?;
         Ok(Response::new(pb::ListPendingResponse { ddl: entries.into_iter().map(ddl_pb).collect() }))
     }
 
     async fn approve(&self, request: Request<pb::DdlRef>) -> Answer<pb::PendingDdl> {
         let r = request.into_inner();
-        self.flows.ddl.decide(&r.flow_id, r.id, DdlStatus::Approved, "").map(|e| Response::new(ddl_pb(e))).map_err(to_status)
+        self.flows.ddl.decide(&r.flow_id, r.id, DdlStatus::Approved, "").await.map(|e| Response::new(ddl_pb(e))).map_err(to_status)
     }
 
     async fn reject(&self, request: Request<pb::RejectRequest>) -> Answer<pb::PendingDdl> {
         let r = request.into_inner();
-        self.flows.ddl.decide(&r.flow_id, r.id, DdlStatus::Rejected, &r.reason).map(|e| Response::new(ddl_pb(e))).map_err(to_status)
+        self.flows.ddl.decide(&r.flow_id, r.id, DdlStatus::Rejected, &r.reason).await.map(|e| Response::new(ddl_pb(e))).map_err(to_status)
     }
 
     async fn apply(&self, request: Request<pb::DdlRef>) -> Answer<pb::PendingDdl> {
         let r = request.into_inner();
-        self.flows.ddl.decide(&r.flow_id, r.id, DdlStatus::Applied, "").map(|e| Response::new(ddl_pb(e))).map_err(to_status)
+        self.flows.ddl.decide(&r.flow_id, r.id, DdlStatus::Applied, "").await.map(|e| Response::new(ddl_pb(e))).map_err(to_status)
     }
 }
 
