@@ -152,52 +152,30 @@ impl Tally {
     }
 }
 
-/// Every worker's tallies together.
+/// Every worker's tallies together: their sum, and every worker's error.
 pub struct Totals {
-    pull_to_ack: LatencyHistogram,
-    pull: LatencyHistogram,
-    ack: LatencyHistogram,
-    acked: u64,
-    applied: u64,
-    bytes: u64,
-    batches: u64,
-    empty_pulls: u64,
-    redelivered: u64,
-    ids: Vec<(i64, i64)>,
-    last_ack_at: Option<Instant>,
+    sum: Tally,
     errors: Vec<String>,
 }
 
 impl Totals {
     pub fn new() -> Result<Totals> {
-        Ok(Totals {
-            pull_to_ack: LatencyHistogram::new()?,
-            pull: LatencyHistogram::new()?,
-            ack: LatencyHistogram::new()?,
-            acked: 0,
-            applied: 0,
-            bytes: 0,
-            batches: 0,
-            empty_pulls: 0,
-            redelivered: 0,
-            ids: Vec::new(),
-            last_ack_at: None,
-            errors: Vec::new(),
-        })
+        Ok(Totals { sum: Tally::new()?, errors: Vec::new() })
     }
 
     pub fn add(&mut self, tally: Tally) -> Result<()> {
-        self.pull_to_ack.merge(&tally.pull_to_ack)?;
-        self.pull.merge(&tally.pull)?;
-        self.ack.merge(&tally.ack)?;
-        self.acked += tally.acked;
-        self.applied += tally.applied;
-        self.bytes += tally.bytes;
-        self.batches += tally.batches;
-        self.empty_pulls += tally.empty_pulls;
-        self.redelivered += tally.redelivered;
-        self.ids.extend(tally.ids);
-        self.last_ack_at = self.last_ack_at.max(tally.last_ack_at);
+        let sum = &mut self.sum;
+        sum.pull_to_ack.merge(&tally.pull_to_ack)?;
+        sum.pull.merge(&tally.pull)?;
+        sum.ack.merge(&tally.ack)?;
+        sum.acked += tally.acked;
+        sum.applied += tally.applied;
+        sum.bytes += tally.bytes;
+        sum.batches += tally.batches;
+        sum.empty_pulls += tally.empty_pulls;
+        sum.redelivered += tally.redelivered;
+        sum.ids.extend(tally.ids);
+        sum.last_ack_at = sum.last_ack_at.max(tally.last_ack_at);
         self.errors.extend(tally.error);
         Ok(())
     }
@@ -207,31 +185,32 @@ impl Totals {
     }
 
     /// The report of a drain that started at `start`.
-    pub fn report(mut self, header: ReportHeader, target: u64, start: Instant) -> DrainReport {
-        let received = self.ids.len() as u64;
-        self.ids.sort_unstable();
-        self.ids.dedup();
-        let distinct = self.ids.len() as u64;
+    pub fn report(self, header: ReportHeader, target: u64, start: Instant) -> DrainReport {
+        let Totals { sum: mut t, errors } = self;
+        let received = t.ids.len() as u64;
+        t.ids.sort_unstable();
+        t.ids.dedup();
+        let distinct = t.ids.len() as u64;
         DrainReport {
             header,
             target,
             throughput: Throughput {
-                messages: self.acked,
-                bytes: self.bytes,
+                messages: t.acked,
+                bytes: t.bytes,
                 // The last ack's answer ends the drain, not the workers'
                 // final empty pulls.
-                elapsed: self.last_ack_at.unwrap_or(start).duration_since(start),
+                elapsed: t.last_ack_at.unwrap_or(start).duration_since(start),
             },
-            pull_to_ack: self.pull_to_ack.summary(),
-            pull: self.pull.summary(),
-            ack: self.ack.summary(),
-            applied: self.applied,
-            batches: self.batches,
-            empty_pulls: self.empty_pulls,
-            redelivered: self.redelivered,
+            pull_to_ack: t.pull_to_ack.summary(),
+            pull: t.pull.summary(),
+            ack: t.ack.summary(),
+            applied: t.applied,
+            batches: t.batches,
+            empty_pulls: t.empty_pulls,
+            redelivered: t.redelivered,
             distinct,
             duplicates: received - distinct,
-            errors: self.errors,
+            errors,
         }
     }
 }
