@@ -16,6 +16,14 @@ use ductstream_storage::postgres::testing::TestPostgres;
 use serde_json::Value;
 use tonic::transport::Channel;
 
+/// A throwaway source database with `schema` run in it, and a connection to it.
+async fn source(schema: &str) -> (TestPostgres, tokio_postgres::Client) {
+    let pg = TestPostgres::start().expect("test postgres");
+    let db = sql(&pg).await;
+    db.batch_execute(schema).await.expect("schema");
+    (pg, db)
+}
+
 async fn sql(pg: &TestPostgres) -> tokio_postgres::Client {
     let (client, connection) = tokio_postgres::connect(&pg.url(), tokio_postgres::NoTls).await.expect("connect to the source");
     tokio::spawn(connection);
@@ -122,11 +130,7 @@ fn ops(values: &[Value]) -> Vec<(String, i64)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flow_streams_snapshot_and_changes_and_resumes_after_kill_9() {
-    let pg = TestPostgres::start().expect("test postgres");
-    let db = sql(&pg).await;
-    db.batch_execute("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'ada'), (2, 'bob');")
-        .await
-        .expect("schema");
+    let (pg, db) = source("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'ada'), (2, 'bob');").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let broker = Broker::start(&data, &[]);
@@ -182,8 +186,7 @@ async fn a_flow_streams_snapshot_and_changes_and_resumes_after_kill_9() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_sources_fail_with_a_message_that_says_what_to_fix() {
-    let pg = TestPostgres::start().expect("test postgres");
-    sql(&pg).await.batch_execute("CREATE TABLE users (id int PRIMARY KEY)").await.expect("schema");
+    let (pg, _) = source("CREATE TABLE users (id int PRIMARY KEY)").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start(&dir.path().join("data"), &[]);
     let server = grpc(&broker);
@@ -235,9 +238,7 @@ fn worker(data: &std::path::Path, args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_worker_runs_a_flow_until_caught_up_and_backfills_tables() {
-    let pg = TestPostgres::start().expect("test postgres");
-    let db = sql(&pg).await;
-    db.batch_execute("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'ada');").await.expect("schema");
+    let (pg, db) = source("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'ada');").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
 
@@ -263,13 +264,9 @@ async fn the_worker_runs_a_flow_until_caught_up_and_backfills_tables() {
 async fn a_snapshot_killed_midway_resumes_and_loses_no_row() {
     use ductstream_proto::v1::checkpoint_service_client::CheckpointServiceClient;
     const ROWS: i64 = 100_000;
-    let pg = TestPostgres::start().expect("test postgres");
-    let db = sql(&pg).await;
-    db.batch_execute(&format!(
+    let (pg, db) = source(&format!(
         "CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users SELECT g, repeat('x', 200) FROM generate_series(1, {ROWS}) g;"
-    ))
-    .await
-    .expect("schema");
+    )).await;
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
     let broker = Broker::start(&data, &[]);
@@ -313,9 +310,7 @@ async fn a_snapshot_killed_midway_resumes_and_loses_no_row() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_ddl_gate_a_flow_waits_for_approval() {
-    let pg = TestPostgres::start().expect("test postgres");
-    let db = sql(&pg).await;
-    db.batch_execute("CREATE TABLE users (id int PRIMARY KEY, name text)").await.expect("schema");
+    let (pg, db) = source("CREATE TABLE users (id int PRIMARY KEY, name text)").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start(&dir.path().join("data"), &["--ddl-gate"]);
     let server = grpc(&broker);
@@ -363,11 +358,7 @@ async fn with_the_ddl_gate_a_flow_waits_for_approval() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_once_catches_up_and_stops() {
-    let pg = TestPostgres::start().expect("test postgres");
-    let db = sql(&pg).await;
-    db.batch_execute("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users SELECT g, 'x' FROM generate_series(1, 3) g;")
-        .await
-        .expect("schema");
+    let (pg, db) = source("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users SELECT g, 'x' FROM generate_series(1, 3) g;").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start(&dir.path().join("data"), &[]);
     let server = grpc(&broker);
@@ -390,9 +381,7 @@ async fn run_once_catches_up_and_stops() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_source_restart_interrupts_the_flow_which_recovers_by_itself() {
-    let pg = TestPostgres::start().expect("test postgres");
-    let db = sql(&pg).await;
-    db.batch_execute("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'a');").await.expect("schema");
+    let (pg, _) = source("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'a');").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start(&dir.path().join("data"), &[]);
     let server = grpc(&broker);
@@ -432,12 +421,7 @@ fn header<'m>(m: &'m pb::Message, key: &str) -> Option<&'m [u8]> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn flows_write_avro_and_proto_values() {
     use prost::Message;
-    let pg = TestPostgres::start().expect("test postgres");
-    sql(&pg)
-        .await
-        .batch_execute("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'ada');")
-        .await
-        .expect("schema");
+    let (pg, _) = source("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'ada');").await;
     let dir = tempfile::tempdir().expect("tempdir");
     let broker = Broker::start(&dir.path().join("data"), &[]);
     let server = grpc(&broker);
