@@ -1,6 +1,7 @@
 //! `ductstream`: the broker process.
 
 use std::process::ExitCode;
+#[cfg(feature = "postgres")]
 use std::sync::Arc;
 use std::time::Duration;
 

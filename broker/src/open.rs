@@ -67,15 +67,19 @@ pub struct Opened {
     pub postgres: Option<Arc<PostgresStorage>>,
 }
 
-/// A connection URL without its password, for messages.
-#[cfg(feature = "postgres")]
-pub fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => match url[scheme + 3..at].split_once(':') {
-            Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-            None => url.to_owned(),
-        },
-        _ => url.to_owned(),
+/// A connection string without its password, for messages and the API:
+/// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, and `password=***` in
+/// key=value form.
+pub fn redact(dsn: &str) -> String {
+    if let (Some(scheme), Some(at)) = (dsn.find("://"), dsn.rfind('@'))
+        && at > scheme
+        && let Some((user, _)) = dsn[scheme + 3..at].split_once(':')
+    {
+        return format!("{}{user}:***{}", &dsn[..scheme + 3], &dsn[at..]);
     }
+    dsn.split_whitespace()
+        .map(|part| if part.starts_with("password=") { "password=***".to_string() } else { part.to_string() })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::{Deserialize, Serialize};
 
+use crate::open::redact;
 use crate::{BrokerError, Result};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,26 +99,11 @@ impl FlowDef {
     }
 }
 
-/// A DSN without its password: `postgres://user:secret@host/db` → `postgres://user:***@host/db`,
-/// and `password=***` in key=value form. Flows are shown this way over the API.
-pub fn redact_dsn(dsn: &str) -> String {
-    if let (Some(scheme), Some(at)) = (dsn.find("://"), dsn.rfind('@'))
-        && at > scheme
-        && let Some((user, _)) = dsn[scheme + 3..at].split_once(':')
-    {
-        return format!("{}{user}:***{}", &dsn[..scheme + 3], &dsn[at..]);
-    }
-    dsn.split_whitespace()
-        .map(|part| if part.starts_with("password=") { "password=***".to_string() } else { part.to_string() })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 impl FlowDef {
     /// The flow as the API shows it: the source DSN without its password.
     pub fn redacted(mut self) -> FlowDef {
         if let Some(dsn) = self.source.options.get_mut("dsn") {
-            *dsn = redact_dsn(dsn);
+            *dsn = redact(dsn);
         }
         self
     }
@@ -127,7 +113,7 @@ impl FlowDef {
     pub fn keep_secrets_of(&mut self, stored: &FlowDef) {
         if let (Some(new), Some(old)) = (self.source.options.get_mut("dsn"), stored.source.options.get("dsn"))
             && *new != *old
-            && *new == redact_dsn(old)
+            && *new == redact(old)
         {
             new.clone_from(old);
         }
@@ -140,9 +126,9 @@ mod tests {
 
     #[test]
     fn passwords_are_hidden_and_kept() {
-        assert_eq!(redact_dsn("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
-        assert_eq!(redact_dsn("host=h user=u password=secret"), "host=h user=u password=***");
-        assert_eq!(redact_dsn("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact("host=h user=u password=secret"), "host=h user=u password=***");
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
 
         let endpoint = |dsn: &str| Endpoint { name: "s".into(), kind: "postgres".into(), options: [("dsn".to_string(), dsn.to_string())].into() };
         let def = |dsn: &str| FlowDef {
