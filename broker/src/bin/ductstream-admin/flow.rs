@@ -212,10 +212,7 @@ fn flow_json(f: &pb::Flow) -> Value {
 
 fn print_flows(format: Format, flows: &[pb::Flow], as_list: bool) {
     let jsons: Vec<Value> = flows.iter().map(flow_json).collect();
-    let json = match (as_list, jsons.first()) {
-        (false, Some(one)) => one.clone(),
-        _ => Value::Array(jsons.clone()),
-    };
+    let json = output::one_or_list(&jsons, as_list);
     let text = |v: &Value| v.as_str().map_or_else(|| if v.is_null() { String::new() } else { v.to_string() }, str::to_owned);
     let rows = jsons
         .iter()
@@ -282,10 +279,7 @@ pub async fn run_checkpoint(server: &str, command: CheckpointCommand, format: Fo
             }))})
         })
         .collect();
-    let json = match (as_list, jsons.first()) {
-        (false, Some(one)) => one.clone(),
-        _ => Value::Array(jsons.clone()),
-    };
+    let json = output::one_or_list(&jsons, as_list);
     let rows = checkpoints
         .iter()
         .map(|c| {

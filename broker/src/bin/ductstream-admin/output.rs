@@ -18,6 +18,14 @@ pub fn print(format: Format, json: &Value, header: &[&str], rows: Vec<Vec<String
     }
 }
 
+/// What `--json` prints: the item itself for commands about one thing, an array for lists.
+pub fn one_or_list(items: &[Value], as_list: bool) -> Value {
+    match (as_list, items.first()) {
+        (false, Some(one)) => one.clone(),
+        _ => Value::Array(items.to_vec()),
+    }
+}
+
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {

@@ -252,10 +252,7 @@ fn consumer_json(c: &pb::Consumer) -> Value {
 
 fn print_consumers(format: Format, consumers: &[pb::Consumer], as_list: bool) {
     let jsons: Vec<Value> = consumers.iter().map(consumer_json).collect();
-    let json = match (as_list, jsons.first()) {
-        (false, Some(one)) => one.clone(),
-        _ => Value::Array(jsons.clone()),
-    };
+    let json = output::one_or_list(&jsons, as_list);
     let rows = jsons
         .iter()
         .map(|c| {
