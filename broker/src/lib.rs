@@ -9,6 +9,7 @@
 pub mod api;
 pub mod batch_builder;
 mod broker;
+mod clock;
 pub mod cluster;
 mod committer;
 pub mod config;

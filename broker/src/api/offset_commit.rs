@@ -19,7 +19,7 @@ const MAX_METADATA_BYTES: usize = 4096;
 
 pub async fn handle(ctx: &Ctx, request: OffsetCommitRequest) -> Result<OffsetCommitResponse> {
     let group_error = check_member(ctx, &request).await?;
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now = crate::clock::now_ms();
     let storage = ctx.broker.storage();
     let mut to_store = Vec::new();
     let mut answers: Vec<(TopicName, Vec<PartitionAnswer>)> = Vec::new();

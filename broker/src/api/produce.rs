@@ -12,6 +12,7 @@ use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{Ctx, Outcome};
+use crate::clock::now_ms;
 use crate::committer::Durable;
 use crate::log::Turn;
 use crate::{topic_config, BrokerError, Result};
@@ -150,10 +151,6 @@ async fn store(ctx: &Ctx, a: Accepted) -> Result<Pending> {
         log_append_time: a.log_append_time,
         durable: appended.durable,
     })
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
 }
 
 fn batch_error(e: BatchError) -> BrokerError {

@@ -23,10 +23,4 @@ pub use replay::{parse_lsn, replay, ReplayFrom, LSN_HEADER};
 pub use settings::{DeliverPolicy, Settings};
 pub use state::{Applied, MessageId};
 
-/// Milliseconds since the epoch, by this broker's clock.
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
+use crate::clock::now_ms;

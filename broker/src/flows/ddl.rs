@@ -13,7 +13,7 @@ use ductstream_cdc::{DdlApprovalRequest, DdlGate};
 use ductstream_storage::{Storage, StorageError};
 use serde::{Deserialize, Serialize};
 
-use crate::durable::now_ms;
+use crate::clock::now_ms;
 use crate::{documents, BrokerError, Result};
 
 const KIND: &str = "ddl";

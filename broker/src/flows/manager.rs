@@ -14,7 +14,7 @@ use super::ddl::DdlBoard;
 use super::model::{FlowDef, FlowState};
 use super::store::{self, StorageCheckpoints};
 use super::writer::TopicWriter;
-use crate::durable::now_ms;
+use crate::clock::now_ms;
 use crate::{Broker, BrokerError, Result};
 
 /// How often a broker compares the flows it runs with the stored states.
