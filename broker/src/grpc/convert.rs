@@ -1,18 +1,10 @@
 //! Between ductstream.v1 messages and the broker's own types.
 
 use ductstream_proto::v1 as pb;
-use ductstream_proto::Timestamp;
+use ductstream_proto::{timestamp_from_ms, timestamp_to_ms};
 
 use crate::durable::{ConsumerView, DeliverPolicy, Pulled, Settings};
 use crate::{BrokerError, Result};
-
-pub fn ms_to_timestamp(ms: i64) -> Timestamp {
-    Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
-}
-
-pub fn timestamp_to_ms(t: &Timestamp) -> i64 {
-    t.seconds.saturating_mul(1000).saturating_add(i64::from(t.nanos) / 1_000_000)
-}
 
 /// The config's stream, group and settings.
 pub fn settings(config: Option<pb::ConsumerConfig>) -> Result<(String, String, Settings)> {
@@ -57,7 +49,7 @@ pub fn consumer(view: ConsumerView) -> pb::Consumer {
         DeliverPolicy::All => (pb::DeliverPolicy::All, 0, None),
         DeliverPolicy::New => (pb::DeliverPolicy::New, 0, None),
         DeliverPolicy::ByStartOffset(o) => (pb::DeliverPolicy::ByStartOffset, o, None),
-        DeliverPolicy::ByStartTime(t) => (pb::DeliverPolicy::ByStartTime, 0, Some(ms_to_timestamp(t))),
+        DeliverPolicy::ByStartTime(t) => (pb::DeliverPolicy::ByStartTime, 0, Some(timestamp_from_ms(t))),
         DeliverPolicy::LastPerKey => (pb::DeliverPolicy::LastPerKey, 0, None),
     };
     let stats = &view.state.stats;
@@ -93,7 +85,7 @@ pub fn consumer(view: ConsumerView) -> pb::Consumer {
                 high_watermark: p.high_watermark,
             })
             .collect(),
-        created: Some(ms_to_timestamp(view.state.created_ms)),
+        created: Some(timestamp_from_ms(view.state.created_ms)),
     }
 }
 
@@ -105,8 +97,8 @@ pub fn message(p: Pulled) -> pb::Message {
         key: p.record.key.map(|k| k.to_vec()),
         value: p.record.value.map(|v| v.to_vec()),
         headers: p.record.headers.into_iter().map(|(key, value)| pb::Header { key, value: value.map(|v| v.to_vec()) }).collect(),
-        timestamp: Some(ms_to_timestamp(p.record.timestamp)),
+        timestamp: Some(timestamp_from_ms(p.record.timestamp)),
         delivery_count: p.deliveries,
-        visible_at: Some(ms_to_timestamp(p.visible_at)),
+        visible_at: Some(timestamp_from_ms(p.visible_at)),
     }
 }

@@ -9,7 +9,7 @@ use ductstream_proto::v1::ddl_service_server::DdlService;
 use ductstream_proto::v1::flow_service_server::FlowService;
 use tonic::{Request, Response, Status};
 
-use super::convert::ms_to_timestamp;
+use ductstream_proto::timestamp_from_ms;
 use super::status::to_status;
 use crate::flows::ddl::{DdlEntry, DdlStatus};
 use crate::flows::{Endpoint, FlowDef, FlowManager, FlowState, FlowView};
@@ -106,8 +106,8 @@ fn flow_pb(view: FlowView) -> pb::Flow {
         state: state_pb(d.state) as i32,
         last_error: d.last_error,
         progress: view.status.as_ref().map(progress),
-        created: Some(ms_to_timestamp(d.created_ms)),
-        updated: Some(ms_to_timestamp(d.updated_ms)),
+        created: Some(timestamp_from_ms(d.created_ms)),
+        updated: Some(timestamp_from_ms(d.updated_ms)),
     }
 }
 
@@ -182,7 +182,7 @@ fn ddl_pb(e: DdlEntry) -> pb::PendingDdl {
         tag: e.tag,
         query: e.query,
         status: e.status.as_str().into(),
-        received: Some(ms_to_timestamp(e.received_ms)),
+        received: Some(timestamp_from_ms(e.received_ms)),
     }
 }
 

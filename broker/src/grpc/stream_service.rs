@@ -108,7 +108,7 @@ impl StreamService for StreamApi {
         names(&r.stream, &r.group)?;
         let from = match r.from {
             Some(pb::replay_request::From::Offset(offset)) => ReplayFrom::Offset(offset),
-            Some(pb::replay_request::From::Since(t)) => ReplayFrom::Time(convert::timestamp_to_ms(&t)),
+            Some(pb::replay_request::From::Since(t)) => ReplayFrom::Time(ductstream_proto::timestamp_to_ms(&t)),
             Some(pb::replay_request::From::Lsn(lsn)) => ReplayFrom::Lsn(durable::parse_lsn(&lsn).map_err(to_status)?),
             None => return Err(to_status(BrokerError::InvalidArgument("replay needs offset, since or lsn".into()))),
         };

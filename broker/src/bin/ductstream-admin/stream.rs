@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use ductstream_proto::v1 as pb;
 use ductstream_proto::v1::stream_service_client::StreamServiceClient;
-use ductstream_proto::Timestamp;
+use ductstream_proto::timestamp_from_ms;
 use serde_json::{json, Value};
 
 use crate::durations::{parse_ms, parse_time_ms};
@@ -177,7 +177,7 @@ pub async fn run(server: &str, command: StreamCommand, format: Format) -> Result
         StreamCommand::Replay { target, offset, since, from_lsn } => {
             let from = match (offset, since, from_lsn) {
                 (Some(offset), _, _) => pb::replay_request::From::Offset(offset),
-                (_, Some(since), _) => pb::replay_request::From::Since(timestamp(parse_time_ms(&since)?)),
+                (_, Some(since), _) => pb::replay_request::From::Since(timestamp_from_ms(parse_time_ms(&since)?)),
                 (_, _, Some(lsn)) => pb::replay_request::From::Lsn(lsn),
                 _ => return Err("give --offset, --since or --from-lsn".into()),
             };
@@ -187,10 +187,6 @@ pub async fn run(server: &str, command: StreamCommand, format: Format) -> Result
         }
     }
     Ok(())
-}
-
-fn timestamp(ms: i64) -> Timestamp {
-    Timestamp { seconds: ms.div_euclid(1000), nanos: (ms.rem_euclid(1000) * 1_000_000) as i32 }
 }
 
 fn config(s: ConsumerSettings) -> Result<pb::ConsumerConfig, String> {
@@ -213,7 +209,7 @@ fn config(s: ConsumerSettings) -> Result<pb::ConsumerConfig, String> {
             pb::DeliverPolicy::ByStartOffset
         }
         Some(("time", t)) => {
-            config.start_time = Some(timestamp(parse_time_ms(t)?));
+            config.start_time = Some(timestamp_from_ms(parse_time_ms(t)?));
             pb::DeliverPolicy::ByStartTime
         }
         _ => return Err(format!("--deliver {:?}: use all, new, offset:N, time:RFC3339 or last-per-key", s.deliver)),
