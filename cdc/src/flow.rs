@@ -155,7 +155,7 @@ impl Flow {
             // Consumers find the schema of the values beside them.
             let topic = schemas_topic(&options.topic_prefix);
             self.writer.ensure_topic(&topic).await?;
-            let now_ms = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+            let now_ms = crate::time::now_unix_micros().div_euclid(1000);
             self.writer.append(&topic, vec![avro_schema_record(now_ms)]).await?;
         }
         let mut checkpoint = self.checkpoints.load(&options.flow_id).await?.unwrap_or_default();
