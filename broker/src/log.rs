@@ -11,7 +11,7 @@
 //! write several partitions in one transaction, the [`Gatherer`] joins the partitions' groups.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use ductstream_storage::{Batch, PartitionOffsets, PartitionWrite, ProducerState, Storage, Topic};
@@ -33,6 +33,9 @@ const GROUP_BYTES: usize = 16 << 20;
 pub struct Log {
     appender: Arc<Appender>,
     partitions: Mutex<PartitionTable>,
+    /// Bumped when bounds learnt from other brokers may have been missed (the Postgres
+    /// notifications were lost for a while): each partition then reads its bounds again.
+    bounds_epoch: AtomicU64,
 }
 
 /// What writing a queued group needs; shared with the turns, which may start a drain.
@@ -50,6 +53,10 @@ struct Appender {
 pub struct PartitionState {
     /// The durable high watermark: consumers see offsets below it.
     high_watermark: watch::Sender<i64>,
+    /// The log start as last stored or notified, so fetches need not ask storage; it only
+    /// grows. Trusted while `bounds_epoch` matches the log's.
+    log_start: AtomicI64,
+    bounds_epoch: AtomicU64,
     /// Held while a group is written; loaded on first use.
     writer: tokio::sync::Mutex<Option<WriterState>>,
     queue: Mutex<Queue>,
@@ -124,6 +131,10 @@ impl PartitionState {
 
     pub fn subscribe(&self) -> watch::Receiver<i64> {
         self.high_watermark.subscribe()
+    }
+
+    fn raise_log_start(&self, log_start: i64) {
+        self.log_start.fetch_max(log_start, Ordering::SeqCst);
     }
 
     pub(crate) fn publish_high_watermark(&self, high_watermark: i64) {
@@ -291,7 +302,7 @@ impl Log {
         let committer = Committer::start(storage.clone());
         let gatherer = storage.groups_partitions().then(|| Gatherer::new(storage.clone()));
         let appender = Arc::new(Appender { storage, leadership_epoch: AtomicU64::new(0), committer, gatherer });
-        Log { appender, partitions: Mutex::new(HashMap::new()) }
+        Log { appender, partitions: Mutex::new(HashMap::new()), bounds_epoch: AtomicU64::new(0) }
     }
 
     pub fn storage(&self) -> &Arc<dyn Storage> {
@@ -304,9 +315,12 @@ impl Log {
             return Ok(state.clone());
         }
         // Everything in storage when the partition is first opened has survived a restart.
+        let epoch = self.bounds_epoch.load(Ordering::SeqCst);
         let offsets = self.storage().offsets(&topic.name, partition).await?;
         let state = Arc::new(PartitionState {
             high_watermark: watch::Sender::new(offsets.high_watermark),
+            log_start: AtomicI64::new(offsets.log_start),
+            bounds_epoch: AtomicU64::new(epoch),
             writer: tokio::sync::Mutex::new(None),
             queue: Mutex::new(Queue::default()),
         });
@@ -318,16 +332,24 @@ impl Log {
         self.appender.leadership_epoch.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// Raises a partition's high watermark after another broker appended to the shared store;
-    /// a partition this broker has not opened yet learns its bounds when it is opened.
-    pub fn publish_external(&self, topic_id: Uuid, partition: i32, high_watermark: i64) {
+    /// Raises a partition's bounds after another broker appended to the shared store or
+    /// deleted records; a partition this broker has not opened yet learns its bounds when it
+    /// is opened.
+    pub fn publish_external(&self, topic_id: Uuid, partition: i32, offsets: PartitionOffsets) {
         let state = match self.partitions.lock() {
             Ok(map) => map.get(&(topic_id, partition)).cloned(),
             Err(_) => None,
         };
         if let Some(state) = state {
-            state.publish_high_watermark(high_watermark);
+            state.raise_log_start(offsets.log_start);
+            state.publish_high_watermark(offsets.high_watermark);
         }
+    }
+
+    /// Bounds published by other brokers may have been missed: every partition reads its
+    /// bounds from storage again on next use.
+    pub fn resync_bounds(&self) {
+        self.bounds_epoch.fetch_add(1, Ordering::SeqCst);
     }
 
     /// Forgets the in-memory state of a deleted topic.
@@ -392,11 +414,18 @@ impl Log {
         Ok(ReadBatches { batches, offsets })
     }
 
-    /// The log start and the durable high watermark.
+    /// The log start and the durable high watermark, from memory unless bounds may have been
+    /// missed since they were last read.
     pub async fn offsets(&self, topic: &Topic, partition: i32) -> Result<PartitionOffsets> {
         let state = self.partition(topic, partition).await?;
-        let stored = self.storage().offsets(&topic.name, partition).await?;
-        Ok(PartitionOffsets { log_start: stored.log_start, high_watermark: state.high_watermark() })
+        let epoch = self.bounds_epoch.load(Ordering::SeqCst);
+        if state.bounds_epoch.load(Ordering::SeqCst) != epoch {
+            let stored = self.storage().offsets(&topic.name, partition).await?;
+            state.raise_log_start(stored.log_start);
+            state.publish_high_watermark(stored.high_watermark);
+            state.bounds_epoch.store(epoch, Ordering::SeqCst);
+        }
+        Ok(PartitionOffsets { log_start: state.log_start.load(Ordering::SeqCst), high_watermark: state.high_watermark() })
     }
 
     /// Makes offsets below `offset` unreadable; `-1` means the high watermark.
@@ -413,6 +442,7 @@ impl Log {
             }));
         }
         let log_start = self.storage().delete_records(&topic.name, partition, offset).await?;
+        state.raise_log_start(log_start);
         if let Some(w) = writer.as_mut() {
             w.log_start = log_start;
         }

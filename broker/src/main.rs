@@ -42,14 +42,17 @@ fn init_tracing(format: LogFormat) {
     }
 }
 
-/// Wakes this broker's long polls when any broker on the same database appends.
+/// Wakes this broker's long polls when any broker on the same database appends, and keeps
+/// its partitions' log starts current when any deletes records.
 #[cfg(feature = "postgres")]
 async fn follow_appends(postgres: Arc<PostgresStorage>, broker: Arc<Broker>) {
     loop {
         match postgres.subscribe_appends().await {
-            Ok(mut appends) => {
-                while let Some((topic, partition, high_watermark)) = appends.recv().await {
-                    broker.log.publish_external(topic, partition, high_watermark);
+            Ok(mut notices) => {
+                // What changed while nobody listened is read again from storage.
+                broker.log.resync_bounds();
+                while let Some(notice) = notices.recv().await {
+                    broker.log.publish_external(notice.topic_id, notice.partition, notice.offsets);
                 }
                 tracing::warn!("lost the Postgres append notifications; subscribing again");
             }

@@ -7,7 +7,7 @@ mod common;
 
 use std::thread;
 
-use common::requests::{create_topic, fetch, fetch_now, produce_one};
+use common::requests::{create_topic, delete_records, fetch, fetch_now, produce_one};
 use common::{Broker, Client};
 use ductstream_storage::postgres::testing::TestPostgres;
 use ductstream_storage::testsuite::make_batch;
@@ -65,6 +65,41 @@ fn a_fetch_on_one_broker_wakes_when_another_broker_appends() {
     assert_eq!(p.high_watermark, 4, "broker b learned of broker a's append through NOTIFY");
     assert!(!p.records.as_ref().expect("records").is_empty());
     assert_eq!(producer.join().expect("producer"), (0, 0));
+}
+
+#[test]
+fn records_deleted_through_one_broker_are_gone_from_the_other() {
+    let pg = TestPostgres::start().expect("throwaway Postgres");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = pg.url();
+    let a = Broker::start(&dir.path().join("a"), &["--storage", url.as_str(), "--node-id", "1"]);
+    let b = Broker::start(&dir.path().join("b"), &["--storage", url.as_str(), "--node-id", "2"]);
+    let mut on_a = a.client();
+    let mut on_b = b.client();
+    create_topic(&mut on_a, "trimmed", 1, &[]);
+    let leader = leader_address(&mut on_a, "trimmed", 0);
+    assert_eq!(produce_one(&mut Client::connect(leader), "trimmed", 0, make_batch(5, 1, None)), (0, 0));
+    // Both brokers have the partition open, with its log start in memory.
+    assert_eq!(fetch_now(&mut on_a, "trimmed", 0, 0).0, 0);
+    assert_eq!(fetch_now(&mut on_b, "trimmed", 0, 0).0, 0);
+
+    assert_eq!(delete_records(&mut on_a, "trimmed", 0, 5), (0, 5));
+    assert_eq!(fetch_now(&mut on_a, "trimmed", 0, 0).0, 1, "OFFSET_OUT_OF_RANGE on the broker that deleted");
+    // A fetch at the high watermark reads nothing from storage: broker b answers with the log
+    // start it heard of through the same notification as appends.
+    let log_start = |client: &mut Client| {
+        let response = expect_kind!(client.call(ApiKey::Fetch, 12, &fetch("trimmed", 0, 5, 0, 0, 1 << 20)), Fetch);
+        let p = &response.responses[0].partitions[0];
+        assert_eq!((p.error_code, p.high_watermark), (0, 5));
+        p.log_start_offset
+    };
+    assert_eq!(log_start(&mut on_a), 5);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while log_start(&mut on_b) != 5 && std::time::Instant::now() < deadline {
+        thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(log_start(&mut on_b), 5, "broker b learned the log start set through broker a");
+    assert_eq!(fetch_now(&mut on_b, "trimmed", 0, 0).0, 1, "OFFSET_OUT_OF_RANGE below it");
 }
 
 fn free_address() -> String {

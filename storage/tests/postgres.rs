@@ -9,6 +9,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use ductstream_storage::postgres::testing::TestPostgres;
+use ductstream_storage::postgres::PartitionNotice;
 use ductstream_storage::{
     testsuite, Batch, PostgresStorage, ProducerBatch, ProducerState, Storage, StorageError, TopicSpec,
 };
@@ -150,7 +151,8 @@ async fn appends_notify_listeners_on_other_engines() {
             .expect("channel open");
         got.push(wake);
     }
-    assert_eq!(got, vec![(topic.id, 1, 3), (topic.id, 0, 2)]);
+    let bounds = |n: &PartitionNotice| (n.topic_id, n.partition, n.offsets.high_watermark, n.offsets.log_start);
+    assert_eq!(got.iter().map(bounds).collect::<Vec<_>>(), vec![(topic.id, 1, 3, 0), (topic.id, 0, 2, 0)]);
     // A failed append (unknown partition) notifies nobody.
     assert!(matches!(
         writer.append("woken", 7, batch(1, 0), None).await,
@@ -158,7 +160,11 @@ async fn appends_notify_listeners_on_other_engines() {
     ));
     writer.append("woken", 1, batch(1, 0), None).await.expect("append");
     let wake = tokio::time::timeout(Duration::from_secs(10), wakeups.recv()).await.expect("in time");
-    assert_eq!(wake, Some((topic.id, 1, 4)));
+    assert_eq!(wake.as_ref().map(bounds), Some((topic.id, 1, 4, 0)));
+    // DeleteRecords tells the other brokers the new log start.
+    writer.delete_records("woken", 1, 2).await.expect("delete records");
+    let wake = tokio::time::timeout(Duration::from_secs(10), wakeups.recv()).await.expect("in time");
+    assert_eq!(wake.as_ref().map(bounds), Some((topic.id, 1, 4, 2)));
 }
 
 #[tokio::test]
@@ -200,7 +206,7 @@ async fn appends_resume_after_a_postgres_restart() {
     let mut wakeups = s.subscribe_appends().await.expect("subscribe again");
     s.append("restarted", 0, batch(1, 0), None).await.expect("append");
     let wake = tokio::time::timeout(Duration::from_secs(10), wakeups.recv()).await.expect("in time");
-    assert_eq!(wake.map(|(_, p, hw)| (p, hw)), Some((0, 5)));
+    assert_eq!(wake.map(|n| (n.partition, n.offsets.high_watermark)), Some((0, 5)));
 }
 
 #[tokio::test]

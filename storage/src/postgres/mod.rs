@@ -27,6 +27,7 @@ mod notify;
 mod pool;
 mod queries;
 pub mod testing;
+mod topic_cache;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -38,8 +39,10 @@ use tokio_postgres::types::{FromSql, Json};
 use tokio_postgres::{Config, Row};
 use uuid::Uuid;
 
+pub use self::notify::PartitionNotice;
 use self::pool::{describe, Conn, Pool};
 use self::queries::Query;
+use self::topic_cache::TopicCache;
 use crate::memory::{check_deletable, check_in_range};
 use crate::{
     AppendOutcome, Batch, BrokerInfo, CommittedOffset, DocumentUpdate, GroupState, PartitionWrite, PartitionOffsets, ProducerBatch, ProducerState, Result,
@@ -65,6 +68,7 @@ const MAX_READ_BYTES: i64 = 1 << 48;
 #[derive(Clone)]
 pub struct PostgresStorage {
     pool: Arc<Pool>,
+    topics: Arc<TopicCache>,
 }
 
 impl PostgresStorage {
@@ -81,17 +85,17 @@ impl PostgresStorage {
             .map_err(|e| StorageError::Engine(format!("invalid postgres URL: {e}")))?;
         let pool = Arc::new(Pool::new(config, pool_size));
         migrate(&mut *pool.get().await?).await?;
-        Ok(PostgresStorage { pool })
+        Ok(PostgresStorage { pool, topics: Arc::default() })
     }
 
-    /// Wake-ups for appends made by any broker on this database: (topic id, partition, new high
-    /// watermark), from a dedicated connection that LISTENs on `ductstream_appends`.
+    /// The partitions' new bounds after appends and DeleteRecords by any broker on this
+    /// database, from a dedicated connection that LISTENs on `ductstream_appends`.
     ///
     /// Notifications are hints: when the receiver lags by more than the channel holds, newer
-    /// ones are dropped (each carries the latest high watermark, so the next one catches up).
-    /// The channel closes (`recv` gives `None`) when the listening connection is lost; the
-    /// caller should then wake all its waiters and subscribe again.
-    pub async fn subscribe_appends(&self) -> Result<tokio::sync::mpsc::Receiver<(Uuid, i32, i64)>> {
+    /// ones are dropped (each carries the latest bounds, so the next one catches up). The
+    /// channel closes (`recv` gives `None`) when the listening connection is lost; the caller
+    /// should then wake all its waiters, subscribe again and re-read what it cached.
+    pub async fn subscribe_appends(&self) -> Result<tokio::sync::mpsc::Receiver<PartitionNotice>> {
         notify::subscribe(self.pool.config()).await
     }
 }
@@ -315,13 +319,17 @@ impl Storage for PostgresStorage {
         let params: [&(dyn tokio_postgres::types::ToSql + Sync); 4] =
             [&topic.id, &topic.name, &topic.partitions, &Json(&topic.configs)];
         match conn.client.execute(&statement, &params).await {
-            Ok(_) => Ok(topic),
+            Ok(_) => {
+                self.topics.put(&topic);
+                Ok(topic)
+            }
             Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => Err(StorageError::TopicExists(topic.name)),
             Err(e) => Err(pool::query_error(Query::CreateTopic, e)),
         }
     }
 
     async fn delete_topic(&self, name: &str) -> Result<Topic> {
+        self.topics.forget(name);
         let mut conn = self.pool.get().await?;
         match conn.query_opt(Query::DeleteTopic, &[&name]).await? {
             Some(row) => topic_from(&row),
@@ -335,11 +343,20 @@ impl Storage for PostgresStorage {
     }
 
     async fn topic(&self, name: &str) -> Result<Option<Topic>> {
+        if let Some(topic) = self.topics.get(name) {
+            return Ok(Some(topic));
+        }
         let mut conn = self.pool.get().await?;
-        conn.query_opt(Query::Topic, &[&name]).await?.as_ref().map(topic_from).transpose()
+        let topic = conn.query_opt(Query::Topic, &[&name]).await?.as_ref().map(topic_from).transpose()?;
+        match &topic {
+            Some(topic) => self.topics.put(topic),
+            None => self.topics.forget(name),
+        }
+        Ok(topic)
     }
 
     async fn create_partitions(&self, name: &str, partitions: i32) -> Result<Topic> {
+        self.topics.forget(name);
         let mut conn = self.pool.get().await?;
         let lock = conn.statement(Query::TopicForUpdate).await?;
         let grow = conn.statement(Query::GrowTopic).await?;
@@ -361,13 +378,19 @@ impl Storage for PostgresStorage {
         tx.execute(&add, &[&topic.id, &topic.partitions, &partitions]).await.map_err(failed(Query::AddPartitions))?;
         tx.commit().await.map_err(failed(Query::AddPartitions))?;
         topic.partitions = partitions;
+        self.topics.put(&topic);
         Ok(topic)
     }
 
     async fn set_topic_configs(&self, name: &str, configs: BTreeMap<String, String>) -> Result<Topic> {
+        self.topics.forget(name);
         let mut conn = self.pool.get().await?;
         match conn.query_opt(Query::SetTopicConfigs, &[&name, &Json(&configs)]).await? {
-            Some(row) => topic_from(&row),
+            Some(row) => {
+                let topic = topic_from(&row)?;
+                self.topics.put(&topic);
+                Ok(topic)
+            }
             None => Err(StorageError::UnknownTopic(name.to_owned())),
         }
     }

@@ -1,4 +1,5 @@
-//! Append wake-ups across brokers: LISTEN on a dedicated connection, forwarded to a channel.
+//! Partition changes across brokers (appends and DeleteRecords): LISTEN on a dedicated
+//! connection, forwarded to a channel.
 
 use std::future::poll_fn;
 
@@ -9,12 +10,20 @@ use uuid::Uuid;
 
 use super::pool::{connect_error, query_error};
 use super::queries::Query;
-use crate::{Result, StorageError};
+use crate::{PartitionOffsets, Result, StorageError};
+
+/// A partition's bounds after another broker (or this one) changed them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PartitionNotice {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub offsets: PartitionOffsets,
+}
 
 /// How many wake-ups may wait for the receiver before newer ones are dropped.
 const CHANNEL_CAPACITY: usize = 4096;
 
-pub(crate) async fn subscribe(config: &Config) -> Result<mpsc::Receiver<(Uuid, i32, i64)>> {
+pub(crate) async fn subscribe(config: &Config) -> Result<mpsc::Receiver<PartitionNotice>> {
     let (client, mut connection) = config.connect(NoTls).await.map_err(connect_error)?;
     let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
     {
@@ -66,7 +75,7 @@ pub(crate) async fn subscribe(config: &Config) -> Result<mpsc::Receiver<(Uuid, i
 }
 
 /// Passes one notification on; false once nobody listens any more.
-fn forward(sender: &mpsc::Sender<(Uuid, i32, i64)>, notification: &Notification) -> bool {
+fn forward(sender: &mpsc::Sender<PartitionNotice>, notification: &Notification) -> bool {
     let Some(wake) = parse(notification.payload()) else {
         tracing::warn!(payload = notification.payload(), "ignoring a malformed ductstream_appends notification");
         return true;
@@ -81,25 +90,29 @@ fn forward(sender: &mpsc::Sender<(Uuid, i32, i64)>, notification: &Notification)
     }
 }
 
-/// `<topic id>:<partition>:<high watermark>`.
-fn parse(payload: &str) -> Option<(Uuid, i32, i64)> {
+/// `<topic id>:<partition>:<high watermark>:<log start>`.
+fn parse(payload: &str) -> Option<PartitionNotice> {
     let mut parts = payload.split(':');
     let topic_id = parts.next()?.parse().ok()?;
     let partition = parts.next()?.parse().ok()?;
     let high_watermark = parts.next()?.parse().ok()?;
-    parts.next().is_none().then_some((topic_id, partition, high_watermark))
+    let log_start = parts.next()?.parse().ok()?;
+    let offsets = PartitionOffsets { log_start, high_watermark };
+    parts.next().is_none().then_some(PartitionNotice { topic_id, partition, offsets })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::parse;
+    use super::{parse, PartitionNotice};
+    use crate::PartitionOffsets;
 
     #[test]
     fn parses_payloads() {
         let id = uuid::Uuid::new_v4();
-        assert_eq!(parse(&format!("{id}:3:120")), Some((id, 3, 120)));
-        assert_eq!(parse(&format!("{id}:3")), None);
-        assert_eq!(parse(&format!("{id}:3:1:2")), None);
-        assert_eq!(parse("x:1:2"), None);
+        let offsets = PartitionOffsets { log_start: 7, high_watermark: 120 };
+        assert_eq!(parse(&format!("{id}:3:120:7")), Some(PartitionNotice { topic_id: id, partition: 3, offsets }));
+        assert_eq!(parse(&format!("{id}:3:120")), None);
+        assert_eq!(parse(&format!("{id}:3:1:2:9")), None);
+        assert_eq!(parse("x:1:2:0"), None);
     }
 }

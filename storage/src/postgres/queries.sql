@@ -24,8 +24,8 @@ SELECT version FROM ductstream_schema_migrations ORDER BY version
 INSERT INTO ductstream_schema_migrations (version, name) VALUES ($1::integer, $2::text)
 
 -- name: listen_appends
--- Run on the dedicated listening connection of PostgresStorage::subscribe_appends; the append
--- statement notifies this channel with '<topic id>:<partition>:<high watermark>'.
+-- Run on the dedicated listening connection of PostgresStorage::subscribe_appends; appends and
+-- DeleteRecords notify this channel with '<topic id>:<partition>:<high watermark>:<log start>'.
 LISTEN ductstream_appends
 
 -- name: topic_partitions
@@ -88,7 +88,7 @@ WITH part AS (
     FROM ductstream_topics t
     WHERE t.name = $1::text AND p.topic_id = t.id AND p.partition = $2::integer
     RETURNING p.topic_id, p.next_offset - $3::bigint AS base_offset, p.next_offset,
-              p.max_timestamp AS time_index, p.next_position AS end_position
+              p.max_timestamp AS time_index, p.next_position AS end_position, p.log_start
 ), batch AS (
     INSERT INTO ductstream_batches (topic_id, partition, base_offset, last_offset, record_count,
         max_timestamp, time_index, end_position, byte_size, producer_id, producer_epoch,
@@ -105,7 +105,8 @@ WITH part AS (
     DO UPDATE SET epoch = EXCLUDED.epoch, batches = EXCLUDED.batches
 )
 SELECT part.base_offset, part.next_offset,
-       pg_notify('ductstream_appends', part.topic_id::text || ':' || $2::integer::text || ':' || part.next_offset::text)
+       pg_notify('ductstream_appends', part.topic_id::text || ':' || $2::integer::text || ':' || part.next_offset::text
+                                       || ':' || part.log_start::text)
 FROM part
 
 -- name: append_many
@@ -126,7 +127,7 @@ WITH input AS (
 ), totals AS (
     SELECT sum(delta)::bigint AS delta, max(max_ts)::bigint AS max_ts, sum(size)::bigint AS size FROM input
 ), old AS (
-    SELECT p.topic_id, p.partition, p.next_offset, p.max_timestamp, p.next_position
+    SELECT p.topic_id, p.partition, p.next_offset, p.max_timestamp, p.next_position, p.log_start
     FROM ductstream_partitions p JOIN ductstream_topics t ON t.id = p.topic_id
     WHERE t.name = $1::text AND p.partition = $2::integer
     FOR UPDATE OF p
@@ -156,7 +157,8 @@ WITH input AS (
     DO UPDATE SET epoch = EXCLUDED.epoch, batches = EXCLUDED.batches
 )
 SELECT old.next_offset, part.next_offset,
-       pg_notify('ductstream_appends', part.topic_id::text || ':' || $2::integer::text || ':' || part.next_offset::text)
+       pg_notify('ductstream_appends', part.topic_id::text || ':' || $2::integer::text || ':' || part.next_offset::text
+                                       || ':' || old.log_start::text)
 FROM old, part
 
 -- name: read
@@ -242,20 +244,24 @@ LIMIT 1
 
 -- name: delete_records
 -- Raises log_start to $3 (never lowers it) and deletes the batches wholly below it. No row
--- when the partition does not exist or $3 is outside [0, high watermark].
+-- when the partition does not exist or $3 is outside [0, high watermark]. Brokers learn the
+-- new log start from the same notification as appends.
 WITH part AS (
     UPDATE ductstream_partitions p
     SET log_start = GREATEST(p.log_start, $3::bigint)
     FROM ductstream_topics t
     WHERE t.name = $1::text AND p.topic_id = t.id AND p.partition = $2::integer
       AND $3::bigint BETWEEN 0 AND p.next_offset
-    RETURNING p.topic_id, p.partition, p.log_start
+    RETURNING p.topic_id, p.partition, p.log_start, p.next_offset
 ), gone AS (
     DELETE FROM ductstream_batches b USING part
     WHERE b.topic_id = part.topic_id AND b.partition = part.partition
       AND b.last_offset < part.log_start
 )
-SELECT log_start FROM part
+SELECT part.log_start,
+       pg_notify('ductstream_appends', part.topic_id::text || ':' || part.partition::text || ':' || part.next_offset::text
+                                       || ':' || part.log_start::text)
+FROM part
 
 -- name: producers
 -- Rows: none when the partition does not exist; else one per producer, or one NULL row.
