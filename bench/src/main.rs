@@ -11,6 +11,7 @@ mod group_join;
 mod latency;
 mod nats_durable;
 mod payload;
+mod pg_copy;
 mod produce;
 mod stats;
 mod topic;
@@ -64,6 +65,8 @@ enum Command {
     Cdc(cdc::CdcArgs),
     /// The `durable` job against NATS JetStream (durable pull consumer).
     NatsDurable(nats_durable::NatsDurableArgs),
+    /// The limit for Postgres storage: the same bytes COPYed into a plain bytea table.
+    PgCopy(pg_copy::PgCopyArgs),
     /// One member of a consumer group, run by `group-failover` as a child
     /// process: prints a JSON line per assignment change.
     #[command(hide = true)]
@@ -85,6 +88,7 @@ fn main() -> Result<()> {
         Command::Durable(args) => Box::new(durable::run(&opts, args)?),
         Command::Cdc(args) => Box::new(cdc::run(&opts, args)?),
         Command::NatsDurable(args) => Box::new(nats_durable::run(args)?),
+        Command::PgCopy(args) => Box::new(pg_copy::run(args)?),
         Command::GroupMember(args) => return group_failover::run_member(&opts, args),
     };
     match print_report(report.as_ref(), cli.json) {

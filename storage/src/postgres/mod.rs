@@ -28,6 +28,7 @@ mod pool;
 mod queries;
 pub mod testing;
 mod topic_cache;
+mod writes;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -161,148 +162,6 @@ async fn missing(conn: &mut Conn, topic: &str, partition: i32) -> StorageError {
     }
 }
 
-impl PostgresStorage {
-    /// [`Storage::append_many`] as one statement, all or nothing.
-    async fn append_many_once(&self, topic: &str, partition: i32, batches: &[(Batch, Option<ProducerState>)]) -> Result<Vec<AppendOutcome>> {
-        if batches.is_empty() {
-            return Ok(Vec::new());
-        }
-        let arrays = AppendArrays::new(batches)?;
-        let mut conn = self.pool.get().await?;
-        let statement = conn.statement(Query::AppendMany).await?;
-        let row = arrays.execute(&conn.client, &statement, topic, partition).await.map_err(|e| pool::query_error(Query::AppendMany, e))?;
-        match row {
-            Some(row) => arrays.outcomes(&row),
-            None => Err(missing(&mut conn, topic, partition).await),
-        }
-    }
-
-    /// [`Storage::append_partitions`] in one transaction: one commit (one WAL flush) for
-    /// every partition's batches; the statements are pipelined.
-    async fn append_partitions_once(&self, writes: &[PartitionWrite]) -> Result<Vec<Vec<AppendOutcome>>> {
-        let arrays = writes.iter().map(|w| AppendArrays::new(&w.batches)).collect::<Result<Vec<_>>>()?;
-        let mut conn = self.pool.get().await?;
-        let statement = conn.statement(Query::AppendMany).await?;
-        let failed = |e| pool::query_error(Query::AppendMany, e);
-        let tx = conn.client.transaction().await.map_err(failed)?;
-        let rows = futures::future::join_all(
-            writes.iter().zip(&arrays).filter(|(w, _)| !w.batches.is_empty()).map(|(w, a)| a.execute(&tx, &statement, &w.topic, w.partition)),
-        )
-        .await;
-        let mut rows = rows.into_iter();
-        let mut out = Vec::with_capacity(writes.len());
-        for (w, a) in writes.iter().zip(&arrays) {
-            if w.batches.is_empty() {
-                out.push(Vec::new());
-                continue;
-            }
-            match rows.next() {
-                Some(Ok(Some(row))) => out.push(a.outcomes(&row)?),
-                Some(Ok(None)) => {
-                    drop(tx);
-                    return Err(missing(&mut conn, &w.topic, w.partition).await);
-                }
-                Some(Err(e)) => return Err(failed(e)),
-                None => return Err(StorageError::Engine("append_partitions lost a statement's answer".into())),
-            }
-        }
-        tx.commit().await.map_err(failed)?;
-        Ok(out)
-    }
-}
-
-/// One partition's batches as the parallel arrays `append_many` takes.
-struct AppendArrays<'a> {
-    deltas: Vec<i64>,
-    max_timestamps: Vec<i64>,
-    sizes: Vec<i32>,
-    records: Vec<i32>,
-    producer_ids: Vec<i64>,
-    epochs: Vec<i16>,
-    sequences: Vec<i32>,
-    data: Vec<&'a [u8]>,
-    state_ids: Vec<i64>,
-    state_epochs: Vec<i16>,
-    state_batches: Vec<Json<&'a Vec<ProducerBatch>>>,
-}
-
-impl<'a> AppendArrays<'a> {
-    fn new(batches: &'a [(Batch, Option<ProducerState>)]) -> Result<AppendArrays<'a>> {
-        let mut sizes = Vec::with_capacity(batches.len());
-        for (batch, _) in batches {
-            sizes.push(i32::try_from(batch.len()).map_err(|_| {
-                StorageError::Engine(format!("a batch of {} bytes is too large to store", batch.len()))
-            })?);
-        }
-        // Each producer's last state wins.
-        let mut states: BTreeMap<i64, &ProducerState> = BTreeMap::new();
-        for state in batches.iter().filter_map(|(_, p)| p.as_ref()) {
-            states.insert(state.producer_id, state);
-        }
-        Ok(AppendArrays {
-            deltas: batches.iter().map(|(b, _)| i64::from(b.last_offset_delta()) + 1).collect(),
-            max_timestamps: batches.iter().map(|(b, _)| b.max_timestamp()).collect(),
-            sizes,
-            records: batches.iter().map(|(b, _)| b.record_count()).collect(),
-            producer_ids: batches.iter().map(|(b, _)| b.producer_id()).collect(),
-            epochs: batches.iter().map(|(b, _)| b.producer_epoch()).collect(),
-            sequences: batches.iter().map(|(b, _)| b.base_sequence()).collect(),
-            data: batches.iter().map(|(b, _)| b.bytes().as_ref()).collect(),
-            state_ids: states.keys().copied().collect(),
-            state_epochs: states.values().map(|s| s.epoch).collect(),
-            state_batches: states.values().map(|s| Json(&s.batches)).collect(),
-        })
-    }
-
-    async fn execute(
-        &self,
-        client: &impl tokio_postgres::GenericClient,
-        statement: &tokio_postgres::Statement,
-        topic: &str,
-        partition: i32,
-    ) -> std::result::Result<Option<Row>, tokio_postgres::Error> {
-        client
-            .query_opt(
-                statement,
-                &[
-                    &topic,
-                    &partition,
-                    &self.deltas,
-                    &self.max_timestamps,
-                    &self.sizes,
-                    &self.records,
-                    &self.producer_ids,
-                    &self.epochs,
-                    &self.sequences,
-                    &self.data,
-                    &self.state_ids,
-                    &self.state_epochs,
-                    &self.state_batches,
-                ],
-            )
-            .await
-    }
-
-    /// Each batch's outcome from the statement's (first offset, new high watermark).
-    fn outcomes(&self, row: &Row) -> Result<Vec<AppendOutcome>> {
-        let mut next: i64 = col(row, 0)?;
-        let high_watermark: i64 = col(row, 1)?;
-        let outcomes = self
-            .deltas
-            .iter()
-            .map(|delta| {
-                let base_offset = next;
-                next += delta;
-                AppendOutcome { base_offset, high_watermark: next }
-            })
-            .collect();
-        if next != high_watermark {
-            return Err(StorageError::Corrupt(format!("append_many: offsets end at {next}, the partition at {high_watermark}")));
-        }
-        Ok(outcomes)
-    }
-}
-
 #[async_trait]
 impl Storage for PostgresStorage {
     fn engine(&self) -> &'static str {
@@ -402,52 +261,19 @@ impl Storage for PostgresStorage {
         batch: Batch,
         producer: Option<ProducerState>,
     ) -> Result<AppendOutcome> {
-        let delta = i64::from(batch.last_offset_delta()) + 1;
-        let size = i32::try_from(batch.len())
-            .map_err(|_| StorageError::Engine(format!("a batch of {} bytes is too large to store", batch.len())))?;
-        let data: &[u8] = batch.bytes();
-        let producer_id = producer.as_ref().map(|p| p.producer_id);
-        let epoch = producer.as_ref().map(|p| p.epoch);
-        let batches: Option<Json<&Vec<ProducerBatch>>> = producer.as_ref().map(|p| Json(&p.batches));
+        let write = PartitionWrite { topic: topic.to_owned(), partition, batches: vec![(batch, producer)] };
         let mut conn = self.pool.get().await?;
-        let row = conn
-            .query_opt(
-                Query::Append,
-                &[
-                    &topic,
-                    &partition,
-                    &delta,
-                    &batch.max_timestamp(),
-                    &size,
-                    &batch.record_count(),
-                    &batch.producer_id(),
-                    &batch.producer_epoch(),
-                    &batch.base_sequence(),
-                    &data,
-                    &producer_id,
-                    &epoch,
-                    &batches,
-                ],
-            )
-            .await?;
-        match row {
-            Some(row) => Ok(AppendOutcome { base_offset: col(&row, 0)?, high_watermark: col(&row, 1)? }),
-            None => Err(missing(&mut conn, topic, partition).await),
-        }
+        let outcomes = writes::append_partitions(&mut conn, std::slice::from_ref(&write)).await?;
+        outcomes
+            .into_iter()
+            .flatten()
+            .next()
+            .ok_or_else(|| StorageError::Engine("the append returned no outcome".into()))
     }
 
     async fn append_many(&self, topic: &str, partition: i32, batches: Vec<(Batch, Option<ProducerState>)>) -> Vec<Result<AppendOutcome>> {
-        let count = batches.len();
-        match self.append_many_once(topic, partition, &batches).await {
-            Ok(outcomes) => outcomes.into_iter().map(Ok).collect(),
-            Err(e) => {
-                // One statement: none was stored. The first gets the error itself.
-                let reason = e.to_string();
-                std::iter::once(Err(e))
-                    .chain((1..count).map(|_| Err(StorageError::Engine(format!("the write with this batch failed: {reason}")))))
-                    .collect()
-            }
-        }
+        let write = PartitionWrite { topic: topic.to_owned(), partition, batches };
+        self.append_partitions(vec![write]).await.into_iter().next().unwrap_or_default()
     }
 
     fn groups_partitions(&self) -> bool {
@@ -455,13 +281,23 @@ impl Storage for PostgresStorage {
     }
 
     async fn append_partitions(&self, writes: Vec<PartitionWrite>) -> Vec<Vec<Result<AppendOutcome>>> {
-        match self.append_partitions_once(&writes).await {
+        let stored = match self.pool.get().await {
+            Ok(mut conn) => writes::append_partitions(&mut conn, &writes).await,
+            Err(e) => Err(e),
+        };
+        match stored {
             Ok(outcomes) => outcomes.into_iter().map(|o| o.into_iter().map(Ok).collect()).collect(),
             Err(e) => {
+                // One transaction: none was stored. The first batch gets the error itself.
                 let reason = e.to_string();
+                let mut first = Some(e);
                 writes
                     .iter()
-                    .map(|w| (0..w.batches.len()).map(|_| Err(StorageError::Engine(format!("the write failed: {reason}")))).collect())
+                    .map(|w| {
+                        (0..w.batches.len())
+                            .map(|_| Err(first.take().unwrap_or_else(|| StorageError::Engine(format!("the write failed: {reason}")))))
+                            .collect()
+                    })
                     .collect()
             }
         }

@@ -22,8 +22,9 @@ pub(crate) enum Query {
     GrowTopic,
     AddPartitions,
     SetTopicConfigs,
-    Append,
-    AppendMany,
+    Reserve,
+    CopyBatches,
+    SaveProducers,
     Read,
     Offsets,
     BatchAtTime,
@@ -50,7 +51,7 @@ pub(crate) enum Query {
 }
 
 impl Query {
-    pub(crate) const ALL: [Query; 39] = [
+    pub(crate) const ALL: [Query; 40] = [
         Query::MigrationsLock,
         Query::MigrationsTable,
         Query::MigrationsApplied,
@@ -65,8 +66,9 @@ impl Query {
         Query::GrowTopic,
         Query::AddPartitions,
         Query::SetTopicConfigs,
-        Query::Append,
-        Query::AppendMany,
+        Query::Reserve,
+        Query::CopyBatches,
+        Query::SaveProducers,
         Query::Read,
         Query::Offsets,
         Query::BatchAtTime,
@@ -109,8 +111,9 @@ impl Query {
             Query::GrowTopic => "grow_topic",
             Query::AddPartitions => "add_partitions",
             Query::SetTopicConfigs => "set_topic_configs",
-            Query::Append => "append",
-            Query::AppendMany => "append_many",
+            Query::Reserve => "reserve",
+            Query::CopyBatches => "copy_batches",
+            Query::SaveProducers => "save_producers",
             Query::Read => "read",
             Query::Offsets => "offsets",
             Query::BatchAtTime => "batch_at_time",

@@ -72,94 +72,45 @@ SELECT $1::uuid, p FROM generate_series($2::integer, $3::integer - 1) AS p
 UPDATE ductstream_topics SET configs = $2::jsonb WHERE name = $1::text
 RETURNING id, name, partitions, configs
 
--- name: append
--- One statement, so one implicit transaction and one round trip: the partition row's lock
--- orders concurrent writers, the batch is stored with its base offset rewritten (bytes 0..8,
--- big-endian; the CRC does not cover them), the producer state is saved with it, and the
--- wake-up is queued for delivery at commit.
--- $3 offset delta (last_offset_delta + 1), $4 batch max timestamp, $5 byte size,
--- $6 record count, $7 producer id, $8 producer epoch, $9 base sequence, $10 batch bytes,
--- $11..$13 the producer's new state (NULLs without one).
-WITH part AS (
-    UPDATE ductstream_partitions p
-    SET next_offset = p.next_offset + $3::bigint,
-        max_timestamp = GREATEST(p.max_timestamp, $4::bigint),
-        next_position = p.next_position + $5::integer
-    FROM ductstream_topics t
-    WHERE t.name = $1::text AND p.topic_id = t.id AND p.partition = $2::integer
-    RETURNING p.topic_id, p.next_offset - $3::bigint AS base_offset, p.next_offset,
-              p.max_timestamp AS time_index, p.next_position AS end_position, p.log_start
-), batch AS (
-    INSERT INTO ductstream_batches (topic_id, partition, base_offset, last_offset, record_count,
-        max_timestamp, time_index, end_position, byte_size, producer_id, producer_epoch,
-        base_sequence, data)
-    SELECT part.topic_id, $2::integer, part.base_offset, part.next_offset - 1, $6::integer,
-        $4::bigint, part.time_index, part.end_position, $5::integer, $7::bigint, $8::smallint,
-        $9::integer, overlay($10::bytea PLACING int8send(part.base_offset) FROM 1 FOR 8)
-    FROM part
-), producer AS (
-    INSERT INTO ductstream_producer_states (topic_id, partition, producer_id, epoch, batches)
-    SELECT part.topic_id, $2::integer, $11::bigint, $12::smallint, $13::jsonb
-    FROM part WHERE $11::bigint IS NOT NULL
-    ON CONFLICT (topic_id, partition, producer_id)
-    DO UPDATE SET epoch = EXCLUDED.epoch, batches = EXCLUDED.batches
-)
-SELECT part.base_offset, part.next_offset,
-       pg_notify('ductstream_appends', part.topic_id::text || ':' || $2::integer::text || ':' || part.next_offset::text
-                                       || ':' || part.log_start::text)
-FROM part
-
--- name: append_many
--- `append` for several batches of one partition in one statement: the partition row is locked
--- once, each batch gets the next base offset, time index and end position in order, and one
--- wake-up is queued. $3..$10 are parallel arrays, one element per batch, in log order (offset
--- delta, max timestamp, byte size, record count, producer id, epoch, base sequence, bytes);
--- $11..$13 the producers' new states, one per producer (their last).
-WITH input AS (
-    SELECT i.*,
-           (sum(i.delta) OVER w)::bigint AS delta_end,
-           (sum(i.size) OVER w)::bigint AS size_end,
-           max(i.max_ts) OVER w AS ts_running
-    FROM unnest($3::bigint[], $4::bigint[], $5::integer[], $6::integer[], $7::bigint[], $8::smallint[],
-                $9::integer[], $10::bytea[])
-         WITH ORDINALITY AS i (delta, max_ts, size, records, pid, pepoch, bseq, data, ord)
-    WINDOW w AS (ORDER BY i.ord)
-), totals AS (
-    SELECT sum(delta)::bigint AS delta, max(max_ts)::bigint AS max_ts, sum(size)::bigint AS size FROM input
-), old AS (
+-- name: reserve
+-- The first step of a write to a partition: moves its next offset, running max timestamp and
+-- byte position past the write ($3 offsets, $4 its max timestamp, $5 bytes) and returns them
+-- as the write found them, from which the writer numbers its batches. The row lock is held to
+-- the end of the transaction, so offsets have neither gaps nor duplicates whatever the number
+-- of writers, and the wake-up for other brokers goes out at commit.
+WITH old AS (
     SELECT p.topic_id, p.partition, p.next_offset, p.max_timestamp, p.next_position, p.log_start
     FROM ductstream_partitions p JOIN ductstream_topics t ON t.id = p.topic_id
     WHERE t.name = $1::text AND p.partition = $2::integer
     FOR UPDATE OF p
 ), part AS (
     UPDATE ductstream_partitions p
-    SET next_offset = old.next_offset + totals.delta,
-        max_timestamp = GREATEST(old.max_timestamp, totals.max_ts),
-        next_position = old.next_position + totals.size
-    FROM old, totals
+    SET next_offset = old.next_offset + $3::bigint,
+        max_timestamp = GREATEST(old.max_timestamp, $4::bigint),
+        next_position = old.next_position + $5::bigint
+    FROM old
     WHERE p.topic_id = old.topic_id AND p.partition = old.partition
     RETURNING p.topic_id, p.next_offset
-), batch AS (
-    INSERT INTO ductstream_batches (topic_id, partition, base_offset, last_offset, record_count,
-        max_timestamp, time_index, end_position, byte_size, producer_id, producer_epoch,
-        base_sequence, data)
-    SELECT old.topic_id, $2::integer, old.next_offset + input.delta_end - input.delta,
-        old.next_offset + input.delta_end - 1, input.records, input.max_ts,
-        GREATEST(old.max_timestamp, input.ts_running), old.next_position + input.size_end,
-        input.size, input.pid, input.pepoch, input.bseq,
-        overlay(input.data PLACING int8send(old.next_offset + input.delta_end - input.delta) FROM 1 FOR 8)
-    FROM old, input
-), producer AS (
-    INSERT INTO ductstream_producer_states (topic_id, partition, producer_id, epoch, batches)
-    SELECT old.topic_id, $2::integer, s.pid, s.epoch, s.batches
-    FROM old, unnest($11::bigint[], $12::smallint[], $13::jsonb[]) AS s (pid, epoch, batches)
-    ON CONFLICT (topic_id, partition, producer_id)
-    DO UPDATE SET epoch = EXCLUDED.epoch, batches = EXCLUDED.batches
 )
-SELECT old.next_offset, part.next_offset,
+SELECT old.topic_id, old.next_offset, old.max_timestamp, old.next_position,
        pg_notify('ductstream_appends', part.topic_id::text || ':' || $2::integer::text || ':' || part.next_offset::text
                                        || ':' || old.log_start::text)
 FROM old, part
+
+-- name: copy_batches
+-- The second step: the batches themselves, numbered by the writer from what `reserve`
+-- returned, in binary COPY format (see writes.rs for the column encoding).
+COPY ductstream_batches (topic_id, partition, base_offset, last_offset, record_count, max_timestamp,
+    time_index, end_position, byte_size, producer_id, producer_epoch, base_sequence, data)
+FROM STDIN (FORMAT binary)
+
+-- name: save_producers
+-- The last step: each idempotent producer's new state, one row per (topic, partition,
+-- producer), as parallel arrays.
+INSERT INTO ductstream_producer_states (topic_id, partition, producer_id, epoch, batches)
+SELECT * FROM unnest($1::uuid[], $2::integer[], $3::bigint[], $4::smallint[], $5::jsonb[])
+ON CONFLICT (topic_id, partition, producer_id)
+DO UPDATE SET epoch = EXCLUDED.epoch, batches = EXCLUDED.batches
 
 -- name: read
 -- Rows: none when the partition does not exist; else (log_start, high watermark, batch) per
