@@ -108,6 +108,40 @@ fn max_bytes_limits_the_response_but_the_first_batch_always_comes() {
 }
 
 #[test]
+fn partitions_share_the_response_budget_in_request_order() {
+    let (_dir, broker) = broker();
+    let mut client = broker.client();
+    create_topic(&mut client, "shared-budget", 3, &[]);
+    let one = make_batch(10, 0, None);
+    for partition in 0..3 {
+        for _ in 0..2 {
+            assert_eq!(produce_one(&mut client, "shared-budget", partition, one.clone()).0, 0);
+        }
+    }
+    let size = one.len() as i32;
+    let fetch_all = |client: &mut Client, max_bytes: i32| {
+        let mut request = fetch("shared-budget", 0, 0, 0, 0, max_bytes);
+        request.topics[0].partitions = (0..3)
+            .map(|p| {
+                kafka_protocol::messages::fetch_request::FetchPartition::default()
+                    .with_partition(p)
+                    .with_partition_max_bytes(2 * size + 10)
+            })
+            .collect();
+        let response = expect_kind!(client.call(ApiKey::Fetch, 12, &request), Fetch);
+        let partitions = &response.responses[0].partitions;
+        assert!(partitions.iter().all(|p| p.error_code == 0 && p.high_watermark == 20));
+        partitions.iter().map(|p| batches(p.records.clone().unwrap_or_default()).len()).collect::<Vec<_>>()
+    };
+    assert_eq!(fetch_all(&mut client, 1 << 20), vec![2, 2, 2], "each partition up to its own limit");
+    assert_eq!(
+        fetch_all(&mut client, 3 * size + 10),
+        vec![2, 1, 0],
+        "the first partitions in the request take the budget, as if read one after another"
+    );
+}
+
+#[test]
 fn fetch_sessions_that_do_not_exist_are_refused() {
     let (_dir, broker) = broker();
     let mut client = broker.client();

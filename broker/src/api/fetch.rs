@@ -18,7 +18,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Ctx;
-use crate::Result;
+use crate::{BrokerError, Result};
 
 /// The longest a fetch may wait, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -38,7 +38,7 @@ pub async fn handle(ctx: &Ctx, request: FetchRequest) -> Result<FetchResponse> {
     let max_bytes = if request.max_bytes <= 0 { usize::MAX } else { request.max_bytes as usize };
     loop {
         let mut wakers = Vec::new();
-        let round = read_round(ctx, &topics, max_bytes, &mut wakers).await?;
+        let round = read_round(ctx, &topics, max_bytes, &mut wakers).await;
         let done = round.bytes >= min_bytes || round.has_error || Instant::now() >= deadline || wakers.is_empty();
         if done || !wait_for_append(ctx, wakers, deadline).await {
             return Ok(FetchResponse::default().with_responses(round.responses));
@@ -52,31 +52,74 @@ struct Round {
     has_error: bool,
 }
 
+/// One partition asked for, with its topic as this broker knows it.
+struct Wanted<'a> {
+    topic: Option<&'a Topic>,
+    partition: &'a FetchPartition,
+}
+
+type PartitionRead = Result<(Vec<Batch>, PartitionOffsets)>;
+
+/// Reads every partition asked for, within the response's `max_bytes`. Partitions whose limits
+/// fit together in what is left of the budget are read at once (on Postgres, each on its own
+/// connection), so a consumer of many partitions does not wait for one read after another;
+/// their answers are then taken in request order, as if read one by one.
 async fn read_round(
     ctx: &Ctx,
     topics: &[(FetchTopic, Option<Topic>)],
     max_bytes: usize,
     wakers: &mut Vec<watch::Receiver<i64>>,
-) -> Result<Round> {
-    let mut round = Round { responses: Vec::with_capacity(topics.len()), bytes: 0, has_error: false };
-    for (wanted, topic) in topics {
-        let mut partitions = Vec::with_capacity(wanted.partitions.len());
-        for p in &wanted.partitions {
-            let data = PartitionData::default().with_partition_index(p.partition);
-            let remaining = max_bytes.saturating_sub(round.bytes);
-            let read = match topic {
-                Some(topic) if (0..topic.partitions).contains(&p.partition) => {
-                    // Once some data is in, a partition past the response budget gets none.
-                    let budget = (remaining > 0 || round.bytes == 0).then_some(remaining);
-                    read_partition(ctx, topic, p, budget, wakers).await
+) -> Round {
+    let wanted: Vec<Wanted<'_>> = topics
+        .iter()
+        .flat_map(|(fetch, topic)| fetch.partitions.iter().map(move |partition| Wanted { topic: topic.as_ref(), partition }))
+        .collect();
+    let mut reads: Vec<PartitionRead> = Vec::with_capacity(wanted.len());
+    let mut bytes = 0;
+    while reads.len() < wanted.len() {
+        let remaining = max_bytes.saturating_sub(bytes);
+        // Once some data is in, partitions past the response budget get none, just bounds.
+        let budget = (remaining > 0 || bytes == 0).then_some(remaining);
+        // A partition joins the group when its whole limit fits beside the others', so it
+        // gets what a read after theirs would have given it.
+        let mut group = Vec::new();
+        let mut promised = 0;
+        for w in &wanted[reads.len()..] {
+            let limit = budget.map(|budget| partition_limit(w.partition).min(budget));
+            if let Some(limit) = limit {
+                if !group.is_empty() && promised + limit > remaining {
+                    break;
                 }
-                _ => Err(crate::BrokerError::kafka(ResponseError::UnknownTopicOrPartition, "no such topic partition")),
-            };
+                promised += limit;
+            }
+            group.push(read_partition(ctx, w, limit));
+        }
+        for (read, waker) in futures::future::join_all(group).await {
+            wakers.extend(waker);
+            if let Ok((batches, _)) = &read {
+                bytes += batches.iter().map(Batch::len).sum::<usize>();
+            }
+            reads.push(read);
+        }
+    }
+
+    let mut round = Round { responses: Vec::with_capacity(topics.len()), bytes: 0, has_error: false };
+    let mut reads = reads.into_iter();
+    for (fetch, _) in topics {
+        let mut partitions = Vec::with_capacity(fetch.partitions.len());
+        for p in &fetch.partitions {
+            let data = PartitionData::default().with_partition_index(p.partition);
+            let read = reads.next().unwrap_or_else(|| Err(BrokerError::kafka(ResponseError::UnknownServerError, "a partition read went missing")));
             partitions.push(match read {
                 Ok((mut batches, offsets)) => {
                     // Only the response's first data may exceed max_bytes (KIP-74).
-                    if round.bytes > 0 && batches.first().is_some_and(|b| b.len() > remaining) {
-                        batches.clear();
+                    if round.bytes > 0 {
+                        let remaining = max_bytes.saturating_sub(round.bytes);
+                        let mut taken = 0;
+                        batches.retain(|b| {
+                            taken += b.len();
+                            taken <= remaining
+                        });
                     }
                     let records = concat(batches.iter().map(|b| b.bytes()));
                     round.bytes += records.len();
@@ -91,28 +134,33 @@ async fn read_round(
                 }
             });
         }
-        round.responses.push(FetchableTopicResponse::default().with_topic(wanted.topic.clone()).with_partitions(partitions));
+        round.responses.push(FetchableTopicResponse::default().with_topic(fetch.topic.clone()).with_partitions(partitions));
     }
-    Ok(round)
+    round
 }
 
-/// Reads one partition within `budget` bytes (`None`: no data, just its bounds). A topic
-/// deleted while the fetch waited shows up here as an error for this partition alone.
-async fn read_partition(
-    ctx: &Ctx,
-    topic: &Topic,
-    p: &FetchPartition,
-    budget: Option<usize>,
-    wakers: &mut Vec<watch::Receiver<i64>>,
-) -> Result<(Vec<Batch>, PartitionOffsets)> {
-    // Subscribe before reading, so an append right after the read still wakes us.
-    wakers.push(ctx.broker.log.partition(topic, p.partition).await?.subscribe());
-    let Some(remaining) = budget else {
-        return Ok((Vec::new(), ctx.broker.log.offsets(topic, p.partition).await?));
+fn partition_limit(p: &FetchPartition) -> usize {
+    p.partition_max_bytes.max(0) as usize
+}
+
+/// Reads one partition within `limit` bytes (`None`: no data, just its bounds), with the
+/// receiver that wakes a long poll when it grows. A topic deleted while the fetch waited
+/// shows up here as an error for this partition alone.
+async fn read_partition(ctx: &Ctx, wanted: &Wanted<'_>, limit: Option<usize>) -> (PartitionRead, Option<watch::Receiver<i64>>) {
+    let p = wanted.partition;
+    let Some(topic) = wanted.topic.filter(|t| (0..t.partitions).contains(&p.partition)) else {
+        return (Err(BrokerError::kafka(ResponseError::UnknownTopicOrPartition, "no such topic partition")), None);
     };
-    let limit = (p.partition_max_bytes.max(0) as usize).min(remaining);
-    let read = ctx.broker.log.read(topic, p.partition, p.fetch_offset, limit).await?;
-    Ok((read.batches, read.offsets))
+    // Subscribe before reading, so an append right after the read still wakes us.
+    let waker = match ctx.broker.log.partition(topic, p.partition).await {
+        Ok(state) => state.subscribe(),
+        Err(e) => return (Err(e), None),
+    };
+    let read = match limit {
+        None => ctx.broker.log.offsets(topic, p.partition).await.map(|offsets| (Vec::new(), offsets)),
+        Some(limit) => ctx.broker.log.read(topic, p.partition, p.fetch_offset, limit).await.map(|read| (read.batches, read.offsets)),
+    };
+    (read, Some(waker))
 }
 
 /// Waits until a partition's high watermark moves. False when the deadline passed or the
