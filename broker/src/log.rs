@@ -7,7 +7,7 @@
 //! Appends queue per partition in the order their turns were taken (request order). One
 //! drain at a time writes what is queued: every batch waiting in line goes to storage in one
 //! `append_many`, so while storage is busy with one write the next requests' batches gather
-//! and share the next (one statement on Postgres instead of one per batch). On stores that
+//! and share the next (one COPY on Postgres instead of one write per batch). On stores that
 //! write several partitions in one transaction, the [`Gatherer`] joins the partitions' groups.
 
 use std::collections::{BTreeMap, HashMap};

@@ -46,7 +46,7 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Appends several batches to the end of the partition, in order, as [`Storage::append`]
     /// would one after another; engines that can store them in one write (Postgres: one
-    /// statement) do. One result per batch: after a failure, the batches that follow it are
+    /// transaction) do. One result per batch: after a failure, the batches that follow it are
     /// not stored and fail too.
     async fn append_many(&self, topic: &str, partition: i32, batches: Vec<(Batch, Option<ProducerState>)>) -> Vec<Result<AppendOutcome>> {
         let mut out = Vec::with_capacity(batches.len());

@@ -6,11 +6,11 @@
 //! fields beside them for lookups. Groups, committed offsets and idempotent producers' states
 //! have a table each; producer ids come from a sequence.
 //!
-//! - **Appends** are one SQL statement (so one implicit transaction and one round trip): it
-//!   moves the partition's `next_offset` forward with `UPDATE ... RETURNING` (the row lock
-//!   serialises writers, on any connection or broker), inserts the batch with its base offset
-//!   rewritten, upserts the producer's state and queues a `NOTIFY ductstream_appends`.
-//!   Durable when it returns, so [`Storage::sync`] has nothing to do.
+//! - **Appends** (see `writes.rs`) are one transaction for any number of partitions' batches:
+//!   `reserve` moves each partition's `next_offset` forward under its row lock (which
+//!   serialises writers, on any connection or broker) and queues a `NOTIFY ductstream_appends`;
+//!   a binary `COPY` stores the batches with their base offsets rewritten; the producers'
+//!   states are upserted. Durable when it returns, so [`Storage::sync`] has nothing to do.
 //! - **Reads** are index lookups: the batch holding the offset by `last_offset`, then a range
 //!   over `end_position` (a running byte count) bounded by `max_bytes`.
 //! - **Time lookups** use `time_index`, the running max of the batches' max timestamps, which
