@@ -210,6 +210,40 @@ async fn appends_resume_after_a_postgres_restart() {
 }
 
 #[tokio::test]
+async fn while_postgres_is_away_calls_fail_fast_and_it_is_found_again() {
+    let pg = cluster();
+    let s = connect(&pg).await;
+    s.create_topic(spec("away", 1)).await.expect("create");
+    s.append("away", 0, batch(2, 0), None).await.expect("append before the stop");
+    pg.stop().expect("pg_ctl stop");
+
+    // Every call fails with a retriable engine error; after the first failed connect, the
+    // calls in the pause are answered without trying again.
+    let mut paused = 0;
+    for _ in 0..20 {
+        match s.append("away", 0, batch(1, 0), None).await {
+            Err(StorageError::Engine(message)) => paused += usize::from(message.contains("next attempt in")),
+            other => panic!("an append while postgres is stopped: {other:?}"),
+        }
+    }
+    assert!(paused > 0, "calls during the pause after a failed connect are answered at once");
+
+    pg.start_again().expect("pg_ctl start");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let outcome = loop {
+        match s.append("away", 0, batch(1, 0), None).await {
+            Ok(outcome) => break outcome,
+            Err(e) if Instant::now() < deadline => {
+                assert!(matches!(e, StorageError::Engine(_)), "{e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("postgres is back but appends still fail: {e}"),
+        }
+    };
+    assert_eq!(outcome.base_offset, 2, "nothing was stored while it was away");
+}
+
+#[tokio::test]
 async fn concurrent_connects_migrate_once() {
     let pg = cluster();
     let url = pg.url();

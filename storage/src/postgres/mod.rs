@@ -23,6 +23,7 @@
 //! next call opens a new one. An append that fails that way may or may not have committed,
 //! as with a Kafka produce that times out.
 
+mod backoff;
 mod notify;
 mod pool;
 mod queries;

@@ -3,7 +3,7 @@
 //! A connection whose socket died (Postgres restarted, network cut) is dropped when it comes
 //! back to the pool, or when it is found closed on checkout; the next checkout opens a fresh
 //! one. So after a failure the caller gets one `StorageError::Engine` and a later call
-//! reconnects by itself.
+//! reconnects by itself; while connecting fails, attempts are spaced out by [`Backoff`].
 
 use std::ops::{Deref, DerefMut};
 use std::sync::Mutex;
@@ -14,6 +14,7 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::{Client, Config, NoTls, Row, Statement};
 
+use super::backoff::Backoff;
 use super::queries::Query;
 use crate::{Result, StorageError};
 
@@ -23,6 +24,7 @@ pub(crate) struct Pool {
     config: Config,
     idle: Mutex<Vec<Conn>>,
     permits: Semaphore,
+    backoff: Backoff,
 }
 
 /// One open connection and the statements prepared on it so far.
@@ -46,7 +48,7 @@ impl Pool {
         if config.get_application_name().is_none() {
             config.application_name("ductstream");
         }
-        Pool { config, idle: Mutex::new(Vec::new()), permits: Semaphore::new(size.max(1)) }
+        Pool { config, idle: Mutex::new(Vec::new()), permits: Semaphore::new(size.max(1)), backoff: Backoff::default() }
     }
 
     pub(crate) fn config(&self) -> &Config {
@@ -69,9 +71,26 @@ impl Pool {
         };
         let conn = match reused {
             Some(conn) => conn,
-            None => Conn::open(&self.config).await?,
+            None => self.open().await?,
         };
         Ok(Pooled { conn: Some(conn), pool: self, _permit: permit })
+    }
+}
+
+impl Pool {
+    /// A new connection, unless a pause after failed connects is still running.
+    async fn open(&self) -> Result<Conn> {
+        self.backoff.check(std::time::Instant::now()).map_err(StorageError::Engine)?;
+        match Conn::open(&self.config).await {
+            Ok(conn) => {
+                self.backoff.succeeded();
+                Ok(conn)
+            }
+            Err(e) => {
+                self.backoff.failed(std::time::Instant::now(), e.to_string());
+                Err(e)
+            }
+        }
     }
 }
 

@@ -88,6 +88,16 @@ impl TestPostgres {
         self.pg_ctl(&["restart", "-m", "fast", "-w", "-t", "60", "-l", &self.log_file(), "-o", &self.server_options()])
     }
 
+    /// Stops the server (`pg_ctl stop -m fast`), as when the database goes away.
+    pub fn stop(&self) -> io::Result<()> {
+        self.pg_ctl(&["stop", "-m", "fast", "-w", "-t", "60"])
+    }
+
+    /// Starts the server again after [`TestPostgres::stop`].
+    pub fn start_again(&self) -> io::Result<()> {
+        self.pg_ctl(&["start", "-w", "-t", "60", "-l", &self.log_file(), "-o", &self.server_options()])
+    }
+
     /// The server log so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_file()).unwrap_or_default()
