@@ -25,6 +25,17 @@ struct Inner {
     documents: BTreeMap<(String, String), Vec<u8>>,
 }
 
+/// (max timestamp, base offset) of each batch that raises the running max, in offset order.
+fn running_max_index<'a>(batches: impl Iterator<Item = &'a Batch>) -> Vec<(i64, i64)> {
+    let mut index: Vec<(i64, i64)> = Vec::new();
+    for batch in batches {
+        if index.last().is_none_or(|(ts, _)| batch.max_timestamp() > *ts) {
+            index.push((batch.max_timestamp(), batch.base_offset()));
+        }
+    }
+    index
+}
+
 #[derive(Default)]
 struct Partition {
     batches: BTreeMap<i64, Batch>,
@@ -198,9 +209,9 @@ impl Storage for MemoryStorage {
             for base in doomed {
                 p.batches.remove(&base);
             }
-            // Keep the index entry of the batch that still holds log_start, if any.
-            let first_kept = p.batches.keys().next().copied().unwrap_or(offset);
-            p.time_index.retain(|(_, base)| *base >= first_kept);
+            // The running max starts again from the first batch kept: a batch the deleted ones
+            // outranked may raise it now.
+            p.time_index = running_max_index(p.batches.values());
             Ok(offset)
         })
     }

@@ -380,20 +380,35 @@ impl Storage for SledStorage {
                 first_kept = batch.base_offset();
             }
         }
+        // Time-index entries of deleted batches go. The running max then starts again from the
+        // first batch kept, so the batches before the first surviving entry (which the deleted
+        // ones outranked) are indexed again; from that entry on, nothing changes.
+        let mut surviving = None;
         for entry in p.tree.range(time_key(i64::MIN)..=time_key(i64::MAX)) {
             let (key, value) = entry?;
-            if (u64_from(&value)? as i64) >= first_kept {
+            let base = u64_from(&value)? as i64;
+            if base >= first_kept {
+                surviving = Some(base);
                 break;
             }
             write.remove(key);
         }
+        let mut max_timestamp = meta.max_timestamp.filter(|_| surviving.is_some());
+        let mut raised: Option<i64> = None;
+        for entry in p.tree.range(batch_key(first_kept)..batch_key(surviving.unwrap_or(i64::MAX))) {
+            let batch = stored_batch(entry?.1)?;
+            if raised.is_none_or(|ts| batch.max_timestamp() > ts) {
+                raised = Some(batch.max_timestamp());
+                write.insert(&time_key(batch.max_timestamp()), &(batch.base_offset() as u64).to_be_bytes());
+            }
+        }
+        if surviving.is_none() {
+            max_timestamp = raised;
+        }
         write.insert(LOG_START_KEY, &(offset as u64).to_be_bytes());
         p.tree.apply_batch(write)?;
         meta.log_start = offset;
-        // Deleting every batch empties the time index too.
-        if p.tree.range(time_key(i64::MIN)..=time_key(i64::MAX)).next_back().is_none() {
-            meta.max_timestamp = None;
-        }
+        meta.max_timestamp = max_timestamp;
         Ok(offset)
     }
 

@@ -20,6 +20,7 @@ pub async fn run_all(storage: &dyn Storage) {
     read_returns_whole_batches_within_max_bytes(storage).await;
     read_outside_the_log_is_out_of_range(storage).await;
     time_index_finds_first_batch_at_or_after(storage).await;
+    time_lookups_after_deleting_the_batch_that_set_the_max(storage).await;
     delete_records_moves_log_start(storage).await;
     producer_state_is_stored_with_the_batch(storage).await;
     recreated_topic_starts_empty(storage).await;
@@ -212,6 +213,36 @@ pub async fn read_outside_the_log_is_out_of_range(s: &dyn Storage) {
         Err(StorageError::OffsetOutOfRange { requested: 3, log_start: 0, high_watermark: 2 })
     ));
     assert!(matches!(s.read("range", 0, -1, 100).await, Err(StorageError::OffsetOutOfRange { .. })));
+}
+
+/// Time lookups answer for the batches still stored after DeleteRecords removed the batch
+/// whose timestamp had been the partition's running maximum: a later batch with a smaller
+/// timestamp is found again.
+pub async fn time_lookups_after_deleting_the_batch_that_set_the_max(s: &dyn Storage) {
+    s.create_topic(TopicSpec { name: "trimmed-times".into(), partitions: 1, configs: BTreeMap::new() }).await.expect("create");
+    // Offsets 0..4 with max timestamps 300, 50, 100, 200, 400.
+    for ts in [300, 50, 100, 200, 400] {
+        s.append("trimmed-times", 0, batch(1, ts), None).await.expect("append");
+    }
+    let at = |ts: i64| async move {
+        s.batch_at_time("trimmed-times", 0, ts).await.expect("lookup").map(|b| b.base_offset())
+    };
+    assert_eq!(at(40).await, Some(0));
+    assert_eq!(s.delete_records("trimmed-times", 0, 1).await.expect("delete"), 1);
+    assert_eq!(at(40).await, Some(1), "the first stored batch at or after 40 is offset 1 (50)");
+    assert_eq!(at(60).await, Some(2), "then offset 2 (100)");
+    assert_eq!(at(150).await, Some(3), "then offset 3 (200)");
+    assert_eq!(at(300).await, Some(4), "the batch with 300 is gone; 400 is next");
+    assert_eq!(at(401).await, None);
+    let max = s.batch_with_max_timestamp("trimmed-times", 0).await.expect("max").map(|b| b.base_offset());
+    assert_eq!(max, Some(4));
+    // With the largest timestamp deleted too, the largest of the rest is found.
+    s.append("trimmed-times", 0, batch(1, 10), None).await.expect("append");
+    assert_eq!(s.delete_records("trimmed-times", 0, 5).await.expect("delete"), 5);
+    let max = s.batch_with_max_timestamp("trimmed-times", 0).await.expect("max").map(|b| b.base_offset());
+    assert_eq!(max, Some(5));
+    assert_eq!(at(5).await, Some(5));
+    assert_eq!(at(11).await, None);
 }
 
 pub async fn time_index_finds_first_batch_at_or_after(s: &dyn Storage) {
