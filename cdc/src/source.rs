@@ -3,8 +3,9 @@
 
 use std::path::PathBuf;
 
+use ductstream_pgtls::{MakeRustlsConnect, Negotiated, TlsError, TlsSettings};
 use tokio_postgres::config::Host;
-use tokio_postgres::{Client, Config, NoTls};
+use tokio_postgres::{Client, Config};
 
 use crate::error::{CdcError, Result};
 use crate::pgwire::Transport;
@@ -25,6 +26,8 @@ pub(crate) const SESSION_SETTINGS: &[(&str, &str)] = &[
 pub struct SourceConfig {
     config: Config,
     user: String,
+    tls: TlsSettings,
+    connector: MakeRustlsConnect,
 }
 
 impl std::fmt::Debug for SourceConfig {
@@ -41,8 +44,11 @@ impl std::fmt::Debug for SourceConfig {
 
 impl SourceConfig {
     /// Parses a URL (`postgres://user:pw@host:port/db`) or `key=value` connection string.
-    /// TLS is not supported yet: connections are plain TCP or a Unix socket.
+    /// `sslmode` and `sslrootcert` work as with libpq; TCP connections try TLS by default
+    /// (`prefer`), Unix sockets never use it.
     pub fn parse(dsn: &str) -> Result<Self> {
+        let (dsn, tls) = ductstream_pgtls::split_dsn(dsn).map_err(|e| CdcError::option("dsn", e.to_string()))?;
+        let connector = tls.connector().map_err(|e| CdcError::option("dsn", e.to_string()))?;
         let mut config: Config = dsn.parse().map_err(|e| CdcError::option("dsn", format!("{e}")))?;
         let user = config
             .get_user()
@@ -58,7 +64,7 @@ impl SourceConfig {
             }
         }
         config.options(options.trim());
-        Ok(SourceConfig { config, user })
+        Ok(SourceConfig { config, user, tls, connector })
     }
 
     pub fn user(&self) -> &str {
@@ -76,7 +82,7 @@ impl SourceConfig {
     /// Opens a normal SQL connection; its driver task runs on the runtime until the client drops.
     pub async fn connect(&self) -> Result<Client> {
         let (client, connection) =
-            self.config.connect(NoTls).await.map_err(|e| CdcError::from_pg(e, &self.user))?;
+            self.config.connect(self.connector.clone()).await.map_err(|e| CdcError::from_pg(e, &self.user))?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "source connection ended");
@@ -85,7 +91,8 @@ impl SourceConfig {
         Ok(client)
     }
 
-    /// Opens a byte stream to the first reachable host, for the replication protocol.
+    /// Opens a byte stream to the first reachable host, for the replication protocol, with
+    /// TLS negotiated on TCP as `sslmode` says.
     pub(crate) async fn transport(&self) -> Result<Box<dyn Transport>> {
         let ports = self.config.get_ports();
         let mut last = None;
@@ -95,7 +102,15 @@ impl SourceConfig {
                 Host::Tcp(name) => match tokio::net::TcpStream::connect((name.as_str(), port)).await {
                     Ok(stream) => {
                         stream.set_nodelay(true)?;
-                        Ok(Box::new(stream))
+                        return match ductstream_pgtls::negotiate(stream, name, &self.tls, &self.connector).await {
+                            Ok(Negotiated::Plain(stream)) => Ok(Box::new(stream)),
+                            Ok(Negotiated::Tls(stream)) => Ok(Box::new(stream)),
+                            Err(TlsError::Refused(mode)) => Err(CdcError::option(
+                                "dsn",
+                                format!("the source does not accept TLS connections, and sslmode is {mode}"),
+                            )),
+                            Err(e) => Err(CdcError::Io(std::io::Error::other(format!("TLS with the source: {e}")))),
+                        };
                     }
                     Err(e) => Err(e),
                 },

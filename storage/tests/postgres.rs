@@ -244,6 +244,46 @@ async fn while_postgres_is_away_calls_fail_fast_and_it_is_found_again() {
 }
 
 #[tokio::test]
+async fn tls_connections_follow_sslmode() {
+    let pg = TestPostgres::start_with_tls().unwrap_or_else(|e| panic!("cannot start a TLS test postgres: {e}"));
+    let url = pg.url();
+    let root = pg.tls_root_cert().expect("a root certificate").display().to_string();
+    let error = |result: Result<PostgresStorage, StorageError>| match result {
+        Ok(_) => panic!("connected"),
+        Err(e) => e.to_string(),
+    };
+
+    // The server takes TCP connections over TLS only.
+    let plain = error(PostgresStorage::connect(&format!("{url}?sslmode=disable")).await);
+    assert!(plain.contains("no encryption"), "{plain}");
+
+    // require: encrypted, the certificate unchecked; appends and notifications work over it.
+    let s = PostgresStorage::connect(&format!("{url}?sslmode=require")).await.expect("sslmode=require");
+    s.create_topic(spec("sealed", 1)).await.expect("create");
+    let mut wakeups = s.subscribe_appends().await.expect("subscribe over TLS");
+    s.append("sealed", 0, batch(3, 0), None).await.expect("append over TLS");
+    let wake = tokio::time::timeout(Duration::from_secs(10), wakeups.recv()).await.expect("in time");
+    assert_eq!(wake.map(|n| n.offsets.high_watermark), Some(3));
+
+    // prefer, the default, takes TLS when offered.
+    let s = PostgresStorage::connect(&url).await.expect("no sslmode");
+    assert_eq!(s.offsets("sealed", 0).await.expect("offsets").high_watermark, 3);
+
+    // verify-ca and verify-full check the chain against sslrootcert (and the name, 127.0.0.1).
+    for mode in ["verify-ca", "verify-full"] {
+        let s = PostgresStorage::connect(&format!("{url}?sslmode={mode}&sslrootcert={root}")).await;
+        assert!(s.is_ok(), "{mode}: {}", s.err().map(|e| e.to_string()).unwrap_or_default());
+    }
+    // Without it, the throwaway CA is not among the system's roots.
+    let unknown = error(PostgresStorage::connect(&format!("{url}?sslmode=verify-full")).await);
+    assert!(unknown.contains("certificate") || unknown.contains("root"), "{unknown}");
+    let missing = error(PostgresStorage::connect(&format!("{url}?sslmode=verify-full&sslrootcert=/nonexistent/ca.crt")).await);
+    assert!(missing.contains("sslrootcert /nonexistent/ca.crt"), "{missing}");
+    let bad_mode = error(PostgresStorage::connect(&format!("{url}?sslmode=sometimes")).await);
+    assert!(bad_mode.contains("sslmode"), "{bad_mode}");
+}
+
+#[tokio::test]
 async fn concurrent_connects_migrate_once() {
     let pg = cluster();
     let url = pg.url();

@@ -76,16 +76,17 @@ pub struct PostgresStorage {
 impl PostgresStorage {
     /// Connects to `url` (`postgres://user:password@host:port/database`, or key=value form),
     /// with a pool of [`DEFAULT_POOL_SIZE`] connections, and brings the schema up to date.
+    /// `sslmode` and `sslrootcert` work as with libpq (see `ductstream-pgtls`).
     pub async fn connect(url: &str) -> Result<PostgresStorage> {
         Self::connect_with_pool_size(url, DEFAULT_POOL_SIZE).await
     }
 
     /// [`PostgresStorage::connect`] with at most `pool_size` connections.
     pub async fn connect_with_pool_size(url: &str, pool_size: usize) -> Result<PostgresStorage> {
-        let config: Config = url
-            .parse()
-            .map_err(|e| StorageError::Engine(format!("invalid postgres URL: {e}")))?;
-        let pool = Arc::new(Pool::new(config, pool_size));
+        let invalid = |e: &dyn std::fmt::Display| StorageError::Engine(format!("invalid postgres URL: {e}"));
+        let (url, tls) = ductstream_pgtls::split_dsn(url).map_err(|e| invalid(&e))?;
+        let config: Config = url.parse().map_err(|e| invalid(&e))?;
+        let pool = Arc::new(Pool::new(config, tls.connector().map_err(|e| invalid(&e))?, pool_size));
         migrate(&mut *pool.get().await?).await?;
         Ok(PostgresStorage { pool, topics: Arc::default() })
     }
@@ -98,7 +99,7 @@ impl PostgresStorage {
     /// channel closes (`recv` gives `None`) when the listening connection is lost; the caller
     /// should then wake all its waiters, subscribe again and re-read what it cached.
     pub async fn subscribe_appends(&self) -> Result<tokio::sync::mpsc::Receiver<PartitionNotice>> {
-        notify::subscribe(self.pool.config()).await
+        notify::subscribe(&self.pool).await
     }
 }
 

@@ -5,10 +5,10 @@ use std::future::poll_fn;
 
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TrySendError;
-use tokio_postgres::{AsyncMessage, Config, NoTls, Notification};
+use tokio_postgres::{AsyncMessage, Notification};
 use uuid::Uuid;
 
-use super::pool::{connect_error, query_error};
+use super::pool::{query_error, Pool};
 use super::queries::Query;
 use crate::{PartitionOffsets, Result, StorageError};
 
@@ -23,8 +23,8 @@ pub struct PartitionNotice {
 /// How many wake-ups may wait for the receiver before newer ones are dropped.
 const CHANNEL_CAPACITY: usize = 4096;
 
-pub(crate) async fn subscribe(config: &Config) -> Result<mpsc::Receiver<PartitionNotice>> {
-    let (client, mut connection) = config.connect(NoTls).await.map_err(connect_error)?;
+pub(crate) async fn subscribe(pool: &Pool) -> Result<mpsc::Receiver<PartitionNotice>> {
+    let (client, mut connection) = pool.connect().await?;
     let (sender, receiver) = mpsc::channel(CHANNEL_CAPACITY);
     {
         // The connection must be polled for LISTEN to complete; nothing else polls it yet.

@@ -12,7 +12,8 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, SemaphorePermit};
 use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Config, NoTls, Row, Statement};
+use ductstream_pgtls::{MakeRustlsConnect, RustlsStream};
+use tokio_postgres::{Client, Config, Connection, Row, Socket, Statement};
 
 use super::backoff::Backoff;
 use super::queries::Query;
@@ -22,6 +23,7 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub(crate) struct Pool {
     config: Config,
+    tls: MakeRustlsConnect,
     idle: Mutex<Vec<Conn>>,
     permits: Semaphore,
     backoff: Backoff,
@@ -41,18 +43,19 @@ pub(crate) struct Pooled<'a> {
 }
 
 impl Pool {
-    pub(crate) fn new(mut config: Config, size: usize) -> Pool {
+    pub(crate) fn new(mut config: Config, tls: MakeRustlsConnect, size: usize) -> Pool {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         if config.get_application_name().is_none() {
             config.application_name("ductstream");
         }
-        Pool { config, idle: Mutex::new(Vec::new()), permits: Semaphore::new(size.max(1)), backoff: Backoff::default() }
+        Pool { config, tls, idle: Mutex::new(Vec::new()), permits: Semaphore::new(size.max(1)), backoff: Backoff::default() }
     }
 
-    pub(crate) fn config(&self) -> &Config {
-        &self.config
+    /// A new connection outside the pool, with TLS as the URL asked; the caller drives it.
+    pub(crate) async fn connect(&self) -> Result<(Client, Connection<Socket, RustlsStream<Socket>>)> {
+        self.config.connect(self.tls.clone()).await.map_err(connect_error)
     }
 
     /// A live connection: an idle one, or a new one when none is idle.
@@ -81,7 +84,7 @@ impl Pool {
     /// A new connection, unless a pause after failed connects is still running.
     async fn open(&self) -> Result<Conn> {
         self.backoff.check(std::time::Instant::now()).map_err(StorageError::Engine)?;
-        match Conn::open(&self.config).await {
+        match Conn::open(self).await {
             Ok(conn) => {
                 self.backoff.succeeded();
                 Ok(conn)
@@ -95,8 +98,8 @@ impl Pool {
 }
 
 impl Conn {
-    pub(crate) async fn open(config: &Config) -> Result<Conn> {
-        let (client, connection) = config.connect(NoTls).await.map_err(connect_error)?;
+    pub(crate) async fn open(pool: &Pool) -> Result<Conn> {
+        let (client, connection) = pool.connect().await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::warn!(error = %e, "postgres connection ended");

@@ -25,6 +25,7 @@ pub struct TestPostgres {
     pg_ctl: PathBuf,
     as_postgres_user: bool,
     fsync: bool,
+    tls: bool,
     running: bool,
 }
 
@@ -38,6 +39,17 @@ impl TestPostgres {
     /// [`TestPostgres::start`], with `fsync` on for measurements that should reflect a durable
     /// server.
     pub fn start_with_fsync(fsync: bool) -> io::Result<TestPostgres> {
+        Self::start_cluster(fsync, false)
+    }
+
+    /// [`TestPostgres::start`], accepting TCP connections over TLS only: a certificate for
+    /// `localhost` and `127.0.0.1` signed by a throwaway CA ([`TestPostgres::tls_root_cert`]),
+    /// made with the `openssl` command; plain TCP connections are rejected.
+    pub fn start_with_tls() -> io::Result<TestPostgres> {
+        Self::start_cluster(false, true)
+    }
+
+    fn start_cluster(fsync: bool, tls: bool) -> io::Result<TestPostgres> {
         let initdb = find_on_path("initdb").ok_or_else(|| {
             io::Error::other(
                 "initdb not found on PATH: the Postgres engine tests need the PostgreSQL server binaries \
@@ -61,12 +73,23 @@ impl TestPostgres {
         }
         std::fs::create_dir_all(root.join("socket"))?;
         let as_postgres_user = running_as_root();
-        let mut cluster = TestPostgres { root, port: free_port()?, pg_ctl, as_postgres_user, fsync, running: false };
+        let mut cluster = TestPostgres { root, port: free_port()?, pg_ctl, as_postgres_user, fsync, tls, running: false };
+        if tls {
+            cluster.make_certificates()?;
+        }
         if as_postgres_user {
             cluster.run(Path::new("chown"), &["-R", "postgres:", &cluster.root_str()], false)?;
         }
         let data = cluster.data_dir();
         cluster.run(&initdb, &["-D", &data, "-U", "postgres", "-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync"], true)?;
+        if tls {
+            std::fs::write(
+                cluster.root.join("data").join("pg_hba.conf"),
+                "local all all trust\nlocal replication all trust\n\
+                 hostssl all all 127.0.0.1/32 trust\nhostssl replication all 127.0.0.1/32 trust\n\
+                 hostnossl all all 0.0.0.0/0 reject\nhostnossl replication all 0.0.0.0/0 reject\n",
+            )?;
+        }
         cluster.pg_ctl(&["start", "-w", "-t", "60", "-l", &cluster.log_file(), "-o", &cluster.server_options()])?;
         cluster.running = true;
         let port = cluster.port.to_string();
@@ -98,18 +121,59 @@ impl TestPostgres {
         self.pg_ctl(&["start", "-w", "-t", "60", "-l", &self.log_file(), "-o", &self.server_options()])
     }
 
+    /// The CA certificate that signed the server's, with [`TestPostgres::start_with_tls`].
+    pub fn tls_root_cert(&self) -> Option<PathBuf> {
+        self.tls.then(|| self.root.join("tls").join("ca.crt"))
+    }
+
+    /// A throwaway CA and a server certificate it signed, with the `openssl` command.
+    fn make_certificates(&self) -> io::Result<()> {
+        let dir = self.root.join("tls");
+        std::fs::create_dir_all(&dir)?;
+        std::fs::write(dir.join("san.ext"), "subjectAltName=DNS:localhost,IP:127.0.0.1\n")?;
+        let openssl = Path::new("openssl");
+        let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
+        let steps: [Vec<&str>; 3] = [
+            [&["req", "-x509"][..], &ec, &["-keyout", "ca.key", "-out", "ca.crt", "-days", "2", "-subj", "/CN=ductstream test CA"]].concat(),
+            [&["req"][..], &ec, &["-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"]].concat(),
+            vec![
+                "x509", "-req", "-in", "server.csr", "-CA", "ca.crt", "-CAkey", "ca.key", "-CAcreateserial", "-out",
+                "server.crt", "-days", "2", "-extfile", "san.ext",
+            ],
+        ];
+        for args in steps {
+            let output = Command::new(openssl).args(&args).current_dir(&dir).output().map_err(|e| {
+                io::Error::other(format!("cannot run openssl (needed for TLS tests): {e}"))
+            })?;
+            if !output.status.success() {
+                return Err(io::Error::other(format!("openssl {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr))));
+            }
+        }
+        // Postgres refuses a key others can read.
+        std::fs::set_permissions(dir.join("server.key"), std::os::unix::fs::PermissionsExt::from_mode(0o600))
+    }
+
     /// The server log so far, for failure messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.log_file()).unwrap_or_default()
     }
 
     fn server_options(&self) -> String {
-        format!(
+        let mut options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync={} -c wal_level=logical",
             self.port,
             self.root.join("socket").display(),
             if self.fsync { "on" } else { "off" }
-        )
+        );
+        if self.tls {
+            let dir = self.root.join("tls");
+            options.push_str(&format!(
+                " -c ssl=on -c ssl_cert_file={} -c ssl_key_file={}",
+                dir.join("server.crt").display(),
+                dir.join("server.key").display()
+            ));
+        }
+        options
     }
 
     fn root_str(&self) -> String {
