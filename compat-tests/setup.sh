@@ -2,7 +2,8 @@
 # Idempotent installer for everything the DuctStream real-client compatibility
 # tests need (Debian 12, run as root or with passwordless sudo).
 #
-#   - Debian packages: kcat, librdkafka-dev, golang-go (1.19), sarama (1.22.1)
+#   - Debian packages: kcat, librdkafka-dev, golang-go (1.19), sarama (1.22.1),
+#     postgresql (server binaries for throwaway clusters), openssl (their TLS certificates)
 #   - a Python venv with the pinned clients from requirements.txt
 #   - kafkajs in compat-tests/node (npm ci from package-lock.json)
 #   - the sarama driver program, built into a cache folder (not into the repo)
@@ -30,7 +31,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # ---------------------------------------------------------------- apt packages
-APT_PKGS=(kcat librdkafka-dev golang-go golang-github-shopify-sarama-dev python3-venv ca-certificates postgresql)
+APT_PKGS=(kcat librdkafka-dev golang-go golang-github-shopify-sarama-dev python3-venv ca-certificates postgresql openssl)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
