@@ -234,13 +234,13 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
     }
     // Leave nothing behind: a slot left on the source keeps its WAL forever.
     flows.stop_flow(pb::FlowRef { id: flow_id.clone() }).await.map_err(|s| anyhow!("StopFlow: {}", s.message()))?;
-    flows.delete_flow(pb::FlowRef { id: flow_id.clone() }).await.map_err(|s| anyhow!("DeleteFlow: {}", s.message()))?;
-    let dropped = Instant::now();
-    while let Err(e) = db.execute("SELECT pg_drop_replication_slot($1)", &[&slot]).await {
-        if dropped.elapsed() > Duration::from_secs(30) {
-            bail!("cannot drop the flow's slot {slot}: {e}");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let deleted = flows
+        .delete_flow(pb::DeleteFlowRequest { id: flow_id.clone(), keep_slot: false })
+        .await
+        .map_err(|s| anyhow!("DeleteFlow: {}", s.message()))?
+        .into_inner();
+    if deleted.slot_outcome != "dropped" {
+        bail!("the flow's slot {slot} was not dropped: {}", deleted.slot_outcome);
     }
     db.batch_execute(&format!("DROP PUBLICATION IF EXISTS {publication}")).await.context("dropping the publication")?;
     Ok(CdcReport { changes: args.changes, received, elapsed, write_elapsed, latency, limit, flow: flow_id, target_rate: args.rate })

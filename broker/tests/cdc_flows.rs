@@ -503,3 +503,52 @@ async fn ddl_changes_are_listed_and_decided_through_any_broker() {
     let after = read_values(runner, "shared.public.users", "check", 1).await;
     assert_eq!(ops(&after), [("c".to_string(), 1)], "the flow went on past the DDL change");
 }
+
+/// The replication slots in the source database, by name, with whether one is in use.
+async fn slots(db: &tokio_postgres::Client) -> Vec<(String, bool)> {
+    let rows = db.query("SELECT slot_name::text, active FROM pg_replication_slots ORDER BY 1", &[]).await.expect("slots");
+    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flows_get_their_own_slots_and_deleting_one_drops_its_slot() {
+    let (pg, db) = source("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'ada');").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let server = grpc(&broker);
+    // Flow files without slot or publication: each flow gets its own, named after it.
+    for id in ["Left-1", "right"] {
+        let flow = serde_json::json!({
+            "id": id,
+            "source": {"name": "app", "type": "postgres", "options": {
+                "dsn": pg.url(), "publication_tables": "public.users", "batch_timeout": "100ms"}},
+            "destinations": [{"name": "topics", "type": "topics"}],
+        });
+        let path = dir.path().join(format!("{id}.json"));
+        std::fs::write(&path, flow.to_string()).expect("flow file");
+        let (ok, created, out) = admin(&server, &["--json", "flow", "create", "-f", path.to_str().expect("path")]);
+        assert!(ok, "{out}");
+        let expected = format!("ductstream_{}", id.to_lowercase().replace('-', "_"));
+        assert_eq!(created["source"]["options"]["slot"], expected.as_str(), "{created}");
+        assert_eq!(created["source"]["options"]["publication"], expected.as_str(), "{created}");
+        let (ok, _, out) = admin(&server, &["flow", "start", id]);
+        assert!(ok, "{out}");
+    }
+    // Both stream the same table, each through its own slot.
+    db.batch_execute("INSERT INTO users VALUES (2, 'bob')").await.expect("insert");
+    assert_eq!(read_values(&broker, "Left-1.public.users", "check", 2).await.len(), 2);
+    assert_eq!(read_values(&broker, "right.public.users", "check", 2).await.len(), 2);
+    let names: Vec<String> = slots(&db).await.into_iter().map(|(name, _)| name).collect();
+    assert_eq!(names, ["ductstream_left_1", "ductstream_right"]);
+
+    let (ok, deleted, out) = admin(&server, &["--json", "flow", "delete", "Left-1"]);
+    assert!(ok, "{out}");
+    assert_eq!((deleted["slot"].as_str(), deleted["slot_outcome"].as_str()), (Some("ductstream_left_1"), Some("dropped")), "{out}");
+    let (ok, deleted, out) = admin(&server, &["--json", "flow", "delete", "right", "--keep-slot"]);
+    assert!(ok, "{out}");
+    assert_eq!(deleted["slot_outcome"], "kept", "{out}");
+    let remaining = slots(&db).await;
+    assert_eq!(remaining.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["ductstream_right"]);
+    let (ok, _, out) = admin(&server, &["flow", "get", "right"]);
+    assert!(!ok && out.contains("there is no flow"), "the flow itself is gone: {out}");
+}

@@ -34,6 +34,7 @@ mod pgwire;
 pub mod publication;
 pub mod relation;
 pub mod replication;
+pub mod slot;
 pub mod snapshot;
 pub mod source;
 mod time;

@@ -58,6 +58,7 @@ impl FlowManager {
     }
 
     pub async fn create(&self, mut def: FlowDef) -> Result<FlowView> {
+        def.name_own_slot_and_publication();
         def.validate()?;
         let now = now_ms();
         (def.state, def.last_error, def.created_ms, def.updated_ms) = (FlowState::Created, String::new(), now, now);
@@ -68,7 +69,9 @@ impl FlowManager {
 
     /// Replaces the definition, keeping state, error and creation time.
     pub async fn update(&self, mut def: FlowDef) -> Result<FlowView> {
-        def.keep_secrets_of(&store::load(self.storage(), &def.id).await?);
+        let stored = store::load(self.storage(), &def.id).await?;
+        def.keep_secrets_of(&stored);
+        def.keep_names_of(&stored);
         def.validate()?;
         let now = now_ms();
         let stored = store::update(self.storage(), &def.id, |current| {
@@ -99,13 +102,36 @@ impl FlowManager {
         Ok(out)
     }
 
-    pub async fn delete(&self, id: &str) -> Result<()> {
-        store::load(self.storage(), id).await?;
+    /// Stops and forgets the flow, then drops its replication slot unless `keep_slot`.
+    /// Returns the slot and what became of it; a slot that cannot be dropped (the source is
+    /// unreachable, say) does not keep the flow from being deleted.
+    pub async fn delete(&self, id: &str, keep_slot: bool) -> Result<(String, String)> {
+        let def = store::load(self.storage(), id).await?;
         self.stop_local(id).await;
         store::delete(self.storage(), id).await?;
         self.ddl.forget(id, false).await?;
-        tracing::info!(flow = id, "deleted flow");
-        Ok(())
+        let options = match FlowSourceOptions::from_map(&def.source_options(false)).and_then(|o| o.normalized()) {
+            Ok(options) => options,
+            Err(e) => return Ok((String::new(), format!("not dropped: source options: {e}"))),
+        };
+        let outcome = if keep_slot {
+            "kept".to_string()
+        } else {
+            // Long enough for a broker running the flow to notice it is gone (it reconciles
+            // every RECONCILE_EVERY) and close its replication connection.
+            let patience = RECONCILE_EVERY * 5;
+            let dropped = match ductstream_cdc::SourceConfig::parse(&options.dsn) {
+                Ok(source) => ductstream_cdc::slot::drop_slot(&source, &options.slot, patience).await,
+                Err(e) => Err(e),
+            };
+            match dropped {
+                Ok(ductstream_cdc::slot::Dropped::Dropped) => "dropped".to_string(),
+                Ok(ductstream_cdc::slot::Dropped::NotFound) => "not found".to_string(),
+                Err(e) => format!("not dropped: {e}"),
+            }
+        };
+        tracing::info!(flow = id, slot = %options.slot, outcome = %outcome, "deleted flow");
+        Ok((options.slot, outcome))
     }
 
     pub async fn start(&self, id: &str) -> Result<FlowView> {

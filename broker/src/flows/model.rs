@@ -100,6 +100,29 @@ impl FlowDef {
 }
 
 impl FlowDef {
+    /// A new flow gets a replication slot and a publication of its own, named after it,
+    /// unless its source options name them; they are stored with the definition, so a flow
+    /// keeps its slot whatever later defaults become. (Two flows sharing a slot would each
+    /// get part of the changes.)
+    pub fn name_own_slot_and_publication(&mut self) {
+        let mut own: String = format!("ductstream_{}", self.id)
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c.to_ascii_lowercase() } else { '_' })
+            .collect();
+        own.truncate(63);
+        self.source.options.entry("slot".into()).or_insert_with(|| own.clone());
+        self.source.options.entry("publication".into()).or_insert(own);
+    }
+
+    /// An update that leaves the slot or publication out keeps the stored ones.
+    pub fn keep_names_of(&mut self, stored: &FlowDef) {
+        for key in ["slot", "publication"] {
+            if let Some(name) = stored.source.options.get(key) {
+                self.source.options.entry(key.into()).or_insert_with(|| name.clone());
+            }
+        }
+    }
+
     /// The flow as the API shows it: the source DSN without its password.
     pub fn redacted(mut self) -> FlowDef {
         if let Some(dsn) = self.source.options.get_mut("dsn") {

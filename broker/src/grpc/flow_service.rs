@@ -136,9 +136,10 @@ impl FlowService for FlowApi {
         Ok(Response::new(pb::ListFlowsResponse { flows: views.into_iter().map(flow_pb).collect() }))
     }
 
-    async fn delete_flow(&self, request: Request<pb::FlowRef>) -> Answer<pb::DeleteFlowResponse> {
-        self.flows.delete(&request.into_inner().id).await.map_err(to_status)?;
-        Ok(Response::new(pb::DeleteFlowResponse {}))
+    async fn delete_flow(&self, request: Request<pb::DeleteFlowRequest>) -> Answer<pb::DeleteFlowResponse> {
+        let request = request.into_inner();
+        let (slot, slot_outcome) = self.flows.delete(&request.id, request.keep_slot).await.map_err(to_status)?;
+        Ok(Response::new(pb::DeleteFlowResponse { slot, slot_outcome }))
     }
 
     async fn start_flow(&self, request: Request<pb::FlowRef>) -> Answer<pb::Flow> {

@@ -33,7 +33,13 @@ pub enum FlowCommand {
     },
     Get(FlowId),
     List,
-    Delete(FlowId),
+    /// Stop and forget a flow and drop its replication slot on the source.
+    Delete {
+        id: String,
+        /// Leave the replication slot on the source.
+        #[arg(long)]
+        keep_slot: bool,
+    },
     Start(FlowId),
     Stop(FlowId),
     Resume(FlowId),
@@ -163,9 +169,14 @@ pub async fn run_flow(server: &str, command: FlowCommand, format: Format) -> Res
             let flows = client.list_flows(pb::ListFlowsRequest {}).await.map_err(failed)?.into_inner().flows;
             print_flows(format, &flows, true);
         }
-        FlowCommand::Delete(f) => {
-            client.delete_flow(pb::FlowRef { id: f.id.clone() }).await.map_err(failed)?;
-            output::print(format, &json!({"deleted": f.id}), &["deleted"], vec![vec![f.id]]);
+        FlowCommand::Delete { id, keep_slot } => {
+            let deleted = client.delete_flow(pb::DeleteFlowRequest { id: id.clone(), keep_slot }).await.map_err(failed)?.into_inner();
+            output::print(
+                format,
+                &json!({"deleted": id, "slot": deleted.slot, "slot_outcome": deleted.slot_outcome}),
+                &["deleted", "slot", "outcome"],
+                vec![vec![id, deleted.slot, deleted.slot_outcome]],
+            );
         }
         FlowCommand::Start(f) => one(client.start_flow(pb::FlowRef { id: f.id }).await.map_err(failed)?.into_inner()),
         FlowCommand::Stop(f) => one(client.stop_flow(pb::FlowRef { id: f.id }).await.map_err(failed)?.into_inner()),
