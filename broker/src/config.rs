@@ -75,6 +75,16 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_MESSAGE_MAX_BYTES", default_value_t = 1_048_588)]
     pub message_max_bytes: i32,
 
+    /// How long records are kept, by their batch's largest timestamp, unless a topic's
+    /// `retention.ms` says otherwise (Kafka's `log.retention.ms`); -1 keeps them forever.
+    #[arg(long, env = "DUCTSTREAM_LOG_RETENTION_MS", default_value_t = 604_800_000, allow_hyphen_values = true)]
+    pub log_retention_ms: i64,
+
+    /// How often the broker deletes records past their retention, in the partitions it leads
+    /// (Kafka's `log.retention.check.interval.ms`).
+    #[arg(long, env = "DUCTSTREAM_LOG_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000)]
+    pub log_retention_check_interval_ms: u64,
+
     /// How long the first rebalance of an empty group waits for more members (Kafka's
     /// `group.initial.rebalance.delay.ms`).
     #[arg(long, env = "DUCTSTREAM_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 3000)]
@@ -125,6 +135,9 @@ pub struct BrokerConfig {
     pub socket_request_max_bytes: usize,
     pub message_max_bytes: i32,
     pub broker_lease: std::time::Duration,
+    /// The default `retention.ms`; negative: forever.
+    pub log_retention_ms: i64,
+    pub retention_check_interval: std::time::Duration,
 }
 
 impl Args {
@@ -159,6 +172,8 @@ impl BrokerConfig {
             socket_request_max_bytes: args.socket_request_max_bytes,
             message_max_bytes: args.message_max_bytes,
             broker_lease: std::time::Duration::from_millis(args.broker_lease_ms.max(300)),
+            log_retention_ms: args.log_retention_ms,
+            retention_check_interval: std::time::Duration::from_millis(args.log_retention_check_interval_ms.max(10)),
         })
     }
 }

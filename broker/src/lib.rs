@@ -27,6 +27,7 @@ pub mod log;
 mod metrics;
 pub mod open;
 mod records;
+pub mod retention;
 pub mod server;
 mod topic_config;
 

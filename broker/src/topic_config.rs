@@ -1,9 +1,9 @@
 //! Topic configs: the names Kafka knows, their defaults and types, and validation.
 //!
-//! Every config below is accepted, stored and described. Only `max.message.bytes` and
-//! `message.timestamp.type` change the broker's behaviour today (README lists this); the rest
-//! are kept so tools that set them work and so that later features (retention, compaction)
-//! find them.
+//! Every config below is accepted, stored and described. `max.message.bytes`,
+//! `message.timestamp.type` and `retention.ms` change the broker's behaviour (README lists
+//! this); the rest are kept so tools that set them work and so that later features
+//! (size retention, compaction) find them.
 
 use std::collections::BTreeMap;
 
@@ -38,6 +38,7 @@ const fn def(name: &'static str, default: &'static str, kind: ConfigType, doc: &
 
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
+pub const RETENTION_MS: &str = "retention.ms";
 
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
@@ -73,7 +74,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("min.insync.replicas", "1", ConfigType::Int, "Stored; there is one copy of each partition."),
     def("preallocate", "false", ConfigType::Boolean, "Stored; not applicable."),
     def("retention.bytes", "-1", ConfigType::Long, "Stored; not enforced yet."),
-    def("retention.ms", "604800000", ConfigType::Long, "Stored; not enforced yet."),
+    def(RETENTION_MS, "604800000", ConfigType::Long, "Records whose batch's largest timestamp is older are deleted (enforced; -1 keeps them)."),
     def("segment.bytes", "1073741824", ConfigType::Int, "Stored; not applicable."),
     def("segment.index.bytes", "10485760", ConfigType::Int, "Stored; not applicable."),
     def("segment.jitter.ms", "0", ConfigType::Long, "Stored; not applicable."),
@@ -87,7 +88,11 @@ pub fn lookup(name: &str) -> Option<&'static TopicConfigDef> {
 
 /// The default of `def` on this broker (broker flags override some Kafka defaults).
 pub fn default_value(def: &TopicConfigDef, broker: &BrokerConfig) -> String {
-    if def.name == MAX_MESSAGE_BYTES { broker.message_max_bytes.to_string() } else { def.default.to_string() }
+    match def.name {
+        MAX_MESSAGE_BYTES => broker.message_max_bytes.to_string(),
+        RETENTION_MS => broker.log_retention_ms.to_string(),
+        _ => def.default.to_string(),
+    }
 }
 
 /// Checks a name and value a client wants to set.
@@ -119,6 +124,12 @@ pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<()> {
 /// The largest batch `topic` accepts.
 pub fn max_message_bytes(configs: &BTreeMap<String, String>, broker: &BrokerConfig) -> i32 {
     configs.get(MAX_MESSAGE_BYTES).and_then(|v| v.parse().ok()).unwrap_or(broker.message_max_bytes)
+}
+
+/// How long `topic` keeps records, in ms; `None`: forever.
+pub fn retention_ms(configs: &BTreeMap<String, String>, broker: &BrokerConfig) -> Option<i64> {
+    let ms = configs.get(RETENTION_MS).and_then(|v| v.parse().ok()).unwrap_or(broker.log_retention_ms);
+    (ms >= 0).then_some(ms)
 }
 
 /// True when the topic wants batches stamped with the broker's append time.

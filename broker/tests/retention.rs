@@ -1,0 +1,64 @@
+#![allow(clippy::expect_used)] // tests: a failed expectation is the report
+
+//! Time retention against the real binary: records whose batch's largest timestamp is older
+//! than the topic's `retention.ms` are deleted from the front of the log; `-1` keeps them.
+
+mod common;
+
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::requests::{create_topic, fetch, fetch_now, produce_one};
+use common::{temp_broker, Client};
+use ductstream_storage::testsuite::make_batch;
+use kafka_protocol::messages::ApiKey;
+
+const OFFSET_OUT_OF_RANGE: i16 = 1;
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).expect("clock")
+}
+
+fn log_start(client: &mut Client, topic: &str, high_watermark: i64) -> i64 {
+    let response = expect_kind!(client.call(ApiKey::Fetch, 12, &fetch(topic, 0, high_watermark, 0, 0, 1 << 20)), Fetch);
+    response.responses[0].partitions[0].log_start_offset
+}
+
+#[test]
+fn records_past_retention_are_deleted_and_others_kept() {
+    let (_dir, broker) = temp_broker(&["--log-retention-check-interval-ms", "100"]);
+    let mut client = broker.client();
+    create_topic(&mut client, "aging", 1, &[("retention.ms", "60000")]);
+    create_topic(&mut client, "forever", 1, &[("retention.ms", "-1")]);
+    let hour_ago = now_ms() - 3_600_000;
+    for topic in ["aging", "forever"] {
+        assert_eq!(produce_one(&mut client, topic, 0, make_batch(3, hour_ago, None)), (0, 0));
+        assert_eq!(produce_one(&mut client, topic, 0, make_batch(2, hour_ago, None)), (0, 3));
+        assert_eq!(produce_one(&mut client, topic, 0, make_batch(1, now_ms(), None)), (0, 5));
+    }
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while log_start(&mut client, "aging", 6) != 5 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(log_start(&mut client, "aging", 6), 5, "the hour-old batches went, the new one stayed");
+    assert_eq!(fetch_now(&mut client, "aging", 0, 0).0, OFFSET_OUT_OF_RANGE);
+    let (code, high_watermark, records) = fetch_now(&mut client, "aging", 0, 5);
+    assert_eq!((code, high_watermark), (0, 6));
+    assert!(!records.is_empty(), "the batch within retention is still there");
+
+    assert_eq!(log_start(&mut client, "forever", 6), 0, "retention.ms=-1 keeps everything");
+    assert_eq!(fetch_now(&mut client, "forever", 0, 0).0, 0);
+}
+
+#[test]
+fn the_broker_default_applies_to_topics_without_their_own() {
+    let (_dir, broker) = temp_broker(&["--log-retention-check-interval-ms", "100", "--log-retention-ms", "60000"]);
+    let mut client = broker.client();
+    create_topic(&mut client, "defaulted", 1, &[]);
+    assert_eq!(produce_one(&mut client, "defaulted", 0, make_batch(2, now_ms() - 3_600_000, None)), (0, 0));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while log_start(&mut client, "defaulted", 2) != 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(log_start(&mut client, "defaulted", 2), 2, "everything was older than --log-retention-ms");
+}
