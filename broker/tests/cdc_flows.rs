@@ -53,7 +53,13 @@ fn create_flow(server: &str, dir: &std::path::Path, id: &str, dsn: &str, extra: 
         "destinations": [{"name": "topics", "type": "topics"}],
         "parallelism": 2,
     });
-    let path = dir.join(format!("{id}.json"));
+    create_flow_from(server, dir, &flow)
+}
+
+/// Writes `flow` to `<id>.json` in `dir` and creates it with the CLI; returns the flow as
+/// created.
+fn create_flow_from(server: &str, dir: &std::path::Path, flow: &Value) -> Value {
+    let path = dir.join(format!("{}.json", flow["id"].as_str().expect("the flow has an id")));
     std::fs::write(&path, flow.to_string()).expect("write flow file");
     let (ok, created, out) = admin(server, &["--json", "flow", "create", "-f", path.to_str().expect("path")]);
     assert!(ok, "{out}");
@@ -432,10 +438,7 @@ async fn flows_write_avro_and_proto_values() {
                 "dsn": pg.url(), "slot": format!("{format}_slot"), "publication": format!("{format}_pub"),
                 "publication_tables": "public.users"}},
         });
-        let path = dir.path().join(format!("{format}.json"));
-        std::fs::write(&path, flow.to_string()).expect("write");
-        let (ok, _, out) = admin(&server, &["flow", "create", "-f", path.to_str().expect("path")]);
-        assert!(ok, "{out}");
+        create_flow_from(&server, dir.path(), &flow);
         let (ok, _, out) = admin(&server, &["flow", "start", format]);
         assert!(ok, "{out}");
     }
@@ -504,10 +507,10 @@ async fn ddl_changes_are_listed_and_decided_through_any_broker() {
     assert_eq!(ops(&after), [("c".to_string(), 1)], "the flow went on past the DDL change");
 }
 
-/// The replication slots in the source database, by name, with whether one is in use.
-async fn slots(db: &tokio_postgres::Client) -> Vec<(String, bool)> {
-    let rows = db.query("SELECT slot_name::text, active FROM pg_replication_slots ORDER BY 1", &[]).await.expect("slots");
-    rows.iter().map(|r| (r.get(0), r.get(1))).collect()
+/// The names of the replication slots in the source database.
+async fn slots(db: &tokio_postgres::Client) -> Vec<String> {
+    let rows = db.query("SELECT slot_name::text FROM pg_replication_slots ORDER BY 1", &[]).await.expect("slots");
+    rows.iter().map(|r| r.get(0)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -524,10 +527,7 @@ async fn flows_get_their_own_slots_and_deleting_one_drops_its_slot() {
                 "dsn": pg.url(), "publication_tables": "public.users", "batch_timeout": "100ms"}},
             "destinations": [{"name": "topics", "type": "topics"}],
         });
-        let path = dir.path().join(format!("{id}.json"));
-        std::fs::write(&path, flow.to_string()).expect("flow file");
-        let (ok, created, out) = admin(&server, &["--json", "flow", "create", "-f", path.to_str().expect("path")]);
-        assert!(ok, "{out}");
+        let created = create_flow_from(&server, dir.path(), &flow);
         let expected = format!("ductstream_{}", id.to_lowercase().replace('-', "_"));
         assert_eq!(created["source"]["options"]["slot"], expected.as_str(), "{created}");
         assert_eq!(created["source"]["options"]["publication"], expected.as_str(), "{created}");
@@ -538,8 +538,7 @@ async fn flows_get_their_own_slots_and_deleting_one_drops_its_slot() {
     db.batch_execute("INSERT INTO users VALUES (2, 'bob')").await.expect("insert");
     assert_eq!(read_values(&broker, "Left-1.public.users", "check", 2).await.len(), 2);
     assert_eq!(read_values(&broker, "right.public.users", "check", 2).await.len(), 2);
-    let names: Vec<String> = slots(&db).await.into_iter().map(|(name, _)| name).collect();
-    assert_eq!(names, ["ductstream_left_1", "ductstream_right"]);
+    assert_eq!(slots(&db).await, ["ductstream_left_1", "ductstream_right"]);
 
     let (ok, deleted, out) = admin(&server, &["--json", "flow", "delete", "Left-1"]);
     assert!(ok, "{out}");
@@ -547,8 +546,7 @@ async fn flows_get_their_own_slots_and_deleting_one_drops_its_slot() {
     let (ok, deleted, out) = admin(&server, &["--json", "flow", "delete", "right", "--keep-slot"]);
     assert!(ok, "{out}");
     assert_eq!(deleted["slot_outcome"], "kept", "{out}");
-    let remaining = slots(&db).await;
-    assert_eq!(remaining.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["ductstream_right"]);
+    assert_eq!(slots(&db).await, ["ductstream_right"]);
     let (ok, _, out) = admin(&server, &["flow", "get", "right"]);
     assert!(!ok && out.contains("there is no flow"), "the flow itself is gone: {out}");
 }

@@ -7,7 +7,7 @@ mod common;
 
 use std::thread;
 
-use common::requests::{create_topic, delete_records, fetch, fetch_now, produce_one};
+use common::requests::{bounds, create_topic, delete_records, fetch, fetch_now, produce_one};
 use common::{Broker, Client};
 use ductstream_storage::postgres::testing::TestPostgres;
 use ductstream_storage::testsuite::make_batch;
@@ -39,11 +39,7 @@ fn produce_fetch_and_restart_on_postgres() {
 
 #[test]
 fn a_fetch_on_one_broker_wakes_when_another_broker_appends() {
-    let pg = TestPostgres::start().expect("throwaway Postgres");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = pg.url();
-    let a = Broker::start(&dir.path().join("a"), &["--storage", url.as_str(), "--node-id", "1"]);
-    let b = Broker::start(&dir.path().join("b"), &["--storage", url.as_str(), "--node-id", "2"]);
+    let (_pg, _dir, a, b) = two_brokers();
     let mut consumer = b.client();
     create_topic(&mut consumer, "shared", 16, &[]);
     // A partition that broker a leads (16 partitions over 2 brokers: a leads some).
@@ -69,11 +65,7 @@ fn a_fetch_on_one_broker_wakes_when_another_broker_appends() {
 
 #[test]
 fn records_deleted_through_one_broker_are_gone_from_the_other() {
-    let pg = TestPostgres::start().expect("throwaway Postgres");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let url = pg.url();
-    let a = Broker::start(&dir.path().join("a"), &["--storage", url.as_str(), "--node-id", "1"]);
-    let b = Broker::start(&dir.path().join("b"), &["--storage", url.as_str(), "--node-id", "2"]);
+    let (_pg, _dir, a, b) = two_brokers();
     let mut on_a = a.client();
     let mut on_b = b.client();
     create_topic(&mut on_a, "trimmed", 1, &[]);
@@ -88,10 +80,9 @@ fn records_deleted_through_one_broker_are_gone_from_the_other() {
     // A fetch at the high watermark reads nothing from storage: broker b answers with the log
     // start it heard of through the same notification as appends.
     let log_start = |client: &mut Client| {
-        let response = expect_kind!(client.call(ApiKey::Fetch, 12, &fetch("trimmed", 0, 5, 0, 0, 1 << 20)), Fetch);
-        let p = &response.responses[0].partitions[0];
-        assert_eq!((p.error_code, p.high_watermark), (0, 5));
-        p.log_start_offset
+        let (code, high_watermark, log_start) = bounds(client, "trimmed", 0, 5);
+        assert_eq!((code, high_watermark), (0, 5));
+        log_start
     };
     assert_eq!(log_start(&mut on_a), 5);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -100,6 +91,16 @@ fn records_deleted_through_one_broker_are_gone_from_the_other() {
     }
     assert_eq!(log_start(&mut on_b), 5, "broker b learned the log start set through broker a");
     assert_eq!(fetch_now(&mut on_b, "trimmed", 0, 0).0, 1, "OFFSET_OUT_OF_RANGE below it");
+}
+
+/// Brokers 1 and 2 on one throwaway Postgres (kept alive by the first two values).
+fn two_brokers() -> (TestPostgres, tempfile::TempDir, Broker, Broker) {
+    let pg = TestPostgres::start().expect("throwaway Postgres");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = pg.url();
+    let a = Broker::start(&dir.path().join("a"), &["--storage", url.as_str(), "--node-id", "1"]);
+    let b = Broker::start(&dir.path().join("b"), &["--storage", url.as_str(), "--node-id", "2"]);
+    (pg, dir, a, b)
 }
 
 fn free_address() -> String {

@@ -7,10 +7,9 @@ mod common;
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::requests::{create_topic, fetch, fetch_now, produce_one};
+use common::requests::{bounds, create_topic, fetch_now, produce_one};
 use common::{temp_broker, Client};
 use ductstream_storage::testsuite::make_batch;
-use kafka_protocol::messages::ApiKey;
 
 const OFFSET_OUT_OF_RANGE: i16 = 1;
 
@@ -19,8 +18,7 @@ fn now_ms() -> i64 {
 }
 
 fn log_start(client: &mut Client, topic: &str, high_watermark: i64) -> i64 {
-    let response = expect_kind!(client.call(ApiKey::Fetch, 12, &fetch(topic, 0, high_watermark, 0, 0, 1 << 20)), Fetch);
-    response.responses[0].partitions[0].log_start_offset
+    bounds(client, topic, 0, high_watermark).2
 }
 
 #[test]

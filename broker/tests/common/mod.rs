@@ -282,4 +282,12 @@ pub mod requests {
         let p = &response.responses[0].partitions[0];
         (p.error_code, p.high_watermark, p.records.clone().unwrap_or_default())
     }
+
+    /// Fetches at `offset` (no waiting, no data wanted) and returns (error code, high
+    /// watermark, log start offset).
+    pub fn bounds(client: &mut Client, topic: &str, partition: i32, offset: i64) -> (i16, i64, i64) {
+        let response = expect_kind!(client.call(ApiKey::Fetch, 12, &fetch(topic, partition, offset, 0, 0, 0)), Fetch);
+        let p = &response.responses[0].partitions[0];
+        (p.error_code, p.high_watermark, p.log_start_offset)
+    }
 }
