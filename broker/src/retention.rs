@@ -28,35 +28,34 @@ pub async fn run(broker: Arc<Broker>) {
     }
 }
 
-/// One pass over every topic; returns how many partitions had records deleted.
-pub async fn enforce(broker: &Broker) -> Result<usize> {
-    let mut trimmed = 0;
+/// One pass over every topic.
+pub async fn enforce(broker: &Broker) -> Result<()> {
     for topic in broker.storage().topics().await? {
         let Some(retention) = retention_ms(&topic.configs, &broker.config) else { continue };
         let cutoff = now_ms().saturating_sub(retention);
         for partition in 0..topic.partitions {
-            if broker.cluster.leads(topic.id, partition) && trim(broker, &topic, partition, cutoff).await? {
-                trimmed += 1;
+            if broker.cluster.leads(topic.id, partition) {
+                trim(broker, &topic, partition, cutoff).await?;
             }
         }
     }
-    Ok(trimmed)
+    Ok(())
 }
 
 /// Deletes the records of `partition` before its first batch at or after `cutoff`.
-async fn trim(broker: &Broker, topic: &Topic, partition: i32, cutoff: i64) -> Result<bool> {
+async fn trim(broker: &Broker, topic: &Topic, partition: i32, cutoff: i64) -> Result<()> {
     let offsets = broker.log.offsets(topic, partition).await?;
     if offsets.log_start >= offsets.high_watermark {
-        return Ok(false);
+        return Ok(());
     }
     let keep_from = match broker.storage().batch_at_time(&topic.name, partition, cutoff).await? {
         Some(batch) => batch.base_offset().min(offsets.high_watermark),
         None => offsets.high_watermark,
     };
     if keep_from <= offsets.log_start {
-        return Ok(false);
+        return Ok(());
     }
     let log_start = broker.log.delete_records(topic, partition, keep_from).await?;
     tracing::info!(topic = %topic.name, partition, log_start, "retention deleted older records");
-    Ok(true)
+    Ok(())
 }
