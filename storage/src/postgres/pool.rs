@@ -78,9 +78,7 @@ impl Pool {
         };
         Ok(Pooled { conn: Some(conn), pool: self, _permit: permit })
     }
-}
 
-impl Pool {
     /// A new connection, unless a pause after failed connects is still running.
     async fn open(&self) -> Result<Conn> {
         self.backoff.check(std::time::Instant::now()).map_err(StorageError::Engine)?;
