@@ -1,4 +1,7 @@
+use std::collections::BTreeMap;
 use std::sync::Arc;
+
+use ductstream_sinks::runtime::SinkStatus;
 
 use ductstream_storage::{BrokerInfo, Storage, Topic, TopicSpec};
 use kafka_protocol::error::ResponseError;
@@ -20,6 +23,8 @@ pub struct Broker {
     pub cluster: Cluster,
     /// Cancelled when the broker starts shutting down: long polls return early.
     pub shutdown: CancellationToken,
+    /// The sinks this broker runs, by id, for metrics.
+    pub sink_statuses: std::sync::Mutex<BTreeMap<String, Arc<SinkStatus>>>,
 }
 
 impl Broker {
@@ -35,6 +40,7 @@ impl Broker {
             metrics: Metrics::default(),
             groups,
             shutdown: CancellationToken::new(),
+            sink_statuses: Default::default(),
         }))
     }
 

@@ -41,6 +41,11 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_DDL_GATE", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub ddl_gate: bool,
 
+    /// Memory every sink of this broker shares for records read and not yet written; past it,
+    /// sinks stop reading until written batches free some.
+    #[arg(long, env = "DUCTSTREAM_SINK_MEMORY_BYTES", default_value_t = 256 << 20)]
+    pub sink_memory_bytes: usize,
+
     /// Address for the Prometheus `/metrics` endpoint; off when not given.
     #[arg(long, env = "DUCTSTREAM_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,

@@ -29,6 +29,7 @@ pub mod open;
 mod records;
 pub mod retention;
 pub mod server;
+pub mod sinks;
 mod topic_config;
 
 pub use broker::Broker;

@@ -90,14 +90,16 @@ async fn run(args: Args) -> Result<()> {
     }
     let flows = ductstream_broker::flows::FlowManager::new(broker.clone(), args.ddl_gate);
     let flows_task = tokio::spawn(flows.clone().run());
+    let sinks = ductstream_broker::sinks::SinkManager::new(broker.clone(), args.sink_memory_bytes);
+    let sinks_task = tokio::spawn(sinks.clone().run());
     if let Some(addr) = args.grpc_listen.0 {
         let grpc = TcpListener::bind(addr)
             .await
             .map_err(|e| BrokerError::Config(format!("cannot listen for gRPC on {addr}: {e}")))?;
         println!("listening grpc={}", grpc.local_addr()?);
-        let (broker, flows) = (broker.clone(), flows.clone());
+        let (broker, flows, sinks) = (broker.clone(), flows.clone(), sinks.clone());
         tokio::spawn(async move {
-            if let Err(e) = ductstream_broker::grpc::serve(grpc, broker, flows).await {
+            if let Err(e) = ductstream_broker::grpc::serve(grpc, broker, flows, sinks).await {
                 tracing::error!(error = %e, "the gRPC API stopped");
             }
         });
@@ -119,8 +121,10 @@ async fn run(args: Args) -> Result<()> {
         shutdown.cancel();
     });
     server::run(listener, broker, Duration::from_secs(args.shutdown_timeout_s)).await;
-    // Flows write and confirm what they have read before the process exits.
+    // Flows write and confirm what they have read, and sinks stop between batches, before the
+    // process exits.
     let _ = flows_task.await;
+    let _ = sinks_task.await;
     tracing::info!("ductstream stopped");
     Ok(())
 }

@@ -1,6 +1,32 @@
 //! Sink connectors: consumers that move topic data into other systems.
 //!
-//! This crate will hold the `Sink` trait, the runtime that drives a sink from a consumer group
-//! (committing offsets only after the destination has the data) and one module per destination
-//! (S3, DuckDB, ClickHouse, HTTP webhooks, Kafka, pgstream). Heavy destinations sit behind cargo
-//! features. Nothing is implemented yet.
+//! A destination only encodes and writes ([`Sink`]); one runtime ([`runtime::SinkRunner`])
+//! drives every sink: it reads the sink's topics from a [`runtime::SinkSource`] (the broker's
+//! log), cuts batches at boundaries it records before writing them (so a replay after a crash
+//! rewrites the same objects, never a second copy), retries what can be retried, dead-letters
+//! what the destination refuses for good, holds every sink inside one memory budget, and
+//! commits offsets only once the destination has the data.
+//!
+//! Destinations: `http` (webhooks, always built), `s3` (feature `s3`), `kafka` and its alias
+//! `bufstream` (feature `kafka`). File formats: json (always), parquet (feature `parquet`).
+
+mod destination;
+mod error;
+pub mod format;
+mod options;
+mod record;
+pub mod retry;
+pub mod runtime;
+mod sink;
+
+pub mod http;
+#[cfg(feature = "kafka")]
+pub mod kafka;
+#[cfg(feature = "s3")]
+pub mod s3;
+
+pub use destination::{open_sink, Destination, DESTINATION_TYPES};
+pub use error::{Result, SinkError};
+pub use options::Options;
+pub use record::SinkRecord;
+pub use sink::{Refusal, Sink, SinkBatch};

@@ -3,7 +3,7 @@
 //! next pull moves the message again: a dead letter may repeat, it is never lost.
 
 use bytes::Bytes;
-use ductstream_storage::{StorageError, Topic, TopicSpec};
+use ductstream_storage::{Storage, StorageError, Topic, TopicSpec};
 
 use super::state::{ConsumerState, Delivery, MessageId};
 use super::{now_ms, pull, store};
@@ -22,7 +22,7 @@ pub async fn move_all(broker: &Broker, topic: &Topic, state: &ConsumerState, dea
     let deliveries: Vec<Delivery> =
         dead.iter().map(|(id, deliveries, _)| Delivery { id: *id, deliveries: *deliveries, visible_at: 0 }).collect();
     let originals = pull::read(broker, topic, &deliveries).await?;
-    let dlq = dead_letter_topic(broker, &state.settings.dead_letter_topic).await?;
+    let dlq = dead_letter_topic(broker.storage().as_ref(), &state.settings.dead_letter_topic).await?;
     let now = now_ms();
     let mut moved = Vec::with_capacity(dead.len());
     for (id, deliveries, reason) in &dead {
@@ -59,19 +59,17 @@ pub async fn move_all(broker: &Broker, topic: &Topic, state: &ConsumerState, dea
 }
 
 /// The dead-letter topic, created with one partition when missing (whatever the broker's
-/// auto-create setting: it is the broker's own topic).
-async fn dead_letter_topic(broker: &Broker, name: &str) -> Result<Topic> {
-    if let Some(topic) = broker.storage().topic(name).await? {
+/// auto-create setting: it is the broker's own topic). Sinks dead-letter here too.
+pub(crate) async fn dead_letter_topic(storage: &dyn Storage, name: &str) -> Result<Topic> {
+    if let Some(topic) = storage.topic(name).await? {
         return Ok(topic);
     }
     crate::topic_config::validate_topic_name(name)?;
-    match broker.storage().create_topic(TopicSpec { name: name.to_owned(), partitions: 1, configs: Default::default() }).await {
+    match storage.create_topic(TopicSpec { name: name.to_owned(), partitions: 1, configs: Default::default() }).await {
         Ok(topic) => Ok(topic),
-        Err(StorageError::TopicExists(_)) => broker
-            .storage()
-            .topic(name)
-            .await?
-            .ok_or_else(|| BrokerError::NotFound(format!("dead-letter topic {name:?} vanished"))),
+        Err(StorageError::TopicExists(_)) => {
+            storage.topic(name).await?.ok_or_else(|| BrokerError::NotFound(format!("dead-letter topic {name:?} vanished")))
+        }
         Err(e) => Err(e.into()),
     }
 }

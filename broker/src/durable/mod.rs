@@ -8,7 +8,7 @@
 
 mod acks;
 mod admin;
-mod dead_letter;
+pub(crate) mod dead_letter;
 mod pull;
 mod ranges;
 mod replay;

@@ -62,10 +62,16 @@ impl FlowDef {
             )));
         }
         for d in &self.destinations {
-            if !TOPIC_DESTINATIONS.contains(&d.kind.as_str()) {
+            if ductstream_sinks::DESTINATION_TYPES.contains(&d.kind.as_str()) {
+                // Run as a sink over the flow's topics: its options are checked as a sink's.
+                let destination = ductstream_sinks::Destination { name: d.name.clone(), kind: d.kind.clone(), options: d.options.clone() };
+                ductstream_sinks::open_sink(&destination, &self.id)
+                    .map_err(|e| BrokerError::InvalidArgument(format!("destination {:?}: {e}", d.name)))?;
+            } else if !TOPIC_DESTINATIONS.contains(&d.kind.as_str()) {
                 return Err(BrokerError::InvalidArgument(format!(
-                    "destination type {:?} is not supported: use \"topics\" or \"pgstream\"",
-                    d.kind
+                    "destination type {:?} is not supported: use topics, pgstream, {}",
+                    d.kind,
+                    ductstream_sinks::DESTINATION_TYPES.join(", ")
                 )));
             }
         }
@@ -84,7 +90,11 @@ impl FlowDef {
     pub fn source_options(&self, ddl_gate_default: bool) -> HashMap<String, String> {
         let mut options: HashMap<String, String> = self.source.options.clone().into_iter().collect();
         options.entry("flow_id".into()).or_insert_with(|| self.id.clone());
-        let prefix = self.destinations.iter().find_map(|d| d.options.get("topic_prefix").cloned());
+        let prefix = self
+            .destinations
+            .iter()
+            .filter(|d| TOPIC_DESTINATIONS.contains(&d.kind.as_str()))
+            .find_map(|d| d.options.get("topic_prefix").cloned());
         let default_prefix = if self.name.is_empty() { self.id.clone() } else { self.name.clone() };
         options.entry("topic_prefix".into()).or_insert_with(|| prefix.unwrap_or(default_prefix));
         options.entry("format".into()).or_insert_with(|| self.wire_format.clone());

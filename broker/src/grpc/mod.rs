@@ -3,6 +3,7 @@
 
 mod convert;
 mod flow_service;
+mod sink_service;
 mod status;
 mod stream_service;
 
@@ -11,16 +12,18 @@ use std::sync::Arc;
 use ductstream_proto::v1::checkpoint_service_server::CheckpointServiceServer;
 use ductstream_proto::v1::ddl_service_server::DdlServiceServer;
 use ductstream_proto::v1::flow_service_server::FlowServiceServer;
+use ductstream_proto::v1::sink_service_server::SinkServiceServer;
 use ductstream_proto::v1::stream_service_server::StreamServiceServer;
 use tokio::net::TcpListener;
 
 use crate::flows::FlowManager;
+use crate::sinks::SinkManager;
 use crate::{Broker, BrokerError, Result};
 
 pub use status::to_status;
 
 /// Serves the gRPC API on `listener` until the broker shuts down.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, flows: Arc<FlowManager>) -> Result<()> {
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>, flows: Arc<FlowManager>, sinks: Arc<SinkManager>) -> Result<()> {
     // Both reflection versions: grpcurl before 1.8.8 and many other tools speak only v1alpha.
     let reflection = || tonic_reflection::server::Builder::configure().register_encoded_file_descriptor_set(ductstream_proto::FILE_DESCRIPTOR_SET);
     let failed = |e: tonic_reflection::server::Error| BrokerError::Config(format!("gRPC reflection: {e}"));
@@ -33,6 +36,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, flows: Arc<FlowMa
         .add_service(FlowServiceServer::new(flow_service::FlowApi::new(flows.clone())))
         .add_service(DdlServiceServer::new(flow_service::FlowApi::new(flows.clone())))
         .add_service(CheckpointServiceServer::new(flow_service::FlowApi::new(flows)))
+        .add_service(SinkServiceServer::new(sink_service::SinkApi::new(sinks)))
         // No Nagle: a reply's last short segment must not wait ~40 ms for the client's ACK
         // (the Kafka listener sets the same).
         .serve_with_incoming_shutdown(

@@ -1,0 +1,80 @@
+//! File and body formats shared by sinks: how a batch of records becomes bytes.
+
+mod json;
+#[cfg(feature = "parquet")]
+mod parquet;
+
+use bytes::Bytes;
+
+use crate::{Result, SinkError, SinkRecord};
+
+pub use json::{record_json, JsonLines};
+
+/// A format a destination writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// One JSON object per line (see [`record_json`]).
+    Json,
+    /// Apache Parquet: columns topic, partition, offset, timestamp, key, value, headers.
+    Parquet { compression: ParquetCompression },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParquetCompression {
+    None,
+    Snappy,
+    Zstd,
+}
+
+/// The format names destinations accept in their `format` option.
+pub const FORMATS: &[&str] = &["json", "parquet"];
+
+impl Format {
+    /// The format named `name`, with `compression` (`none`, `snappy`, `zstd`; file formats only).
+    pub fn parse(name: &str, compression: Option<&str>) -> Result<Format> {
+        match name {
+            "json" => Ok(Format::Json),
+            "parquet" => {
+                let compression = match compression.unwrap_or("snappy") {
+                    "none" | "uncompressed" => ParquetCompression::None,
+                    "snappy" => ParquetCompression::Snappy,
+                    "zstd" => ParquetCompression::Zstd,
+                    other => return Err(SinkError::Config(format!("parquet compression {other:?}: use none, snappy or zstd"))),
+                };
+                if cfg!(feature = "parquet") {
+                    Ok(Format::Parquet { compression })
+                } else {
+                    Err(SinkError::Config("this build has no parquet support (cargo feature `parquet` of ductstream-sinks)".into()))
+                }
+            }
+            "avro" | "arrow" | "proto" => Err(SinkError::Config(format!("format {name:?} is not supported by sinks yet: use json or parquet"))),
+            other => Err(SinkError::Config(format!("unknown format {other:?}: use one of {}", FORMATS.join(", ")))),
+        }
+    }
+
+    /// The file name extension.
+    pub fn extension(&self) -> &'static str {
+        match self {
+            Format::Json => "jsonl",
+            Format::Parquet { .. } => "parquet",
+        }
+    }
+
+    pub fn content_type(&self) -> &'static str {
+        match self {
+            Format::Json => "application/x-ndjson",
+            Format::Parquet { .. } => "application/vnd.apache.parquet",
+        }
+    }
+
+    /// The records as one file.
+    pub fn encode(&self, records: &[SinkRecord]) -> Result<Bytes> {
+        match self {
+            Format::Json => Ok(JsonLines::encode(records)),
+            #[cfg(feature = "parquet")]
+            Format::Parquet { compression } => parquet::encode(records, *compression),
+            #[cfg(not(feature = "parquet"))]
+            Format::Parquet { .. } => Err(SinkError::Config("this build has no parquet support".into())),
+        }
+    }
+}
