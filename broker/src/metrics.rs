@@ -77,7 +77,36 @@ pub async fn render(broker: &Broker) -> String {
         }
     }
     durable_consumers(&mut out, broker).await;
+    sinks(&mut out, broker);
     out
+}
+
+/// The counters of each sink this broker runs, since it started it.
+fn sinks(out: &mut String, broker: &Broker) {
+    let Ok(statuses) = broker.sink_statuses.lock() else { return };
+    let snapshots: Vec<(String, ductstream_sinks::runtime::StatusSnapshot)> =
+        statuses.iter().map(|(id, s)| (id.clone(), s.snapshot())).collect();
+    drop(statuses);
+    type Pick = fn(&ductstream_sinks::runtime::StatusSnapshot) -> f64;
+    let series: [(&str, &str, &str, Pick); 7] = [
+        ("ductstream_sink_lag", "gauge", "Records in the sink's topics not yet written to its destination.", |s| {
+            s.partitions.values().map(|p| p.lag()).sum::<i64>() as f64
+        }),
+        ("ductstream_sink_records_written_total", "counter", "Records the destination has.", |s| s.records_written as f64),
+        ("ductstream_sink_bytes_written_total", "counter", "Bytes of those records.", |s| s.bytes_written as f64),
+        ("ductstream_sink_retries_total", "counter", "Steps retried after a failure that could pass.", |s| s.retries as f64),
+        ("ductstream_sink_dead_letters_total", "counter", "Records the destination refused, moved to the dead-letter topic.", |s| {
+            s.dead_letters as f64
+        }),
+        ("ductstream_sink_flush_seconds_mean", "gauge", "Mean time to write one batch.", |s| s.flush_mean.as_secs_f64()),
+        ("ductstream_sink_flush_seconds_max", "gauge", "Longest time to write one batch.", |s| s.flush_max.as_secs_f64()),
+    ];
+    for (name, kind, help, pick) in series {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} {kind}\n");
+        for (id, snapshot) in &snapshots {
+            let _ = writeln!(out, "{name}{{sink=\"{id}\"}} {}", pick(snapshot));
+        }
+    }
 }
 
 /// Each durable consumer's counters (kept in its stored state, so they are cluster-wide and

@@ -1,8 +1,8 @@
-//! `ductstream-worker`: runs one CDC flow in its own process, on the broker's store.
+//! `ductstream-worker`: runs one CDC flow or one sink in its own process, on the broker's store.
 //!
-//! It writes through its own partition log, so it needs a store that several processes can
+//! It works through its own partition log, so it needs a store that several processes can
 //! open (Postgres), or an embedded store no broker has open. Brokers on the same Postgres
-//! wake their fetches and pulls on its appends.
+//! wake their fetches and pulls on its appends; a sink worker polls for theirs.
 
 use std::collections::BTreeSet;
 use std::process::ExitCode;
@@ -12,7 +12,11 @@ use clap::{Parser, ValueEnum};
 use ductstream_broker::flows::store::{self, StorageCheckpoints};
 use ductstream_broker::flows::writer::TopicWriter;
 use ductstream_broker::log::Log;
+use ductstream_broker::sinks::source::LogSource;
+use ductstream_broker::sinks::{sink_runner, store as sink_store, SinkState};
 use ductstream_cdc::{Checkpoint, CheckpointStore, Flow, FlowPhase, FlowSourceOptions, Lsn, SnapshotProgress};
+use ductstream_sinks::runtime::{MemoryBudget, SinkPhase};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Mode {
@@ -23,11 +27,18 @@ enum Mode {
 }
 
 #[derive(Debug, Parser)]
-#[command(name = "ductstream-worker", version, about = "Run one DuctStream CDC flow in its own process")]
+#[command(name = "ductstream-worker", version, about = "Run one DuctStream CDC flow or sink in its own process")]
 struct Args {
     /// The flow to run (created with `ductstream-admin flow create`).
+    #[arg(long, required_unless_present = "sink_id", conflicts_with = "sink_id")]
+    flow_id: Option<String>,
+    /// The sink to run (created with `ductstream-admin sink create`, and stopped so that no
+    /// broker runs it too).
     #[arg(long)]
-    flow_id: String,
+    sink_id: Option<String>,
+    /// With --sink-id: memory for records read and not yet written.
+    #[arg(long, default_value_t = 256 << 20)]
+    sink_memory_bytes: usize,
     /// The broker's store: a postgres:// URL, or sled/segment in --data-dir.
     #[arg(long, env = "DUCTSTREAM_STORAGE", default_value = "sled")]
     storage: String,
@@ -41,7 +52,8 @@ struct Args {
     /// With --mode backfill: schema.table names, comma-separated.
     #[arg(long, value_delimiter = ',')]
     tables: Vec<String>,
-    /// Stop after this many polls (one per batch_timeout) in which nothing new was written.
+    /// Stop after this many polls (one per batch_timeout; for a sink, one a second) in which
+    /// nothing new was written (and, for a sink, nothing was left to write).
     #[arg(long)]
     max_empty_reads: Option<u32>,
     /// Start streaming at this LSN. Postgres resumes a logical slot at the later of this and
@@ -78,7 +90,11 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), String> {
     let opened = ductstream_broker::open::open_storage(&args.storage, &args.data_dir, false).await.map_err(|e| e.to_string())?;
     let storage = opened.storage;
-    let def = store::load(storage.as_ref(), &args.flow_id).await.map_err(|e| e.to_string())?;
+    if let Some(sink_id) = &args.sink_id {
+        return run_sink(storage, sink_id, &args).await;
+    }
+    let flow_id = args.flow_id.clone().unwrap_or_default();
+    let def = store::load(storage.as_ref(), &flow_id).await.map_err(|e| e.to_string())?;
     let options = FlowSourceOptions::from_map(&def.source_options(false)).map_err(|e| e.to_string())?;
     let checkpoints = Arc::new(StorageCheckpoints(storage.clone()));
     let flow_id = options.flow_id.clone();
@@ -123,6 +139,49 @@ async fn run(args: Args) -> Result<(), String> {
                 if args.max_empty_reads.is_some_and(|max| empty >= max) {
                     tracing::info!(records = written, lsn = %status.confirmed_lsn, "caught up; stopping");
                     handle.stop();
+                }
+            }
+        }
+    }
+}
+
+/// Runs a stopped sink until Ctrl-C, or until `--max-empty-reads` seconds in a row wrote
+/// nothing and left nothing to write.
+async fn run_sink(storage: Arc<dyn ductstream_storage::Storage>, id: &str, args: &Args) -> Result<(), String> {
+    let def = sink_store::load(storage.as_ref(), id).await.map_err(|e| e.to_string())?;
+    if def.state == SinkState::Running {
+        return Err(format!("sink {id:?} is RUNNING on the brokers: stop it first (ductstream-admin sink stop {id})"));
+    }
+    let log = Arc::new(Log::new(storage.clone()));
+    let source = Arc::new(LogSource::polling(log));
+    let runner = sink_runner(&def, source, MemoryBudget::new(args.sink_memory_bytes)).map_err(|e| e.to_string())?;
+    let status = runner.status();
+    let stop = CancellationToken::new();
+    let mut task = tokio::spawn(runner.run(stop.clone()));
+    let (mut empty, mut written) = (0u32, 0u64);
+    loop {
+        tokio::select! {
+            done = &mut task => {
+                let s = status.snapshot();
+                tracing::info!(records = s.records_written, batches = s.batches_written, dead_letters = s.dead_letters, "sink stopped");
+                return match done {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => Err(e.to_string()),
+                    Err(e) => Err(format!("the sink task failed: {e}")),
+                };
+            }
+            _ = tokio::signal::ctrl_c() => {
+                tracing::info!("stopping");
+                stop.cancel();
+            }
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {
+                let s = status.snapshot();
+                let caught_up = s.phase == SinkPhase::Running && s.partitions.values().all(|p| p.lag() == 0);
+                empty = if s.records_written == written && caught_up { empty + 1 } else { 0 };
+                written = s.records_written;
+                if args.max_empty_reads.is_some_and(|max| empty >= max) {
+                    tracing::info!(records = written, "caught up; stopping");
+                    stop.cancel();
                 }
             }
         }

@@ -7,5 +7,5 @@ pub mod model;
 pub mod source;
 pub mod store;
 
-pub use manager::{SinkManager, SinkView};
+pub use manager::{runner as sink_runner, SinkManager, SinkView};
 pub use model::{SinkDef, SinkState};

@@ -107,7 +107,7 @@ struct FlowFile {
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct EndpointFile {
+pub(crate) struct EndpointFile {
     #[serde(default)]
     name: String,
     #[serde(rename = "type")]
@@ -116,7 +116,7 @@ struct EndpointFile {
     options: HashMap<String, Value>,
 }
 
-fn endpoint(e: EndpointFile) -> pb::Endpoint {
+pub(crate) fn endpoint(e: EndpointFile) -> pb::Endpoint {
     // Options are strings on the wire; numbers and booleans in the file are written as text.
     let options = e.options.into_iter().map(|(k, v)| (k, v.as_str().map_or_else(|| v.to_string(), str::to_owned))).collect();
     pb::Endpoint { name: e.name, r#type: e.kind, options }
@@ -142,11 +142,11 @@ fn read_flow(path: &std::path::Path) -> Result<pb::Flow, String> {
     })
 }
 
-fn failed(s: tonic::Status) -> String {
+pub(crate) fn failed(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
 
-async fn connect(server: &str) -> Result<tonic::transport::Channel, String> {
+pub(crate) async fn connect(server: &str) -> Result<tonic::transport::Channel, String> {
     tonic::transport::Endpoint::from_shared(server.to_owned())
         .map_err(|e| format!("bad server address {server}: {e}"))?
         .connect()

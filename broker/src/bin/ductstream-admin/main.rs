@@ -6,6 +6,7 @@
 mod durations;
 mod flow;
 mod output;
+mod sink;
 mod stream;
 
 use std::process::ExitCode;
@@ -51,6 +52,11 @@ enum Command {
         #[command(subcommand)]
         command: flow::CheckpointCommand,
     },
+    /// Sinks: topics consumed into S3, webhooks, Kafka: create, list, start, stop, reset...
+    Sink {
+        #[command(subcommand)]
+        command: sink::SinkCommand,
+    },
     /// Durable consumers of a stream (topic): create, pull, ack, replay...
     Stream {
         #[command(subcommand)]
@@ -75,6 +81,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Stream { command } => stream::run(&cli.server, command, format).await,
+            Command::Sink { command } => sink::run(&cli.server, command, format).await,
             Command::Flow { command } => flow::run_flow(&cli.server, command, format).await,
             Command::Publication { command } => flow::run_publication(&cli.server, command, format).await,
             Command::Ddl { command } => flow::run_ddl(&cli.server, command, format).await,
