@@ -1,4 +1,4 @@
-//! DeleteGroups (v0–v2): forget empty groups and their committed offsets.
+//! DeleteGroups (v0–v2): forget empty groups (classic and KIP-848) and their committed offsets.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
@@ -19,8 +19,21 @@ pub async fn handle(ctx: &Ctx, request: DeleteGroupsRequest) -> Result<DeleteGro
 }
 
 async fn delete(ctx: &Ctx, id: &str, has_offsets: bool) -> Result<Option<ResponseError>> {
+    // A KIP-848 group lives in its own table; it is deleted only without members, and its
+    // lock is held until its commits are gone so that no member joins in between.
+    let consumer = ctx.broker.groups.consumer_group(id)?;
+    let consumer_guard = match &consumer {
+        Some(handle) => {
+            let group = handle.group.lock().await;
+            if !group.members.is_empty() {
+                return Ok(Some(ResponseError::NonEmptyGroup));
+            }
+            Some(group)
+        }
+        None => None,
+    };
     let handle = ctx.broker.groups.group(id).await?;
-    if handle.is_none() && !has_offsets {
+    if handle.is_none() && consumer_guard.is_none() && !has_offsets {
         return Ok(Some(ResponseError::GroupIdNotFound));
     }
     if let Some(handle) = &handle {
@@ -33,6 +46,7 @@ async fn delete(ctx: &Ctx, id: &str, has_offsets: bool) -> Result<Option<Respons
     }
     ctx.broker.groups.forget(id)?;
     ctx.broker.storage().delete_group(id).await?;
+    drop(consumer_guard);
     tracing::info!(group = id, "deleted group");
     Ok(None)
 }
