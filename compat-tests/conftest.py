@@ -549,6 +549,29 @@ def group_broker(group_broker_factory):
     return group_broker_factory()
 
 
+# -- reference Apache Kafka --------------------------------------------------
+@pytest.fixture(scope="session")
+def reference_kafka(tmp_path_factory):
+    """One Apache Kafka broker (KRaft, one node; compat-tests/kafka) for the whole session,
+    the reference that tests run beside DuctStream. Started on first use (the jars are
+    fetched then, if setup.sh has not), stopped at the end of the session."""
+    sys.path.insert(0, str(HERE / "kafka"))
+    try:
+        import reference_kafka as ref
+    finally:
+        sys.path.remove(str(HERE / "kafka"))
+    kafka = ref.ReferenceKafka(tmp_path_factory.mktemp("reference-kafka"))
+    try:
+        kafka.start()
+    except Exception as e:  # noqa: BLE001 - reported by every test that needs it
+        kafka.stop()
+        pytest.fail(f"reference Kafka did not start: {e}", pytrace=False)
+    try:
+        yield kafka
+    finally:
+        kafka.stop()
+
+
 @pytest.fixture
 def topic(request):
     return helpers.unique_topic(request.node.name)

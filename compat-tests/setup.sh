@@ -7,6 +7,8 @@
 #   - a Python venv with the pinned clients from requirements.txt
 #   - kafkajs in compat-tests/node (npm ci from package-lock.json)
 #   - the sarama driver program, built into a cache folder (not into the repo)
+#   - Java 17 and Maven (if missing); the reference Apache Kafka's jars (kafka/fetch.sh) and the
+#     Java client tests' dependencies (java/pom.xml), in the Maven cache $DUCTSTREAM_M2
 #
 # Re-runs skip every step that is already done, so they take a second or two.
 #
@@ -14,6 +16,7 @@
 #   DUCTSTREAM_VENV        venv location   (default $HOME/.cache/ductstream/venv)
 #   DUCTSTREAM_COMPAT_BIN  build-output dir (default $HOME/.cache/ductstream/compat-bin)
 #   PYTHON                 interpreter used to create the venv (default python3)
+#   DUCTSTREAM_M2          Maven repository cache (default $HOME/.cache/ductstream/m2)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,6 +43,12 @@ for p in "${APT_PKGS[@]}"; do
 done
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
     missing+=(nodejs npm)
+fi
+if ! command -v javac >/dev/null 2>&1; then
+    missing+=(openjdk-17-jdk-headless)
+fi
+if ! command -v mvn >/dev/null 2>&1; then
+    missing+=(maven)
 fi
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing Debian packages: ${missing[*]}"
@@ -101,4 +110,20 @@ else
     log "sarama group driver up to date"
 fi
 
-log "ready (venv=$VENV, sarama=$SARAMA_BIN, sarama group=$SARAMA_GROUP_BIN)"
+# ------------------------------------------- reference Kafka and the Java client tests
+M2="${DUCTSTREAM_M2:-$CACHE/m2}"
+KAFKA_LIBS="$(bash "$HERE/kafka/fetch.sh")"
+JAVA_POM="$HERE/java/pom.xml"
+JAVA_STAMP="$M2/.ductstream-java-pom"
+if [ ! -f "$JAVA_STAMP" ] || ! cmp -s "$JAVA_POM" "$JAVA_STAMP"; then
+    log "resolving the Java client tests' dependencies and Maven plugins into $M2"
+    # compile and run the one test that needs no broker: this resolves Surefire's JUnit
+    # provider too, so that the suite can run Maven offline (-o)
+    (cd "$HERE/java" && mvn -B -q -Dmaven.repo.local="$M2" test -Dtest=ClientVersionTest \
+        -Dds.reports="$M2/.ductstream-setup-reports")
+    cp "$JAVA_POM" "$JAVA_STAMP"
+else
+    log "Java client test dependencies already resolved"
+fi
+
+log "ready (kafka=$KAFKA_LIBS, venv=$VENV, sarama=$SARAMA_BIN, sarama group=$SARAMA_GROUP_BIN)"

@@ -1,0 +1,229 @@
+package dev.ductstream.compat;
+
+import static dev.ductstream.compat.Compat.TIMEOUT_S;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertNotNull;
+import static org.junit.jupiter.api.Assertions.assertNull;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.time.Duration;
+import java.util.ArrayList;
+import java.util.HashMap;
+import java.util.HashSet;
+import java.util.List;
+import java.util.Map;
+import java.util.Set;
+import java.util.concurrent.CompletableFuture;
+import java.util.concurrent.TimeUnit;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
+import org.apache.kafka.clients.consumer.ConsumerRecord;
+import org.apache.kafka.clients.consumer.KafkaConsumer;
+import org.apache.kafka.clients.consumer.OffsetAndMetadata;
+import org.apache.kafka.clients.consumer.OffsetAndTimestamp;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
+import org.apache.kafka.common.TopicPartition;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.Timeout;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.ValueSource;
+
+@Timeout(value = 120, unit = TimeUnit.SECONDS)
+class ConsumerTest {
+
+    static void produce(String topic, int partitions, int perPartition, String prefix) throws Exception {
+        try (KafkaProducer<String, String> p = Compat.producer(Map.of())) {
+            for (int i = 0; i < perPartition; i++) {
+                for (int part = 0; part < partitions; part++) {
+                    p.send(new ProducerRecord<>(topic, part, "k" + i, prefix + part + "-" + i));
+                }
+            }
+            p.flush();
+        }
+    }
+
+    @Test
+    void assignSeekAndPositions() throws Exception {
+        String topic = Compat.unique("seek");
+        Compat.createTopic(topic, 1);
+        produce(topic, 1, 10, "v");
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaConsumer<String, String> c = Compat.consumer(Map.of())) {
+            c.assign(List.of(tp));
+            assertEquals(Map.of(tp, 0L), c.beginningOffsets(List.of(tp)));
+            assertEquals(Map.of(tp, 10L), c.endOffsets(List.of(tp)));
+            c.seek(tp, 5);
+            List<ConsumerRecord<String, String>> got = Compat.pollN(c, 5);
+            assertEquals(5, got.get(0).offset());
+            assertEquals("v0-5", got.get(0).value());
+            assertEquals(10, c.position(tp));
+
+            c.seekToBeginning(List.of(tp));
+            assertEquals(0, c.position(tp));
+            got = Compat.pollN(c, 10);
+            assertEquals(0, got.get(0).offset());
+
+            c.seekToEnd(List.of(tp));
+            assertEquals(10, c.position(tp));
+            c.seek(tp, new OffsetAndMetadata(8));
+            got = Compat.pollN(c, 2);
+            assertEquals(8, got.get(0).offset());
+        }
+    }
+
+    @Test
+    void offsetsForTimes() throws Exception {
+        String topic = Compat.unique("times");
+        Compat.createTopic(topic, 1);
+        long t0 = System.currentTimeMillis() - 60_000;
+        try (KafkaProducer<String, String> p = Compat.producer(Map.of())) {
+            for (int i = 0; i < 10; i++) {
+                p.send(new ProducerRecord<>(topic, 0, t0 + i * 1000L, "k" + i, "v" + i));
+            }
+            p.flush();
+        }
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaConsumer<String, String> c = Compat.consumer(Map.of())) {
+            Map<TopicPartition, OffsetAndTimestamp> r = c.offsetsForTimes(Map.of(tp, t0 + 2500));
+            assertNotNull(r.get(tp));
+            assertEquals(3, r.get(tp).offset());
+            assertEquals(t0 + 3000, r.get(tp).timestamp());
+            r = c.offsetsForTimes(Map.of(tp, t0));
+            assertEquals(0, r.get(tp).offset());
+            r = c.offsetsForTimes(Map.of(tp, t0 + 9000));
+            assertEquals(9, r.get(tp).offset());
+            r = c.offsetsForTimes(Map.of(tp, t0 + 9001));
+            assertNull(r.get(tp), "no record at or after the last timestamp");
+
+            c.assign(List.of(tp));
+            c.seek(tp, c.offsetsForTimes(Map.of(tp, t0 + 7000)).get(tp).offset());
+            List<ConsumerRecord<String, String>> got = Compat.pollN(c, 3);
+            assertEquals(t0 + 7000, got.get(0).timestamp());
+        }
+    }
+
+    /**
+     * subscribe() in a group of one, commitSync, then a second consumer of the same group
+     * resumes from the commits. Once with the classic protocol, once with KIP-848's.
+     */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"classic", "consumer"})
+    void subscribeCommitSyncResume(String protocol) throws Exception {
+        String topic = Compat.unique("sub-" + protocol);
+        String group = Compat.unique("g-" + protocol);
+        int parts = 3;
+        Compat.createTopic(topic, parts);
+        produce(topic, parts, 10, "a");
+        Map<String, Object> cfg = new HashMap<>();
+        cfg.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        cfg.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+        if (protocol.equals("classic")) {
+            cfg.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "10000");
+            cfg.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "1000");
+        }
+        try (KafkaConsumer<String, String> c = Compat.consumer(cfg)) {
+            c.subscribe(List.of(topic));
+            List<ConsumerRecord<String, String>> got = Compat.pollN(c, parts * 10);
+            Set<String> values = new HashSet<>();
+            got.forEach(r -> values.add(r.value()));
+            assertEquals(parts * 10, values.size());
+            assertEquals(parts, c.assignment().size());
+            c.commitSync(Duration.ofSeconds(TIMEOUT_S));
+            Map<TopicPartition, OffsetAndMetadata> committed =
+                    c.committed(new HashSet<>(Compat.partitions(topic, parts)), Duration.ofSeconds(TIMEOUT_S));
+            for (TopicPartition tp : Compat.partitions(topic, parts)) {
+                assertEquals(10, committed.get(tp).offset(), "committed offset of " + tp);
+            }
+        }
+        produce(topic, parts, 2, "b");
+        try (KafkaConsumer<String, String> c = Compat.consumer(cfg)) {
+            c.subscribe(List.of(topic));
+            List<ConsumerRecord<String, String>> got = Compat.pollN(c, parts * 2);
+            for (ConsumerRecord<String, String> r : got) {
+                assertTrue(r.value().startsWith("b"), "resumed at an old record: " + r);
+                assertTrue(r.offset() >= 10);
+            }
+            assertTrue(Compat.pollFor(c, Duration.ofMillis(500)).isEmpty());
+        }
+    }
+
+    /** commitAsync with explicit offsets and metadata; the callback sees them, committed() too. */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"classic", "consumer"})
+    void commitAsync(String protocol) throws Exception {
+        String topic = Compat.unique("async-" + protocol);
+        String group = Compat.unique("g-async-" + protocol);
+        Compat.createTopic(topic, 2);
+        produce(topic, 2, 5, "v");
+        Map<String, Object> cfg = Map.of(
+                ConsumerConfig.GROUP_ID_CONFIG, group,
+                ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+        try (KafkaConsumer<String, String> c = Compat.consumer(cfg)) {
+            c.subscribe(List.of(topic));
+            Compat.pollN(c, 10);
+            TopicPartition p0 = new TopicPartition(topic, 0);
+            TopicPartition p1 = new TopicPartition(topic, 1);
+            Map<TopicPartition, OffsetAndMetadata> offsets = Map.of(
+                    p0, new OffsetAndMetadata(3, "meta-0"),
+                    p1, new OffsetAndMetadata(5, "meta-1"));
+            CompletableFuture<Map<TopicPartition, OffsetAndMetadata>> done = new CompletableFuture<>();
+            c.commitAsync(offsets, (o, e) -> {
+                if (e != null) {
+                    done.completeExceptionally(e);
+                } else {
+                    done.complete(o);
+                }
+            });
+            // the callback runs inside poll()/commitSync()/close()
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(TIMEOUT_S);
+            while (!done.isDone() && System.nanoTime() < deadline) {
+                c.poll(Compat.POLL);
+            }
+            assertEquals(offsets, done.get(1, TimeUnit.SECONDS));
+            Map<TopicPartition, OffsetAndMetadata> committed =
+                    c.committed(Set.of(p0, p1), Duration.ofSeconds(TIMEOUT_S));
+            assertEquals(3, committed.get(p0).offset());
+            assertEquals("meta-0", committed.get(p0).metadata());
+            assertEquals(5, committed.get(p1).offset());
+            assertEquals("meta-1", committed.get(p1).metadata());
+        }
+    }
+
+    /** Two members split a topic's partitions (range assignor), then one leaves. */
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"classic", "consumer"})
+    void twoMembersShareTheTopic(String protocol) throws Exception {
+        String topic = Compat.unique("two-" + protocol);
+        String group = Compat.unique("g-two-" + protocol);
+        Compat.createTopic(topic, 4);
+        Map<String, Object> cfg = new HashMap<>();
+        cfg.put(ConsumerConfig.GROUP_ID_CONFIG, group);
+        cfg.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+        if (protocol.equals("classic")) {
+            cfg.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "10000");
+            cfg.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "500");
+        }
+        List<ConsumerRecord<?, ?>> sink = new ArrayList<>();
+        try (KafkaConsumer<String, String> a = Compat.consumer(cfg)) {
+            a.subscribe(List.of(topic));
+            Compat.awaitAssignment(a, 4, sink);
+            KafkaConsumer<String, String> b = Compat.consumer(cfg);
+            try {
+                b.subscribe(List.of(topic));
+                long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(TIMEOUT_S);
+                while (!(a.assignment().size() == 2 && b.assignment().size() == 2)) {
+                    assertTrue(System.nanoTime() < deadline,
+                            "no 2+2 split: a=" + a.assignment() + " b=" + b.assignment());
+                    a.poll(Compat.POLL);
+                    b.poll(Compat.POLL);
+                }
+                Set<TopicPartition> all = new HashSet<>(a.assignment());
+                all.addAll(b.assignment());
+                assertEquals(new HashSet<>(Compat.partitions(topic, 4)), all);
+            } finally {
+                b.close();
+            }
+            Compat.awaitAssignment(a, 4, sink);
+        }
+    }
+}
