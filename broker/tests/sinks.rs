@@ -16,10 +16,13 @@ use ductstream_storage::postgres::testing::TestPostgres;
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
-/// A real HTTP/1.1 server that answers 200 to every POST and keeps (headers, body) of each.
+/// One request received: its headers (names in lower case) and its JSON body.
+type Received = (Vec<(String, String)>, Value);
+
+/// A real HTTP/1.1 server that answers 200 to every POST and keeps each request.
 struct Receiver {
     url: String,
-    got: Arc<Mutex<Vec<(Vec<(String, String)>, Value)>>>,
+    got: Arc<Mutex<Vec<Received>>>,
 }
 
 impl Receiver {

@@ -260,7 +260,7 @@ impl SinkRunner {
             if budget == 0 {
                 break; // backpressure: written batches free the budget
             }
-            let max_bytes = cursor.room(&limits).min(budget).min(READ_MAX_BYTES).max(1);
+            let max_bytes = cursor.room(&limits).min(budget).clamp(1, READ_MAX_BYTES);
             let read = self.source.read(&cursor.tp.0, cursor.tp.1, cursor.next, max_bytes).await?;
             self.status.set_high_watermark(&cursor.tp, read.high_watermark);
             if read.next_offset > cursor.next || !read.records.is_empty() {
