@@ -62,13 +62,20 @@ Configuration:
 """
 
 
+_LIBS: Path | None = None
+
+
 def fetch() -> Path:
     """Run fetch.sh (a second when already fetched); returns the libs folder."""
+    global _LIBS
+    if _LIBS is not None and _LIBS.is_dir():
+        return _LIBS
     out = subprocess.run(["bash", str(FETCH)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                          text=True, timeout=900)
     if out.returncode != 0:
         raise RuntimeError(f"compat-tests/kafka/fetch.sh failed (exit {out.returncode}):\n{out.stderr}")
-    return Path(out.stdout.strip().splitlines()[-1])
+    _LIBS = Path(out.stdout.strip().splitlines()[-1])
+    return _LIBS
 
 
 def classpath(libs: Path | None = None) -> str:
@@ -77,6 +84,18 @@ def classpath(libs: Path | None = None) -> str:
 
 def java_binary() -> str:
     return os.environ.get("JAVA") or shutil.which("java") or "java"
+
+
+def run_tool(main_class: str, *args: str, input: str | None = None,
+             timeout: float = 120.0) -> subprocess.CompletedProcess:
+    """Run one of Kafka's command-line tools (e.g. org.apache.kafka.tools.TopicCommand, what
+    kafka-topics.sh runs) in its own JVM; returns the finished process (text stdout/stderr)."""
+    cmd = [java_binary(), "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Xmx256m",
+           f"-Dlog4j2.configurationFile={HERE / 'tools-log4j2.yaml'}",
+           "-cp", classpath(), main_class, *args]
+    return subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          text=True, timeout=timeout,
+                          stdin=None if input is not None else subprocess.DEVNULL)
 
 
 def _free_port() -> int:

@@ -1,0 +1,231 @@
+"""Apache Kafka's own command-line tools (kafka-tools 4.1.2: what kafka-topics.sh,
+kafka-console-producer.sh, kafka-console-consumer.sh, kafka-consumer-groups.sh,
+kafka-get-offsets.sh, kafka-delete-records.sh and kafka-configs.sh run) against DuctStream
+and against the reference Apache Kafka, with their output checked line by line.
+
+Each test runs once per target (`[ductstream]`, `[kafka]`) and expects the same lines from
+both; `test_configs_describe_all_matches_kafka` compares the two brokers' answers directly.
+Differences that are Kafka's own and not a DuctStream defect are normalized, each with its
+reason (see `normalize_describe`).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+import helpers
+from conftest import _finish_broker, _make_broker, group_args, require_group_support, broker_snapshot
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE / "kafka"))
+import reference_kafka as ref  # noqa: E402
+
+sys.path.remove(str(HERE / "kafka"))
+
+TOPICS = "org.apache.kafka.tools.TopicCommand"
+PRODUCER = "org.apache.kafka.tools.ConsoleProducer"
+CONSUMER = "org.apache.kafka.tools.consumer.ConsoleConsumer"
+GROUPS = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
+GET_OFFSETS = "org.apache.kafka.tools.GetOffsetShell"
+DELETE_RECORDS = "org.apache.kafka.tools.DeleteRecordsCommand"
+CONFIGS = "kafka.admin.ConfigCommand"
+
+
+@pytest.fixture(scope="module")
+def ds_broker(request, tmp_path_factory):
+    require_group_support(broker_snapshot(tmp_path_factory))
+    b = _make_broker(request, tmp_path_factory, "sled", group_args())
+    yield b
+    _finish_broker(b)
+
+
+@pytest.fixture(scope="module", params=["ductstream", "kafka"])
+def target(request):
+    """(name, bootstrap) of the broker the tools talk to."""
+    if request.param == "ductstream":
+        return "ductstream", request.getfixturevalue("ds_broker").bootstrap
+    return "kafka", request.getfixturevalue("reference_kafka").bootstrap
+
+
+@pytest.fixture
+def topic(request):
+    """A unique topic name without '_' (kafka-topics warns about names mixing '.' and '_')."""
+    return helpers.unique_topic(request.node.name).replace("_", "-")
+
+
+def tool(main_class: str, *args: str, input: str | None = None, stderr: list | None = None) -> list[str]:
+    """Runs the tool and fails unless it exits 0; returns its stdout lines (trailing blanks
+    dropped); its stderr lines go to `stderr` when given."""
+    p = ref.run_tool(main_class, *args, input=input)
+    if p.returncode != 0:
+        pytest.fail(f"{main_class} {' '.join(args)} exited {p.returncode}\nstdout:\n{p.stdout}\n"
+                    f"stderr:\n{p.stderr[-4000:]}", pytrace=False)
+    if stderr is not None:
+        stderr.extend(line.rstrip() for line in p.stderr.splitlines())
+    return [line.rstrip() for line in p.stdout.splitlines()]
+
+
+def normalize_describe(lines: list[str]) -> list[str]:
+    """kafka-topics --describe output, with what legitimately differs taken out:
+    - the topic id (random on both);
+    - `min.insync.replicas=1` in Kafka's Configs: a KRaft controller with ELR (KIP-966, on by
+      default in 4.1) writes it into every new topic's config;
+    - `Elr: N/A` / `LastKnownElr: N/A`: the tool prints N/A when the broker has no
+      DescribeTopicPartitions (KIP-966) and it falls back to Metadata, as on DuctStream;
+      Kafka returns empty lists there."""
+    out = []
+    for line in lines:
+        line = re.sub(r"TopicId: \S+", "TopicId: <id>", line)
+        line = re.sub(r"(Configs: .*?)(min\.insync\.replicas=1,?)", r"\1", line).rstrip(",")
+        line = re.sub(r"Elr: (N/A)?(?=\t|$)", "Elr:", line)
+        out.append(re.sub(r"[ \t]+$", "", line))
+    return out
+
+
+def test_topics(target, topic):
+    _, bs = target
+    assert tool(TOPICS, "--bootstrap-server", bs, "--create", "--topic", topic, "--partitions", "3",
+                "--config", "retention.ms=3600000") == [f"Created topic {topic}."]
+    assert topic in tool(TOPICS, "--bootstrap-server", bs, "--list")
+
+    def describe():
+        return normalize_describe(tool(TOPICS, "--bootstrap-server", bs, "--describe", "--topic", topic))
+
+    head = f"Topic: {topic}\tTopicId: <id>\tPartitionCount: {{}}\tReplicationFactor: 1\tConfigs: retention.ms=3600000"
+    row = f"\tTopic: {topic}\tPartition: {{}}\tLeader: 1\tReplicas: 1\tIsr: 1\tElr:\tLastKnownElr:"
+    assert describe() == [head.format(3)] + [row.format(p) for p in range(3)]
+
+    assert tool(TOPICS, "--bootstrap-server", bs, "--alter", "--topic", topic, "--partitions", "5") == []
+    assert describe() == [head.format(5)] + [row.format(p) for p in range(5)]
+
+    # creating it again fails with Kafka's message
+    again = ref.run_tool(TOPICS, "--bootstrap-server", bs, "--create", "--topic", topic)
+    assert again.returncode != 0
+    assert f"Topic '{topic}' already exists." in again.stdout + again.stderr
+
+    assert tool(TOPICS, "--bootstrap-server", bs, "--delete", "--topic", topic) == []
+    assert topic not in tool(TOPICS, "--bootstrap-server", bs, "--list")
+
+
+def group_rows(lines: list[str], group: str) -> list[list[str]]:
+    """The data rows of a consumer-groups table (whitespace-separated columns)."""
+    return [line.split() for line in lines if line.split()[:1] == [group]]
+
+
+def test_console_producer_consumer_groups_offsets(target, topic):
+    name, bs = target
+    group = f"cli-{name}-{topic}"
+    tool(TOPICS, "--bootstrap-server", bs, "--create", "--topic", topic, "--partitions", "1")
+    # keys and headers, tab-separated: headers<TAB>key<TAB>value
+    lines = ["h1:v1,h2:v2\tk1\thello", "h1:x\tk2\tworld, with a comma", "trace:abc\tk3\t"]
+    out = tool(PRODUCER, "--bootstrap-server", bs, "--topic", topic,
+               "--property", "parse.key=true", "--property", "key.separator=\t",
+               "--property", "parse.headers=true", "--property", "headers.delimiter=\t",
+               input="".join(f"{line}\n" for line in lines))
+    assert out == []
+
+    consumed = tool(CONSUMER, "--bootstrap-server", bs, "--topic", topic, "--from-beginning",
+                    "--max-messages", "3", "--timeout-ms", "30000", "--group", group,
+                    "--property", "print.key=true", "--property", "print.headers=true",
+                    "--property", "print.partition=true", "--property", "print.offset=true")
+    assert consumed == [f"Partition:0\tOffset:{i}\t{line}".rstrip() for i, line in enumerate(lines)]
+
+    err: list[str] = []
+    described = tool(GROUPS, "--bootstrap-server", bs, "--describe", "--group", group, stderr=err)
+    assert f"Consumer group '{group}' has no active members." in err
+    header = [line.split() for line in described if line.startswith("GROUP")]
+    assert header == [["GROUP", "TOPIC", "PARTITION", "CURRENT-OFFSET", "LOG-END-OFFSET", "LAG",
+                       "CONSUMER-ID", "HOST", "CLIENT-ID"]]
+    assert group_rows(described, group) == [[group, topic, "0", "3", "3", "0", "-", "-", "-"]]
+    assert group in tool(GROUPS, "--bootstrap-server", bs, "--list")
+
+    reset = tool(GROUPS, "--bootstrap-server", bs, "--reset-offsets", "--to-earliest", "--execute",
+                 "--group", group, "--topic", topic)
+    assert [line.split() for line in reset if line.strip()] == [
+        ["GROUP", "TOPIC", "PARTITION", "NEW-OFFSET"], [group, topic, "0", "0"]]
+    described = tool(GROUPS, "--bootstrap-server", bs, "--describe", "--group", group)
+    assert group_rows(described, group) == [[group, topic, "0", "0", "3", "3", "-", "-", "-"]]
+
+    assert tool(GET_OFFSETS, "--bootstrap-server", bs, "--topic", topic) == [f"{topic}:0:3"]
+    assert tool(GET_OFFSETS, "--bootstrap-server", bs, "--topic", topic, "--time", "-2") == [f"{topic}:0:0"]
+
+
+def test_delete_records_and_offsets(target, topic, tmp_path):
+    _, bs = target
+    tool(TOPICS, "--bootstrap-server", bs, "--create", "--topic", topic, "--partitions", "1")
+    tool(PRODUCER, "--bootstrap-server", bs, "--topic", topic, input="a\nb\nc\nd\n")
+    spec = tmp_path / "delete.json"
+    spec.write_text('{"partitions":[{"topic":"%s","partition":0,"offset":2}],"version":1}' % topic)
+    assert tool(DELETE_RECORDS, "--bootstrap-server", bs, "--offset-json-file", str(spec)) == [
+        "Executing records delete operation",
+        "Records delete operation completed:",
+        f"partition: {topic}-0\tlow_watermark: 2",
+    ]
+    assert tool(GET_OFFSETS, "--bootstrap-server", bs, "--topic", topic, "--time", "-2") == [f"{topic}:0:2"]
+    assert tool(GET_OFFSETS, "--bootstrap-server", bs, "--topic", topic, "--time", "-1") == [f"{topic}:0:4"]
+    consumed = tool(CONSUMER, "--bootstrap-server", bs, "--topic", topic, "--from-beginning",
+                    "--max-messages", "2", "--timeout-ms", "30000", "--property", "print.offset=true")
+    assert consumed == ["Offset:2\tc", "Offset:3\td"]
+
+
+def test_configs(target, topic):
+    _, bs = target
+    tool(TOPICS, "--bootstrap-server", bs, "--create", "--topic", topic, "--partitions", "1")
+    entity = ["--bootstrap-server", bs, "--entity-type", "topics", "--entity-name", topic]
+    assert tool(CONFIGS, *entity, "--alter", "--add-config",
+                "max.message.bytes=2000000,cleanup.policy=[compact,delete]") == [
+        f"Completed updating config for topic {topic}."]
+    assert tool(CONFIGS, *entity, "--describe") == [
+        f"Dynamic configs for topic {topic} are:",
+        "  cleanup.policy=compact,delete sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:cleanup.policy=compact,delete, DEFAULT_CONFIG:log.cleanup.policy=delete}",
+        "  max.message.bytes=2000000 sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:max.message.bytes=2000000, DEFAULT_CONFIG:message.max.bytes=1048588}",
+    ]
+    assert tool(CONFIGS, *entity, "--alter", "--delete-config", "max.message.bytes") == [
+        f"Completed updating config for topic {topic}."]
+    assert tool(CONFIGS, *entity, "--describe") == [
+        f"Dynamic configs for topic {topic} are:",
+        "  cleanup.policy=compact,delete sensitive=false synonyms={DYNAMIC_TOPIC_CONFIG:cleanup.policy=compact,delete, DEFAULT_CONFIG:log.cleanup.policy=delete}",
+    ]
+    # an unknown config is refused on both
+    bad = ref.run_tool(CONFIGS, *entity, "--alter", "--add-config", "no.such.config=1")
+    assert bad.returncode != 0
+
+
+# Topic configs Apache Kafka 4.1 has and DuctStream does not accept (FINDINGS.md J4).
+KAFKA_ONLY_TOPIC_CONFIGS = {
+    "compression.gzip.level", "compression.lz4.level", "compression.zstd.level",
+    "follower.replication.throttled.replicas", "leader.replication.throttled.replicas",
+    "local.retention.bytes", "local.retention.ms",
+    "message.timestamp.after.max.ms", "message.timestamp.before.max.ms",
+    "remote.log.copy.disable", "remote.log.delete.on.disable", "remote.storage.enable",
+}
+# Kafka names no synonym where the broker config that sets the default has no value of its own
+# (log.retention.ms and friends default to null and fall back to *.hours); DuctStream names the
+# broker setting it applies (e.g. --log-retention-ms as log.retention.ms).
+# min.insync.replicas: Kafka 4.1's KRaft controller also stores it as a dynamic broker default.
+SYNONYM_DIFFERENCES = {"flush.ms", "retention.ms", "segment.jitter.ms", "segment.ms", "min.insync.replicas"}
+
+
+def test_configs_describe_all_matches_kafka(ds_broker, reference_kafka, topic):
+    """kafka-configs --describe --all of a fresh topic: every config DuctStream describes is
+    described the same by Kafka (value, synonyms), except the listed differences."""
+    def describe_all(bs):
+        tool(TOPICS, "--bootstrap-server", bs, "--create", "--topic", topic, "--partitions", "1")
+        lines = tool(CONFIGS, "--bootstrap-server", bs, "--entity-type", "topics",
+                     "--entity-name", topic, "--describe", "--all")
+        assert lines[0] == f"All configs for topic {topic} are:"
+        return {line.strip().split("=", 1)[0]: line.strip() for line in lines[1:]}
+
+    ds = describe_all(ds_broker.bootstrap)
+    kafka = describe_all(reference_kafka.bootstrap)
+    assert set(kafka) - set(ds) == KAFKA_ONLY_TOPIC_CONFIGS
+    assert set(ds) - set(kafka) == set()
+    differ = {name for name in ds if ds[name] != kafka[name]}
+    assert differ == SYNONYM_DIFFERENCES, {n: (ds[n], kafka[n]) for n in differ ^ SYNONYM_DIFFERENCES}
+    for name in SYNONYM_DIFFERENCES:
+        # the value itself is the same
+        assert ds[name].split(" sensitive=")[0] == kafka[name].split(" sensitive=")[0]
