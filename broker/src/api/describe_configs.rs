@@ -120,6 +120,34 @@ fn broker_entries(ctx: &Ctx, keys: Option<&[String]>) -> Vec<ConfigEntry> {
         .collect()
 }
 
+/// The broker config that sets a topic config's default: Kafka names a topic config's
+/// DEFAULT_CONFIG synonym after it (`cleanup.policy` -> `log.cleanup.policy`), as in its
+/// `ServerTopicConfigSynonyms` (the first, preferred synonym of each).
+pub fn broker_synonym(topic_config: &'static str) -> &'static str {
+    match topic_config {
+        "cleanup.policy" => "log.cleanup.policy",
+        "delete.retention.ms" => "log.cleaner.delete.retention.ms",
+        "file.delete.delay.ms" => "log.segment.delete.delay.ms",
+        "flush.messages" => "log.flush.interval.messages",
+        "flush.ms" => "log.flush.interval.ms",
+        "index.interval.bytes" => "log.index.interval.bytes",
+        "max.compaction.lag.ms" => "log.cleaner.max.compaction.lag.ms",
+        "max.message.bytes" => "message.max.bytes",
+        "message.timestamp.type" => "log.message.timestamp.type",
+        "min.cleanable.dirty.ratio" => "log.cleaner.min.cleanable.ratio",
+        "min.compaction.lag.ms" => "log.cleaner.min.compaction.lag.ms",
+        "preallocate" => "log.preallocate",
+        "retention.bytes" => "log.retention.bytes",
+        "retention.ms" => "log.retention.ms",
+        "segment.bytes" => "log.segment.bytes",
+        "segment.index.bytes" => "log.index.size.max.bytes",
+        "segment.jitter.ms" => "log.roll.jitter.ms",
+        "segment.ms" => "log.roll.ms",
+        // compression.type, min.insync.replicas, unclean.leader.election.enable: same name
+        other => other,
+    }
+}
+
 fn to_result(ctx: &Ctx, e: ConfigEntry, synonyms: bool, documentation: bool) -> DescribeConfigsResourceResult {
     let mut result = DescribeConfigsResourceResult::default()
         .with_name(StrBytes::from_static_str(e.name))
@@ -127,14 +155,17 @@ fn to_result(ctx: &Ctx, e: ConfigEntry, synonyms: bool, documentation: bool) -> 
         .with_read_only(e.read_only)
         .with_config_source(e.source);
     if synonyms {
+        // A topic config's default is named after the broker config that sets it; a topic
+        // override and a broker setting keep their own names.
+        let own_name = if e.source == SOURCE_DEFAULT { broker_synonym(e.name) } else { e.name };
         let mut list = vec![DescribeConfigsSynonym::default()
-            .with_name(StrBytes::from_static_str(e.name))
+            .with_name(StrBytes::from_static_str(own_name))
             .with_value(Some(StrBytes::from_string(e.value)))
             .with_source(e.source)];
         if let Some(default) = e.default {
             list.push(
                 DescribeConfigsSynonym::default()
-                    .with_name(StrBytes::from_static_str(e.name))
+                    .with_name(StrBytes::from_static_str(broker_synonym(e.name)))
                     .with_value(Some(StrBytes::from_string(default)))
                     .with_source(SOURCE_DEFAULT),
             );
@@ -148,4 +179,22 @@ fn to_result(ctx: &Ctx, e: ConfigEntry, synonyms: bool, documentation: bool) -> 
         }
     }
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_named_after_kafkas_broker_configs() {
+        assert_eq!(broker_synonym("cleanup.policy"), "log.cleanup.policy");
+        assert_eq!(broker_synonym("max.message.bytes"), "message.max.bytes");
+        assert_eq!(broker_synonym("segment.index.bytes"), "log.index.size.max.bytes");
+        // Kafka's broker configs of the same name as the topic config
+        let same = ["compression.type", "min.insync.replicas", "unclean.leader.election.enable"];
+        for def in TOPIC_CONFIGS {
+            let broker = broker_synonym(def.name);
+            assert!(broker != def.name || same.contains(&def.name), "{} has no broker synonym", def.name);
+        }
+    }
 }
