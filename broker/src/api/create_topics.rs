@@ -77,7 +77,7 @@ async fn create(ctx: &Ctx, wanted: CreatableTopic, validate_only: bool) -> Resul
     }
     topic_config::validate_all(&configs)?;
     if broker.storage().topic(&name).await?.is_some() {
-        return Err(BrokerError::kafka(ResponseError::TopicAlreadyExists, format!("topic {name:?} already exists")));
+        return Err(BrokerError::kafka(ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
     }
     let spec = TopicSpec { name, partitions, configs };
     if validate_only {

@@ -170,5 +170,10 @@ pub fn not_coordinator(ctx: &Ctx, group: &str) -> Option<ResponseError> {
 
 /// An optional message for a response's `error_message` field.
 pub fn message(error: &BrokerError) -> Option<StrBytes> {
-    Some(StrBytes::from_string(error.to_string()))
+    match error {
+        // The code travels in its own field; the message is the text alone, as Kafka sends it
+        // (kafka-topics prints "Topic 'x' already exists.", not "TopicAlreadyExists: ...").
+        BrokerError::Kafka { message, .. } => Some(StrBytes::from_string(message.clone())),
+        other => Some(StrBytes::from_string(other.to_string())),
+    }
 }
