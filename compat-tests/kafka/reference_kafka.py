@@ -86,14 +86,18 @@ def java_binary() -> str:
     return os.environ.get("JAVA") or shutil.which("java") or "java"
 
 
+def tool_command(main_class: str, *args: str) -> list[str]:
+    """The command line that runs one of Kafka's command-line tools in its own JVM."""
+    return [java_binary(), "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Xmx256m",
+            f"-Dlog4j2.configurationFile={HERE / 'tools-log4j2.yaml'}",
+            "-cp", classpath(), main_class, *args]
+
+
 def run_tool(main_class: str, *args: str, input: str | None = None,
              timeout: float = 120.0) -> subprocess.CompletedProcess:
     """Run one of Kafka's command-line tools (e.g. org.apache.kafka.tools.TopicCommand, what
     kafka-topics.sh runs) in its own JVM; returns the finished process (text stdout/stderr)."""
-    cmd = [java_binary(), "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Xmx256m",
-           f"-Dlog4j2.configurationFile={HERE / 'tools-log4j2.yaml'}",
-           "-cp", classpath(), main_class, *args]
-    return subprocess.run(cmd, input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    return subprocess.run(tool_command(main_class, *args), input=input, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           text=True, timeout=timeout,
                           stdin=None if input is not None else subprocess.DEVNULL)
 
