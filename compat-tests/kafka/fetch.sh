@@ -24,7 +24,7 @@ fi
 command -v mvn >/dev/null 2>&1 || { log "mvn not found (Debian package maven)"; exit 1; }
 log "fetching Apache Kafka $VERSION jars into $LIBS"
 mkdir -p "$KHOME" "$M2"
-rm -rf "$LIBS.tmp"
+rm -rf "$LIBS.tmp" "$KHOME/tools-cds.jsa"   # the class-data archive of the old jars, too
 if ! mvn -B -q -f "$POM" -Dmaven.repo.local="$M2" dependency:copy-dependencies \
         -DincludeScope=runtime -DoutputDirectory="$LIBS.tmp" >"$KHOME/fetch.log" 2>&1; then
     log "mvn dependency:copy-dependencies failed:"

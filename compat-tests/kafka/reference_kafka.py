@@ -86,9 +86,28 @@ def java_binary() -> str:
     return os.environ.get("JAVA") or shutil.which("java") or "java"
 
 
+_CDS_TRIED = False
+
+
+def _class_data_sharing() -> list[str]:
+    """JVM flags for a class-data-sharing archive of the tools' classes (in the cache beside
+    the jars): the first tool run of a session that finds none writes it at its exit, later
+    runs map it and start in about half the time (0.8 s instead of 1.8 s here). A stale or
+    unusable archive is ignored by the JVM (-Xshare:auto); JVM log lines go to stderr."""
+    global _CDS_TRIED
+    archive = fetch().parent / "tools-cds.jsa"
+    flags = ["-Xshare:auto", "-Xlog:disable", "-Xlog:all=error:stderr"]
+    if archive.is_file():
+        return flags + [f"-XX:SharedArchiveFile={archive}"]
+    if not _CDS_TRIED:
+        _CDS_TRIED = True
+        return flags + [f"-XX:ArchiveClassesAtExit={archive}"]
+    return flags
+
+
 def tool_command(main_class: str, *args: str) -> list[str]:
     """The command line that runs one of Kafka's command-line tools in its own JVM."""
-    return [java_binary(), "-XX:TieredStopAtLevel=1", "-Xshare:auto", "-Xmx256m",
+    return [java_binary(), "-XX:TieredStopAtLevel=1", *_class_data_sharing(), "-Xmx256m",
             f"-Dlog4j2.configurationFile={HERE / 'tools-log4j2.yaml'}",
             "-cp", classpath(), main_class, *args]
 
