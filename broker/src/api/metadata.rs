@@ -26,7 +26,10 @@ pub async fn handle(ctx: &Ctx, request: MetadataRequest) -> Result<MetadataRespo
             let mut out = Vec::with_capacity(requested.len());
             let mut all = None;
             for want in requested {
-                let found = match &want.name {
+                // A topic id names the topic whatever the name field holds: the Java client
+                // asks by id with the name left at its default, "" (Kafka looks ids up first).
+                let by_name = want.name.as_ref().filter(|_| want.topic_id.is_nil());
+                let found = match by_name {
                     Some(name) => broker.topic_or_create(name, auto_create).await,
                     None => {
                         if all.is_none() {
