@@ -1,5 +1,5 @@
 //! OffsetDelete (v0): forget a group's commits for partitions of topics no active member
-//! subscribes to.
+//! (classic or KIP-848) subscribes to.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponsePartition, OffsetDeleteResponseTopic};
@@ -11,14 +11,19 @@ use crate::Result;
 pub async fn handle(ctx: &Ctx, request: OffsetDeleteRequest) -> Result<OffsetDeleteResponse> {
     let group_id = request.group_id.0.as_str();
     let handle = ctx.broker.groups.group(group_id).await?;
+    // KIP-848 groups live in their own table; their members' subscriptions count the same
+    let consumer = ctx.broker.groups.consumer_group(group_id)?;
     let has_offsets = ctx.broker.storage().groups_with_offsets().await?.iter().any(|g| g == group_id);
-    if handle.is_none() && !has_offsets {
+    if handle.is_none() && consumer.is_none() && !has_offsets {
         return Ok(OffsetDeleteResponse::default().with_error_code(ctx.code(ResponseError::GroupIdNotFound)));
     }
-    let subscribed = match &handle {
+    let mut subscribed = match &handle {
         Some(handle) => handle.group.lock().await.subscribed_topics(),
         None => Vec::new(),
     };
+    if let Some(consumer) = &consumer {
+        subscribed.extend(consumer.group.lock().await.subscribed_topics(None));
+    }
     let mut doomed = Vec::new();
     let mut topics = Vec::with_capacity(request.topics.len());
     for topic in request.topics {
