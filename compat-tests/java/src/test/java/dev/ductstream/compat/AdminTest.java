@@ -10,6 +10,7 @@ import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.time.Duration;
 import java.util.Collection;
+import java.util.Optional;
 import java.util.HashMap;
 import java.util.List;
 import java.util.Map;
@@ -26,6 +27,11 @@ import org.apache.kafka.clients.admin.ConsumerGroupListing;
 import org.apache.kafka.clients.admin.DescribeClusterResult;
 import org.apache.kafka.clients.admin.GroupListing;
 import org.apache.kafka.clients.admin.ListGroupsOptions;
+import org.apache.kafka.clients.admin.ListOffsetsResult.ListOffsetsResultInfo;
+import org.apache.kafka.clients.admin.LogDirDescription;
+import org.apache.kafka.clients.admin.MemberToRemove;
+import org.apache.kafka.clients.admin.OffsetSpec;
+import org.apache.kafka.clients.admin.RemoveMembersFromConsumerGroupOptions;
 import org.apache.kafka.clients.admin.MemberDescription;
 import org.apache.kafka.clients.admin.NewPartitions;
 import org.apache.kafka.clients.admin.RecordsToDelete;
@@ -37,9 +43,14 @@ import org.apache.kafka.clients.consumer.OffsetAndMetadata;
 import org.apache.kafka.common.GroupState;
 import org.apache.kafka.common.GroupType;
 import org.apache.kafka.common.Node;
+import org.apache.kafka.common.TopicCollection;
 import org.apache.kafka.common.TopicPartition;
+import org.apache.kafka.common.Uuid;
+import org.apache.kafka.clients.producer.KafkaProducer;
+import org.apache.kafka.clients.producer.ProducerRecord;
 import org.apache.kafka.common.config.ConfigResource;
 import org.apache.kafka.common.errors.GroupNotEmptyException;
+import org.apache.kafka.common.errors.GroupSubscribedToTopicException;
 import org.apache.kafka.common.errors.TopicExistsException;
 import org.apache.kafka.common.errors.UnknownTopicOrPartitionException;
 import org.junit.jupiter.api.Test;
@@ -298,6 +309,163 @@ class AdminTest {
                     return false;
                 }
             });
+        }
+    }
+
+    /** listOffsets: earliest, latest, by timestamp, max timestamp. */
+    @Test
+    void listOffsets() throws Exception {
+        String topic = Compat.unique("admin-listoffsets");
+        long t0 = System.currentTimeMillis() - 100_000;
+        try (Admin admin = Compat.admin()) {
+            Compat.createTopic(admin, topic, 1, Map.of());
+            try (KafkaProducer<String, String> p = Compat.producer(Map.of())) {
+                for (int i = 0; i < 5; i++) {
+                    // the largest timestamp is at offset 3
+                    long ts = t0 + (i == 3 ? 90_000 : i * 10_000L);
+                    p.send(new ProducerRecord<>(topic, 0, ts, "k", "v" + i));
+                }
+                p.flush();
+            }
+            TopicPartition tp = new TopicPartition(topic, 0);
+            Map<String, OffsetSpec> specs = Map.of(
+                    "earliest", OffsetSpec.earliest(),
+                    "latest", OffsetSpec.latest(),
+                    "t0+15s", OffsetSpec.forTimestamp(t0 + 15_000),
+                    "max", OffsetSpec.maxTimestamp());
+            Map<String, ListOffsetsResultInfo> got = new HashMap<>();
+            for (Map.Entry<String, OffsetSpec> e : specs.entrySet()) {
+                got.put(e.getKey(), get(admin.listOffsets(Map.of(tp, e.getValue())).partitionResult(tp)));
+            }
+            assertEquals(0, got.get("earliest").offset());
+            assertEquals(5, got.get("latest").offset());
+            assertEquals(2, got.get("t0+15s").offset());
+            assertEquals(t0 + 20_000, got.get("t0+15s").timestamp());
+            assertEquals(3, got.get("max").offset());
+            assertEquals(t0 + 90_000, got.get("max").timestamp());
+        }
+    }
+
+    /** describeTopics by topic id (Metadata with topic ids). */
+    @Test
+    void describeTopicsById() throws Exception {
+        String topic = Compat.unique("admin-byid");
+        try (Admin admin = Compat.admin()) {
+            Compat.createTopic(admin, topic, 2, Map.of());
+            Uuid id = get(admin.describeTopics(List.of(topic)).allTopicNames()).get(topic).topicId();
+            assertNotNull(id);
+            assertFalse(Uuid.ZERO_UUID.equals(id));
+            TopicDescription d = get(admin.describeTopics(TopicCollection.ofTopicIds(List.of(id))).allTopicIds()).get(id);
+            assertEquals(topic, d.name());
+            assertEquals(2, d.partitions().size());
+            get(admin.deleteTopics(TopicCollection.ofTopicIds(List.of(id))).all());
+            Compat.waitUntil("topic deleted by id", () -> {
+                try {
+                    return !get(admin.listTopics().names()).contains(topic);
+                } catch (Exception e) {
+                    return false;
+                }
+            });
+        }
+    }
+
+    /** alterConsumerGroupOffsets and deleteConsumerGroupOffsets (OffsetDelete) of an empty group. */
+    @Test
+    void alterAndDeleteGroupOffsets() throws Exception {
+        String topic = Compat.unique("admin-groupoffsets");
+        String group = Compat.unique("g-offsets");
+        try (Admin admin = Compat.admin()) {
+            Compat.createTopic(admin, topic, 2, Map.of());
+            ConsumerTest.produce(topic, 2, 5, "v");
+            TopicPartition p0 = new TopicPartition(topic, 0);
+            TopicPartition p1 = new TopicPartition(topic, 1);
+            get(admin.alterConsumerGroupOffsets(group, Map.of(
+                    p0, new OffsetAndMetadata(2, "set-by-admin"), p1, new OffsetAndMetadata(4))).all());
+            Map<TopicPartition, OffsetAndMetadata> offsets =
+                    get(admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata());
+            assertEquals(2, offsets.get(p0).offset());
+            assertEquals("set-by-admin", offsets.get(p0).metadata());
+            assertEquals(4, offsets.get(p1).offset());
+
+            // a consumer of the group starts where the admin put it
+            try (KafkaConsumer<String, String> c = Compat.consumer(Map.of(
+                    ConsumerConfig.GROUP_ID_CONFIG, group, ConsumerConfig.GROUP_PROTOCOL_CONFIG, "consumer"))) {
+                c.subscribe(List.of(topic));
+                List<ConsumerRecord<String, String>> got = Compat.pollN(c, 3 + 1);
+                for (ConsumerRecord<String, String> r : got) {
+                    assertTrue(r.offset() >= (r.partition() == 0 ? 2 : 4), r.toString());
+                }
+                // a group member subscribes to the topic: its offsets cannot be deleted
+                ExecutionException busy = assertThrows(ExecutionException.class,
+                        () -> get(admin.deleteConsumerGroupOffsets(group, Set.of(p0)).all()));
+                assertInstanceOf(GroupSubscribedToTopicException.class, busy.getCause(), busy.getCause().toString());
+            }
+            Compat.waitUntil("group empty", () -> {
+                try {
+                    return get(admin.describeConsumerGroups(List.of(group)).all()).get(group).groupState()
+                            == GroupState.EMPTY;
+                } catch (Exception e) {
+                    return false;
+                }
+            });
+            get(admin.deleteConsumerGroupOffsets(group, Set.of(p0)).all());
+            offsets = get(admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata());
+            assertFalse(offsets.containsKey(p0) && offsets.get(p0) != null, "p0's commit deleted: " + offsets);
+            assertEquals(4, offsets.get(p1).offset());
+        }
+    }
+
+    /** removeMembersFromConsumerGroup of a static member (LeaveGroup by group.instance.id). */
+    @Test
+    void removeStaticMember() throws Exception {
+        String topic = Compat.unique("admin-remove");
+        String group = Compat.unique("g-remove");
+        try (Admin admin = Compat.admin()) {
+            Compat.createTopic(admin, topic, 1, Map.of());
+            KafkaConsumer<String, String> c = Compat.consumer(Map.of(
+                    ConsumerConfig.GROUP_ID_CONFIG, group,
+                    ConsumerConfig.GROUP_PROTOCOL_CONFIG, "classic",
+                    ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "static-1",
+                    ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "60000"));
+            try {
+                c.subscribe(List.of(topic));
+                Compat.awaitAssignment(c, 1, new java.util.ArrayList<>());
+                ConsumerGroupDescription d = get(admin.describeConsumerGroups(List.of(group)).all()).get(group);
+                assertEquals(Optional.of("static-1"), d.members().iterator().next().groupInstanceId());
+            } finally {
+                // a static member's close sends no LeaveGroup: it stays in the group
+                c.close(java.time.Duration.ofSeconds(5));
+            }
+            assertEquals(1, get(admin.describeConsumerGroups(List.of(group)).all()).get(group).members().size());
+            get(admin.removeMembersFromConsumerGroup(group, new RemoveMembersFromConsumerGroupOptions(
+                    List.of(new MemberToRemove("static-1")))).all());
+            Compat.waitUntil("static member removed", () -> {
+                try {
+                    return get(admin.describeConsumerGroups(List.of(group)).all()).get(group).members().isEmpty();
+                } catch (Exception e) {
+                    return false;
+                }
+            });
+        }
+    }
+
+    /** describeLogDirs: what UIs (e.g. topic sizes) ask for. */
+    @Test
+    void describeLogDirs() throws Exception {
+        String topic = Compat.unique("admin-logdirs");
+        try (Admin admin = Compat.admin()) {
+            Compat.createTopic(admin, topic, 1, Map.of());
+            ConsumerTest.produce(topic, 1, 10, "v");
+            int node = get(admin.describeCluster().nodes()).iterator().next().id();
+            Map<Integer, Map<String, LogDirDescription>> dirs =
+                    get(admin.describeLogDirs(List.of(node)).allDescriptions());
+            assertEquals(Set.of(node), dirs.keySet());
+            assertFalse(dirs.get(node).isEmpty());
+            long size = dirs.get(node).values().stream()
+                    .map(d -> d.replicaInfos().get(new TopicPartition(topic, 0)))
+                    .filter(java.util.Objects::nonNull)
+                    .mapToLong(r -> r.size()).sum();
+            assertTrue(size > 0, "size of " + topic + " in " + dirs);
         }
     }
 }

@@ -189,16 +189,28 @@ class ConsumerTest {
         }
     }
 
-    /** Two members split a topic's partitions (range assignor), then one leaves. */
+    /**
+     * Two members split a topic's partitions, then one leaves: classic with the client's
+     * default assignors (range, then cooperative-sticky) and with cooperative-sticky alone;
+     * KIP-848 with the broker's default assignor and with `range`.
+     */
     @ParameterizedTest(name = "{0}")
-    @ValueSource(strings = {"classic", "consumer"})
-    void twoMembersShareTheTopic(String protocol) throws Exception {
-        String topic = Compat.unique("two-" + protocol);
-        String group = Compat.unique("g-two-" + protocol);
+    @ValueSource(strings = {"classic", "classic-cooperative-sticky", "consumer", "consumer-range"})
+    void twoMembersShareTheTopic(String variant) throws Exception {
+        String protocol = variant.startsWith("classic") ? "classic" : "consumer";
+        String topic = Compat.unique("two-" + variant);
+        String group = Compat.unique("g-two-" + variant);
         Compat.createTopic(topic, 4);
         Map<String, Object> cfg = new HashMap<>();
         cfg.put(ConsumerConfig.GROUP_ID_CONFIG, group);
         cfg.put(ConsumerConfig.GROUP_PROTOCOL_CONFIG, protocol);
+        if (variant.equals("classic-cooperative-sticky")) {
+            cfg.put(ConsumerConfig.PARTITION_ASSIGNMENT_STRATEGY_CONFIG,
+                    "org.apache.kafka.clients.consumer.CooperativeStickyAssignor");
+        }
+        if (variant.equals("consumer-range")) {
+            cfg.put(ConsumerConfig.GROUP_REMOTE_ASSIGNOR_CONFIG, "range");
+        }
         if (protocol.equals("classic")) {
             cfg.put(ConsumerConfig.SESSION_TIMEOUT_MS_CONFIG, "10000");
             cfg.put(ConsumerConfig.HEARTBEAT_INTERVAL_MS_CONFIG, "500");
@@ -224,6 +236,22 @@ class ConsumerTest {
                 b.close();
             }
             Compat.awaitAssignment(a, 4, sink);
+        }
+    }
+
+    /** read_committed on a topic without transactions reads everything (LSO = HW). */
+    @Test
+    void readCommitted() throws Exception {
+        String topic = Compat.unique("read-committed");
+        Compat.createTopic(topic, 1);
+        produce(topic, 1, 7, "v");
+        TopicPartition tp = new TopicPartition(topic, 0);
+        try (KafkaConsumer<String, String> c = Compat.consumer(Map.of(
+                ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed"))) {
+            assertEquals(Map.of(tp, 7L), c.endOffsets(List.of(tp)));
+            c.assign(List.of(tp));
+            List<ConsumerRecord<String, String>> got = Compat.pollN(c, 7);
+            assertEquals(6, got.get(6).offset());
         }
     }
 }

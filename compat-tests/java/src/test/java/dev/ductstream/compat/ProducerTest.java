@@ -18,6 +18,7 @@ import java.util.concurrent.ExecutionException;
 import java.util.concurrent.Future;
 import java.util.concurrent.TimeUnit;
 import org.apache.kafka.clients.admin.Admin;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecord;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.producer.KafkaProducer;
@@ -167,6 +168,57 @@ class ProducerTest {
             ExecutionException e = assertThrows(ExecutionException.class,
                     () -> p.send(new ProducerRecord<>(topic, value)).get(TIMEOUT_S, TimeUnit.SECONDS));
             assertInstanceOf(RecordTooLargeException.class, e.getCause(), e.getCause().toString());
+        }
+    }
+
+    @ParameterizedTest(name = "{0}")
+    @ValueSource(strings = {"0", "1", "all"})
+    void acks(String acks) throws Exception {
+        String topic = Compat.unique("acks-" + acks);
+        Compat.createTopic(topic, 1);
+        try (KafkaProducer<String, String> p = Compat.producer(Map.of(
+                ProducerConfig.ACKS_CONFIG, acks,
+                // idempotence needs acks=all
+                ProducerConfig.ENABLE_IDEMPOTENCE_CONFIG, acks.equals("all") ? "true" : "false"))) {
+            for (int i = 0; i < 20; i++) {
+                RecordMetadata md = p.send(new ProducerRecord<>(topic, "k", "v" + i)).get(TIMEOUT_S, TimeUnit.SECONDS);
+                // acks=0: the client is never told the offset
+                assertEquals(acks.equals("0") ? -1 : i, md.offset());
+            }
+        }
+        try (KafkaConsumer<String, String> c = Compat.consumer(Map.of())) {
+            c.assign(List.of(new TopicPartition(topic, 0)));
+            List<ConsumerRecord<String, String>> got = Compat.pollN(c, 20);
+            assertEquals("v19", got.get(19).value());
+        }
+    }
+
+    /** A transactional producer: commit, then a read_committed consumer sees the records. */
+    @Test
+    void transactions() throws Exception {
+        String topic = Compat.unique("txn");
+        Compat.createTopic(topic, 1);
+        try (KafkaProducer<String, String> p = Compat.producer(Map.of(
+                ProducerConfig.TRANSACTIONAL_ID_CONFIG, Compat.unique("txn-id"),
+                ProducerConfig.MAX_BLOCK_MS_CONFIG, "10000"))) {
+            p.initTransactions();
+            p.beginTransaction();
+            for (int i = 0; i < 5; i++) {
+                p.send(new ProducerRecord<>(topic, "k", "committed-" + i));
+            }
+            p.commitTransaction();
+            p.beginTransaction();
+            p.send(new ProducerRecord<>(topic, "k", "aborted"));
+            p.abortTransaction();
+        }
+        try (KafkaConsumer<String, String> c = Compat.consumer(Map.of(
+                ConsumerConfig.ISOLATION_LEVEL_CONFIG, "read_committed"))) {
+            c.assign(List.of(new TopicPartition(topic, 0)));
+            List<ConsumerRecord<String, String>> got = Compat.pollN(c, 5);
+            for (ConsumerRecord<String, String> r : got) {
+                assertTrue(r.value().startsWith("committed-"), r.toString());
+            }
+            assertTrue(Compat.pollFor(c, java.time.Duration.ofMillis(500)).isEmpty());
         }
     }
 }
