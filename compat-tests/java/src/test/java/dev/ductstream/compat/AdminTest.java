@@ -301,7 +301,7 @@ class AdminTest {
             get(admin.deleteConsumerGroups(List.of(group)).all());
             assertTrue(get(admin.listConsumerGroupOffsets(group).partitionsToOffsetAndMetadata()).isEmpty(),
                     "commits of a deleted group");
-            Compat.waitUntil("group gone from listConsumerGroups", 10, () -> {
+            Compat.waitUntil("group gone from listConsumerGroups", 5, () -> {
                 try {
                     return get(admin.listConsumerGroups().all()).stream()
                             .map(ConsumerGroupListing::groupId).noneMatch(group::equals);

@@ -200,7 +200,7 @@ class ProducerTest {
         Compat.createTopic(topic, 1);
         try (KafkaProducer<String, String> p = Compat.producer(Map.of(
                 ProducerConfig.TRANSACTIONAL_ID_CONFIG, Compat.unique("txn-id"),
-                ProducerConfig.MAX_BLOCK_MS_CONFIG, "10000"))) {
+                ProducerConfig.MAX_BLOCK_MS_CONFIG, "5000"))) {
             p.initTransactions();
             p.beginTransaction();
             for (int i = 0; i < 5; i++) {
