@@ -13,6 +13,7 @@ mod nats_durable;
 mod payload;
 mod pg_copy;
 mod produce;
+mod sink;
 mod stats;
 mod topic;
 
@@ -65,6 +66,9 @@ enum Command {
     Cdc(cdc::CdcArgs),
     /// The `durable` job against NATS JetStream (durable pull consumer).
     NatsDurable(nats_durable::NatsDurableArgs),
+    /// A sink draining a topic into S3, a webhook or Kafka: msgs/s and MB/s until every record
+    /// is committed.
+    Sink(sink::SinkArgs),
     /// The limit for Postgres storage: the same bytes COPYed into a plain bytea table.
     PgCopy(pg_copy::PgCopyArgs),
     /// One member of a consumer group, run by `group-failover` as a child
@@ -89,6 +93,7 @@ fn main() -> Result<()> {
         Command::Cdc(args) => Box::new(cdc::run(&opts, args)?),
         Command::NatsDurable(args) => Box::new(nats_durable::run(args)?),
         Command::PgCopy(args) => Box::new(pg_copy::run(args)?),
+        Command::Sink(args) => Box::new(sink::run(&opts, args)?),
         Command::GroupMember(args) => return group_failover::run_member(&opts, args),
     };
     match print_report(report.as_ref(), cli.json) {

@@ -34,6 +34,11 @@ impl PartitionCursor {
         self.buffer.len() < limits.records && self.buffered_bytes < limits.bytes
     }
 
+    /// Bytes held in the buffer.
+    pub fn buffered(&self) -> usize {
+        self.buffered_bytes
+    }
+
     pub fn room(&self, limits: &BatchLimits) -> usize {
         limits.bytes.saturating_sub(self.buffered_bytes)
     }

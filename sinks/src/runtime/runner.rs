@@ -176,8 +176,13 @@ impl SinkRunner {
                 }
             };
             let now = Instant::now();
-            let ready: Vec<TopicPartition> =
+            let mut ready: Vec<TopicPartition> =
                 self.cursors.values().filter(|c| c.ready(&self.options.limits, now)).map(|c| c.tp.clone()).collect();
+            if ready.is_empty() && self.budget.available() == 0 {
+                // The memory budget is spent: write the largest buffer now rather than wait
+                // for a limit that the budget keeps the buffers from reaching.
+                ready.extend(self.cursors.values().filter(|c| c.buffered() > 0).max_by_key(|c| c.buffered()).map(|c| c.tp.clone()));
+            }
             for tp in ready {
                 let Some(taken) = self.cursors.get_mut(&tp).and_then(|c| c.take(&self.options.limits)) else { continue };
                 let bytes = taken.bytes;
