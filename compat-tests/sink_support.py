@@ -117,9 +117,11 @@ class SeaweedS3:
     """One `weed mini` (master, volume, filer and S3 in one process) on free ports, with the
     given buckets; `stop()` then `start()` keeps its data (a restart)."""
 
-    def __init__(self, base: Path, buckets=("lake",)):
+    def __init__(self, base: Path, buckets=("lake",), credentials: tuple[str, str] | None = None):
+        """With `credentials` (access key, secret key), only that identity may use the store."""
         self.base = base
         self.buckets = list(buckets)
+        self.credentials = credentials
         self.ports = {name: _two_free_ports() for name in ("master", "volume", "filer", "s3", "admin")}
         self.proc: subprocess.Popen | None = None
 
@@ -136,9 +138,17 @@ class SeaweedS3:
             f"-s3.port={p['s3']}", f"-admin.port={p['admin']}", "-admin.ui=false", "-master.telemetry=false",
             f"-bucket={','.join(self.buckets)}",
         ]
+        if self.credentials:
+            config = self.base / "s3.json"
+            access, secret = self.credentials
+            config.write_text(json.dumps({"identities": [{
+                "name": "ductstream", "credentials": [{"accessKey": access, "secretKey": secret}],
+                "actions": ["Admin", "Read", "Write", "List", "Tagging"]}]}))
+            cmd.append(f"-s3.config={config}")
         self.log = open(self.base / "weed.log", "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         deadline = time.time() + 60
+        import urllib.error
         import urllib.request
 
         while time.time() < deadline:
@@ -148,6 +158,9 @@ class SeaweedS3:
                 with urllib.request.urlopen(f"{self.endpoint}/{self.buckets[0]}", timeout=2) as r:
                     if r.status == 200:
                         return self
+            except urllib.error.HTTPError as e:
+                if e.code == 403 and self.credentials:
+                    return self  # up, and refusing anonymous requests
             except Exception:  # noqa: BLE001 - not up yet
                 pass
             time.sleep(0.3)

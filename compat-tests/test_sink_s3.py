@@ -115,3 +115,21 @@ def test_stop_reset_and_delete(broker, s3, tmp_path, topic):
     assert len(s3.objects("lake", "lake4")) == 1
     admin(broker, "sink", "delete", "lake4")
     assert admin(broker, "sink", "list")[1] == []
+
+
+def test_wrong_credentials_are_refused_at_create_time(broker, tmp_path_factory, tmp_path, topic):
+    store = SeaweedS3(tmp_path_factory.mktemp("seaweed-auth"), buckets=("lake",), credentials=("right-key", "right-secret")).start()
+    try:
+        wrong = s3_sink("wrong", topic, store, access_key_id="right-key", secret_access_key="not-the-secret")
+        code, out = create_sink(broker, tmp_path, wrong, check=False)
+        assert code == 1 and "FailedPrecondition" in out and "SignatureDoesNotMatch" in out, out
+        unknown = s3_sink("unknown", topic, store, access_key_id="nobody", secret_access_key="x")
+        code, out = create_sink(broker, tmp_path, unknown, check=False)
+        assert code == 1 and "FailedPrecondition" in out and "InvalidAccessKeyId" in out, out
+        produce(broker.bootstrap, topic, [(None, b"v", None)])
+        right = s3_sink("right", topic, store, access_key_id="right-key", secret_access_key="right-secret", rotate_interval="300ms")
+        create_sink(broker, tmp_path, right)
+        wait_caught_up(broker, "right")
+        assert admin(broker, "sink", "get", "right")[1]["destination"]["options"]["secret_access_key"] == "***"
+    finally:
+        store.stop()
