@@ -8,7 +8,8 @@ test or client problem; one failing on DuctStream alone is a DuctStream defect, 
 DUCTSTREAM_XFAIL with its reason (and in FINDINGS.md) until fixed.
 
 Environment: DUCTSTREAM_M2 (Maven repository cache, default ~/.cache/ductstream/m2),
-DUCTSTREAM_COMPAT_JAVA_TARGETS (default "ductstream,kafka").
+DUCTSTREAM_COMPAT_JAVA_TARGETS (default "ductstream,kafka"; "ductstream" is the sled engine,
+"ductstream-segment", "ductstream-memory", "ductstream-postgres" the others).
 """
 
 from __future__ import annotations
@@ -128,9 +129,11 @@ def _run_maven(target: str, bootstrap: str, reports: Path) -> JavaRun:
 def java_run(request, tmp_path_factory):
     target = request.param
     reports = tmp_path_factory.mktemp(f"java-reports-{target}")
-    if target == "ductstream":
+    if target == "ductstream" or target.startswith("ductstream-"):
+        # "ductstream" runs on sled; "ductstream-segment", "ductstream-postgres", ... on that engine
+        storage = target.partition("-")[2] or "sled"
         require_group_support(broker_snapshot(tmp_path_factory))
-        broker = _make_broker(request, tmp_path_factory, "sled",
+        broker = _make_broker(request, tmp_path_factory, storage,
                               [*group_args(), "--group-consumer-heartbeat-interval-ms", "1000"])
         try:
             yield _run_maven(target, broker.bootstrap, reports)
@@ -146,7 +149,7 @@ def java_run(request, tmp_path_factory):
 @pytest.mark.timeout(MVN_TIMEOUT_S + 120)
 @pytest.mark.parametrize("case", _java_cases())
 def test_java(java_run: JavaRun, case: str, request):
-    if case in DUCTSTREAM_XFAIL and java_run.target == "ductstream":
+    if case in DUCTSTREAM_XFAIL and java_run.target.startswith("ductstream"):
         request.applymarker(pytest.mark.xfail(reason=DUCTSTREAM_XFAIL[case], strict=True))
     if case not in java_run.results:
         pytest.fail(f"JUnit reported no result for {case} against {java_run.target} "
