@@ -1,5 +1,6 @@
 use async_trait::async_trait;
 
+use crate::runtime::TopicPartition;
 use crate::{Result, SinkRecord};
 
 /// A run of consecutive records of one partition, cut by the runtime. The same cut (topic,
@@ -34,6 +35,15 @@ pub trait Sink: Send + Sync {
     /// Writes the batch; when this returns Ok the destination has every record except the
     /// refused ones. It may be called again with the same batch after an error or a crash.
     async fn write(&mut self, batch: &SinkBatch) -> Result<Vec<Refusal>>;
+
+    /// Offsets the destination itself keeps for these partitions (a transactional destination
+    /// commits them with the data). The runtime starts past whichever is further, the broker's
+    /// or the destination's, so a batch the destination has is not written again even when
+    /// the broker died before it committed.
+    async fn committed(&mut self, partitions: &[TopicPartition]) -> Result<Vec<(TopicPartition, i64)>> {
+        let _ = partitions;
+        Ok(Vec::new())
+    }
 
     /// Releases connections; nothing unwritten is left behind by `write`, so this loses
     /// nothing.

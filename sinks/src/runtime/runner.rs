@@ -151,6 +151,12 @@ impl SinkRunner {
         let Some(committed) = retrying!(stop, status, source.committed(group))? else { return Ok(()) };
         self.committed = committed.into_iter().collect();
         let Some(cuts) = retrying!(stop, status, source.load_cuts(id))? else { return Ok(()) };
+        if let Err(e) = self.refresh().await {
+            tracing::warn!(sink = %self.id, error = %e, "cannot look up the sink's topics yet");
+        }
+        if !self.take_destination_offsets(stop).await? {
+            return Ok(());
+        }
         for tp in self.committed.keys() {
             self.status.set_committed(tp, self.committed[tp]);
         }
@@ -200,6 +206,32 @@ impl SinkRunner {
             }
         }
         Ok(())
+    }
+
+    /// Where the destination keeps offsets of its own (in its transactions) and they are
+    /// further than the broker's, the broker's are moved up to them: the broker died after the
+    /// destination committed a batch and before it did.
+    async fn take_destination_offsets(&mut self, stop: &CancellationToken) -> Result<bool> {
+        let partitions: Vec<TopicPartition> = self.cursors.keys().cloned().collect();
+        let (sink, status) = (&mut self.sink, self.status.clone());
+        let Some(offsets) = retrying!(stop, status, sink.committed(&partitions))? else { return Ok(false) };
+        let ahead: Vec<(TopicPartition, i64)> =
+            offsets.into_iter().filter(|(tp, offset)| self.committed.get(tp).is_none_or(|c| c < offset)).collect();
+        if ahead.is_empty() {
+            return Ok(true);
+        }
+        let (source, group) = (self.source.clone(), &self.group);
+        if retrying!(stop, status, source.commit(group, &ahead))?.is_none() {
+            return Ok(false);
+        }
+        for (tp, offset) in ahead {
+            tracing::info!(sink = %self.id, topic = %tp.0, partition = tp.1, offset, "the destination had committed further");
+            if let Some(cursor) = self.cursors.get_mut(&tp) {
+                cursor.next = cursor.next.max(offset);
+            }
+            self.committed.insert(tp, offset);
+        }
+        Ok(true)
     }
 
     /// Writes again, as they were cut, the batches recorded but not committed before a crash.
@@ -323,6 +355,10 @@ impl SinkRunner {
             return Ok(false);
         }
         self.committed.insert(tp.clone(), cut.next);
+        if let Some(cursor) = self.cursors.get_mut(tp) {
+            // A batch written again after a crash: reading goes on after it.
+            cursor.next = cursor.next.max(cut.next);
+        }
         let bytes: usize = batch.records.iter().map(SinkRecord::size).sum();
         self.status.written(batch.records.len(), bytes, took);
         self.status.set_committed(tp, cut.next);
