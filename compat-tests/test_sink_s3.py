@@ -133,3 +133,19 @@ def test_wrong_credentials_are_refused_at_create_time(broker, tmp_path_factory, 
         assert admin(broker, "sink", "get", "right")[1]["destination"]["options"]["secret_access_key"] == "***"
     finally:
         store.stop()
+
+
+def test_arrow_ipc_files_read_back_by_pyarrow(broker, s3, tmp_path, topic):
+    import pyarrow.ipc as ipc
+
+    produce(broker.bootstrap, topic, [(f"k{i}".encode(), f"v{i}".encode(), None) for i in range(50)])
+    create_sink(broker, tmp_path, s3_sink("lake5", topic, s3, format="arrow", rotate_records=20, rotate_interval="300ms"))
+    wait_caught_up(broker, "lake5")
+    names = s3.objects("lake", "lake5")
+    assert len(names) == 3 and all(n.endswith(".arrow") for n in names), names
+    values = []
+    for name in names:
+        table = ipc.open_file(io.BytesIO(s3.read(name))).read_all()
+        assert table.column_names == ["topic", "partition", "offset", "timestamp", "key", "value", "headers"]
+        values += table["value"].to_pylist()
+    assert sorted(values) == sorted(f"v{i}".encode() for i in range(50))

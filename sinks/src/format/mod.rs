@@ -1,5 +1,9 @@
 //! File and body formats shared by sinks: how a batch of records becomes bytes.
 
+#[cfg(feature = "arrow")]
+mod arrow;
+#[cfg(feature = "arrow")]
+mod columns;
 mod json;
 #[cfg(feature = "parquet")]
 mod parquet;
@@ -17,6 +21,8 @@ pub enum Format {
     Json,
     /// Apache Parquet: columns topic, partition, offset, timestamp, key, value, headers.
     Parquet { compression: ParquetCompression },
+    /// An Arrow IPC file with the same columns.
+    Arrow,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,7 +33,7 @@ pub enum ParquetCompression {
 }
 
 /// The format names destinations accept in their `format` option.
-pub const FORMATS: &[&str] = &["json", "parquet"];
+pub const FORMATS: &[&str] = &["json", "parquet", "arrow"];
 
 impl Format {
     /// The format named `name`, with `compression` (`none`, `snappy`, `zstd`; file formats only).
@@ -47,7 +53,9 @@ impl Format {
                     Err(SinkError::Config("this build has no parquet support (cargo feature `parquet` of ductstream-sinks)".into()))
                 }
             }
-            "avro" | "arrow" | "proto" => Err(SinkError::Config(format!("format {name:?} is not supported by sinks yet: use json or parquet"))),
+            "arrow" if cfg!(feature = "arrow") => Ok(Format::Arrow),
+            "arrow" => Err(SinkError::Config("this build has no arrow support (cargo feature `arrow` of ductstream-sinks)".into())),
+            "avro" | "proto" => Err(SinkError::Config(format!("format {name:?} is not supported by sinks yet: use json, parquet or arrow"))),
             other => Err(SinkError::Config(format!("unknown format {other:?}: use one of {}", FORMATS.join(", ")))),
         }
     }
@@ -57,6 +65,7 @@ impl Format {
         match self {
             Format::Json => "jsonl",
             Format::Parquet { .. } => "parquet",
+            Format::Arrow => "arrow",
         }
     }
 
@@ -64,6 +73,7 @@ impl Format {
         match self {
             Format::Json => "application/x-ndjson",
             Format::Parquet { .. } => "application/vnd.apache.parquet",
+            Format::Arrow => "application/vnd.apache.arrow.file",
         }
     }
 
@@ -75,6 +85,10 @@ impl Format {
             Format::Parquet { compression } => parquet::encode(records, *compression),
             #[cfg(not(feature = "parquet"))]
             Format::Parquet { .. } => Err(SinkError::Config("this build has no parquet support".into())),
+            #[cfg(feature = "arrow")]
+            Format::Arrow => arrow::encode(records),
+            #[cfg(not(feature = "arrow"))]
+            Format::Arrow => Err(SinkError::Config("this build has no arrow support".into())),
         }
     }
 }
