@@ -1,4 +1,5 @@
 //! Typed storage documents: JSON in `Storage::update_document`, with the broker's errors.
+//! Flows and sinks keep their definitions this way.
 
 use ductstream_storage::{Storage, StorageError};
 use serde::de::DeserializeOwned;
@@ -48,4 +49,48 @@ where
         (Err(e), _) => Err(e.into()),
         (Ok(_), _) => Err(BrokerError::Encode(format!("the update of {kind} {key:?} finished without an outcome"))),
     }
+}
+
+/// The document, or `missing()`.
+pub async fn load<T: DeserializeOwned>(storage: &dyn Storage, kind: &str, key: &str, missing: impl Fn() -> BrokerError) -> Result<T> {
+    let bytes = storage.document(kind, key).await?.ok_or_else(missing)?;
+    Ok(serde_json::from_slice(&bytes).map_err(StorageError::from)?)
+}
+
+/// Every document of `kind`, ordered by key.
+pub async fn list<T: DeserializeOwned>(storage: &dyn Storage, kind: &str) -> Result<Vec<T>> {
+    let documents = storage.documents(kind).await?;
+    documents.iter().map(|(_, b)| Ok(serde_json::from_slice(b).map_err(StorageError::from)?)).collect()
+}
+
+/// Stores a new document; `exists()` when the key is taken.
+pub async fn insert<T: Serialize>(storage: &dyn Storage, kind: &str, key: &str, document: &T, exists: impl Fn() -> BrokerError) -> Result<()> {
+    let bytes = serde_json::to_vec(document).map_err(StorageError::from)?;
+    let mut taken = false;
+    let stored = storage
+        .update_document(kind, key, &mut |current| {
+            taken = current.is_some();
+            if taken {
+                return Err(StorageError::Rejected("exists".into()));
+            }
+            Ok(Some(bytes.clone()))
+        })
+        .await;
+    match stored {
+        Ok(_) => Ok(()),
+        Err(_) if taken => Err(exists()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Removes the document; `missing()` when there was none.
+pub async fn remove(storage: &dyn Storage, kind: &str, key: &str, missing: impl Fn() -> BrokerError) -> Result<()> {
+    let mut found = false;
+    storage
+        .update_document(kind, key, &mut |current| {
+            found = current.is_some();
+            Ok(None)
+        })
+        .await?;
+    if found { Ok(()) } else { Err(missing()) }
 }

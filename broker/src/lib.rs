@@ -27,6 +27,7 @@ pub mod log;
 mod metrics;
 pub mod open;
 mod records;
+mod reconcile;
 pub mod retention;
 pub mod server;
 pub mod sinks;

@@ -15,10 +15,8 @@ use super::model::{FlowDef, FlowState};
 use super::store::{self, StorageCheckpoints};
 use super::writer::TopicWriter;
 use crate::clock::now_ms;
+use crate::reconcile::RECONCILE_EVERY;
 use crate::{Broker, BrokerError, Result};
-
-/// How often a broker compares the flows it runs with the stored states.
-const RECONCILE_EVERY: Duration = Duration::from_secs(2);
 
 pub struct FlowManager {
     broker: Arc<Broker>,
@@ -296,16 +294,7 @@ impl FlowManager {
     /// Reconciles until the broker shuts down, then stops every flow (each writes and confirms
     /// what it has read).
     pub async fn run(self: Arc<Self>) {
-        loop {
-            if let Err(e) = self.reconcile().await {
-                tracing::warn!(error = %e, "cannot reconcile flows; retrying");
-            }
-            tokio::select! {
-                _ = self.broker.shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(RECONCILE_EVERY) => {}
-            }
-        }
+        crate::reconcile::until_shutdown(&self.broker, &self.wake, "flows", || self.reconcile()).await;
         let running: Vec<Running> = self.running.lock().await.drain().map(|(_, r)| r).collect();
         for r in running {
             r.handle.stop();

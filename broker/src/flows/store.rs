@@ -4,10 +4,10 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ductstream_cdc::{CdcError, Checkpoint, CheckpointStore};
-use ductstream_storage::{Storage, StorageError};
+use ductstream_storage::Storage;
 
 use super::model::FlowDef;
-use crate::{BrokerError, Result};
+use crate::{documents, BrokerError, Result};
 
 pub const FLOW_KIND: &str = "flow";
 pub const CHECKPOINT_KIND: &str = "cdc_checkpoint";
@@ -17,48 +17,25 @@ pub fn not_found(id: &str) -> BrokerError {
 }
 
 pub async fn load(storage: &dyn Storage, id: &str) -> Result<FlowDef> {
-    let bytes = storage.document(FLOW_KIND, id).await?.ok_or_else(|| not_found(id))?;
-    Ok(serde_json::from_slice(&bytes).map_err(StorageError::from)?)
+    documents::load(storage, FLOW_KIND, id, || not_found(id)).await
 }
 
 pub async fn list(storage: &dyn Storage) -> Result<Vec<FlowDef>> {
-    let documents = storage.documents(FLOW_KIND).await?;
-    documents.iter().map(|(_, b)| Ok(serde_json::from_slice(b).map_err(StorageError::from)?)).collect()
+    documents::list(storage, FLOW_KIND).await
 }
 
 /// Stores a new flow; ALREADY_EXISTS when the id is taken.
 pub async fn insert(storage: &dyn Storage, flow: &FlowDef) -> Result<()> {
-    let bytes = serde_json::to_vec(flow).map_err(StorageError::from)?;
-    let mut exists = false;
-    storage
-        .update_document(FLOW_KIND, &flow.id, &mut |current| {
-            exists = current.is_some();
-            if exists {
-                return Err(StorageError::Rejected("exists".into()));
-            }
-            Ok(Some(bytes.clone()))
-        })
-        .await
-        .map_err(|e| if exists { BrokerError::AlreadyExists(format!("flow {:?} already exists", flow.id)) } else { e.into() })?;
-    Ok(())
+    documents::insert(storage, FLOW_KIND, &flow.id, flow, || BrokerError::AlreadyExists(format!("flow {:?} already exists", flow.id))).await
 }
 
 /// Changes a stored flow atomically; an error from `f` changes nothing.
 pub async fn update(storage: &dyn Storage, id: &str, f: impl FnMut(&mut FlowDef) -> Result<()> + Send) -> Result<FlowDef> {
-    Ok(crate::documents::update(storage, FLOW_KIND, id, || not_found(id), f).await?.0)
+    Ok(documents::update(storage, FLOW_KIND, id, || not_found(id), f).await?.0)
 }
 
 pub async fn delete(storage: &dyn Storage, id: &str) -> Result<()> {
-    let mut found = false;
-    storage
-        .update_document(FLOW_KIND, id, &mut |current| {
-            found = current.is_some();
-            Ok(None)
-        })
-        .await?;
-    if !found {
-        return Err(not_found(id));
-    }
+    documents::remove(storage, FLOW_KIND, id, || not_found(id)).await?;
     storage.update_document(CHECKPOINT_KIND, id, &mut |_| Ok(None)).await?;
     Ok(())
 }

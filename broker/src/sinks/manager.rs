@@ -18,8 +18,6 @@ use super::{flow_sinks, store};
 use crate::clock::now_ms;
 use crate::{Broker, BrokerError, Result};
 
-/// How often a broker compares the sinks it runs with the stored states.
-const RECONCILE_EVERY: Duration = Duration::from_secs(2);
 /// How long creating a sink waits for its destination to answer.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -198,16 +196,7 @@ impl SinkManager {
 
     /// Reconciles until the broker shuts down, then stops every sink.
     pub async fn run(self: Arc<Self>) {
-        loop {
-            if let Err(e) = self.reconcile().await {
-                tracing::warn!(error = %e, "cannot reconcile sinks; retrying");
-            }
-            tokio::select! {
-                _ = self.broker.shutdown.cancelled() => break,
-                _ = self.wake.notified() => {}
-                _ = tokio::time::sleep(RECONCILE_EVERY) => {}
-            }
-        }
+        crate::reconcile::until_shutdown(&self.broker, &self.wake, "sinks", || self.reconcile()).await;
         let running: Vec<Running> = self.running.lock().await.drain().map(|(_, r)| r).collect();
         for r in running {
             self.finish(r).await;

@@ -4,7 +4,7 @@ use ductstream_sinks::runtime::Cut;
 use ductstream_storage::{Storage, StorageError};
 
 use super::model::SinkDef;
-use crate::{BrokerError, Result};
+use crate::{documents, BrokerError, Result};
 
 pub const SINK_KIND: &str = "sink";
 pub const CUTS_KIND: &str = "sink_cuts";
@@ -14,30 +14,16 @@ pub fn not_found(id: &str) -> BrokerError {
 }
 
 pub async fn load(storage: &dyn Storage, id: &str) -> Result<SinkDef> {
-    let bytes = storage.document(SINK_KIND, id).await?.ok_or_else(|| not_found(id))?;
-    Ok(serde_json::from_slice(&bytes).map_err(StorageError::from)?)
+    documents::load(storage, SINK_KIND, id, || not_found(id)).await
 }
 
 pub async fn list(storage: &dyn Storage) -> Result<Vec<SinkDef>> {
-    let documents = storage.documents(SINK_KIND).await?;
-    documents.iter().map(|(_, b)| Ok(serde_json::from_slice(b).map_err(StorageError::from)?)).collect()
+    documents::list(storage, SINK_KIND).await
 }
 
 /// Stores a new sink; ALREADY_EXISTS when the id is taken.
 pub async fn insert(storage: &dyn Storage, sink: &SinkDef) -> Result<()> {
-    let bytes = serde_json::to_vec(sink).map_err(StorageError::from)?;
-    let mut exists = false;
-    storage
-        .update_document(SINK_KIND, &sink.id, &mut |current| {
-            exists = current.is_some();
-            if exists {
-                return Err(StorageError::Rejected("exists".into()));
-            }
-            Ok(Some(bytes.clone()))
-        })
-        .await
-        .map_err(|e| if exists { BrokerError::AlreadyExists(format!("sink {:?} already exists", sink.id)) } else { e.into() })?;
-    Ok(())
+    documents::insert(storage, SINK_KIND, &sink.id, sink, || BrokerError::AlreadyExists(format!("sink {:?} already exists", sink.id))).await
 }
 
 /// Stores the sink whether or not it exists (flows keep their sinks this way).
@@ -49,21 +35,12 @@ pub async fn put(storage: &dyn Storage, sink: &SinkDef) -> Result<()> {
 
 /// Changes a stored sink atomically; an error from `f` changes nothing.
 pub async fn update(storage: &dyn Storage, id: &str, f: impl FnMut(&mut SinkDef) -> Result<()> + Send) -> Result<SinkDef> {
-    Ok(crate::documents::update(storage, SINK_KIND, id, || not_found(id), f).await?.0)
+    Ok(documents::update(storage, SINK_KIND, id, || not_found(id), f).await?.0)
 }
 
 /// Forgets the sink, its cuts and its group's offsets.
 pub async fn delete(storage: &dyn Storage, id: &str) -> Result<()> {
-    let mut found = false;
-    storage
-        .update_document(SINK_KIND, id, &mut |current| {
-            found = current.is_some();
-            Ok(None)
-        })
-        .await?;
-    if !found {
-        return Err(not_found(id));
-    }
+    documents::remove(storage, SINK_KIND, id, || not_found(id)).await?;
     forget_progress(storage, id).await
 }
 
