@@ -149,3 +149,22 @@ def test_arrow_ipc_files_read_back_by_pyarrow(broker, s3, tmp_path, topic):
         assert table.column_names == ["topic", "partition", "offset", "timestamp", "key", "value", "headers"]
         values += table["value"].to_pylist()
     assert sorted(values) == sorted(f"v{i}".encode() for i in range(50))
+
+
+def test_avro_container_files_read_back_by_fastavro(broker, s3, tmp_path, topic):
+    import fastavro
+
+    produce(broker.bootstrap, topic, [(f"k{i}".encode() if i % 2 else None, f"v{i}".encode(), None) for i in range(30)])
+    create_sink(broker, tmp_path, s3_sink("lake6", topic, s3, format="avro", compression="deflate", rotate_records=10, rotate_interval="300ms"))
+    wait_caught_up(broker, "lake6")
+    names = s3.objects("lake", "lake6")
+    assert len(names) == 3 and all(n.endswith(".avro") for n in names), names
+    rows = []
+    for name in names:
+        reader = fastavro.reader(io.BytesIO(s3.read(name)))
+        assert reader.codec == "deflate"
+        rows += list(reader)
+    assert sorted(r["offset"] for r in rows) == list(range(30))
+    assert {r["offset"]: r["key"] for r in rows}[0] is None
+    assert {r["offset"]: r["key"] for r in rows}[1] == b"k1"
+    assert all(r["topic"] == topic and r["value"] == f"v{r['offset']}".encode() for r in rows)

@@ -2,6 +2,8 @@
 
 #[cfg(feature = "arrow")]
 mod arrow;
+#[cfg(feature = "avro")]
+mod avro;
 #[cfg(feature = "arrow")]
 mod columns;
 mod json;
@@ -23,6 +25,15 @@ pub enum Format {
     Parquet { compression: ParquetCompression },
     /// An Arrow IPC file with the same columns.
     Arrow,
+    /// An Avro object container file, one record per Kafka record.
+    Avro { compression: AvroCompression },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AvroCompression {
+    None,
+    Deflate,
+    Snappy,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,7 +44,7 @@ pub enum ParquetCompression {
 }
 
 /// The format names destinations accept in their `format` option.
-pub const FORMATS: &[&str] = &["json", "parquet", "arrow"];
+pub const FORMATS: &[&str] = &["json", "parquet", "arrow", "avro"];
 
 impl Format {
     /// The format named `name`, with `compression` (`none`, `snappy`, `zstd`; file formats only).
@@ -55,7 +66,20 @@ impl Format {
             }
             "arrow" if cfg!(feature = "arrow") => Ok(Format::Arrow),
             "arrow" => Err(SinkError::Config("this build has no arrow support (cargo feature `arrow` of ductstream-sinks)".into())),
-            "avro" | "proto" => Err(SinkError::Config(format!("format {name:?} is not supported by sinks yet: use json, parquet or arrow"))),
+            "avro" => {
+                let compression = match compression.unwrap_or("snappy") {
+                    "none" | "null" => AvroCompression::None,
+                    "deflate" => AvroCompression::Deflate,
+                    "snappy" => AvroCompression::Snappy,
+                    other => return Err(SinkError::Config(format!("avro compression {other:?}: use none, deflate or snappy"))),
+                };
+                if cfg!(feature = "avro") {
+                    Ok(Format::Avro { compression })
+                } else {
+                    Err(SinkError::Config("this build has no avro support (cargo feature `avro` of ductstream-sinks)".into()))
+                }
+            }
+            "proto" => Err(SinkError::Config("format \"proto\" is not supported by sinks yet: use json, parquet, arrow or avro".into())),
             other => Err(SinkError::Config(format!("unknown format {other:?}: use one of {}", FORMATS.join(", ")))),
         }
     }
@@ -66,6 +90,7 @@ impl Format {
             Format::Json => "jsonl",
             Format::Parquet { .. } => "parquet",
             Format::Arrow => "arrow",
+            Format::Avro { .. } => "avro",
         }
     }
 
@@ -74,6 +99,7 @@ impl Format {
             Format::Json => "application/x-ndjson",
             Format::Parquet { .. } => "application/vnd.apache.parquet",
             Format::Arrow => "application/vnd.apache.arrow.file",
+            Format::Avro { .. } => "application/avro",
         }
     }
 
@@ -89,6 +115,10 @@ impl Format {
             Format::Arrow => arrow::encode(records),
             #[cfg(not(feature = "arrow"))]
             Format::Arrow => Err(SinkError::Config("this build has no arrow support".into())),
+            #[cfg(feature = "avro")]
+            Format::Avro { compression } => avro::encode(records, *compression),
+            #[cfg(not(feature = "avro"))]
+            Format::Avro { .. } => Err(SinkError::Config("this build has no avro support".into())),
         }
     }
 }
