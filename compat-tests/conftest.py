@@ -169,7 +169,9 @@ class PostgresCluster:
         for attempt in range(3):
             self.port = _free_port()
             opts = (f"-p {self.port} -k {self.sock} -c listen_addresses=127.0.0.1 -c fsync=off "
-                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=400")
+                    "-c synchronous_commit=off -c full_page_writes=off -c max_connections=400 "
+                    # CDC flows read some of these databases (logical replication)
+                    "-c wal_level=logical -c max_replication_slots=40 -c max_wal_senders=40")
             if self._run(self.bins["pg_ctl"], "-D", str(self.data), "-l", str(self.log), "-w",
                          "-t", str(PG_START_TIMEOUT_S), "-o", opts, "start") == 0:
                 return self

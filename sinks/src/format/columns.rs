@@ -1,5 +1,6 @@
-//! The columns every columnar format writes: topic, partition, offset, timestamp (ms, UTC),
-//! key, value (binary) and headers (a map of name to binary value).
+//! The columns the columnar formats write: topic, partition, offset, timestamp (ms, UTC), key,
+//! value (binary) and headers (a map of name to binary value); CDC change events as the
+//! table's typed columns instead ([`super::change_columns`]).
 
 use std::sync::Arc;
 
@@ -11,6 +12,9 @@ use crate::{Result, SinkError, SinkRecord};
 
 /// The records as one Arrow record batch.
 pub fn batch(records: &[SinkRecord]) -> Result<RecordBatch> {
+    if let Some(changes) = super::change_columns::changes(records) {
+        return super::change_columns::batch(records, &changes);
+    }
     let mut topic = StringBuilder::new();
     let mut partition = Int32Builder::with_capacity(records.len());
     let mut offset = Int64Builder::with_capacity(records.len());

@@ -5,6 +5,8 @@ mod arrow;
 #[cfg(feature = "avro")]
 mod avro;
 #[cfg(feature = "arrow")]
+mod change_columns;
+#[cfg(feature = "arrow")]
 mod columns;
 mod json;
 #[cfg(feature = "parquet")]
