@@ -204,6 +204,7 @@ class WebhookServer:
 
     def __init__(self, respond=None):
         self.requests: list[dict] = []
+        self.received = 0
         self.lock = threading.Lock()
         self.respond = respond or (lambda n, body, headers: (200, {}))
         server = self
@@ -217,8 +218,11 @@ class WebhookServer:
                 body = self.rfile.read(length)
                 headers = {k.lower(): v for k, v in self.headers.items()}
                 with server.lock:
-                    n = len(server.requests)
-                    status, extra = server.respond(n, body, headers)
+                    n = server.received
+                    server.received += 1
+                # Answered outside the lock, so that requests can be in flight side by side.
+                status, extra = server.respond(n, body, headers)
+                with server.lock:
                     server.requests.append({"number": n, "status": status, "headers": headers, "body": body})
                 self.send_response(status)
                 for k, v in extra.items():

@@ -163,3 +163,37 @@ def test_bad_definitions_are_refused_with_the_reason(broker, tmp_path, destinati
     assert code == 1
     assert "InvalidArgument" in out and message.replace("\\", "") in out.replace("\\", ""), out
     assert admin(broker, "sink", "list")[1] == []
+
+
+def test_keys_go_side_by_side_and_each_key_in_order(broker, hooks, tmp_path, topic):
+    import threading
+    import time
+
+    lock = threading.Lock()
+    in_flight, per_key, peak = [0], {}, {"all": 0, "key": 0}
+
+    def respond(n, body, headers):
+        key = json.loads(body)["key"]
+        with lock:
+            in_flight[0] += 1
+            per_key[key] = per_key.get(key, 0) + 1
+            peak["all"] = max(peak["all"], in_flight[0])
+            peak["key"] = max(peak["key"], per_key[key])
+        time.sleep(0.02)
+        with lock:
+            in_flight[0] -= 1
+            per_key[key] -= 1
+        return 200, {}
+
+    server = hooks(respond)
+    produce(broker.bootstrap, topic, [(f"k{i % 8}".encode(), f"v{i}".encode(), None) for i in range(160)])
+    create_sink(broker, tmp_path, {
+        "id": "side", "topics": [topic],
+        "destination": {"name": "h", "type": "http", "options": {"url": server.url, "concurrency": 4}},
+    })
+    wait_caught_up(broker, "side")
+    assert 1 < peak["all"] <= 4, peak
+    assert peak["key"] == 1, peak
+    for k in range(8):
+        values = [int(json.loads(r["body"])["value"][1:]) for r in server.delivered() if json.loads(r["body"])["key"] == f"k{k}"]
+        assert values == sorted(values) and len(values) == 20

@@ -122,11 +122,11 @@ async fn a_flows_webhook_destination_gets_every_change() {
     db.batch_execute("INSERT INTO users VALUES (2, 'bob'); UPDATE users SET name = 'ada2' WHERE id = 1;").await.expect("changes");
 
     let bodies = hook.wait_for(3).await;
-    let ops: Vec<(String, i64)> = bodies
-        .iter()
-        .map(|v| (v["op"].as_str().unwrap_or_default().to_owned(), v["key"]["id"].as_i64().unwrap_or_default()))
-        .collect();
-    assert_eq!(ops, [("r".into(), 1), ("c".into(), 2), ("u".into(), 1)], "{bodies:?}");
+    // Order is kept per key (row); different rows may arrive side by side.
+    let ops = |id: i64| -> Vec<String> {
+        bodies.iter().filter(|v| v["key"]["id"] == id).map(|v| v["op"].as_str().unwrap_or_default().to_owned()).collect()
+    };
+    assert_eq!((ops(1), ops(2), bodies.len()), (vec!["r".to_string(), "u".to_string()], vec!["c".to_string()], 3), "{bodies:?}");
     let keys: Vec<String> = hook
         .got
         .lock()
@@ -190,8 +190,9 @@ async fn the_worker_runs_a_stopped_sink_until_caught_up() {
         .output()
         .expect("run ductstream-worker");
     assert!(output.status.success(), "worker failed:\n{}", String::from_utf8_lossy(&output.stderr));
-    let values: Vec<Value> = hook.bodies().iter().map(|b| b["value"].clone()).collect();
-    assert_eq!(values, [json!("a"), json!("b"), json!("c")]);
+    let mut values: Vec<String> = hook.bodies().iter().map(|b| b["value"].as_str().unwrap_or_default().to_owned()).collect();
+    values.sort();
+    assert_eq!(values, ["a", "b", "c"]);
 
     // Its offsets are the sink's: a broker started again has nothing left to write.
     let broker = Broker::start(&data, &[]);

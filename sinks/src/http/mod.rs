@@ -1,12 +1,13 @@
-//! The HTTP webhook destination: one request per record (or per batch with `batch=true`),
-//! in offset order per partition, so order per key is kept.
+//! The HTTP webhook destination: one request per record (or per batch with `batch=true`).
+//! A key's records are sent one after another in offset order, so order per key is kept;
+//! different keys go side by side, `concurrency` requests at a time (default 16).
 //!
 //! Options: `url` (required), `method` (POST, PUT or PATCH), `format` (json), `body` (`record`:
 //! the record as a JSON object; `value`: the value as it is), `headers` (comma-separated
 //! `Key:Value`), `timeout`, `max_retries`, `backoff_base`, `backoff_max`, `backoff_factor`,
 //! `idempotency_header` (default `Idempotency-Key`), `signing_secret` (a `whsec_` secret:
 //! Standard Webhooks `webhook-id`, `webhook-timestamp` and `webhook-signature` headers),
-//! `batch`.
+//! `batch`, `concurrency`.
 //!
 //! Answers: 2xx is delivered; 429 and 503 wait for `Retry-After` (or back off) and retry; other
 //! 5xx, 408 and timeouts back off and retry, `max_retries` times, then the record is refused
@@ -19,6 +20,7 @@ mod signature;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use futures::StreamExt;
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use reqwest::{Method, StatusCode, Url};
@@ -53,6 +55,8 @@ pub struct HttpSink {
     idempotency_header: HeaderName,
     signer: Option<Signer>,
     batch: bool,
+    /// Requests in flight at once, each for a different key.
+    concurrency: usize,
 }
 
 /// How one request ended.
@@ -92,12 +96,13 @@ impl HttpSink {
             .map_err(|e| SinkError::Config(format!("http destination: idempotency_header {idempotency_header:?}: {e}")))?;
         let signer = options.string("signing_secret").map(|s| Signer::new(&s)).transpose()?;
         let batch = options.parse("batch", false)?;
+        let concurrency = options.parse("concurrency", 16usize)?.max(1);
         options.finish()?;
         let client = reqwest::Client::builder()
             .timeout(timeout)
             .build()
             .map_err(|e| SinkError::Config(format!("http destination: cannot build a client: {e}")))?;
-        Ok(HttpSink { client, url, method, headers, body, max_retries, backoff, idempotency_header, signer, batch })
+        Ok(HttpSink { client, url, method, headers, body, max_retries, backoff, idempotency_header, signer, batch, concurrency })
     }
 
     /// Sends one body until it is delivered, refused, or the retries run out.
@@ -164,6 +169,18 @@ impl HttpSink {
         })
     }
 
+    /// Sends records one after another; the reasons of those refused.
+    async fn send_in_order(&self, records: Vec<&SinkRecord>) -> Result<Vec<Refusal>> {
+        let mut refused = Vec::new();
+        for record in records {
+            let (body, content_type) = self.body_of(record);
+            if let Some(reason) = self.deliver(&idempotency_key(record), body, content_type).await? {
+                refused.push(Refusal { offset: record.offset, reason });
+            }
+        }
+        Ok(refused)
+    }
+
     fn body_of(&self, record: &SinkRecord) -> (Bytes, &'static str) {
         match self.body {
             Body::Record => (Bytes::from(record_json(record).to_string()), "application/json"),
@@ -192,13 +209,32 @@ impl Sink for HttpSink {
                 batch.records.iter().map(|r| Refusal { offset: r.offset, reason: reason.clone() }).collect()
             }));
         }
-        let mut refusals = Vec::new();
+        // Records of one key go one after another, in offset order; different keys (and
+        // records without a key) go side by side, up to `concurrency` requests at a time.
+        let mut by_key: Vec<Vec<&SinkRecord>> = Vec::new();
+        let mut index: std::collections::HashMap<&Bytes, usize> = std::collections::HashMap::new();
         for record in &batch.records {
-            let (body, content_type) = self.body_of(record);
-            if let Some(reason) = self.deliver(&idempotency_key(record), body, content_type).await? {
-                refusals.push(Refusal { offset: record.offset, reason });
+            match record.key.as_ref() {
+                Some(key) => match index.get(key) {
+                    Some(&i) => by_key[i].push(record),
+                    None => {
+                        index.insert(key, by_key.len());
+                        by_key.push(vec![record]);
+                    }
+                },
+                None => by_key.push(vec![record]),
             }
         }
+        let mut sends: Vec<futures::future::BoxFuture<'_, Result<Vec<Refusal>>>> = Vec::with_capacity(by_key.len());
+        for records in by_key {
+            sends.push(Box::pin(self.send_in_order(records)));
+        }
+        let mut refusals = Vec::new();
+        let mut results = futures::stream::iter(sends).buffer_unordered(self.concurrency);
+        while let Some(outcome) = results.next().await {
+            refusals.extend(outcome?);
+        }
+        refusals.sort_by_key(|r| r.offset);
         Ok(refusals)
     }
 }
