@@ -7,6 +7,7 @@
 #   - a Python venv with the pinned clients from requirements.txt
 #   - kafkajs in compat-tests/node (npm ci from package-lock.json)
 #   - the sarama driver program, built into a cache folder (not into the repo)
+#   - franz-go's pkg/kgo integration tests (pinned in franz-go/go.mod), built with Go >= 1.26
 #   - Java 17 and Maven (if missing); the reference Apache Kafka's jars (kafka/fetch.sh) and the
 #     Java client tests' dependencies (java/pom.xml), in the Maven cache $DUCTSTREAM_M2
 #
@@ -108,6 +109,24 @@ if [ ! -x "$SARAMA_GROUP_BIN" ] || [ "$SARAMA_GROUP_SRC" -nt "$SARAMA_GROUP_BIN"
     mv "$SARAMA_GROUP_BIN.tmp" "$SARAMA_GROUP_BIN"
 else
     log "sarama group driver up to date"
+fi
+
+# franz-go's own integration suite (pkg/kgo of the version franz-go/go.mod pins), built into
+# a test binary; the Go module cache lives under the cache folder. It needs Go >= 1.26: the
+# machine's /usr/local/go when there is one (Debian's golang-go is older).
+GO_NEW="go"
+if [ -x /usr/local/go/bin/go ]; then GO_NEW=/usr/local/go/bin/go; fi
+KGO_TEST_BIN="$BIN_DIR/franz-go-kgo.test"
+if [ ! -x "$KGO_TEST_BIN" ] || [ "$HERE/franz-go/go.sum" -nt "$KGO_TEST_BIN" ] \
+    || [ "$HERE/franz-go/go.mod" -nt "$KGO_TEST_BIN" ]; then
+    log "building franz-go's kgo test binary -> $KGO_TEST_BIN"
+    (cd "$HERE/franz-go" && GOMODCACHE="$CACHE/go-mod" GOCACHE="$CACHE/go-build" GOFLAGS=-mod=mod \
+        "$GO_NEW" test -c -o "$KGO_TEST_BIN.tmp" github.com/twmb/franz-go/pkg/kgo \
+        && GOMODCACHE="$CACHE/go-mod" GOFLAGS=-mod=mod "$GO_NEW" list -m -f '{{.Dir}}' \
+            github.com/twmb/franz-go > "$KGO_TEST_BIN.dir")
+    mv "$KGO_TEST_BIN.tmp" "$KGO_TEST_BIN"
+else
+    log "franz-go kgo test binary up to date"
 fi
 
 # ------------------------------------------- reference Kafka and the Java client tests
