@@ -165,6 +165,7 @@ impl SinkRunner {
         }
         self.status.set_phase(SinkPhase::Running);
         let mut refreshed: Option<Instant> = None;
+        let mut read_failing = false;
         while !stop.is_cancelled() {
             if refreshed.is_none_or(|t| t.elapsed() >= REFRESH_EVERY) {
                 if let Err(e) = self.refresh().await {
@@ -174,10 +175,16 @@ impl SinkRunner {
                 refreshed = Some(Instant::now());
             }
             let mut progressed = match self.fill().await {
-                Ok(read) => read,
+                Ok(read) => {
+                    if std::mem::take(&mut read_failing) {
+                        self.status.set_error("");
+                    }
+                    read
+                }
                 Err(e) => {
                     tracing::warn!(sink = %self.id, error = %e, "cannot read the sink's topics; retrying");
-                    self.status.set_error(&e.to_string());
+                    self.status.set_error(&format!("{e} (retrying)"));
+                    read_failing = true;
                     false
                 }
             };
