@@ -35,6 +35,12 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
 }
 
 
+# Known differences where Apache Kafka's own answer depends on timing (D1: whether Kafka still
+# counts the member's earlier join as unanswered), so that Kafka sometimes answers as DuctStream
+# does: these may match without failing the "must still differ" check.
+KAFKA_VARIES: set[tuple[str, str]] = {("kip848_member_errors", "join again with epoch 0 while a member")}
+
+
 @pytest.fixture(scope="module")
 def ds(request, tmp_path_factory):
     require_group_support(broker_snapshot(tmp_path_factory))
@@ -58,7 +64,7 @@ def compare(name: str, results: dict[str, list]):
         known = (name, a[0]) in KNOWN_DIFFERENCES
         if a != b and not known:
             mismatched.append(f"{a[0]}: DuctStream {a[1:]}, Kafka {b[1:]}")
-        if a == b and known:
+        if a == b and known and (name, a[0]) not in KAFKA_VARIES:
             now_equal.append(a[0])
     assert not mismatched, f"{name}: answers differ from Apache Kafka's:\n  " + "\n  ".join(mismatched)
     assert not now_equal, f"{name}: {now_equal} now match Kafka; remove them from KNOWN_DIFFERENCES"
