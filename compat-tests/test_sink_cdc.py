@@ -1,5 +1,6 @@
-"""A CDC flow whose destination is S3: every change of a Postgres table lands in Parquet
-objects as the table's typed columns with the change's metadata, read back by pyarrow."""
+"""A CDC flow whose destination is S3 (`wire_format: parquet`): every change of a Postgres
+table lands in Parquet objects as the table's typed columns with the change's metadata, read
+back by pyarrow."""
 
 from __future__ import annotations
 
@@ -31,7 +32,9 @@ def test_a_flows_s3_destination_writes_typed_columns(broker, postgres_cluster, t
                 {"name": "topics", "type": "topics"},
                 {"name": "lake", "type": "s3", "options": {
                     "bucket": "lake", "prefix": "cdc", "endpoint": s3.endpoint, "access_key_id": "x",
-                    "secret_access_key": "x", "format": "parquet", "rotate_interval": "300ms"}}],
+                    "secret_access_key": "x", "rotate_interval": "300ms"}}],
+            # The file format of the flow's sink destinations; the topics hold JSON records.
+            "wire_format": "parquet",
         }
         path = tmp_path / "flow.json"
         path.write_text(json.dumps(flow))
@@ -61,6 +64,8 @@ def test_a_flows_s3_destination_writes_typed_columns(broker, postgres_cluster, t
         assert all(r["_lsn"].count("/") == 1 and r["_key"].startswith('{"id":') for r in rows)
         listed = admin(broker, "sink", "list")[1]
         assert [(s["id"], s["flow_id"]) for s in listed] == [("app.lake", "app")]
+        assert listed[0]["destination"]["options"]["format"] == "parquet"
+        assert admin(broker, "flow", "get", "app")[1]["wire_format"] == "parquet"
     finally:
         admin(broker, "flow", "stop", "app", check=False)
         s3.stop()

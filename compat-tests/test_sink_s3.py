@@ -168,3 +168,31 @@ def test_avro_container_files_read_back_by_fastavro(broker, s3, tmp_path, topic)
     assert {r["offset"]: r["key"] for r in rows}[0] is None
     assert {r["offset"]: r["key"] for r in rows}[1] == b"k1"
     assert all(r["topic"] == topic and r["value"] == f"v{r['offset']}".encode() for r in rows)
+
+
+def test_proto_files_decoded_with_the_schema_from_reflection(broker, s3, tmp_path, topic):
+    """Each object is ductstream.v1.SinkRecord messages, each after its varint length; the
+    message type comes from the broker's gRPC reflection, not from the sink's code."""
+    from google.protobuf import message_factory
+    from google.protobuf.internal.decoder import _DecodeVarint32
+
+    from test_grpc_reflection import ReflectedClient
+
+    produce(broker.bootstrap, topic, [(None if i == 0 else f"k{i}".encode(), f"v{i}".encode(), None) for i in range(12)])
+    create_sink(broker, tmp_path, s3_sink("lake7", topic, s3, format="proto", rotate_records=5, rotate_interval="300ms"))
+    wait_caught_up(broker, "lake7")
+    client = ReflectedClient(broker.grpc)
+    client._load_symbol("ductstream.v1.SinkRecord")
+    SinkRecord = message_factory.GetMessageClass(client.pool.FindMessageTypeByName("ductstream.v1.SinkRecord"))
+    names = s3.objects("lake", "lake7")
+    assert len(names) == 3 and all(n.endswith(".binpb") for n in names), names
+    decoded = []
+    for name in names:
+        data, at = s3.read(name), 0
+        while at < len(data):
+            length, at = _DecodeVarint32(data, at)
+            decoded.append(SinkRecord.FromString(data[at:at + length]))
+            at += length
+    assert [m.offset for m in decoded] == list(range(12))
+    assert not decoded[0].HasField("key") and decoded[1].key == b"k1"
+    assert all(m.topic == topic and m.value == f"v{m.offset}".encode() for m in decoded)

@@ -31,7 +31,8 @@ pub struct FlowDef {
     pub name: String,
     pub source: Endpoint,
     pub destinations: Vec<Endpoint>,
-    /// json, avro or proto.
+    /// json, avro or proto (the topics' records); arrow or parquet (the files of its sink
+    /// destinations, with JSON records in the topics).
     pub wire_format: String,
     pub parallelism: u32,
     pub state: FlowState,
@@ -43,7 +44,24 @@ pub struct FlowDef {
 /// Destinations whose records land in this broker's topics.
 const TOPIC_DESTINATIONS: [&str; 2] = ["topics", "pgstream"];
 
+/// What a flow's `wire_format` may be.
+const WIRE_FORMATS: [&str; 5] = ["json", "avro", "proto", "arrow", "parquet"];
+
 impl FlowDef {
+    /// The format of the change records in the topics: file formats (arrow, parquet) are for
+    /// the flow's sink destinations, whose topics hold JSON.
+    pub fn record_format(&self) -> &str {
+        match self.wire_format.as_str() {
+            "arrow" | "parquet" => "json",
+            other => other,
+        }
+    }
+
+    /// The file format the flow's sink destinations write when their options name none.
+    pub fn file_format(&self) -> Option<&str> {
+        matches!(self.wire_format.as_str(), "arrow" | "parquet").then_some(self.wire_format.as_str())
+    }
+
     /// Checks what can be checked without connecting: ids, endpoint types, options.
     pub fn validate(&self) -> Result<()> {
         let id_ok = !self.id.is_empty()
@@ -75,8 +93,8 @@ impl FlowDef {
                 )));
             }
         }
-        if !["json", "avro", "proto"].contains(&self.wire_format.as_str()) {
-            return Err(BrokerError::InvalidArgument(format!("wire format {:?}: use json, avro or proto", self.wire_format)));
+        if !WIRE_FORMATS.contains(&self.wire_format.as_str()) {
+            return Err(BrokerError::InvalidArgument(format!("wire format {:?}: use {}", self.wire_format, WIRE_FORMATS.join(", "))));
         }
         ductstream_cdc::FlowSourceOptions::from_map(&self.source_options(false))
             .and_then(|o| o.normalized())
@@ -97,7 +115,7 @@ impl FlowDef {
             .find_map(|d| d.options.get("topic_prefix").cloned());
         let default_prefix = if self.name.is_empty() { self.id.clone() } else { self.name.clone() };
         options.entry("topic_prefix".into()).or_insert_with(|| prefix.unwrap_or(default_prefix));
-        options.entry("format".into()).or_insert_with(|| self.wire_format.clone());
+        options.entry("format".into()).or_insert_with(|| self.record_format().to_owned());
         if self.parallelism > 0 {
             options.entry("snapshot_workers".into()).or_insert_with(|| self.parallelism.to_string());
         }

@@ -41,6 +41,8 @@ fn definition(flow: Option<pb::Flow>) -> Result<FlowDef> {
         Ok(pb::WireFormat::Unspecified | pb::WireFormat::Json) => "json",
         Ok(pb::WireFormat::Avro) => "avro",
         Ok(pb::WireFormat::Proto) => "proto",
+        Ok(pb::WireFormat::Arrow) => "arrow",
+        Ok(pb::WireFormat::Parquet) => "parquet",
         Err(_) => return Err(BrokerError::InvalidArgument(format!("unknown wire format {}", f.wire_format))),
     };
     let source = f.source.map(endpoint).ok_or_else(|| BrokerError::InvalidArgument("source is required".into()))?;
@@ -94,6 +96,8 @@ fn flow_pb(view: FlowView) -> pb::Flow {
     let wire_format = match d.wire_format.as_str() {
         "avro" => pb::WireFormat::Avro,
         "proto" => pb::WireFormat::Proto,
+        "arrow" => pb::WireFormat::Arrow,
+        "parquet" => pb::WireFormat::Parquet,
         _ => pb::WireFormat::Json,
     };
     pb::Flow {

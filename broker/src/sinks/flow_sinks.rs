@@ -28,7 +28,7 @@ pub fn wanted(flow: &FlowDef) -> Vec<SinkDef> {
             topics: Vec::new(),
             // Table topics are <prefix>.<schema>.<table>; <prefix>._ddl and the like are not.
             topic_pattern: format!(r"{}\.[^._][^.]*\.[^.]+", regex::escape(&prefix)),
-            destination: ductstream_sinks::Destination { name: d.name.clone(), kind: d.kind.clone(), options: d.options.clone() },
+            destination: ductstream_sinks::Destination { name: d.name.clone(), kind: d.kind.clone(), options: destination_options(flow, d) },
             state: SinkState::Running,
             last_error: String::new(),
             flow_id: flow.id.clone(),
@@ -36,6 +36,16 @@ pub fn wanted(flow: &FlowDef) -> Vec<SinkDef> {
             updated_ms: 0,
         })
         .collect()
+}
+
+/// The destination's options, with the flow's file format (`wire_format` arrow or parquet) for
+/// an s3 destination that names none.
+fn destination_options(flow: &FlowDef, d: &crate::flows::Endpoint) -> std::collections::BTreeMap<String, String> {
+    let mut options = d.options.clone();
+    if let (Some(format), "s3") = (flow.file_format(), d.kind.as_str()) {
+        options.entry("format".into()).or_insert_with(|| format.to_owned());
+    }
+    options
 }
 
 /// Makes the stored flow sinks match the stored flows. Sinks of their own are left alone; a

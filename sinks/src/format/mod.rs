@@ -11,12 +11,14 @@ mod columns;
 mod json;
 #[cfg(feature = "parquet")]
 mod parquet;
+mod proto;
 
 use bytes::Bytes;
 
 use crate::{Result, SinkError, SinkRecord};
 
 pub use json::{record_json, JsonLines};
+pub use proto::{message as record_message, SinkRecordMessage};
 
 /// A format a destination writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +31,8 @@ pub enum Format {
     Arrow,
     /// An Avro object container file, one record per Kafka record.
     Avro { compression: AvroCompression },
+    /// `ductstream.v1.SinkRecord` messages, each after its varint length.
+    Proto,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,7 +50,7 @@ pub enum ParquetCompression {
 }
 
 /// The format names destinations accept in their `format` option.
-pub const FORMATS: &[&str] = &["json", "parquet", "arrow", "avro"];
+pub const FORMATS: &[&str] = &["json", "parquet", "arrow", "avro", "proto"];
 
 impl Format {
     /// The format named `name`, with `compression` (`none`, `snappy`, `zstd`; file formats only).
@@ -81,7 +85,7 @@ impl Format {
                     Err(SinkError::Config("this build has no avro support (cargo feature `avro` of ductstream-sinks)".into()))
                 }
             }
-            "proto" => Err(SinkError::Config("format \"proto\" is not supported by sinks yet: use json, parquet, arrow or avro".into())),
+            "proto" => Ok(Format::Proto),
             other => Err(SinkError::Config(format!("unknown format {other:?}: use one of {}", FORMATS.join(", ")))),
         }
     }
@@ -93,6 +97,7 @@ impl Format {
             Format::Parquet { .. } => "parquet",
             Format::Arrow => "arrow",
             Format::Avro { .. } => "avro",
+            Format::Proto => "binpb",
         }
     }
 
@@ -102,6 +107,7 @@ impl Format {
             Format::Parquet { .. } => "application/vnd.apache.parquet",
             Format::Arrow => "application/vnd.apache.arrow.file",
             Format::Avro { .. } => "application/avro",
+            Format::Proto => "application/x-protobuf",
         }
     }
 
@@ -121,6 +127,7 @@ impl Format {
             Format::Avro { compression } => avro::encode(records, *compression),
             #[cfg(not(feature = "avro"))]
             Format::Avro { .. } => Err(SinkError::Config("this build has no avro support".into())),
+            Format::Proto => Ok(proto::encode(records)),
         }
     }
 }

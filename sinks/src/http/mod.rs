@@ -2,8 +2,9 @@
 //! A key's records are sent one after another in offset order, so order per key is kept;
 //! different keys go side by side, `concurrency` requests at a time (default 16).
 //!
-//! Options: `url` (required), `method` (POST, PUT or PATCH), `format` (json), `body` (`record`:
-//! the record as a JSON object; `value`: the value as it is), `headers` (comma-separated
+//! Options: `url` (required), `method` (POST, PUT or PATCH), `format` (json, or proto: the record
+//! as a `ductstream.v1.SinkRecord` message), `body` (`record`: the record as a JSON object, or
+//! proto; `value`: the value as it is), `headers` (comma-separated
 //! `Key:Value`), `timeout`, `max_retries`, `backoff_base`, `backoff_max`, `backoff_factor`,
 //! `idempotency_header` (default `Idempotency-Key`), `signing_secret` (a `whsec_` secret:
 //! Standard Webhooks `webhook-id`, `webhook-timestamp` and `webhook-signature` headers),
@@ -26,7 +27,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AF
 use reqwest::{Method, StatusCode, Url};
 use sha2::{Digest, Sha256};
 
-use crate::format::record_json;
+use crate::format::{record_json, record_message};
 use crate::retry::Backoff;
 use crate::runtime::BatchLimits;
 use crate::{Options, Refusal, Result, Sink, SinkBatch, SinkError, SinkRecord};
@@ -40,8 +41,12 @@ const LSN_HEADER: &str = "ductstream.lsn";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Body {
+    /// The record as a JSON object.
     Record,
+    /// The value as it is.
     Value,
+    /// The record as a `ductstream.v1.SinkRecord` message (`format=proto`).
+    Proto,
 }
 
 pub struct HttpSink {
@@ -81,8 +86,12 @@ impl HttpSink {
             "patch" => Method::PATCH,
             _ => Method::POST,
         };
-        options.choice("format", "json", &["json"])?;
-        let body = if options.choice("body", "record", &["record", "value"])? == "value" { Body::Value } else { Body::Record };
+        let proto = options.choice("format", "json", &["json", "proto"])? == "proto";
+        let body = match (options.choice("body", "record", &["record", "value"])?.as_str(), proto) {
+            ("value", _) => Body::Value,
+            (_, true) => Body::Proto,
+            _ => Body::Record,
+        };
         let headers = parse_headers(&options.string_or("headers", ""))?;
         let timeout = options.duration("timeout", Duration::from_secs(10))?;
         let max_retries = options.parse("max_retries", 5u32)?;
@@ -184,6 +193,7 @@ impl HttpSink {
     fn body_of(&self, record: &SinkRecord) -> (Bytes, &'static str) {
         match self.body {
             Body::Record => (Bytes::from(record_json(record).to_string()), "application/json"),
+            Body::Proto => (Bytes::from(prost::Message::encode_to_vec(&record_message(record))), "application/x-protobuf"),
             Body::Value => {
                 let value = record.value.clone().unwrap_or_default();
                 let is_json = serde_json::from_slice::<serde_json::Value>(&value).is_ok();

@@ -4,7 +4,8 @@
 //!
 //! Options: `brokers` (required), `topic` (a template: `{topic}` the source topic, `{schema}`
 //! and `{table}` the last two dot-separated parts of a CDC topic; default `{topic}`), `format`
-//! (`raw`: key, value and headers as they are; `json`: the record as a JSON object), `compression`
+//! (`raw`: key, value and headers as they are; `json`: the record as a JSON object; `proto`: as a
+//! `ductstream.v1.SinkRecord` message), `compression`
 //! (none, gzip, snappy, lz4, zstd), `acks` (all, 1, 0; idempotence needs all), `transactional`
 //! (true: each batch is one transaction of the target cluster, which also writes the sink's next
 //! offset for the partition to `offsets_topic`, default `ductstream-sink-offsets`, a compacted
@@ -26,18 +27,29 @@ use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
-use crate::format::record_json;
+use crate::format::{record_json, record_message};
 use crate::runtime::{BatchLimits, TopicPartition};
 use crate::{Options, Refusal, Result, Sink, SinkBatch, SinkError, SinkRecord};
 
 /// Default batches: 10,000 records, 16 MiB, or 200 ms.
 pub const LIMITS: BatchLimits = BatchLimits { records: 10_000, bytes: 16 << 20, interval: Duration::from_millis(200) };
 
+/// What a target record's value is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ValueFormat {
+    /// The source record's value, as it is.
+    Raw,
+    /// The record as a JSON object.
+    Json,
+    /// The record as a `ductstream.v1.SinkRecord` message.
+    Proto,
+}
+
 pub struct KafkaSink {
     producer: FutureProducer,
     brokers: String,
     topic: String,
-    json: bool,
+    format: ValueFormat,
     /// With `transactional=true`: the topic each transaction writes the sink's offsets to.
     offsets_topic: Option<String>,
     sink_id: String,
@@ -50,7 +62,11 @@ impl KafkaSink {
     pub fn new(mut options: Options, sink_id: &str) -> Result<KafkaSink> {
         let brokers = options.required("brokers")?;
         let topic = options.string_or("topic", "{topic}");
-        let json = options.choice("format", "raw", &["raw", "json"])? == "json";
+        let format = match options.choice("format", "raw", &["raw", "json", "proto"])?.as_str() {
+            "json" => ValueFormat::Json,
+            "proto" => ValueFormat::Proto,
+            _ => ValueFormat::Raw,
+        };
         let compression = options.choice("compression", "none", &["none", "gzip", "snappy", "lz4", "zstd"])?;
         let acks = options.choice("acks", "all", &["all", "-1", "1", "0"])?;
         let transactional = options.parse("transactional", false)?;
@@ -79,7 +95,7 @@ impl KafkaSink {
             .create()
             .map_err(|e| SinkError::Config(format!("kafka destination: {e}")))?;
         let offsets_topic = transactional.then_some(offsets_topic);
-        Ok(KafkaSink { producer, brokers, topic, json, offsets_topic, sink_id: sink_id.to_owned() })
+        Ok(KafkaSink { producer, brokers, topic, format, offsets_topic, sink_id: sink_id.to_owned() })
     }
 
     /// The key of a partition's offset in the offsets topic.
@@ -229,7 +245,11 @@ impl KafkaSink {
         let mut pending = Vec::with_capacity(batch.records.len());
         for record in &batch.records {
             let topic = self.target_topic(record);
-            let value = if self.json { Some(record_json(record).to_string().into_bytes()) } else { record.value.as_ref().map(|v| v.to_vec()) };
+            let value = match self.format {
+                ValueFormat::Raw => record.value.as_ref().map(|v| v.to_vec()),
+                ValueFormat::Json => Some(record_json(record).to_string().into_bytes()),
+                ValueFormat::Proto => Some(prost::Message::encode_to_vec(&record_message(record))),
+            };
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
             for (key, v) in &record.headers {
                 headers = headers.insert(Header { key, value: v.as_deref() });

@@ -129,6 +129,8 @@ fn read_flow(path: &std::path::Path) -> Result<pb::Flow, String> {
         "json" => pb::WireFormat::Json,
         "avro" => pb::WireFormat::Avro,
         "proto" => pb::WireFormat::Proto,
+        "arrow" => pb::WireFormat::Arrow,
+        "parquet" => pb::WireFormat::Parquet,
         other => return Err(format!("{}: unknown wire_format {other:?}", path.display())),
     };
     Ok(pb::Flow {
@@ -211,6 +213,10 @@ fn flow_json(f: &pb::Flow) -> Value {
         "last_error": f.last_error,
         "source": f.source.as_ref().map(endpoint),
         "destinations": f.destinations.iter().map(endpoint).collect::<Vec<_>>(),
+        "wire_format": match pb::WireFormat::try_from(f.wire_format) {
+            Ok(pb::WireFormat::Unspecified) | Err(_) => "json".to_string(),
+            Ok(w) => w.as_str_name().trim_start_matches("WIRE_FORMAT_").to_ascii_lowercase(),
+        },
         "parallelism": f.parallelism,
         "progress": f.progress.as_ref().map(|p| json!({
             "phase": p.phase, "confirmed_lsn": p.confirmed_lsn, "records_written": p.records_written,
