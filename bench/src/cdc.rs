@@ -13,6 +13,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use ductstream_proto::v1 as pb;
 use ductstream_proto::v1::flow_service_client::FlowServiceClient;
+use ductstream_proto::v1::sink_service_client::SinkServiceClient;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -53,6 +54,13 @@ pub struct CdcArgs {
     no_limit: bool,
     #[arg(long, default_value_t = 300)]
     timeout_s: u64,
+    /// Also give the flow a sink destination of this type (s3, http, kafka), named `sink`, and
+    /// time how long until it has every change.
+    #[arg(long)]
+    destination: Option<String>,
+    /// An option of that destination, e.g. `--destination-option bucket=lake`; repeatable.
+    #[arg(long = "destination-option", value_name = "KEY=VALUE", value_parser = crate::client::parse_key_val)]
+    destination_options: Vec<(String, String)>,
 }
 
 pub struct CdcReport {
@@ -64,11 +72,22 @@ pub struct CdcReport {
     limit: Option<(Duration, String)>,
     flow: String,
     target_rate: u64,
+    /// With --destination: from the first write until the flow's sink had every change.
+    sink_elapsed: Option<Duration>,
 }
 
 impl Report for CdcReport {
     fn human(&self) -> String {
         let rate = |d: Duration| self.changes as f64 / d.as_secs_f64().max(1e-9);
+        let sink = self.sink_elapsed.map(|d| {
+            format!(
+                "\n  into the sink destination: {} changes in {:.2} s from the first write: {:.0} changes/s, {:.2} s after the last reached the topic",
+                self.changes,
+                d.as_secs_f64(),
+                rate(d),
+                (d.as_secs_f64() - self.elapsed.as_secs_f64()).max(0.0)
+            )
+        });
         let mut text = format!(
             "cdc: {} changes into the topic in {:.2} s: {:.0} changes/s; commit-to-topic ms {}\n  written by Postgres clients in {:.2} s ({:.0} changes/s, target {}); flow={}",
             self.received,
@@ -89,6 +108,7 @@ impl Report for CdcReport {
             )),
             None => text.push_str("\n  limit: not measured"),
         }
+        text.extend(sink);
         text
     }
 
@@ -105,6 +125,7 @@ impl Report for CdcReport {
             "commit_to_topic": self.latency.json(),
             "pg_recvlogical_changes_per_s": self.limit.as_ref().map(|(d, _)| rate(*d)),
             "flow": self.flow,
+            "sink_changes_per_s": self.sink_elapsed.map(rate),
         })
     }
 
@@ -151,6 +172,11 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
         ("batch_timeout", "50ms".into()),
         ("snapshot", "false".into()),
     ];
+    let mut destinations = vec![pb::Endpoint { name: "topics".into(), r#type: "topics".into(), ..Default::default() }];
+    if let Some(kind) = &args.destination {
+        let options = args.destination_options.iter().cloned().collect();
+        destinations.push(pb::Endpoint { name: "sink".into(), r#type: kind.clone(), options });
+    }
     let flow = pb::Flow {
         id: flow_id.clone(),
         name: flow_id.clone(),
@@ -159,6 +185,7 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
             r#type: "postgres".into(),
             options: options.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
         }),
+        destinations,
         ..Default::default()
     };
     flows.create_flow(pb::CreateFlowRequest { flow: Some(flow) }).await.map_err(|s| anyhow!("CreateFlow: {}", s.message()))?;
@@ -227,6 +254,10 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
     let (received, latency, last_at) = consumer.join().map_err(|_| anyhow!("the consumer thread panicked"))??;
     consumer_done.store(true, Ordering::Relaxed);
     let elapsed = last_at.map_or(write_started.elapsed(), |at| at.duration_since(write_started));
+    let sink_elapsed = match &args.destination {
+        Some(_) => Some(wait_for_sink(&args.grpc, &format!("{flow_id}.sink"), write_started, Duration::from_secs(args.timeout_s)).await?),
+        None => None,
+    };
 
     let limit = if args.no_limit { None } else { Some(decode_limit(&args.dsn, &limit_slot, &publication, &end_lsn)?) };
     if !args.no_limit {
@@ -243,7 +274,27 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
         bail!("the flow's slot {slot} was not dropped: {}", deleted.slot_outcome);
     }
     db.batch_execute(&format!("DROP PUBLICATION IF EXISTS {publication}")).await.context("dropping the publication")?;
-    Ok(CdcReport { changes: args.changes, received, elapsed, write_elapsed, latency, limit, flow: flow_id, target_rate: args.rate })
+    Ok(CdcReport { changes: args.changes, received, elapsed, write_elapsed, latency, limit, flow: flow_id, target_rate: args.rate, sink_elapsed })
+}
+
+/// Waits until the flow's sink has committed everything its topics hold; the time since
+/// `since`.
+async fn wait_for_sink(grpc: &str, id: &str, since: Instant, timeout: Duration) -> Result<Duration> {
+    let mut sinks = SinkServiceClient::connect(grpc.to_owned()).await.context("connecting to SinkService")?;
+    loop {
+        let sink = sinks.get_sink(pb::SinkRef { id: id.to_owned() }).await.map_err(|s| anyhow!("GetSink: {}", s.message()))?.into_inner();
+        let caught_up = !sink.partitions.is_empty() && sink.partitions.iter().all(|p| p.committed >= p.high_watermark);
+        if caught_up {
+            return Ok(since.elapsed());
+        }
+        if !sink.last_error.is_empty() && sink.state != pb::SinkState::Running as i32 {
+            bail!("the flow's sink failed: {}", sink.last_error);
+        }
+        if since.elapsed() > timeout {
+            bail!("the flow's sink did not catch up within {} s (lag {})", timeout.as_secs(), sink.lag);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// Writes `changes` row changes in transactions of `per_tx`: 70% inserts of new ids, 20%
