@@ -197,3 +197,25 @@ def test_keys_go_side_by_side_and_each_key_in_order(broker, hooks, tmp_path, top
     for k in range(8):
         values = [int(json.loads(r["body"])["value"][1:]) for r in server.delivered() if json.loads(r["body"])["key"] == f"k{k}"]
         assert values == sorted(values) and len(values) == 20
+
+
+def test_a_slow_answer_times_out_and_is_retried(broker, hooks, tmp_path, topic):
+    import time
+
+    def respond(n, body, headers):
+        if n == 0:
+            time.sleep(1.5)  # past the sink's timeout: the answer comes too late to count
+        return 200, {}
+
+    server = hooks(respond)
+    produce(broker.bootstrap, topic, [(None, b"slow", None)])
+    create_sink(broker, tmp_path, {
+        "id": "slow", "topics": [topic],
+        "destination": {"name": "h", "type": "http", "options": {
+            "url": server.url, "timeout": "300ms", "backoff_base": "10ms"}},
+    })
+    wait_caught_up(broker, "slow")
+    helpers.wait_until(lambda: len(server.requests) >= 2, timeout=10, what="the timed-out request to be recorded")
+    keys = {r["headers"]["idempotency-key"] for r in server.requests}
+    assert len(server.requests) == 2 and len(keys) == 1, "one retry, with the same idempotency key"
+    assert sink_state(broker, "slow")["progress"]["dead_letters"] == 0
