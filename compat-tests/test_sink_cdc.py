@@ -69,3 +69,27 @@ def test_a_flows_s3_destination_writes_typed_columns(broker, postgres_cluster, t
     finally:
         admin(broker, "flow", "stop", "app", check=False)
         s3.stop()
+
+
+def test_a_flows_destination_secrets_are_hidden_and_kept(broker, postgres_cluster, tmp_path):
+    source = postgres_cluster.createdb("cdc_secret")
+    psql(source, "CREATE TABLE t (id int PRIMARY KEY)")
+    flow = {
+        "id": "sec", "name": "sec",
+        "source": {"name": "pg", "type": "postgres", "options": {"dsn": source, "publication_tables": "public.t"}},
+        "destinations": [{"name": "hooks", "type": "http", "options": {
+            "url": "http://127.0.0.1:9/x", "signing_secret": "whsec_c2VjcmV0LXNpZ25pbmcta2V5"}}],
+    }
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(flow))
+    created = admin(broker, "flow", "create", "-f", str(path))[1]
+    assert created["destinations"][0]["options"]["signing_secret"] == "***"
+    # Sent back as shown, the secret is kept: the flow's sink still signs with the real one.
+    created_file = {k: created[k] for k in ("id", "name", "destinations")}
+    created_file["source"] = flow["source"]
+    path.write_text(json.dumps(created_file))
+    admin(broker, "flow", "update", "-f", str(path))
+    helpers.wait_until(lambda: admin(broker, "sink", "list")[1], timeout=30, what="the flow's sink")
+    (sink,) = admin(broker, "sink", "list")[1]
+    assert sink["destination"]["options"]["signing_secret"] == "***"
+    assert sink["state"] == "RUNNING" and "signing_secret" not in sink["last_error"]

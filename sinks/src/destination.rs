@@ -8,6 +8,30 @@ use crate::{Options, Result, Sink, SinkError};
 /// Destination types, as flows and sinks name them.
 pub const DESTINATION_TYPES: &[&str] = &["s3", "http", "kafka", "bufstream"];
 
+/// Option names whose values are secrets: the API shows them as [`HIDDEN`].
+pub const SECRET_OPTIONS: [&str; 4] = ["secret_access_key", "session_token", "signing_secret", "password"];
+
+/// What a secret option's value is shown as.
+pub const HIDDEN: &str = "***";
+
+/// Replaces the values of secret options with [`HIDDEN`].
+pub fn hide_secrets(options: &mut BTreeMap<String, String>) {
+    for (key, value) in options.iter_mut() {
+        if SECRET_OPTIONS.contains(&key.as_str()) {
+            HIDDEN.clone_into(value);
+        }
+    }
+}
+
+/// An update that sends a secret back as the API showed it keeps the stored value.
+pub fn keep_hidden_secrets(options: &mut BTreeMap<String, String>, stored: &BTreeMap<String, String>) {
+    for (key, value) in options.iter_mut() {
+        if SECRET_OPTIONS.contains(&key.as_str()) && value == HIDDEN && let Some(old) = stored.get(key) {
+            value.clone_from(old);
+        }
+    }
+}
+
 /// Where a sink writes: a type and its options (string values, as flows define endpoints).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Destination {

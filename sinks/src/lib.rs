@@ -25,7 +25,7 @@ pub mod kafka;
 #[cfg(feature = "s3")]
 pub mod s3;
 
-pub use destination::{open_sink, Destination, DESTINATION_TYPES};
+pub use destination::{hide_secrets, keep_hidden_secrets, open_sink, Destination, DESTINATION_TYPES, HIDDEN, SECRET_OPTIONS};
 pub use error::{Result, SinkError};
 pub use options::Options;
 pub use record::SinkRecord;

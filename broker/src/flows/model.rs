@@ -156,17 +156,25 @@ impl FlowDef {
         if let Some(dsn) = self.source.options.get_mut("dsn") {
             *dsn = redact(dsn);
         }
+        for d in &mut self.destinations {
+            ductstream_sinks::hide_secrets(&mut d.options);
+        }
         self
     }
 
     /// An update that sends back the DSN as the API showed it (password hidden) keeps the
-    /// stored password.
+    /// stored password; so does a destination's secret option sent back hidden.
     pub fn keep_secrets_of(&mut self, stored: &FlowDef) {
         if let (Some(new), Some(old)) = (self.source.options.get_mut("dsn"), stored.source.options.get("dsn"))
             && *new != *old
             && *new == redact(old)
         {
             new.clone_from(old);
+        }
+        for d in &mut self.destinations {
+            if let Some(old) = stored.destinations.iter().find(|o| o.name == d.name) {
+                ductstream_sinks::keep_hidden_secrets(&mut d.options, &old.options);
+            }
         }
     }
 }
@@ -202,5 +210,16 @@ mod tests {
         let mut changed = def("postgres://u:new@h/db");
         changed.keep_secrets_of(&stored);
         assert_eq!(changed.source.options["dsn"], "postgres://u:new@h/db");
+
+        let hook = |secret: &str| Endpoint {
+            name: "hooks".into(),
+            kind: "http".into(),
+            options: [("url".to_string(), "http://h/x".to_string()), ("signing_secret".to_string(), secret.to_string())].into(),
+        };
+        let stored = FlowDef { destinations: vec![hook("whsec_c2VjcmV0")], ..def("postgres://u:secret@h/db") };
+        assert_eq!(stored.clone().redacted().destinations[0].options["signing_secret"], "***");
+        let mut update = FlowDef { destinations: vec![hook("***")], ..def("postgres://u:***@h/db") };
+        update.keep_secrets_of(&stored);
+        assert_eq!(update.destinations[0].options["signing_secret"], "whsec_c2VjcmV0");
     }
 }

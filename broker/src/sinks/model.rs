@@ -32,9 +32,6 @@ pub struct SinkDef {
     pub updated_ms: i64,
 }
 
-/// Option names whose values are secrets: shown as `***`.
-const SECRET_OPTIONS: [&str; 4] = ["secret_access_key", "session_token", "signing_secret", "password"];
-
 impl SinkDef {
     /// The consumer group the sink commits as.
     pub fn group(&self) -> String {
@@ -72,11 +69,7 @@ impl SinkDef {
 
     /// The sink as the API shows it: secrets hidden.
     pub fn redacted(mut self) -> SinkDef {
-        for (key, value) in self.destination.options.iter_mut() {
-            if SECRET_OPTIONS.contains(&key.as_str()) {
-                *value = "***".into();
-            }
-        }
+        ductstream_sinks::hide_secrets(&mut self.destination.options);
         self
     }
 }
