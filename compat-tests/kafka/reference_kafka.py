@@ -223,7 +223,11 @@ class ReferenceKafka:
         while self.controller_port == self.port:
             self.controller_port = _free_port()
         self._write_config()
-        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        # An id starting with "-" reads as an option to kafka-storage (one run in 64 failed
+        # so); Kafka's own Uuid.randomUuid() avoids them for the same reason.
+        cluster_id = "-"
+        while cluster_id.startswith("-"):
+            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         fmt = subprocess.run(
             self._java("kafka.tools.StorageTool", "format", "-t", cluster_id,
                        "-c", str(self.base / "server.properties"), "--ignore-formatted"),
