@@ -129,6 +129,18 @@ else
     log "franz-go kgo test binary up to date"
 fi
 
+# grpcurl, from the Go module proxy (pinned), for the gRPC API tests.
+GRPCURL_VERSION=v1.9.3
+GRPCURL_BIN="$BIN_DIR/grpcurl"
+if [ ! -x "$GRPCURL_BIN" ] || [ "$(cat "$GRPCURL_BIN.version" 2>/dev/null)" != "$GRPCURL_VERSION" ]; then
+    log "installing grpcurl $GRPCURL_VERSION -> $GRPCURL_BIN"
+    GOBIN="$BIN_DIR" GOMODCACHE="$CACHE/go-mod" GOCACHE="$CACHE/go-build" GOFLAGS=-mod=mod \
+        "$GO_NEW" install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+    echo "$GRPCURL_VERSION" > "$GRPCURL_BIN.version"
+else
+    log "grpcurl up to date"
+fi
+
 # ------------------------------------------- reference Kafka and the Java client tests
 M2="${DUCTSTREAM_M2:-$CACHE/m2}"
 KAFKA_LIBS="$(bash "$HERE/kafka/fetch.sh")"
