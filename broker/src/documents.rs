@@ -94,3 +94,14 @@ pub async fn remove(storage: &dyn Storage, kind: &str, key: &str, missing: impl 
         .await?;
     if found { Ok(()) } else { Err(missing()) }
 }
+
+/// Checks a flow's or sink's id: 1 to `max` letters, digits, '.', '_' or '-' (it names storage
+/// documents, replication slots and consumer groups).
+pub fn check_id(what: &str, id: &str, max: usize) -> Result<()> {
+    let ok = !id.is_empty() && id.len() <= max && id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(BrokerError::InvalidArgument(format!("{what} id {id:?} must be 1 to {max} letters, digits, '.', '_' or '-'")))
+    }
+}

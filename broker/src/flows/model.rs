@@ -64,15 +64,7 @@ impl FlowDef {
 
     /// Checks what can be checked without connecting: ids, endpoint types, options.
     pub fn validate(&self) -> Result<()> {
-        let id_ok = !self.id.is_empty()
-            && self.id.len() <= 100
-            && self.id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if !id_ok {
-            return Err(BrokerError::InvalidArgument(format!(
-                "flow id {:?} must be 1 to 100 letters, digits, '.', '_' or '-'",
-                self.id
-            )));
-        }
+        crate::documents::check_id("flow", &self.id, 100)?;
         if self.source.kind != "postgres" {
             return Err(BrokerError::InvalidArgument(format!(
                 "source type {:?} is not supported: use \"postgres\"",

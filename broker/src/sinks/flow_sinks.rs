@@ -48,11 +48,12 @@ fn destination_options(flow: &FlowDef, d: &crate::flows::Endpoint) -> std::colle
     options
 }
 
-/// Makes the stored flow sinks match the stored flows. Sinks of their own are left alone; a
-/// flow sink keeps its state (a stopped one stays stopped) when its definition changes.
-pub async fn sync(storage: &dyn Storage) -> Result<()> {
+/// Makes the stored flow sinks match the stored flows, given the stored `sinks`; true when it
+/// changed any. Sinks of their own are left alone; a flow sink keeps its state (a stopped one
+/// stays stopped) when its definition changes.
+pub async fn sync(storage: &dyn Storage, sinks: &[SinkDef]) -> Result<bool> {
     let flows = flow_store::list(storage).await?;
-    let sinks = store::list(storage).await?;
+    let mut changed = false;
     let wanted: Vec<SinkDef> = flows.iter().flat_map(wanted).collect();
     let now = now_ms();
     for want in &wanted {
@@ -62,8 +63,9 @@ pub async fn sync(storage: &dyn Storage) -> Result<()> {
             }
             Some(have) if have.destination == want.destination && have.topic_pattern == want.topic_pattern => {}
             Some(have) => {
-                let changed = SinkDef { state: have.state, last_error: have.last_error.clone(), created_ms: have.created_ms, updated_ms: now, ..want.clone() };
-                store::put(storage, &changed).await?;
+                let updated = SinkDef { state: have.state, last_error: have.last_error.clone(), created_ms: have.created_ms, updated_ms: now, ..want.clone() };
+                store::put(storage, &updated).await?;
+                changed = true;
             }
             None => {
                 if let Err(e) = want.validate() {
@@ -71,13 +73,15 @@ pub async fn sync(storage: &dyn Storage) -> Result<()> {
                     continue;
                 }
                 store::put(storage, &SinkDef { created_ms: now, updated_ms: now, ..want.clone() }).await?;
+                changed = true;
                 tracing::info!(sink = %want.id, flow = %want.flow_id, "created the flow's sink");
             }
         }
     }
     for stale in sinks.iter().filter(|s| !s.flow_id.is_empty() && !wanted.iter().any(|w| w.id == s.id)) {
         store::delete(storage, &stale.id).await?;
+        changed = true;
         tracing::info!(sink = %stale.id, flow = %stale.flow_id, "deleted the sink of a removed flow destination");
     }
-    Ok(())
+    Ok(changed)
 }

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
-use ductstream_sinks::runtime::{MemoryBudget, PartitionLag, SinkRunner, SinkStatus, StatusSnapshot, TopicPartition, TopicSelector};
+use ductstream_sinks::runtime::{MemoryBudget, PartitionLag, SinkRunner, SinkStatus, StatusSnapshot, TopicPartition};
 use ductstream_sinks::SinkError;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -79,9 +79,10 @@ impl SinkManager {
     }
 
     pub async fn list(&self) -> Result<Vec<SinkView>> {
+        let topics = self.storage().topics().await?;
         let mut out = Vec::new();
         for def in store::list(self.storage()).await? {
-            out.push(self.view(def).await);
+            out.push(self.view_with(def, &topics).await);
         }
         Ok(out)
     }
@@ -142,7 +143,8 @@ impl SinkManager {
             "latest" => {
                 let source = LogSource::new(self.broker.log.clone());
                 let mut offsets = Vec::new();
-                for topic in self.selected_topics(&def).await? {
+                let selector = def.selector()?;
+                for topic in self.storage().topics().await?.into_iter().filter(|t| selector.selects(&t.name)) {
                     for p in 0..topic.partitions {
                         offsets.push(((topic.name.clone(), p), self.broker.log.offsets(&topic, p).await?.high_watermark));
                     }
@@ -159,8 +161,10 @@ impl SinkManager {
 
     /// Starts, stops and restarts this broker's sinks to match their stored states.
     pub async fn reconcile(&self) -> Result<()> {
-        flow_sinks::sync(self.storage()).await?;
-        let sinks = store::list(self.storage()).await?;
+        let mut sinks = store::list(self.storage()).await?;
+        if flow_sinks::sync(self.storage(), &sinks).await? {
+            sinks = store::list(self.storage()).await?;
+        }
         let mut running = self.running.lock().await;
         running.retain(|_, r| !r.task.is_finished());
         let mut stop = Vec::new();
@@ -243,22 +247,23 @@ impl SinkManager {
         Ok(Running { stop, task, status, updated_ms: def.updated_ms })
     }
 
-    async fn selected_topics(&self, def: &SinkDef) -> Result<Vec<ductstream_storage::Topic>> {
-        let pattern = def.pattern()?;
-        let all = self.storage().topics().await?;
-        Ok(all.into_iter().filter(|t| def.topics.contains(&t.name) || pattern.as_ref().is_some_and(|p| p.is_match(&t.name))).collect())
+    async fn view(&self, def: SinkDef) -> SinkView {
+        let topics = self.storage().topics().await.unwrap_or_default();
+        self.view_with(def, &topics).await
     }
 
-    async fn view(&self, def: SinkDef) -> SinkView {
+    /// The sink's view, its lag taken over those of `topics` it reads.
+    async fn view_with(&self, def: SinkDef, topics: &[ductstream_storage::Topic]) -> SinkView {
         let progress = self.running.lock().await.get(&def.id).map(|r| r.status.snapshot());
         let mut partitions = BTreeMap::new();
         let committed: HashMap<TopicPartition, i64> = match self.storage().committed_offsets(&def.group()).await {
             Ok(offsets) => offsets.into_iter().map(|o| ((o.topic, o.partition), o.offset)).collect(),
             Err(_) => HashMap::new(),
         };
-        for topic in self.selected_topics(&def).await.unwrap_or_default() {
+        let selector = def.selector().unwrap_or_default();
+        for topic in topics.iter().filter(|t| selector.selects(&t.name)) {
             for p in 0..topic.partitions {
-                let Ok(bounds) = self.broker.log.offsets(&topic, p).await else { continue };
+                let Ok(bounds) = self.broker.log.offsets(topic, p).await else { continue };
                 let tp = (topic.name.clone(), p);
                 let done = committed.get(&tp).copied();
                 let lag = PartitionLag { committed: done.unwrap_or(-1), high_watermark: bounds.high_watermark };
@@ -272,8 +277,7 @@ impl SinkManager {
 /// The runner of `def` on `source`.
 pub fn runner(def: &SinkDef, source: Arc<dyn ductstream_sinks::runtime::SinkSource>, budget: MemoryBudget) -> Result<SinkRunner> {
     let (sink, options) = ductstream_sinks::open_sink(&def.destination, &def.id).map_err(|e| BrokerError::InvalidArgument(e.to_string()))?;
-    let topics = TopicSelector { names: def.topics.clone(), pattern: def.pattern()? };
-    Ok(SinkRunner::new(&def.id, &def.group(), topics, sink, options, source, budget))
+    Ok(SinkRunner::new(&def.id, &def.group(), def.selector()?, sink, options, source, budget))
 }
 
 /// Opens the destination once: what it refuses for good is refused at create time.

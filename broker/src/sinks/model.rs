@@ -1,5 +1,6 @@
 //! A sink's stored definition and state.
 
+use ductstream_sinks::runtime::TopicSelector;
 use ductstream_sinks::Destination;
 use serde::{Deserialize, Serialize};
 
@@ -40,31 +41,29 @@ impl SinkDef {
 
     /// Checks what can be checked without connecting (the destination's options included).
     pub fn validate(&self) -> Result<()> {
-        let id_ok = !self.id.is_empty()
-            && self.id.len() <= 200
-            && self.id.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-        if !id_ok {
-            return Err(BrokerError::InvalidArgument(format!("sink id {:?} must be 1 to 200 letters, digits, '.', '_' or '-'", self.id)));
-        }
+        // A flow's sink is named <flow id>.<destination name>: room for both.
+        crate::documents::check_id("sink", &self.id, 200)?;
         if self.topics.is_empty() && self.topic_pattern.is_empty() {
             return Err(BrokerError::InvalidArgument(format!("sink {:?}: name topics or a topic_pattern", self.id)));
         }
         if let Some(bad) = self.topics.iter().find(|t| t.is_empty()) {
             return Err(BrokerError::InvalidArgument(format!("sink {:?}: empty topic name {bad:?}", self.id)));
         }
-        self.pattern()?;
+        self.selector()?;
         ductstream_sinks::open_sink(&self.destination, &self.id).map_err(|e| BrokerError::InvalidArgument(e.to_string()))?;
         Ok(())
     }
 
-    /// The topic pattern, anchored to whole names.
-    pub fn pattern(&self) -> Result<Option<regex::Regex>> {
-        if self.topic_pattern.is_empty() {
-            return Ok(None);
-        }
-        regex::Regex::new(&format!("^(?:{})$", self.topic_pattern))
-            .map(Some)
-            .map_err(|e| BrokerError::InvalidArgument(format!("sink {:?}: topic_pattern: {e}", self.id)))
+    /// The topics the sink reads: its names, and the pattern anchored to whole names.
+    pub fn selector(&self) -> Result<TopicSelector> {
+        let pattern = if self.topic_pattern.is_empty() {
+            None
+        } else {
+            let anchored = regex::Regex::new(&format!("^(?:{})$", self.topic_pattern))
+                .map_err(|e| BrokerError::InvalidArgument(format!("sink {:?}: topic_pattern: {e}", self.id)))?;
+            Some(anchored)
+        };
+        Ok(TopicSelector { names: self.topics.clone(), pattern })
     }
 
     /// The sink as the API shows it: secrets hidden.

@@ -76,6 +76,14 @@ pub struct TopicSelector {
     pub pattern: Option<Regex>,
 }
 
+impl TopicSelector {
+    /// Whether the sink reads `topic`. A pattern never selects a dead-letter topic (`*.dlq`):
+    /// a sink must not read what it dead-letters.
+    pub fn selects(&self, topic: &str) -> bool {
+        self.names.iter().any(|n| n == topic) || self.pattern.as_ref().is_some_and(|p| p.is_match(topic) && !topic.ends_with(".dlq"))
+    }
+}
+
 /// Drives one sink: reads its topics from the committed offsets on, cuts batches, records each
 /// cut, writes it, and commits past it once written.
 pub struct SinkRunner {
@@ -273,9 +281,9 @@ impl SinkRunner {
     /// Adds a cursor for every partition of the selected topics that has none yet.
     async fn refresh(&mut self) -> Result<()> {
         let mut names = self.topics.names.clone();
-        if let Some(pattern) = &self.topics.pattern {
+        if self.topics.pattern.is_some() {
             let all = self.source.topics().await?;
-            names.extend(all.into_iter().filter(|t| pattern.is_match(t) && !t.ends_with(".dlq")));
+            names.extend(all.into_iter().filter(|t| self.topics.selects(t)));
         }
         names.sort();
         names.dedup();
@@ -409,3 +417,18 @@ impl SinkRunner {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pattern_never_selects_a_dead_letter_topic() -> std::result::Result<(), regex::Error> {
+        let selector = TopicSelector { names: vec!["orders".into(), "orders.dlq".into()], pattern: Some(Regex::new(r"^app\..+$")?) };
+        assert!(selector.selects("app.public.users"));
+        assert!(!selector.selects("app.lake.dlq"), "the flow sink's own dead letters");
+        assert!(selector.selects("orders.dlq"), "named explicitly, it is read");
+        assert!(!selector.selects("other"));
+        Ok(())
+    }
+}
