@@ -147,22 +147,14 @@ class SeaweedS3:
             cmd.append(f"-s3.config={config}")
         self.log = open(self.base / "weed.log", "ab")
         self.proc = subprocess.Popen(cmd, stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # `-bucket` creates the buckets after the S3 port answers, so wait until every bucket
+        # is listed (signed with the store's own identity when it has one).
         deadline = time.time() + 60
-        import urllib.error
-        import urllib.request
-
         while time.time() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"weed exited {self.proc.returncode}: {(self.base / 'weed.log').read_text()[-2000:]}")
-            try:
-                with urllib.request.urlopen(f"{self.endpoint}/{self.buckets[0]}", timeout=2) as r:
-                    if r.status == 200:
-                        return self
-            except urllib.error.HTTPError as e:
-                if e.code == 403 and self.credentials:
-                    return self  # up, and refusing anonymous requests
-            except Exception:  # noqa: BLE001 - not up yet
-                pass
+            if self._buckets_exist():
+                return self
             time.sleep(0.3)
         raise RuntimeError("SeaweedFS S3 did not come up in 60 s")
 
@@ -176,11 +168,21 @@ class SeaweedS3:
                 self.proc.wait(5)
         self.proc = None
 
+    def _buckets_exist(self) -> bool:
+        from pyarrow import fs
+
+        try:
+            infos = self.filesystem().get_file_info(self.buckets)
+        except OSError:  # not up yet
+            return False
+        return all(i.type == fs.FileType.Directory for i in infos)
+
     def filesystem(self):
         from pyarrow import fs
 
-        return fs.S3FileSystem(endpoint_override=self.endpoint, scheme="http", access_key="any", secret_key="any",
-                               region="us-east-1", allow_bucket_creation=False)
+        access, secret = self.credentials or ("any", "any")
+        return fs.S3FileSystem(endpoint_override=self.endpoint, scheme="http", access_key=access, secret_key=secret,
+                               region="us-east-1", allow_bucket_creation=False, connect_timeout=2, request_timeout=5)
 
     def objects(self, bucket: str, prefix: str = "") -> list[str]:
         from pyarrow import fs
