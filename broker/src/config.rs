@@ -17,13 +17,14 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_ADVERTISED_LISTENER")]
     pub advertised_listener: Option<String>,
 
-    /// Folder for the sled store.
+    /// Folder of the embedded store.
     #[arg(long, env = "DUCTSTREAM_DATA_DIR", default_value = "./data")]
     pub data_dir: PathBuf,
 
-    /// Storage engine: `sled` (the embedded default), `segment` (append-only segment files, the
-    /// fast embedded engine), `memory` or a `postgres://` URL.
-    #[arg(long, env = "DUCTSTREAM_STORAGE", default_value = "sled")]
+    /// Storage engine: `embedded` (the default: segment files for the log and sled for the
+    /// rest, in --data-dir), `memory` (nothing kept) or a `postgres://` URL (several brokers on
+    /// one database).
+    #[arg(long, env = "DUCTSTREAM_STORAGE", default_value = "embedded")]
     pub storage: String,
 
     /// fsync on every group commit, so acknowledged records survive a power loss (without it

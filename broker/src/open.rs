@@ -5,45 +5,29 @@ use std::sync::Arc;
 
 #[cfg(feature = "postgres")]
 use ductstream_storage::PostgresStorage;
-use ductstream_storage::{MemoryStorage, SegmentStorage, SledStorage, Storage};
+use ductstream_storage::{EmbeddedStorage, MemoryStorage, Storage};
 
 use crate::{BrokerError, Result};
 
-/// Files that show a data folder belongs to an engine, so one engine never opens another's.
-const ENGINE_MARKERS: &[(&str, &str)] = &[("sled", "conf"), ("segment", "lock")];
-
-fn check_data_dir_engine(data_dir: &Path, engine: &str) -> Result<()> {
-    for (other, marker) in ENGINE_MARKERS.iter().filter(|(name, _)| *name != engine) {
-        if data_dir.join(marker).exists() {
-            return Err(BrokerError::Config(format!(
-                "{} holds a {other} store; start with --storage {other}, or use another --data-dir for {engine}",
-                data_dir.display()
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// Opens an embedded engine in `--data-dir`, refusing a folder that holds another engine's store.
-fn open_embedded<S: Storage>(
-    data_dir: &Path,
-    fsync: bool,
-    engine: &str,
-    open: impl FnOnce(&Path, bool) -> ductstream_storage::Result<S>,
-) -> Result<Opened> {
+/// Opens the embedded engine in `--data-dir`; a folder an earlier version wrote (the `sled` or
+/// `segment` engines) is imported on the way.
+fn open_embedded(data_dir: &Path, fsync: bool) -> Result<Opened> {
     std::fs::create_dir_all(data_dir)?;
-    check_data_dir_engine(data_dir, engine)?;
-    let storage = open(data_dir, fsync).map_err(|e| {
-        BrokerError::Config(format!("cannot open the {engine} store in {}: {e}", data_dir.display()))
+    let storage = EmbeddedStorage::open(data_dir, fsync).map_err(|e| {
+        BrokerError::Config(format!("cannot open the embedded store in {}: {e}", data_dir.display()))
     })?;
     Ok(Opened { storage: Arc::new(storage), #[cfg(feature = "postgres")] postgres: None })
 }
 
-/// Opens `--storage`: `sled` or `segment` in `data_dir`, `memory`, or a `postgres://` URL.
+/// Opens `--storage`: `embedded` in `data_dir`, `memory`, or a `postgres://` URL.
 pub async fn open_storage(storage: &str, data_dir: &Path, fsync: bool) -> Result<Opened> {
     match storage {
-        "sled" => open_embedded(data_dir, fsync, "sled", SledStorage::open_with_fsync),
-        "segment" => open_embedded(data_dir, fsync, "segment", SegmentStorage::open),
+        "embedded" => open_embedded(data_dir, fsync),
+        // The two embedded engines of earlier versions, now one; their folders are imported.
+        "sled" | "segment" => {
+            tracing::warn!(storage, "--storage {storage} is now --storage embedded (the default); opening that");
+            open_embedded(data_dir, fsync)
+        }
         "memory" => Ok(Opened { storage: Arc::new(MemoryStorage::new()), #[cfg(feature = "postgres")] postgres: None }),
         #[cfg(feature = "postgres")]
         url if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
@@ -56,7 +40,7 @@ pub async fn open_storage(storage: &str, data_dir: &Path, fsync: bool) -> Result
         url if url.starts_with("postgres://") || url.starts_with("postgresql://") => Err(BrokerError::Config(
             "this build has no Postgres storage: build with the `postgres` feature".into(),
         )),
-        other => Err(BrokerError::Config(format!("unknown storage {other:?}: use sled, segment, memory or a postgres:// URL"))),
+        other => Err(BrokerError::Config(format!("unknown storage {other:?}: use embedded, memory or a postgres:// URL"))),
     }
 }
 

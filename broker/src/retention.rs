@@ -1,6 +1,7 @@
-//! Time retention: every `--log-retention-check-interval-ms`, each broker deletes, in the
+//! Retention: every `--log-retention-check-interval-ms`, each broker deletes, in the
 //! partitions it leads, the records whose batch's largest timestamp is older than the topic's
-//! `retention.ms` (the broker's `--log-retention-ms` by default). Deletion goes through
+//! `retention.ms` (the broker's `--log-retention-ms` by default), and the oldest segments
+//! beyond the topic's `retention.bytes` (where the store tracks sizes). Deletion goes through
 //! DeleteRecords' path, so the log start moves, fetches below it get OFFSET_OUT_OF_RANGE and
 //! other brokers hear of it.
 //!
@@ -12,7 +13,7 @@ use std::sync::Arc;
 use ductstream_storage::Topic;
 
 use crate::clock::now_ms;
-use crate::topic_config::retention_ms;
+use crate::topic_config::{retention_bytes, retention_ms};
 use crate::{Broker, Result};
 
 /// Runs until the broker shuts down.
@@ -31,14 +32,28 @@ pub async fn run(broker: Arc<Broker>) {
 /// One pass over every topic.
 pub async fn enforce(broker: &Broker) -> Result<()> {
     for topic in broker.storage().topics().await? {
-        let Some(retention) = retention_ms(&topic.configs, &broker.config) else { continue };
-        let cutoff = now_ms().saturating_sub(retention);
+        let cutoff = retention_ms(&topic.configs, &broker.config).map(|ms| now_ms().saturating_sub(ms));
+        let max_bytes = retention_bytes(&topic.configs);
         for partition in 0..topic.partitions {
-            if broker.cluster.leads(topic.id, partition) {
+            if !broker.cluster.leads(topic.id, partition) {
+                continue;
+            }
+            if let Some(cutoff) = cutoff {
                 trim(broker, &topic, partition, cutoff).await?;
+            }
+            if let Some(max_bytes) = max_bytes {
+                trim_to_size(broker, &topic, partition, max_bytes).await?;
             }
         }
     }
+    Ok(())
+}
+
+/// Deletes the oldest segments of `partition` beyond `max_bytes`.
+async fn trim_to_size(broker: &Broker, topic: &Topic, partition: i32, max_bytes: u64) -> Result<()> {
+    let Some(cut) = broker.storage().retention_cut_for_bytes(&topic.name, partition, max_bytes).await? else { return Ok(()) };
+    let log_start = broker.log.delete_records(topic, partition, cut).await?;
+    tracing::info!(topic = %topic.name, partition, log_start, "size retention deleted the oldest segments");
     Ok(())
 }
 

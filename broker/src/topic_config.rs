@@ -39,6 +39,7 @@ const fn def(name: &'static str, default: &'static str, kind: ConfigType, doc: &
 pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
 pub const RETENTION_MS: &str = "retention.ms";
+pub const RETENTION_BYTES: &str = "retention.bytes";
 
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
@@ -73,12 +74,12 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("min.compaction.lag.ms", "0", ConfigType::Long, "Stored; not enforced yet."),
     def("min.insync.replicas", "1", ConfigType::Int, "Stored; there is one copy of each partition."),
     def("preallocate", "false", ConfigType::Boolean, "Stored; not applicable."),
-    def("retention.bytes", "-1", ConfigType::Long, "Stored; not enforced yet."),
+    def(RETENTION_BYTES, "-1", ConfigType::Long, "Largest size a partition keeps, in whole segments (enforced by the embedded store; -1 keeps all)."),
     def(RETENTION_MS, "604800000", ConfigType::Long, "Records whose batch's largest timestamp is older are deleted (enforced; -1 keeps them)."),
-    def("segment.bytes", "1073741824", ConfigType::Int, "Stored; not applicable."),
+    def("segment.bytes", "134217728", ConfigType::Int, "Segment files roll at this size (enforced by the embedded store)."),
     def("segment.index.bytes", "10485760", ConfigType::Int, "Stored; not applicable."),
     def("segment.jitter.ms", "0", ConfigType::Long, "Stored; not applicable."),
-    def("segment.ms", "604800000", ConfigType::Long, "Stored; not applicable."),
+    def("segment.ms", "604800000", ConfigType::Long, "Segment files roll after this long (enforced by the embedded store; a restart starts the clock again)."),
     def("unclean.leader.election.enable", "false", ConfigType::Boolean, "Stored; not applicable."),
 ];
 
@@ -130,6 +131,11 @@ pub fn max_message_bytes(configs: &BTreeMap<String, String>, broker: &BrokerConf
 pub fn retention_ms(configs: &BTreeMap<String, String>, broker: &BrokerConfig) -> Option<i64> {
     let ms = configs.get(RETENTION_MS).and_then(|v| v.parse().ok()).unwrap_or(broker.log_retention_ms);
     (ms >= 0).then_some(ms)
+}
+
+/// The topic's `retention.bytes`, when it limits size.
+pub fn retention_bytes(configs: &BTreeMap<String, String>) -> Option<u64> {
+    configs.get(RETENTION_BYTES).and_then(|v| v.parse::<i64>().ok()).filter(|b| *b >= 0).map(|b| b as u64)
 }
 
 /// True when the topic wants batches stamped with the broker's append time.

@@ -232,7 +232,7 @@ async fn bad_sources_fail_with_a_message_that_says_what_to_fix() {
 
 fn worker(data: &std::path::Path, args: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_ductstream-worker"))
-        .args(["--storage", "sled", "--data-dir"])
+        .args(["--storage", "embedded", "--data-dir"])
         .arg(data)
         .args(args)
         .output()

@@ -18,13 +18,8 @@ fn init_producer(client: &mut Client, version: i16) -> (i64, i16) {
 }
 
 #[test]
-fn retries_get_their_offsets_back_and_gaps_are_refused_on_sled() {
-    retries_get_their_offsets_back_and_gaps_are_refused(&["--storage", "sled"]);
-}
-
-#[test]
-fn retries_get_their_offsets_back_and_gaps_are_refused_on_segments() {
-    retries_get_their_offsets_back_and_gaps_are_refused(&["--storage", "segment"]);
+fn retries_get_their_offsets_back_and_gaps_are_refused_on_the_embedded_store() {
+    retries_get_their_offsets_back_and_gaps_are_refused(&["--storage", "embedded"]);
 }
 
 fn retries_get_their_offsets_back_and_gaps_are_refused(engine: &[&str]) {

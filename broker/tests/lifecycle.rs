@@ -90,16 +90,23 @@ fn the_memory_engine_serves_too() {
 }
 
 #[test]
-fn one_engine_never_opens_anothers_data_dir() {
+fn the_earlier_engine_names_open_the_embedded_store() {
     let dir = tempfile::tempdir().expect("tempdir");
     let data = dir.path().join("data");
+    {
+        let broker = Broker::start(&data, &["--storage", "sled"]);
+        let mut client = broker.client();
+        create_topic(&mut client, "named", 1, &[]);
+        assert_eq!(produce_one(&mut client, "named", 0, make_batch(2, 0, None)), (0, 0));
+    }
     let broker = Broker::start(&data, &["--storage", "segment"]);
-    drop(broker);
+    let mut client = broker.client();
+    assert_eq!(common::requests::fetch_now(&mut client, "named", 0, 0).1, 2, "the same store, both names");
     let output = Command::new(env!("CARGO_BIN_EXE_ductstream"))
-        .args(["--kafka-listen", "127.0.0.1:0", "--storage", "sled", "--data-dir"])
-        .arg(&data)
+        .args(["--kafka-listen", "127.0.0.1:0", "--storage", "rocks", "--data-dir"])
+        .arg(dir.path().join("other"))
         .output()
         .expect("run");
     assert!(!output.status.success());
-    assert!(String::from_utf8_lossy(&output.stderr).contains("holds a segment store"));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("use embedded, memory or a postgres:// URL"));
 }

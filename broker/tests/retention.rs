@@ -1,7 +1,8 @@
 #![allow(clippy::expect_used)] // tests: a failed expectation is the report
 
-//! Time retention against the real binary: records whose batch's largest timestamp is older
-//! than the topic's `retention.ms` are deleted from the front of the log; `-1` keeps them.
+//! Retention against the real binary: records whose batch's largest timestamp is older
+//! than the topic's `retention.ms` are deleted from the front of the log (`-1` keeps them),
+//! and whole segments beyond `retention.bytes`.
 
 mod common;
 
@@ -59,4 +60,23 @@ fn the_broker_default_applies_to_topics_without_their_own() {
         std::thread::sleep(Duration::from_millis(50));
     }
     assert_eq!(log_start(&mut client, "defaulted", 2), 2, "everything was older than --log-retention-ms");
+}
+
+#[test]
+fn retention_bytes_deletes_the_oldest_whole_segments() {
+    let (_dir, broker) = temp_broker(&["--log-retention-check-interval-ms", "100"]);
+    let mut client = broker.client();
+    // 116-byte batches, two to a 250-byte segment: five segments, the last one active.
+    create_topic(&mut client, "sized", 1, &[("segment.bytes", "250"), ("retention.bytes", "300")]);
+    for i in 0..10 {
+        assert_eq!(produce_one(&mut client, "sized", 0, make_batch(5, now_ms(), None)), (0, i * 5));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while log_start(&mut client, "sized", 50) != 40 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(log_start(&mut client, "sized", 50), 40, "whole segments go until at most 300 bytes stay");
+    let (code, high_watermark, records) = fetch_now(&mut client, "sized", 0, 40);
+    assert_eq!((code, high_watermark), (0, 50));
+    assert!(!records.is_empty());
 }

@@ -184,7 +184,7 @@ async fn the_worker_runs_a_stopped_sink_until_caught_up() {
     drop(broker);
 
     let output = Command::new(env!("CARGO_BIN_EXE_ductstream-worker"))
-        .args(["--storage", "sled", "--data-dir"])
+        .args(["--storage", "embedded", "--data-dir"])
         .arg(&data)
         .args(["--sink-id", "orders-hook", "--max-empty-reads", "2"])
         .output()

@@ -4,33 +4,29 @@
 //! never the Kafka wire. Record batches are kept as the bytes the producer sent, with only the
 //! base offset rewritten, so a fetch hands stored bytes back unchanged.
 //!
-//! Engines: [`MemoryStorage`] (tests, ephemeral brokers), [`SledStorage`] (the embedded
-//! default), [`SegmentStorage`] (an append-only segment log, like Kafka's) and, with the
-//! `postgres` feature, `PostgresStorage` (several brokers on one database). Every engine
+//! Engines: [`MemoryStorage`] (tests, ephemeral brokers), [`EmbeddedStorage`] (the default:
+//! segment files for the log, sled for the rest) and, with the `postgres` feature,
+//! `PostgresStorage` (several brokers on one database). Every engine
 //! passes the same conformance suite in [`testsuite`].
 
 mod batch;
+mod embedded;
 mod error;
 mod groups;
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
-mod segment;
-#[cfg(feature = "sled")]
-mod sled_engine;
 mod storage;
 pub mod testsuite;
 mod types;
 
 pub use batch::{Batch, BatchError, Compression, RECORD_BATCH_OVERHEAD};
+pub use embedded::EmbeddedStorage;
 pub use error::{Result, StorageError};
 pub use groups::{CommittedOffset, GroupState, MemberState};
 pub use memory::MemoryStorage;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStorage;
-pub use segment::SegmentStorage;
-#[cfg(feature = "sled")]
-pub use sled_engine::SledStorage;
 pub use storage::{DocumentUpdate, Storage};
 pub use types::{
     AppendOutcome, BrokerInfo, PartitionOffsets, PartitionWrite, ProducerBatch, ProducerState, Topic, TopicSpec,

@@ -98,6 +98,15 @@ pub trait Storage: Send + Sync + 'static {
     /// new log start offset. `offset` may not exceed the high watermark.
     async fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> Result<i64>;
 
+    /// Where size retention would cut the log so that at most `max_bytes` of batches stay: the
+    /// new log start, or `None` when nothing needs to go. The embedded engine counts whole
+    /// segments and never the active one, as Kafka's `retention.bytes` does; engines that do
+    /// not track sizes answer `None` (they do not enforce `retention.bytes`).
+    async fn retention_cut_for_bytes(&self, topic: &str, partition: i32, max_bytes: u64) -> Result<Option<i64>> {
+        let _ = (topic, partition, max_bytes);
+        Ok(None)
+    }
+
     /// The idempotent producers this partition remembers.
     async fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerState>>;
 

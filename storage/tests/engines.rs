@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use ductstream_storage::{
-    testsuite, Batch, MemoryStorage, ProducerBatch, ProducerState, SegmentStorage, SledStorage, Storage, TopicSpec,
+    testsuite, Batch, EmbeddedStorage, MemoryStorage, ProducerBatch, ProducerState, Storage, TopicSpec,
 };
 
 #[tokio::test]
@@ -14,76 +14,16 @@ async fn memory_engine_passes_the_suite() {
 }
 
 #[tokio::test]
-async fn sled_engine_passes_the_suite() {
+async fn embedded_engine_passes_the_suite() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let storage = SledStorage::open(dir.path()).expect("open");
+    let storage = EmbeddedStorage::open(dir.path(), false).expect("open");
     testsuite::run_all(&storage).await;
 }
 
 #[tokio::test]
-async fn sled_with_fsync_passes_the_suite() {
+async fn embedded_with_fsync_passes_the_suite() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let storage = SledStorage::open_with_fsync(dir.path(), true).expect("open");
-    testsuite::run_all(&storage).await;
-}
-
-#[tokio::test]
-async fn sled_keeps_everything_across_reopen() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let first_id;
-    {
-        let s = SledStorage::open(dir.path()).expect("open");
-        s.create_topic(TopicSpec { name: "kept".into(), partitions: 2, configs: Default::default() })
-            .await
-            .expect("create");
-        for ts in [10, 5, 20] {
-            let batch = Batch::parse(testsuite::make_batch(3, ts, None)).expect("valid");
-            s.append("kept", 1, batch, None).await.expect("append");
-        }
-        s.delete_records("kept", 1, 4).await.expect("trim");
-        first_id = s.next_producer_id().await.expect("id");
-        save_group_and_offsets(&s).await;
-        s.sync().await.expect("sync");
-    }
-    let s = reopen(dir.path()).await;
-    group_and_offsets_are_back(&s).await;
-    let topic = s.topic("kept").await.expect("topic").expect("still there");
-    assert_eq!(topic.partitions, 2);
-    let offsets = s.offsets("kept", 1).await.expect("offsets");
-    assert_eq!((offsets.log_start, offsets.high_watermark), (4, 9));
-    let next = s.append("kept", 1, Batch::parse(testsuite::make_batch(1, 1, None)).expect("valid"), None).await.expect("append");
-    assert_eq!(next.base_offset, 9, "offsets continue after a reopen");
-    let max = s.batch_with_max_timestamp("kept", 1).await.expect("max").map(|b| b.base_offset());
-    assert_eq!(max, Some(6));
-    assert!(s.next_producer_id().await.expect("id") > first_id, "producer ids never repeat across restarts");
-}
-
-/// sled releases its file lock from a background thread after the last handle drops, so a
-/// reopen in the same process may briefly find the lock still held.
-async fn reopen(path: &std::path::Path) -> SledStorage {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
-    loop {
-        match SledStorage::open(path) {
-            Ok(s) => return s,
-            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("could not acquire lock") => {
-                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-            }
-            Err(e) => panic!("reopen: {e}"),
-        }
-    }
-}
-
-#[tokio::test]
-async fn segment_engine_passes_the_suite() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let storage = SegmentStorage::open(dir.path(), false).expect("open");
-    testsuite::run_all(&storage).await;
-}
-
-#[tokio::test]
-async fn segment_with_fsync_passes_the_suite() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let storage = SegmentStorage::open(dir.path(), true).expect("open");
+    let storage = EmbeddedStorage::open(dir.path(), true).expect("open");
     testsuite::run_all(&storage).await;
 }
 
@@ -93,12 +33,12 @@ fn segment_batch(count: i32, ts: i64, producer: Option<(i64, i16, i32)>) -> Batc
 }
 
 #[tokio::test]
-async fn segment_keeps_everything_across_reopen() {
+async fn embedded_keeps_everything_across_reopen() {
     let dir = tempfile::tempdir().expect("tempdir");
     let first_id;
     let mut state = ProducerState { producer_id: 5, epoch: 1, batches: Vec::new() };
     {
-        let s = SegmentStorage::open(dir.path(), true).expect("open");
+        let s = EmbeddedStorage::open(dir.path(), true).expect("open");
         s.create_topic(TopicSpec { name: "kept".into(), partitions: 2, configs: Default::default() })
             .await
             .expect("create");
@@ -113,7 +53,7 @@ async fn segment_keeps_everything_across_reopen() {
         save_group_and_offsets(&s).await;
         s.sync().await.expect("sync");
     }
-    let s = SegmentStorage::open(dir.path(), true).expect("reopen");
+    let s = EmbeddedStorage::open(dir.path(), true).expect("reopen");
     group_and_offsets_are_back(&s).await;
     let topic = s.topic("kept").await.expect("topic").expect("still there");
     assert_eq!(topic.partitions, 2);
@@ -136,18 +76,18 @@ fn only_segment(root: &Path) -> PathBuf {
     let dirs: Vec<PathBuf> = std::fs::read_dir(root)
         .expect("read data dir")
         .map(|e| e.expect("entry").path())
-        .filter(|p| p.is_dir())
+        .filter(|p| p.is_dir() && p.file_name().is_some_and(|n| n != "catalog"))
         .collect();
     assert_eq!(dirs.len(), 1, "one partition folder");
     dirs[0].join("00000000000000000000.log")
 }
 
 #[tokio::test]
-async fn segment_recovers_from_a_torn_tail() {
+async fn embedded_recovers_from_a_torn_tail() {
     for tear in ["cut the last batch in half", "append garbage"] {
         let dir = tempfile::tempdir().expect("tempdir");
         let sizes: Vec<u64> = {
-            let s = SegmentStorage::open(dir.path(), false).expect("open");
+            let s = EmbeddedStorage::open(dir.path(), false).expect("open");
             s.create_topic(TopicSpec { name: "torn".into(), partitions: 1, configs: Default::default() })
                 .await
                 .expect("create");
@@ -173,7 +113,7 @@ async fn segment_recovers_from_a_torn_tail() {
             5
         };
 
-        let s = SegmentStorage::open(dir.path(), false).expect("reopen after a torn write");
+        let s = EmbeddedStorage::open(dir.path(), false).expect("reopen after a torn write");
         let offsets = s.offsets("torn", 0).await.expect("offsets");
         assert_eq!(offsets.high_watermark, expected_end, "{tear}");
         let read = s.read("torn", 0, 0, 1 << 20).await.expect("read");
@@ -182,7 +122,7 @@ async fn segment_recovers_from_a_torn_tail() {
         assert_eq!(next.base_offset, expected_end, "{tear}");
         drop(s);
 
-        let s = SegmentStorage::open(dir.path(), false).expect("reopen again");
+        let s = EmbeddedStorage::open(dir.path(), false).expect("reopen again");
         let read = s.read("torn", 0, 0, 1 << 20).await.expect("read");
         assert_eq!(read.last().map(Batch::base_offset), Some(expected_end), "{tear}: the append after recovery reads back");
     }

@@ -39,8 +39,8 @@ struct Args {
     /// With --sink-id: memory for records read and not yet written.
     #[arg(long, default_value_t = 256 << 20)]
     sink_memory_bytes: usize,
-    /// The broker's store: a postgres:// URL, or sled/segment in --data-dir.
-    #[arg(long, env = "DUCTSTREAM_STORAGE", default_value = "sled")]
+    /// The broker's store: a postgres:// URL, or `embedded` in --data-dir.
+    #[arg(long, env = "DUCTSTREAM_STORAGE", default_value = "embedded")]
     storage: String,
     #[arg(long, env = "DUCTSTREAM_DATA_DIR", default_value = "./data")]
     data_dir: std::path::PathBuf,

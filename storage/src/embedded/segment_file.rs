@@ -13,12 +13,46 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use bytes::Bytes;
 
 use super::files::io_error;
-use crate::{Batch, Result, RECORD_BATCH_OVERHEAD};
+use crate::{Batch, Result, StorageError, RECORD_BATCH_OVERHEAD};
 
 const SUFFIX: &str = ".log";
 
 /// Bytes before the batch length field ends: base offset (8) + batch length (4).
 const LENGTH_PREFIX: usize = 12;
+
+/// What the index needs of a stored batch, read from its header alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct BatchHeader {
+    pub base_offset: i64,
+    pub last_offset: i64,
+    pub max_timestamp: i64,
+    /// The whole batch, header included.
+    pub len: u32,
+}
+
+impl BatchHeader {
+    pub fn of(batch: &Batch) -> BatchHeader {
+        BatchHeader {
+            base_offset: batch.base_offset(),
+            last_offset: batch.last_offset(),
+            max_timestamp: batch.max_timestamp(),
+            len: batch.len() as u32,
+        }
+    }
+
+    /// Reads the fields from the first [`RECORD_BATCH_OVERHEAD`] bytes of a stored batch.
+    fn parse(bytes: &[u8; RECORD_BATCH_OVERHEAD]) -> BatchHeader {
+        let i64_at = |at: usize| i64::from_be_bytes(bytes[at..at + 8].try_into().unwrap_or([0; 8]));
+        let i32_at = |at: usize| i32::from_be_bytes(bytes[at..at + 4].try_into().unwrap_or([0; 4]));
+        let base_offset = i64_at(0);
+        BatchHeader {
+            base_offset,
+            last_offset: base_offset + i64::from(i32_at(23)),
+            max_timestamp: i64_at(35),
+            len: (i64::from(i32_at(8)) + LENGTH_PREFIX as i64).clamp(0, i64::from(u32::MAX)) as u32,
+        }
+    }
+}
 
 pub(super) struct SegmentFile {
     path: PathBuf,
@@ -67,6 +101,11 @@ impl SegmentFile {
         &self.path
     }
 
+    /// The file's length in bytes.
+    pub fn len(&self) -> Result<u64> {
+        Ok(self.file.metadata().map_err(io_error(&self.path))?.len())
+    }
+
     pub fn write_at(&self, bytes: &[u8], position: u64) -> Result<()> {
         self.file.write_all_at(bytes, position).map_err(io_error(&self.path))
     }
@@ -75,6 +114,37 @@ impl SegmentFile {
         let mut buf = vec![0; len];
         self.file.read_exact_at(&mut buf, position).map_err(io_error(&self.path))?;
         Ok(Bytes::from(buf))
+    }
+
+    /// The header of the batch at `position`, which must lie within the first `end` bytes.
+    pub fn header_at(&self, position: u64, end: u64) -> Result<BatchHeader> {
+        let mut bytes = [0u8; RECORD_BATCH_OVERHEAD];
+        if position + RECORD_BATCH_OVERHEAD as u64 > end {
+            return Err(self.corrupt(position, "a batch header runs past the end of the data"));
+        }
+        self.file.read_exact_at(&mut bytes, position).map_err(io_error(&self.path))?;
+        let header = BatchHeader::parse(&bytes);
+        if (header.len as usize) < RECORD_BATCH_OVERHEAD || position + u64::from(header.len) > end {
+            return Err(self.corrupt(position, &format!("a batch of {} bytes runs past the end of the data", header.len)));
+        }
+        Ok(header)
+    }
+
+    /// Walks batch headers from `position` (a batch boundary) up to `end`, until `stop` says so;
+    /// returns the position and header of the batch it stopped at, if any.
+    pub fn walk(&self, mut position: u64, end: u64, mut stop: impl FnMut(&BatchHeader) -> bool) -> Result<Option<(u64, BatchHeader)>> {
+        while position < end {
+            let header = self.header_at(position, end)?;
+            if stop(&header) {
+                return Ok(Some((position, header)));
+            }
+            position += u64::from(header.len);
+        }
+        Ok(None)
+    }
+
+    pub fn corrupt(&self, position: u64, what: &str) -> StorageError {
+        StorageError::Corrupt(format!("{} at {position}: {what}", self.path.display()))
     }
 
     /// Cuts the file to `len` bytes and makes the new length durable.

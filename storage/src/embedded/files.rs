@@ -1,7 +1,7 @@
-//! Small file helpers: error mapping, atomic replacement of metadata files, directory fsync.
+//! Small file helpers: error mapping, replacement through a rename, directory fsync.
 
 use std::fs::File;
-use std::io::{ErrorKind, Write};
+use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 
 use crate::{Result, StorageError};
@@ -9,19 +9,6 @@ use crate::{Result, StorageError};
 /// Wraps an I/O error with the path it happened on, so a log line says which file failed.
 pub(super) fn io_error(path: &Path) -> impl FnOnce(std::io::Error) -> StorageError + '_ {
     move |source| StorageError::Io { path: path.display().to_string(), source }
-}
-
-/// Replaces `path` with `bytes` so that a crash or power loss leaves either the old or the new
-/// content, never a mix or an empty file: write a temporary file, fsync it, rename it over,
-/// fsync the directory so the rename itself is durable.
-pub(super) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = tmp_path(path);
-    let mut file = File::create(&tmp).map_err(io_error(&tmp))?;
-    file.write_all(bytes).map_err(io_error(&tmp))?;
-    file.sync_all().map_err(io_error(&tmp))?;
-    drop(file);
-    std::fs::rename(&tmp, path).map_err(io_error(path))?;
-    sync_dir(parent(path))
 }
 
 /// Replaces `path` with `bytes` through a temporary file and a rename, without fsync: a crash
@@ -41,7 +28,7 @@ pub(super) fn read_optional(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// Reads a file holding one decimal integer (as `write_atomically` wrote it).
+/// Reads a file holding one decimal integer (as earlier versions wrote `log-start`).
 pub(super) fn read_i64(path: &Path) -> Result<Option<i64>> {
     let Some(bytes) = read_optional(path)? else { return Ok(None) };
     let text = String::from_utf8_lossy(&bytes);
@@ -62,10 +49,6 @@ fn tmp_path(path: &Path) -> PathBuf {
     path.with_file_name(name)
 }
 
-fn parent(path: &Path) -> &Path {
-    path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -75,8 +58,8 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("value");
         assert_eq!(read_i64(&path).expect("read"), None);
-        write_atomically(&path, b"41").expect("write");
-        write_atomically(&path, b"42").expect("rewrite");
+        write_replacing(&path, b"41").expect("write");
+        write_replacing(&path, b"42").expect("rewrite");
         assert_eq!(read_i64(&path).expect("read"), Some(42));
         assert!(!dir.path().join("value.tmp").exists());
     }

@@ -1,24 +1,20 @@
 //! Idempotent producer state: rebuilt from the batch headers on open, so it is exactly as
 //! durable as the batches it describes.
 //!
-//! Rebuilding alone would forget producers whose batches DeleteRecords removed, and such a
-//! producer's next batch would then be refused as out of order after a restart. So before
-//! segment files are deleted, the state is saved to `producers.json` together with the offset
-//! it covers; on open, that snapshot is the starting point and only later batches are
-//! replayed.
+//! Replaying every batch would make opening as slow as the log is long, and would forget
+//! producers whose batches DeleteRecords removed (their next batch would then be refused as out
+//! of order after a restart). So the state is saved to the catalog with the offset it covers
+//! when a segment is sealed and before segment files are deleted; on open, that snapshot is
+//! the starting point and only later batches are replayed.
 
 use std::collections::HashMap;
-use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::files;
-use crate::{Batch, ProducerBatch, ProducerState, Result, StorageError};
-
-const FILE: &str = "producers.json";
+use crate::{Batch, ProducerBatch, ProducerState};
 
 /// The producers of a partition after every batch below `offset`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(super) struct Snapshot {
     pub offset: i64,
     pub producers: Vec<ProducerState>,
@@ -54,19 +50,6 @@ pub(super) fn apply(producers: &mut HashMap<i64, ProducerState>, batch: &Batch) 
     }
 }
 
-pub(super) fn load_snapshot(dir: &Path) -> Result<Option<Snapshot>> {
-    let path = dir.join(FILE);
-    let Some(bytes) = files::read_optional(&path)? else { return Ok(None) };
-    serde_json::from_slice(&bytes)
-        .map(Some)
-        .map_err(|e| StorageError::Corrupt(format!("{}: {e}", path.display())))
-}
-
-pub(super) fn save_snapshot(dir: &Path, snapshot: &Snapshot) -> Result<()> {
-    let bytes = serde_json::to_vec(snapshot).map_err(|e| StorageError::Engine(format!("cannot encode producers: {e}")))?;
-    files::write_atomically(&dir.join(FILE), &bytes)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -96,18 +79,5 @@ mod tests {
         let plain = Batch::parse(make_batch(1, 0, None)).expect("valid");
         apply(&mut producers, &plain);
         assert_eq!(producers.len(), 1);
-    }
-
-    #[test]
-    fn snapshot_round_trips() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        assert!(load_snapshot(dir.path()).expect("none").is_none());
-        let mut producers = HashMap::new();
-        apply(&mut producers, &batch(0, 0, 0, 1));
-        let snapshot = Snapshot { offset: 1, producers: producers.values().cloned().collect() };
-        save_snapshot(dir.path(), &snapshot).expect("save");
-        let loaded = load_snapshot(dir.path()).expect("load").expect("present");
-        assert_eq!(loaded.offset, 1);
-        assert_eq!(loaded.into_map(), producers);
     }
 }

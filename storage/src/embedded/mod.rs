@@ -1,30 +1,33 @@
-//! An append-only segment log, laid out like Kafka's: the fast persistent engine.
+//! The embedded default engine: record batches in append-only segment files, laid out like
+//! Kafka's, and everything else in a sled database (the [`catalog`]).
 //!
 //! Layout under the data directory:
-//! - `topics.json`: every topic (id, name, partitions, configs), replaced atomically;
-//! - `producer-ids`: the end of the last reserved block of producer ids;
+//! - `catalog/`: the sled database: topics, log start offsets, producer snapshots, groups,
+//!   committed offsets, documents and producer ids;
 //! - `lock`: held (`flock`) while a process has the store open;
 //! - `<topic id>-<partition>/`: one folder per partition, holding segment files named by their
-//!   base offset (`00000000000000000000.log`), each the stored batches back to back; plus
-//!   `log-start` once DeleteRecords moved the log start, and `producers.json` once
-//!   DeleteRecords deleted segment files (see [`producers`]).
+//!   base offset (`00000000000000000000.log`), each the stored batches back to back, and the
+//!   sparse index of each sealed segment (`00000000000000000000.index`).
 //!
 //! An append is one positioned `write()` into the page cache: it survives a kill of the
 //! process as soon as it returns. Power-loss durability is what `fsync` adds: `sync` then
 //! fsyncs every file written since the last `sync`, which makes it the group commit point.
-//! The index of batches, the time index and the producers live in memory and are rebuilt
-//! from the segments on open (see [`recovery`]).
+//! Catalog writes the trait promises durable (commits, groups, documents, topic changes) are
+//! flushed before they return, and fsynced too with `fsync`.
+//!
+//! Segments suit the log: each batch is written once, where a B-tree rewrites whole pages.
+//! sled suits the small state: a document update is one tree write, where a file per
+//! document would be a rename.
 
+mod catalog;
 mod dirty;
-mod documents;
 mod files;
-mod groups;
-mod ids;
-mod manifest;
+mod import;
 mod partition;
 mod producers;
 mod recovery;
 mod segment_file;
+mod segment_index;
 #[cfg(test)]
 mod tests;
 
@@ -36,12 +39,10 @@ use std::sync::{Arc, Mutex, RwLock};
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use self::catalog::Catalog;
 use self::dirty::DirtySet;
-use self::documents::DocumentStore;
 use self::files::io_error;
-use self::groups::GroupStore;
-use self::ids::ProducerIds;
-use self::partition::Partition;
+use self::partition::{Partition, RollPolicy};
 use crate::{
     AppendOutcome, Batch, CommittedOffset, DocumentUpdate, GroupState, PartitionOffsets, ProducerState, Result, Storage, StorageError,
     Topic, TopicSpec,
@@ -49,27 +50,26 @@ use crate::{
 
 const LOCK_FILE: &str = "lock";
 
-/// The segment log engine. Cheap to share: all state sits behind one `Arc`.
-pub struct SegmentStorage {
+/// The embedded engine. Cheap to share: all state sits behind one `Arc`.
+pub struct EmbeddedStorage {
     engine: Arc<Engine>,
 }
 
 /// What every partition needs from the engine.
 struct Shared {
     fsync: bool,
+    /// `segment.bytes` for topics that do not set it.
     segment_bytes: u64,
     dirty: DirtySet,
+    catalog: Catalog,
 }
 
 struct Engine {
     dir: PathBuf,
     shared: Arc<Shared>,
     topics: RwLock<BTreeMap<String, OpenTopic>>,
-    /// Serialises topic changes, each of which rewrites `topics.json`.
+    /// Serialises topic changes.
     admin: Mutex<()>,
-    ids: Mutex<ProducerIds>,
-    groups: Mutex<GroupStore>,
-    documents: DocumentStore,
     /// Serialises syncs: a sync must not return while an earlier one is still fsyncing writes
     /// it covers. Holds the error of a failed fsync: after one, the kernel may have dropped the
     /// unwritten pages and a retry could wrongly succeed, so every later sync fails too.
@@ -83,44 +83,44 @@ struct OpenTopic {
     partitions: Vec<Arc<Partition>>,
 }
 
-impl SegmentStorage {
-    /// A new segment is started once the active one would grow past this.
+impl EmbeddedStorage {
+    /// A new segment is started once the active one would grow past this, unless the topic
+    /// sets `segment.bytes`.
     pub const DEFAULT_SEGMENT_BYTES: u64 = 128 << 20;
 
-    /// Opens (or creates) the store under `dir`, recovering every partition. With `fsync`,
-    /// `sync` makes writes survive a power loss; without, they survive a crash of the process.
-    pub fn open(dir: &Path, fsync: bool) -> Result<SegmentStorage> {
+    /// Opens (or creates) the store under `dir`, recovering every partition; a folder an
+    /// earlier version wrote is imported first (see [`import`]). With `fsync`, `sync` makes
+    /// writes survive a power loss; without, they survive a crash of the process.
+    pub fn open(dir: &Path, fsync: bool) -> Result<EmbeddedStorage> {
         Self::open_with_segment_bytes(dir, fsync, Self::DEFAULT_SEGMENT_BYTES)
     }
 
-    /// [`SegmentStorage::open`] with another segment size (tests use small ones to roll often).
-    pub fn open_with_segment_bytes(dir: &Path, fsync: bool, segment_bytes: u64) -> Result<SegmentStorage> {
+    /// [`EmbeddedStorage::open`] with another default segment size (tests use small ones).
+    pub fn open_with_segment_bytes(dir: &Path, fsync: bool, segment_bytes: u64) -> Result<EmbeddedStorage> {
         std::fs::create_dir_all(dir).map_err(io_error(dir))?;
         let lock = lock_dir(dir)?;
-        let shared = Arc::new(Shared { fsync, segment_bytes: segment_bytes.max(1), dirty: DirtySet::default() });
-        let stored = manifest::load(dir)?;
+        let catalog = Catalog::open(dir, fsync)?;
+        import::earlier_layouts(dir, &catalog)?;
+        let shared = Arc::new(Shared { fsync, segment_bytes: segment_bytes.max(1), dirty: DirtySet::default(), catalog });
+        let stored = shared.catalog.topics()?;
         remove_stale_partitions(dir, &stored)?;
         let mut topics = BTreeMap::new();
         for topic in stored {
-            let partitions = (0..topic.partitions)
-                .map(|p| recovery::open_partition(&partition_dir(dir, topic.id, p), shared.clone()).map(Arc::new))
-                .collect::<Result<Vec<_>>>()?;
+            let partitions = open_partitions(dir, &topic, 0..topic.partitions, &shared)?;
             topics.insert(topic.name.clone(), OpenTopic { topic, partitions });
         }
-        // Partition folders that were missing have just been created.
+        // Partition folders that were missing have just been created; snapshots were saved.
         files::sync_dir(dir)?;
+        shared.catalog.flush()?;
         let engine = Engine {
             dir: dir.to_owned(),
-            ids: Mutex::new(ProducerIds::load(dir)?),
             shared,
             topics: RwLock::new(topics),
             admin: Mutex::new(()),
-            groups: Mutex::new(GroupStore::load(dir)?),
-            documents: DocumentStore::new(dir, fsync),
             sync_failure: tokio::sync::Mutex::new(None),
             _lock: lock,
         };
-        Ok(SegmentStorage { engine: Arc::new(engine) })
+        Ok(EmbeddedStorage { engine: Arc::new(engine) })
     }
 
     /// Runs `f` on a blocking thread: for work that fsyncs, which can take milliseconds.
@@ -128,8 +128,15 @@ impl SegmentStorage {
         let engine = self.engine.clone();
         tokio::task::spawn_blocking(move || f(&engine))
             .await
-            .map_err(|e| StorageError::Engine(format!("segment engine task failed: {e}")))?
+            .map_err(|e| StorageError::Engine(format!("embedded engine task failed: {e}")))?
     }
+}
+
+fn open_partitions(dir: &Path, topic: &Topic, range: std::ops::Range<i32>, shared: &Arc<Shared>) -> Result<Vec<Arc<Partition>>> {
+    let roll = RollPolicy::of(&topic.configs, shared.segment_bytes);
+    range
+        .map(|p| recovery::open_partition(&partition_dir(dir, topic.id, p), topic.id, p, roll, shared.clone()).map(Arc::new))
+        .collect()
 }
 
 fn lock_dir(dir: &Path) -> Result<File> {
@@ -174,14 +181,10 @@ fn parse_partition_dir(name: &str) -> Option<(Uuid, i32)> {
 }
 
 fn poisoned() -> StorageError {
-    StorageError::Engine("segment engine lock poisoned by a panic".into())
+    StorageError::Engine("embedded engine lock poisoned by a panic".into())
 }
 
 impl Engine {
-    fn groups(&self) -> Result<std::sync::MutexGuard<'_, GroupStore>> {
-        self.groups.lock().map_err(|_| poisoned())
-    }
-
     fn topics(&self) -> Result<std::sync::RwLockReadGuard<'_, BTreeMap<String, OpenTopic>>> {
         self.topics.read().map_err(|_| poisoned())
     }
@@ -204,21 +207,17 @@ impl Engine {
         self.topics()?.get(name).map(|t| t.topic.clone()).ok_or_else(|| StorageError::UnknownTopic(name.to_owned()))
     }
 
-    /// Writes `topics.json` as the current topics with `name` replaced by `replacement`
-    /// (or removed when `None`). Callers hold `admin`.
-    fn save_manifest(&self, name: &str, replacement: Option<&Topic>) -> Result<()> {
-        let topics = self.topics()?;
-        let others = topics.values().map(|t| &t.topic).filter(|t| t.name != name);
-        manifest::save(&self.dir, others.chain(replacement))
-    }
-
     /// Creates (or reopens, after an earlier failed attempt) the folders of new partitions.
-    fn open_partitions(&self, topic: Uuid, range: std::ops::Range<i32>) -> Result<Vec<Arc<Partition>>> {
-        let partitions = range
-            .map(|p| recovery::open_partition(&partition_dir(&self.dir, topic, p), self.shared.clone()).map(Arc::new))
-            .collect::<Result<Vec<_>>>()?;
+    fn open_partitions(&self, topic: &Topic, range: std::ops::Range<i32>) -> Result<Vec<Arc<Partition>>> {
+        let partitions = open_partitions(&self.dir, topic, range, &self.shared)?;
         files::sync_dir(&self.dir)?;
         Ok(partitions)
+    }
+
+    /// Stores a topic's new description durably. Callers hold `admin`.
+    fn save_topic(&self, topic: &Topic) -> Result<()> {
+        self.shared.catalog.save_topic(topic)?;
+        self.shared.catalog.flush()
     }
 
     fn create_topic(&self, spec: TopicSpec) -> Result<Topic> {
@@ -230,18 +229,19 @@ impl Engine {
             return Err(StorageError::TopicExists(spec.name));
         }
         let topic = Topic { id: Uuid::new_v4(), name: spec.name, partitions: spec.partitions, configs: spec.configs };
-        let partitions = self.open_partitions(topic.id, 0..topic.partitions)?;
-        self.save_manifest(&topic.name, Some(&topic))?;
+        let partitions = self.open_partitions(&topic, 0..topic.partitions)?;
+        self.save_topic(&topic)?;
         self.topics_mut()?.insert(topic.name.clone(), OpenTopic { topic: topic.clone(), partitions });
         Ok(topic)
     }
 
     fn delete_topic(&self, name: &str) -> Result<Topic> {
         let _admin = self.admin.lock().map_err(|_| poisoned())?;
-        self.topic(name)?;
-        // The manifest first: once it is replaced the topic is gone, whatever happens next;
+        let topic = self.topic(name)?;
+        // The catalog first: once the topic is gone from it, it is gone whatever happens next;
         // folders left behind by a crash are removed on the next open.
-        self.save_manifest(name, None)?;
+        self.shared.catalog.remove_topic(&topic)?;
+        self.shared.catalog.flush()?;
         let Some(open) = self.topics_mut()?.remove(name) else {
             return Err(StorageError::UnknownTopic(name.to_owned()));
         };
@@ -265,9 +265,9 @@ impl Engine {
                 topic.partitions
             )));
         }
-        let added = self.open_partitions(topic.id, topic.partitions..count)?;
+        let added = self.open_partitions(&topic, topic.partitions..count)?;
         topic.partitions = count;
-        self.save_manifest(name, Some(&topic))?;
+        self.save_topic(&topic)?;
         let mut topics = self.topics_mut()?;
         let open = topics.get_mut(name).ok_or_else(|| StorageError::UnknownTopic(name.to_owned()))?;
         open.partitions.extend(added);
@@ -279,18 +279,22 @@ impl Engine {
         let _admin = self.admin.lock().map_err(|_| poisoned())?;
         let mut topic = self.topic(name)?;
         topic.configs = configs;
-        self.save_manifest(name, Some(&topic))?;
+        self.save_topic(&topic)?;
+        let roll = RollPolicy::of(&topic.configs, self.shared.segment_bytes);
         let mut topics = self.topics_mut()?;
         let open = topics.get_mut(name).ok_or_else(|| StorageError::UnknownTopic(name.to_owned()))?;
+        for partition in &open.partitions {
+            partition.set_roll_policy(roll)?;
+        }
         open.topic = topic.clone();
         Ok(topic)
     }
 }
 
 #[async_trait]
-impl Storage for SegmentStorage {
+impl Storage for EmbeddedStorage {
     fn engine(&self) -> &'static str {
-        "segment"
+        "embedded"
     }
 
     async fn create_topic(&self, spec: TopicSpec) -> Result<Topic> {
@@ -346,56 +350,61 @@ impl Storage for SegmentStorage {
         self.blocking(move |_| p.delete_records(offset)).await
     }
 
+    async fn retention_cut_for_bytes(&self, topic: &str, partition: i32, max_bytes: u64) -> Result<Option<i64>> {
+        self.engine.partition(topic, partition)?.retention_cut_for_bytes(max_bytes)
+    }
+
     async fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerState>> {
         self.engine.partition(topic, partition)?.producers()
     }
 
     async fn save_group(&self, group: GroupState) -> Result<()> {
-        self.blocking(move |e| e.groups()?.save_group(group)).await
+        self.engine.shared.catalog.save_group(&group)?;
+        self.engine.shared.catalog.flush_async().await
     }
 
     async fn load_groups(&self) -> Result<Vec<GroupState>> {
-        Ok(self.engine.groups()?.groups())
+        self.engine.shared.catalog.groups()
     }
 
     async fn delete_group(&self, group_id: &str) -> Result<()> {
-        let group_id = group_id.to_owned();
-        self.blocking(move |e| e.groups()?.delete_group(&group_id)).await
+        self.engine.shared.catalog.delete_group(group_id)?;
+        self.engine.shared.catalog.flush_async().await
     }
 
     async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {
-        let group_id = group_id.to_owned();
-        self.blocking(move |e| e.groups()?.commit(&group_id, offsets)).await
+        self.engine.shared.catalog.commit(group_id, &offsets)?;
+        self.engine.shared.catalog.flush_async().await
     }
 
     async fn committed_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
-        Ok(self.engine.groups()?.committed(group_id))
+        self.engine.shared.catalog.committed(group_id)
     }
 
     async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
-        let (group_id, partitions) = (group_id.to_owned(), partitions.to_vec());
-        self.blocking(move |e| e.groups()?.delete_offsets(&group_id, &partitions)).await
+        self.engine.shared.catalog.delete_offsets(group_id, partitions)?;
+        self.engine.shared.catalog.flush_async().await
     }
 
     async fn groups_with_offsets(&self) -> Result<Vec<String>> {
-        Ok(self.engine.groups()?.groups_with_offsets())
+        self.engine.shared.catalog.groups_with_offsets()
     }
 
     async fn next_producer_id(&self) -> Result<i64> {
-        // Every thousandth id writes and fsyncs the next block's end.
-        self.blocking(|e| e.ids.lock().map_err(|_| poisoned())?.next()).await
+        // Every thousandth id flushes the next block's end.
+        self.blocking(|e| e.shared.catalog.next_producer_id()).await
     }
 
     async fn document(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        self.engine.documents.get(kind, key)
+        self.engine.shared.catalog.document(kind, key)
     }
 
     async fn documents(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
-        self.engine.documents.list(kind)
+        self.engine.shared.catalog.documents(kind)
     }
 
     async fn update_document(&self, kind: &str, key: &str, update: &mut DocumentUpdate<'_>) -> Result<Option<Vec<u8>>> {
-        self.engine.documents.update(kind, key, update).await
+        self.engine.shared.catalog.update_document(kind, key, update).await
     }
 
     async fn sync(&self) -> Result<()> {

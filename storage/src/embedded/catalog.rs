@@ -1,0 +1,358 @@
+//! The catalog: everything but the record batches, in one sled database under `catalog/`.
+//!
+//! Trees:
+//! - `topics`: topic name → topic (JSON);
+//! - `partitions`: `l` or `s`, topic id, partition (big-endian) → the log start offset, or the
+//!   latest producer snapshot (JSON; see [`super::producers`]);
+//! - `groups`: group id → membership (JSON);
+//! - `offsets`: group id, NUL, topic, NUL, partition (big-endian) → committed offset (JSON);
+//! - `documents`: kind, NUL, key → the document's bytes;
+//! - `meta`: the end of the last reserved block of producer ids, and the catalog's version.
+//!
+//! Group and topic names and document kinds cannot contain NUL, so each group's offsets and
+//! each kind's documents form one key prefix. Writes the `Storage` trait promises durable
+//! (commits, groups, documents, topic changes) return after [`Catalog::flush`].
+
+use std::path::Path;
+
+use serde::{de::DeserializeOwned, Serialize};
+use uuid::Uuid;
+
+use super::producers::Snapshot;
+use crate::{CommittedOffset, GroupState, Result, StorageError, Topic};
+
+/// The folder of the sled database, under the data directory.
+pub(super) const FOLDER: &str = "catalog";
+
+const VERSION_KEY: &[u8] = b"version";
+const VERSION: u64 = 1;
+const PRODUCER_IDS_KEY: &[u8] = b"producer-ids-reserved";
+/// Producer ids are reserved this many at a time: one durable write per block.
+const PRODUCER_ID_BLOCK: i64 = 1000;
+
+pub(super) struct Catalog {
+    db: sled::Db,
+    topics: sled::Tree,
+    partitions: sled::Tree,
+    groups: sled::Tree,
+    offsets: sled::Tree,
+    documents: sled::Tree,
+    meta: sled::Tree,
+    /// sled's log file, fsynced after each flush when the engine fsyncs: sled's own flush uses
+    /// `sync_file_range`, which neither flushes the drive's cache nor the file's metadata.
+    fsync_file: Option<std::fs::File>,
+    /// Held from the read to the write of a document update.
+    documents_lock: tokio::sync::Mutex<()>,
+    producer_ids: std::sync::Mutex<ProducerIds>,
+}
+
+/// The ids this run may hand out: `next` up to `reserved_end`, which is durable.
+struct ProducerIds {
+    next: i64,
+    reserved_end: i64,
+}
+
+impl Catalog {
+    pub(super) fn open(data_dir: &Path, fsync: bool) -> Result<Catalog> {
+        let dir = data_dir.join(FOLDER);
+        let db = open_db(&dir)?;
+        let meta = db.open_tree("meta")?;
+        match meta.get(VERSION_KEY)? {
+            None => {
+                meta.insert(VERSION_KEY, &VERSION.to_be_bytes())?;
+            }
+            Some(v) if v.as_ref() == VERSION.to_be_bytes() => {}
+            Some(v) => {
+                return Err(StorageError::Corrupt(format!(
+                    "{} holds catalog version {:?}; this build reads version {VERSION}",
+                    dir.display(),
+                    v.as_ref()
+                )))
+            }
+        }
+        let reserved = match meta.get(PRODUCER_IDS_KEY)? {
+            Some(v) => i64_from(&v, "the producer id reservation")?,
+            None => 0,
+        };
+        let fsync_file = if fsync {
+            let log = dir.join("db");
+            Some(std::fs::File::open(&log).map_err(|e| StorageError::Io { path: log.display().to_string(), source: e })?)
+        } else {
+            None
+        };
+        Ok(Catalog {
+            topics: db.open_tree("topics")?,
+            partitions: db.open_tree("partitions")?,
+            groups: db.open_tree("groups")?,
+            offsets: db.open_tree("offsets")?,
+            documents: db.open_tree("documents")?,
+            meta,
+            db,
+            fsync_file,
+            documents_lock: tokio::sync::Mutex::new(()),
+            producer_ids: std::sync::Mutex::new(ProducerIds { next: reserved, reserved_end: reserved }),
+        })
+    }
+
+    /// Makes every write so far durable: against a kill of the process, and with fsync
+    /// against a power loss. Blocking: call it off the async runtime.
+    pub(super) fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        if let Some(file) = &self.fsync_file {
+            file.sync_data().map_err(|e| StorageError::Engine(format!("fsync of the catalog: {e}")))?;
+        }
+        Ok(())
+    }
+
+    /// [`Catalog::flush`] from async code: sled's own flush there, the fsync on a worker.
+    pub(super) async fn flush_async(&self) -> Result<()> {
+        self.db.flush_async().await?;
+        if let Some(file) = &self.fsync_file {
+            let file = file.try_clone().map_err(|e| StorageError::Engine(format!("fsync of the catalog: {e}")))?;
+            tokio::task::spawn_blocking(move || file.sync_data())
+                .await
+                .map_err(|e| StorageError::Engine(format!("fsync task: {e}")))?
+                .map_err(|e| StorageError::Engine(format!("fsync of the catalog: {e}")))?;
+        }
+        Ok(())
+    }
+
+    // -- topics and partitions ----------------------------------------------------------------
+
+    pub(super) fn topics(&self) -> Result<Vec<Topic>> {
+        self.topics.iter().map(|entry| decode(&entry?.1, "a topic")).collect()
+    }
+
+    pub(super) fn save_topic(&self, topic: &Topic) -> Result<()> {
+        self.topics.insert(topic.name.as_bytes(), encode(topic)?)?;
+        Ok(())
+    }
+
+    /// Forgets a topic and what its partitions kept here.
+    pub(super) fn remove_topic(&self, topic: &Topic) -> Result<()> {
+        self.topics.remove(topic.name.as_bytes())?;
+        let mut doomed = sled::Batch::default();
+        for kind in [LOG_START, SNAPSHOT] {
+            let mut prefix = vec![kind];
+            prefix.extend_from_slice(topic.id.as_bytes());
+            for entry in self.partitions.scan_prefix(prefix) {
+                doomed.remove(entry?.0);
+            }
+        }
+        self.partitions.apply_batch(doomed)?;
+        Ok(())
+    }
+
+    pub(super) fn log_start(&self, topic: Uuid, partition: i32) -> Result<Option<i64>> {
+        self.partitions.get(partition_key(LOG_START, topic, partition))?.map(|v| i64_from(&v, "a log start")).transpose()
+    }
+
+    pub(super) fn producer_snapshot(&self, topic: Uuid, partition: i32) -> Result<Option<Snapshot>> {
+        self.partitions.get(partition_key(SNAPSHOT, topic, partition))?.map(|v| decode(&v, "a producer snapshot")).transpose()
+    }
+
+    /// Saves a producer snapshot, not yet durable: a lost snapshot only means a longer replay.
+    pub(super) fn save_producer_snapshot(&self, topic: Uuid, partition: i32, snapshot: &Snapshot) -> Result<()> {
+        self.partitions.insert(partition_key(SNAPSHOT, topic, partition), encode(snapshot)?)?;
+        Ok(())
+    }
+
+    /// Moves the log start and, with it, the producer snapshot that stands in for the batches
+    /// about to be deleted, in one atomic write. Not yet durable: flush before deleting files.
+    pub(super) fn save_log_start(&self, topic: Uuid, partition: i32, log_start: i64, snapshot: Option<&Snapshot>) -> Result<()> {
+        let mut write = sled::Batch::default();
+        write.insert(partition_key(LOG_START, topic, partition).to_vec(), log_start.to_be_bytes().to_vec());
+        if let Some(snapshot) = snapshot {
+            write.insert(partition_key(SNAPSHOT, topic, partition).to_vec(), encode(snapshot)?);
+        }
+        self.partitions.apply_batch(write)?;
+        Ok(())
+    }
+
+    // -- groups and committed offsets ---------------------------------------------------------
+
+    pub(super) fn save_group(&self, group: &GroupState) -> Result<()> {
+        self.groups.insert(group.group_id.as_bytes(), encode(group)?)?;
+        Ok(())
+    }
+
+    pub(super) fn groups(&self) -> Result<Vec<GroupState>> {
+        self.groups.iter().map(|entry| decode(&entry?.1, "a group")).collect()
+    }
+
+    pub(super) fn delete_group(&self, group_id: &str) -> Result<()> {
+        self.groups.remove(group_id.as_bytes())?;
+        let mut doomed = sled::Batch::default();
+        for entry in self.offsets.scan_prefix(group_prefix(group_id)) {
+            doomed.remove(entry?.0);
+        }
+        self.offsets.apply_batch(doomed)?;
+        Ok(())
+    }
+
+    pub(super) fn commit(&self, group_id: &str, offsets: &[CommittedOffset]) -> Result<()> {
+        let mut write = sled::Batch::default();
+        for offset in offsets {
+            write.insert(offset_key(group_id, &offset.topic, offset.partition), encode(offset)?);
+        }
+        self.offsets.apply_batch(write)?;
+        Ok(())
+    }
+
+    pub(super) fn committed(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
+        self.offsets.scan_prefix(group_prefix(group_id)).map(|entry| decode(&entry?.1, "a committed offset")).collect()
+    }
+
+    pub(super) fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
+        let mut doomed = sled::Batch::default();
+        for (topic, partition) in partitions {
+            doomed.remove(offset_key(group_id, topic, *partition));
+        }
+        self.offsets.apply_batch(doomed)?;
+        Ok(())
+    }
+
+    pub(super) fn groups_with_offsets(&self) -> Result<Vec<String>> {
+        let mut groups: Vec<String> = Vec::new();
+        for entry in self.offsets.iter() {
+            let (key, _) = entry?;
+            let end = key.iter().position(|b| *b == 0).unwrap_or(key.len());
+            let group = String::from_utf8_lossy(&key[..end]).into_owned();
+            if groups.last() != Some(&group) {
+                groups.push(group);
+            }
+        }
+        Ok(groups)
+    }
+
+    // -- producer ids -------------------------------------------------------------------------
+
+    /// The next producer id; every thousandth call reserves a block durably first.
+    pub(super) fn next_producer_id(&self) -> Result<i64> {
+        let mut ids = self.producer_ids.lock().map_err(|_| StorageError::Engine("producer id lock poisoned by a panic".into()))?;
+        if ids.next >= ids.reserved_end {
+            let end = ids.next.checked_add(PRODUCER_ID_BLOCK).ok_or_else(|| StorageError::Engine("producer ids exhausted".into()))?;
+            self.meta.insert(PRODUCER_IDS_KEY, &end.to_be_bytes())?;
+            self.flush()?;
+            ids.reserved_end = end;
+        }
+        let id = ids.next;
+        ids.next += 1;
+        Ok(id)
+    }
+
+    /// Makes sure ids below `floor` are never handed out (ids an imported store used).
+    pub(super) fn reserve_producer_ids_below(&self, floor: i64) -> Result<()> {
+        let mut ids = self.producer_ids.lock().map_err(|_| StorageError::Engine("producer id lock poisoned by a panic".into()))?;
+        if ids.reserved_end < floor {
+            self.meta.insert(PRODUCER_IDS_KEY, &floor.to_be_bytes())?;
+            *ids = ProducerIds { next: floor, reserved_end: floor };
+        }
+        Ok(())
+    }
+
+    // -- documents ----------------------------------------------------------------------------
+
+    pub(super) fn document(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.documents.get(document_key(kind, key))?.map(|v| v.to_vec()))
+    }
+
+    pub(super) fn documents(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
+        let prefix = document_key(kind, "");
+        self.documents
+            .scan_prefix(&prefix)
+            .map(|entry| {
+                let (k, v) = entry?;
+                let key = String::from_utf8(k[prefix.len()..].to_vec())
+                    .map_err(|_| StorageError::Corrupt("a document key is not UTF-8".into()))?;
+                Ok((key, v.to_vec()))
+            })
+            .collect()
+    }
+
+    /// Writes a document without the update protocol: for imports.
+    pub(super) fn put_document(&self, kind: &str, key: &str, bytes: &[u8]) -> Result<()> {
+        self.documents.insert(document_key(kind, key), bytes)?;
+        Ok(())
+    }
+
+    pub(super) async fn update_document(
+        &self,
+        kind: &str,
+        key: &str,
+        update: &mut crate::DocumentUpdate<'_>,
+    ) -> Result<Option<Vec<u8>>> {
+        let _held = self.documents_lock.lock().await;
+        let id = document_key(kind, key);
+        let current = self.documents.get(&id)?;
+        let next = update(current.as_deref())?;
+        match &next {
+            Some(bytes) => self.documents.insert(id, bytes.as_slice())?,
+            None => self.documents.remove(id)?,
+        };
+        self.flush_async().await?;
+        Ok(next)
+    }
+}
+
+/// Opens the sled database. sled releases its lock from a background thread after the last
+/// handle of an earlier open in this process drops, so a reopen (tests do it) waits briefly.
+fn open_db(dir: &Path) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match sled::Config::new().path(dir).mode(sled::Mode::HighThroughput).open() {
+            Ok(db) => return Ok(db),
+            Err(e) if std::time::Instant::now() < deadline && e.to_string().contains("could not acquire lock") => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => return Err(StorageError::Engine(format!("cannot open the catalog in {}: {e}", dir.display()))),
+        }
+    }
+}
+
+const LOG_START: u8 = b'l';
+const SNAPSHOT: u8 = b's';
+
+fn partition_key(kind: u8, topic: Uuid, partition: i32) -> [u8; 21] {
+    let mut key = [0u8; 21];
+    key[0] = kind;
+    key[1..17].copy_from_slice(topic.as_bytes());
+    key[17..].copy_from_slice(&partition.to_be_bytes());
+    key
+}
+
+fn group_prefix(group_id: &str) -> Vec<u8> {
+    let mut key = group_id.as_bytes().to_vec();
+    key.push(0);
+    key
+}
+
+fn offset_key(group_id: &str, topic: &str, partition: i32) -> Vec<u8> {
+    let mut key = group_prefix(group_id);
+    key.extend_from_slice(topic.as_bytes());
+    key.push(0);
+    key.extend_from_slice(&partition.to_be_bytes());
+    key
+}
+
+/// `kind \0 key`: kinds hold no NUL, so one kind's keys form one prefix.
+fn document_key(kind: &str, key: &str) -> Vec<u8> {
+    let mut id = Vec::with_capacity(kind.len() + 1 + key.len());
+    id.extend_from_slice(kind.as_bytes());
+    id.push(0);
+    id.extend_from_slice(key.as_bytes());
+    id
+}
+
+fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| StorageError::Engine(format!("cannot encode a catalog entry: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StorageError::Corrupt(format!("{what} in the catalog: {e}")))
+}
+
+fn i64_from(bytes: &[u8], what: &str) -> Result<i64> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| StorageError::Corrupt(format!("{what} in the catalog is not 8 bytes")))?;
+    Ok(i64::from_be_bytes(array))
+}
