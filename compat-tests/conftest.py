@@ -9,7 +9,7 @@ Environment:
   DUCTSTREAM_BIN              broker binary (default
                               $HOME/.cache/ductstream/target/debug/ductstream)
   DUCTSTREAM_COMPAT_STORAGES  storage engines for the parametrized
-                              `any_broker` fixture (default "sled,memory,postgres")
+                              `any_broker` fixture (default "embedded,memory,postgres")
   DUCTSTREAM_COMPAT_LOG       RUST_LOG for the broker (default "info")
   DUCTSTREAM_COMPAT_PG_BINDIR folder with initdb/pg_ctl/createdb (default: PATH,
                               then /usr/lib/postgresql/*/bin, newest first)
@@ -76,7 +76,7 @@ def broker_snapshot(tmp_path_factory) -> Path:
 
 
 def storages() -> list[str]:
-    raw = os.environ.get("DUCTSTREAM_COMPAT_STORAGES", "sled,memory,postgres")
+    raw = os.environ.get("DUCTSTREAM_COMPAT_STORAGES", "embedded,memory,postgres")
     return [s.strip() for s in raw.split(",") if s.strip()]
 
 
@@ -455,8 +455,8 @@ def _finish_broker(b: Broker):
 
 @pytest.fixture
 def broker(request, tmp_path_factory):
-    """A sled-backed broker; yields the Broker (use `.bootstrap`)."""
-    b = _make_broker(request, tmp_path_factory, "sled")
+    """A broker on the embedded store; yields the Broker (use `.bootstrap`)."""
+    b = _make_broker(request, tmp_path_factory, "embedded")
     yield b
     _finish_broker(b)
 
@@ -478,8 +478,8 @@ def any_broker(request, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def module_broker(request, tmp_path_factory):
-    """A sled broker shared by one test module (for drivers that run once)."""
-    b = _make_broker(request, tmp_path_factory, "sled")
+    """An embedded-store broker shared by one test module (for drivers that run once)."""
+    b = _make_broker(request, tmp_path_factory, "embedded")
     yield b
     _finish_broker(b)
 
@@ -491,7 +491,7 @@ def broker_factory(request, tmp_path_factory):
     (several brokers on one database: give each its own '--node-id')."""
     made = []
 
-    def make(*extra_args, storage="sled", storage_url=None):
+    def make(*extra_args, storage="embedded", storage_url=None):
         b = _make_broker(request, tmp_path_factory, storage, extra_args, storage_url)
         made.append(b)
         return b
@@ -531,11 +531,11 @@ def require_group_support(binary: Path):
 def group_broker_factory(request, tmp_path_factory):
     """Start brokers for consumer-group tests: the short initial rebalance delay
     plus any extra flags, e.g. group_broker_factory('--num-partitions', '3',
-    storage='segment')."""
+    storage='postgres')."""
     require_group_support(broker_snapshot(tmp_path_factory))
     made = []
 
-    def make(*extra_args, storage="sled", storage_url=None):
+    def make(*extra_args, storage="embedded", storage_url=None):
         b = _make_broker(request, tmp_path_factory, storage, [*group_args(), *extra_args], storage_url)
         made.append(b)
         return b
@@ -547,7 +547,7 @@ def group_broker_factory(request, tmp_path_factory):
 
 @pytest.fixture
 def group_broker(group_broker_factory):
-    """A sled broker with the short group rebalance delay."""
+    """An embedded-store broker with the short group rebalance delay."""
     return group_broker_factory()
 
 

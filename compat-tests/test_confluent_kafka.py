@@ -657,7 +657,7 @@ def test_ck_delete_topic_under_parked_fetch(broker, topic):
 
 
 def test_ck_idempotent_producer_survives_broker_restart(broker, topic):
-    """An idempotent producer keeps producing across a broker restart (sled,
+    """An idempotent producer keeps producing across a broker restart (embedded store,
     same port): nothing lost, nothing duplicated, offsets contiguous."""
     bs = broker.bootstrap
     reports = []

@@ -44,7 +44,7 @@ KAFKA_VARIES: set[tuple[str, str]] = {("kip848_member_errors", "join again with 
 @pytest.fixture(scope="module")
 def ds(request, tmp_path_factory):
     require_group_support(broker_snapshot(tmp_path_factory))
-    b = _make_broker(request, tmp_path_factory, "sled", group_args())
+    b = _make_broker(request, tmp_path_factory, "embedded", group_args())
     yield b
     _finish_broker(b)
 

@@ -65,7 +65,7 @@ def targets() -> list[str]:
 def kgo_target(request, tmp_path_factory):
     if request.param == "ductstream":
         require_group_support(broker_snapshot(tmp_path_factory))
-        b = _make_broker(request, tmp_path_factory, "sled",
+        b = _make_broker(request, tmp_path_factory, "embedded",
                          [*group_args(), "--group-consumer-heartbeat-interval-ms", "1000"])
         yield b.bootstrap
         _finish_broker(b)

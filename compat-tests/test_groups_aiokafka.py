@@ -132,7 +132,7 @@ async def test_aiokafka_group_assignor(group_broker, topic, strategy):
             await m.stop()
 
 
-@pytest.mark.parametrize("storage", ["sled", "segment", "postgres"])
+@pytest.mark.parametrize("storage", ["embedded", "postgres"])
 async def test_aiokafka_group_resume_from_commit(group_broker_factory, topic, storage):
     br = group_broker_factory(storage=storage)
     create_topics(br.bootstrap, {topic: 2})

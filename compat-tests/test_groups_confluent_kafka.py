@@ -314,7 +314,7 @@ def test_ck_group_static_membership_rejoin(group_broker, topic, restarted):
 
 
 # ---------------------------------------------------------------------------- 5
-@pytest.mark.parametrize("storage", ["sled", "segment", "postgres"])
+@pytest.mark.parametrize("storage", ["embedded", "postgres"])
 def test_ck_group_commits_survive_restart(group_broker_factory, topic, storage):
     br = group_broker_factory(storage=storage)
     create_topics(br.bootstrap, {topic: 3})

@@ -224,7 +224,7 @@ def test_kp_group_static_member_rejoin(group_broker, topic, restarted):
 
 
 # ---------------------------------------------------------------------------- 5
-@pytest.mark.parametrize("storage", ["sled", "segment", "postgres"])
+@pytest.mark.parametrize("storage", ["embedded", "postgres"])
 def test_kp_group_commit_metadata_survives_restart(group_broker_factory, topic, storage):
     br = group_broker_factory(storage=storage)
     create_topics(br.bootstrap, {topic: 2})

@@ -21,7 +21,7 @@ def group_module_broker(request, tmp_path_factory):
     import conftest
 
     conftest.require_group_support(conftest.broker_snapshot(tmp_path_factory))
-    b = conftest._make_broker(request, tmp_path_factory, "sled", conftest.group_args())
+    b = conftest._make_broker(request, tmp_path_factory, "embedded", conftest.group_args())
     yield b
     conftest._finish_broker(b)
 

@@ -56,7 +56,7 @@ def test_raw_commit_to_unknown_group(group_broker, raw, topic):
     assert raw.offset_fetch(group, topic, [0])[0][(topic, 0)][0] == 3
 
 
-@pytest.mark.parametrize("storage", ["sled", "postgres"])
+@pytest.mark.parametrize("storage", ["embedded", "postgres"])
 def test_raw_commit_metadata_with_nul(group_broker_factory, topic, storage):
     """Kafka's commit metadata is a protocol STRING: U+0000 is valid in it, and
     confluent-kafka-python sends one in every metadata it commits (it sets

@@ -8,8 +8,8 @@ test or client problem; one failing on DuctStream alone is a DuctStream defect, 
 DUCTSTREAM_XFAIL with its reason (and in FINDINGS.md) until fixed.
 
 Environment: DUCTSTREAM_M2 (Maven repository cache, default ~/.cache/ductstream/m2),
-DUCTSTREAM_COMPAT_JAVA_TARGETS (default "ductstream,kafka"; "ductstream" is the sled engine,
-"ductstream-segment", "ductstream-memory", "ductstream-postgres" the others).
+DUCTSTREAM_COMPAT_JAVA_TARGETS (default "ductstream,kafka"; "ductstream" is the embedded
+store, "ductstream-memory" and "ductstream-postgres" the others).
 """
 
 from __future__ import annotations
@@ -130,8 +130,8 @@ def java_run(request, tmp_path_factory):
     target = request.param
     reports = tmp_path_factory.mktemp(f"java-reports-{target}")
     if target == "ductstream" or target.startswith("ductstream-"):
-        # "ductstream" runs on sled; "ductstream-segment", "ductstream-postgres", ... on that engine
-        storage = target.partition("-")[2] or "sled"
+        # "ductstream" runs on the embedded store; "ductstream-postgres", ... on that engine
+        storage = target.partition("-")[2] or "embedded"
         require_group_support(broker_snapshot(tmp_path_factory))
         broker = _make_broker(request, tmp_path_factory, storage,
                               [*group_args(), "--group-consumer-heartbeat-interval-ms", "1000"])

@@ -1,7 +1,7 @@
 """kafka-python (3.x, pure Python) against DuctStream: admin create/delete/
 describe configs/alter/partitions/delete_records, produce with keys, headers
 and timestamps in all compressions, consume by assignment with seeks, offset
-look-ups, and persistence across a broker restart (sled)."""
+look-ups, and persistence across a broker restart (embedded store)."""
 
 from __future__ import annotations
 
@@ -185,7 +185,7 @@ def test_kp_delete_records_and_cluster(broker, topic):
         c.close()
 
 
-def test_kp_sled_persistence_across_restart(broker, topic):
+def test_kp_persistence_across_restart(broker, topic):
     bs = broker.bootstrap
     n = 20
     base_ts = helpers.now_ms() - 5000
@@ -459,7 +459,7 @@ def test_kp_pinned_api_version(broker, topic, api_version):
         c.close()
 
 
-def test_kp_sled_restart_keeps_metadata(broker, topic):
+def test_kp_restart_keeps_metadata(broker, topic):
     """Topic configs, partition counts and log start offsets survive a restart."""
     bs = broker.bootstrap
     a = KafkaAdminClient(bootstrap_servers=bs)

@@ -39,16 +39,16 @@ def events(path: Path) -> list[dict]:
 
 
 @pytest.fixture
-def sled_broker(request, tmp_path_factory):
+def embedded_broker(request, tmp_path_factory):
     require_group_support(broker_snapshot(tmp_path_factory))
-    b = _make_broker(request, tmp_path_factory, "sled", group_args())
+    b = _make_broker(request, tmp_path_factory, "embedded", group_args())
     yield b
     _finish_broker(b)
 
 
 @pytest.mark.timeout(300)
-def test_verifiable_producer_consumer_across_kill_9(sled_broker, tmp_path):
-    b = sled_broker
+def test_verifiable_producer_consumer_across_kill_9(embedded_broker, tmp_path):
+    b = embedded_broker
     topic = helpers.unique_topic("verifiable").replace("_", "-")
     created = ref.run_tool("org.apache.kafka.tools.TopicCommand", "--bootstrap-server", b.bootstrap,
                            "--create", "--topic", topic, "--partitions", "2")

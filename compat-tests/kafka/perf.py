@@ -8,7 +8,7 @@ Prints one table with each figure and DuctStream's ratio to Kafka, plus each bro
 at idle (before a warm-up run) and its peak under load.
 
     python3 compat-tests/kafka/perf.py --ductstream target/release/ductstream \\
-        [--storage sled|segment|memory] [--records 300000] [--e2e-records 2000]
+        [--storage embedded|memory] [--records 300000] [--e2e-records 2000]
 
 Not part of the test suite: a measurement to run by hand on a quiet machine (a release
 build of the broker; the 2-core machines here give noisy numbers).
@@ -143,7 +143,7 @@ def run_kafka(base: Path, records: int, e2e: int) -> dict[str, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--ductstream", required=True, type=Path, help="broker binary (a release build)")
-    ap.add_argument("--storage", default="sled")
+    ap.add_argument("--storage", default="embedded")
     ap.add_argument("--records", type=int, default=300_000)
     ap.add_argument("--e2e-records", type=int, default=2_000)
     args = ap.parse_args()
