@@ -11,13 +11,16 @@
 //!
 //! Group and topic names and document kinds cannot contain NUL, so each group's offsets and
 //! each kind's documents form one key prefix. Writes the `Storage` trait promises durable
-//! (commits, groups, documents, topic changes) return after [`Catalog::flush`].
+//! (commits, groups, documents, topic changes, log starts) go through the [`Journal`]; callers
+//! then wait for [`Catalog::durable`]. Producer snapshots are written to sled alone: losing
+//! one only makes the next open replay more.
 
 use std::path::Path;
 
 use serde::{de::DeserializeOwned, Serialize};
 use uuid::Uuid;
 
+use super::journal::{Journal, Write};
 use super::producers::Snapshot;
 use crate::{CommittedOffset, GroupState, Result, StorageError, Topic};
 
@@ -30,14 +33,19 @@ const PRODUCER_IDS_KEY: &[u8] = b"producer-ids-reserved";
 /// Producer ids are reserved this many at a time: one durable write per block.
 const PRODUCER_ID_BLOCK: i64 = 1000;
 
+/// The trees, by the number the journal records them under.
+const TOPICS: u8 = 0;
+const PARTITIONS: u8 = 1;
+const GROUPS: u8 = 2;
+const OFFSETS: u8 = 3;
+const DOCUMENTS: u8 = 4;
+const META: u8 = 5;
+const TREE_NAMES: [&str; 6] = ["topics", "partitions", "groups", "offsets", "documents", "meta"];
+
 pub(super) struct Catalog {
     db: sled::Db,
-    topics: sled::Tree,
-    partitions: sled::Tree,
-    groups: sled::Tree,
-    offsets: sled::Tree,
-    documents: sled::Tree,
-    meta: sled::Tree,
+    trees: Vec<sled::Tree>,
+    journal: Journal,
     /// sled's log file, fsynced after each flush when the engine fsyncs: sled's own flush uses
     /// `sync_file_range`, which neither flushes the drive's cache nor the file's metadata.
     fsync_file: Option<std::fs::File>,
@@ -56,7 +64,8 @@ impl Catalog {
     pub(super) fn open(data_dir: &Path, fsync: bool) -> Result<Catalog> {
         let dir = data_dir.join(FOLDER);
         let db = open_db(&dir)?;
-        let meta = db.open_tree("meta")?;
+        let trees = TREE_NAMES.iter().map(|name| db.open_tree(name)).collect::<sled::Result<Vec<_>>>()?;
+        let meta = &trees[META as usize];
         match meta.get(VERSION_KEY)? {
             None => {
                 meta.insert(VERSION_KEY, &VERSION.to_be_bytes())?;
@@ -70,32 +79,78 @@ impl Catalog {
                 )))
             }
         }
-        let reserved = match meta.get(PRODUCER_IDS_KEY)? {
-            Some(v) => i64_from(&v, "the producer id reservation")?,
-            None => 0,
-        };
         let fsync_file = if fsync {
             let log = dir.join("db");
             Some(std::fs::File::open(&log).map_err(|e| StorageError::Io { path: log.display().to_string(), source: e })?)
         } else {
             None
         };
-        Ok(Catalog {
-            topics: db.open_tree("topics")?,
-            partitions: db.open_tree("partitions")?,
-            groups: db.open_tree("groups")?,
-            offsets: db.open_tree("offsets")?,
-            documents: db.open_tree("documents")?,
-            meta,
+        let (journal, replay) = Journal::open(&dir, fsync)?;
+        let catalog = Catalog {
             db,
+            trees,
+            journal,
             fsync_file,
             documents_lock: tokio::sync::Mutex::new(()),
-            producer_ids: std::sync::Mutex::new(ProducerIds { next: reserved, reserved_end: reserved }),
-        })
+            producer_ids: std::sync::Mutex::new(ProducerIds { next: 0, reserved_end: 0 }),
+        };
+        // What the last run journaled but sled may not have flushed.
+        catalog.apply(&replay)?;
+        catalog.flush()?;
+        catalog.journal.truncate()?;
+        let reserved = match catalog.trees[META as usize].get(PRODUCER_IDS_KEY)? {
+            Some(v) => i64_from(&v, "the producer id reservation")?,
+            None => 0,
+        };
+        if let Ok(mut ids) = catalog.producer_ids.lock() {
+            *ids = ProducerIds { next: reserved, reserved_end: reserved };
+        }
+        Ok(catalog)
     }
 
-    /// Makes every write so far durable: against a kill of the process, and with fsync
-    /// against a power loss. Blocking: call it off the async runtime.
+    fn tree(&self, tree: u8) -> &sled::Tree {
+        &self.trees[tree as usize]
+    }
+
+    /// Applies writes to the trees, one sled batch per tree.
+    fn apply(&self, writes: &[Write]) -> Result<()> {
+        for (number, tree) in self.trees.iter().enumerate() {
+            let mut batch = sled::Batch::default();
+            let mut any = false;
+            for (_, key, value) in writes.iter().filter(|(t, ..)| *t as usize == number) {
+                match value {
+                    Some(value) => batch.insert(key.as_slice(), value.as_slice()),
+                    None => batch.remove(key.as_slice()),
+                }
+                any = true;
+            }
+            if any {
+                tree.apply_batch(batch)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Applies `writes` and journals them; [`Catalog::durable`] then makes them durable.
+    fn write(&self, writes: Vec<Write>) -> Result<()> {
+        self.journal.write(&writes, |w| self.apply(w), || self.flush())
+    }
+
+    /// Makes every write journaled so far durable: it already survives a kill of the process;
+    /// with fsync this fsyncs the journal. Blocking: call it off the async runtime.
+    pub(super) fn durable(&self) -> Result<()> {
+        self.journal.sync()
+    }
+
+    /// [`Catalog::durable`] from async code: the fsync, if any, on a worker thread.
+    pub(super) async fn durable_async(&self) -> Result<()> {
+        match self.journal.sync_handle()? {
+            None => Ok(()),
+            Some(sync) => tokio::task::spawn_blocking(sync).await.map_err(|e| StorageError::Engine(format!("fsync task: {e}")))?,
+        }
+    }
+
+    /// Makes sled itself durable: its flush, and with fsync an fsync of its log. Blocking.
     pub(super) fn flush(&self) -> Result<()> {
         self.db.flush()?;
         if let Some(file) = &self.fsync_file {
@@ -104,117 +159,90 @@ impl Catalog {
         Ok(())
     }
 
-    /// [`Catalog::flush`] from async code: sled's own flush there, the fsync on a worker.
-    pub(super) async fn flush_async(&self) -> Result<()> {
-        self.db.flush_async().await?;
-        if let Some(file) = &self.fsync_file {
-            let file = file.try_clone().map_err(|e| StorageError::Engine(format!("fsync of the catalog: {e}")))?;
-            tokio::task::spawn_blocking(move || file.sync_data())
-                .await
-                .map_err(|e| StorageError::Engine(format!("fsync task: {e}")))?
-                .map_err(|e| StorageError::Engine(format!("fsync of the catalog: {e}")))?;
-        }
-        Ok(())
-    }
-
     // -- topics and partitions ----------------------------------------------------------------
 
     pub(super) fn topics(&self) -> Result<Vec<Topic>> {
-        self.topics.iter().map(|entry| decode(&entry?.1, "a topic")).collect()
+        self.tree(TOPICS).iter().map(|entry| decode(&entry?.1, "a topic")).collect()
     }
 
     pub(super) fn save_topic(&self, topic: &Topic) -> Result<()> {
-        self.topics.insert(topic.name.as_bytes(), encode(topic)?)?;
-        Ok(())
+        self.write(vec![(TOPICS, topic.name.as_bytes().to_vec(), Some(encode(topic)?))])
     }
 
     /// Forgets a topic and what its partitions kept here.
     pub(super) fn remove_topic(&self, topic: &Topic) -> Result<()> {
-        self.topics.remove(topic.name.as_bytes())?;
-        let mut doomed = sled::Batch::default();
+        let mut writes: Vec<Write> = vec![(TOPICS, topic.name.as_bytes().to_vec(), None)];
         for kind in [LOG_START, SNAPSHOT] {
             let mut prefix = vec![kind];
             prefix.extend_from_slice(topic.id.as_bytes());
-            for entry in self.partitions.scan_prefix(prefix) {
-                doomed.remove(entry?.0);
+            for entry in self.tree(PARTITIONS).scan_prefix(prefix) {
+                writes.push((PARTITIONS, entry?.0.to_vec(), None));
             }
         }
-        self.partitions.apply_batch(doomed)?;
-        Ok(())
+        self.write(writes)
     }
 
     pub(super) fn log_start(&self, topic: Uuid, partition: i32) -> Result<Option<i64>> {
-        self.partitions.get(partition_key(LOG_START, topic, partition))?.map(|v| i64_from(&v, "a log start")).transpose()
+        self.tree(PARTITIONS).get(partition_key(LOG_START, topic, partition))?.map(|v| i64_from(&v, "a log start")).transpose()
     }
 
     pub(super) fn producer_snapshot(&self, topic: Uuid, partition: i32) -> Result<Option<Snapshot>> {
-        self.partitions.get(partition_key(SNAPSHOT, topic, partition))?.map(|v| decode(&v, "a producer snapshot")).transpose()
+        self.tree(PARTITIONS).get(partition_key(SNAPSHOT, topic, partition))?.map(|v| decode(&v, "a producer snapshot")).transpose()
     }
 
     /// Saves a producer snapshot, not yet durable: a lost snapshot only means a longer replay.
     pub(super) fn save_producer_snapshot(&self, topic: Uuid, partition: i32, snapshot: &Snapshot) -> Result<()> {
-        self.partitions.insert(partition_key(SNAPSHOT, topic, partition), encode(snapshot)?)?;
+        self.tree(PARTITIONS).insert(partition_key(SNAPSHOT, topic, partition), encode(snapshot)?)?;
         Ok(())
     }
 
     /// Moves the log start and, with it, the producer snapshot that stands in for the batches
-    /// about to be deleted, in one atomic write. Not yet durable: flush before deleting files.
+    /// about to be deleted, in one journal record. Durable after [`Catalog::durable`].
     pub(super) fn save_log_start(&self, topic: Uuid, partition: i32, log_start: i64, snapshot: Option<&Snapshot>) -> Result<()> {
-        let mut write = sled::Batch::default();
-        write.insert(partition_key(LOG_START, topic, partition).to_vec(), log_start.to_be_bytes().to_vec());
+        let mut writes: Vec<Write> = vec![(PARTITIONS, partition_key(LOG_START, topic, partition).to_vec(), Some(log_start.to_be_bytes().to_vec()))];
         if let Some(snapshot) = snapshot {
-            write.insert(partition_key(SNAPSHOT, topic, partition).to_vec(), encode(snapshot)?);
+            writes.push((PARTITIONS, partition_key(SNAPSHOT, topic, partition).to_vec(), Some(encode(snapshot)?)));
         }
-        self.partitions.apply_batch(write)?;
-        Ok(())
+        self.write(writes)
     }
 
     // -- groups and committed offsets ---------------------------------------------------------
 
     pub(super) fn save_group(&self, group: &GroupState) -> Result<()> {
-        self.groups.insert(group.group_id.as_bytes(), encode(group)?)?;
-        Ok(())
+        self.write(vec![(GROUPS, group.group_id.as_bytes().to_vec(), Some(encode(group)?))])
     }
 
     pub(super) fn groups(&self) -> Result<Vec<GroupState>> {
-        self.groups.iter().map(|entry| decode(&entry?.1, "a group")).collect()
+        self.tree(GROUPS).iter().map(|entry| decode(&entry?.1, "a group")).collect()
     }
 
     pub(super) fn delete_group(&self, group_id: &str) -> Result<()> {
-        self.groups.remove(group_id.as_bytes())?;
-        let mut doomed = sled::Batch::default();
-        for entry in self.offsets.scan_prefix(group_prefix(group_id)) {
-            doomed.remove(entry?.0);
+        let mut writes: Vec<Write> = vec![(GROUPS, group_id.as_bytes().to_vec(), None)];
+        for entry in self.tree(OFFSETS).scan_prefix(group_prefix(group_id)) {
+            writes.push((OFFSETS, entry?.0.to_vec(), None));
         }
-        self.offsets.apply_batch(doomed)?;
-        Ok(())
+        self.write(writes)
     }
 
     pub(super) fn commit(&self, group_id: &str, offsets: &[CommittedOffset]) -> Result<()> {
-        let mut write = sled::Batch::default();
-        for offset in offsets {
-            write.insert(offset_key(group_id, &offset.topic, offset.partition), encode(offset)?);
-        }
-        self.offsets.apply_batch(write)?;
-        Ok(())
+        let writes = offsets
+            .iter()
+            .map(|o| Ok((OFFSETS, offset_key(group_id, &o.topic, o.partition), Some(encode(o)?))))
+            .collect::<Result<Vec<Write>>>()?;
+        self.write(writes)
     }
 
     pub(super) fn committed(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
-        self.offsets.scan_prefix(group_prefix(group_id)).map(|entry| decode(&entry?.1, "a committed offset")).collect()
+        self.tree(OFFSETS).scan_prefix(group_prefix(group_id)).map(|entry| decode(&entry?.1, "a committed offset")).collect()
     }
 
     pub(super) fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
-        let mut doomed = sled::Batch::default();
-        for (topic, partition) in partitions {
-            doomed.remove(offset_key(group_id, topic, *partition));
-        }
-        self.offsets.apply_batch(doomed)?;
-        Ok(())
+        self.write(partitions.iter().map(|(topic, partition)| (OFFSETS, offset_key(group_id, topic, *partition), None)).collect())
     }
 
     pub(super) fn groups_with_offsets(&self) -> Result<Vec<String>> {
         let mut groups: Vec<String> = Vec::new();
-        for entry in self.offsets.iter() {
+        for entry in self.tree(OFFSETS).iter() {
             let (key, _) = entry?;
             let end = key.iter().position(|b| *b == 0).unwrap_or(key.len());
             let group = String::from_utf8_lossy(&key[..end]).into_owned();
@@ -232,8 +260,8 @@ impl Catalog {
         let mut ids = self.producer_ids.lock().map_err(|_| StorageError::Engine("producer id lock poisoned by a panic".into()))?;
         if ids.next >= ids.reserved_end {
             let end = ids.next.checked_add(PRODUCER_ID_BLOCK).ok_or_else(|| StorageError::Engine("producer ids exhausted".into()))?;
-            self.meta.insert(PRODUCER_IDS_KEY, &end.to_be_bytes())?;
-            self.flush()?;
+            self.write(vec![(META, PRODUCER_IDS_KEY.to_vec(), Some(end.to_be_bytes().to_vec()))])?;
+            self.durable()?;
             ids.reserved_end = end;
         }
         let id = ids.next;
@@ -245,7 +273,7 @@ impl Catalog {
     pub(super) fn reserve_producer_ids_below(&self, floor: i64) -> Result<()> {
         let mut ids = self.producer_ids.lock().map_err(|_| StorageError::Engine("producer id lock poisoned by a panic".into()))?;
         if ids.reserved_end < floor {
-            self.meta.insert(PRODUCER_IDS_KEY, &floor.to_be_bytes())?;
+            self.write(vec![(META, PRODUCER_IDS_KEY.to_vec(), Some(floor.to_be_bytes().to_vec()))])?;
             *ids = ProducerIds { next: floor, reserved_end: floor };
         }
         Ok(())
@@ -254,12 +282,12 @@ impl Catalog {
     // -- documents ----------------------------------------------------------------------------
 
     pub(super) fn document(&self, kind: &str, key: &str) -> Result<Option<Vec<u8>>> {
-        Ok(self.documents.get(document_key(kind, key))?.map(|v| v.to_vec()))
+        Ok(self.tree(DOCUMENTS).get(document_key(kind, key))?.map(|v| v.to_vec()))
     }
 
     pub(super) fn documents(&self, kind: &str) -> Result<Vec<(String, Vec<u8>)>> {
         let prefix = document_key(kind, "");
-        self.documents
+        self.tree(DOCUMENTS)
             .scan_prefix(&prefix)
             .map(|entry| {
                 let (k, v) = entry?;
@@ -272,8 +300,7 @@ impl Catalog {
 
     /// Writes a document without the update protocol: for imports.
     pub(super) fn put_document(&self, kind: &str, key: &str, bytes: &[u8]) -> Result<()> {
-        self.documents.insert(document_key(kind, key), bytes)?;
-        Ok(())
+        self.write(vec![(DOCUMENTS, document_key(kind, key), Some(bytes.to_vec()))])
     }
 
     pub(super) async fn update_document(
@@ -284,13 +311,10 @@ impl Catalog {
     ) -> Result<Option<Vec<u8>>> {
         let _held = self.documents_lock.lock().await;
         let id = document_key(kind, key);
-        let current = self.documents.get(&id)?;
+        let current = self.tree(DOCUMENTS).get(&id)?;
         let next = update(current.as_deref())?;
-        match &next {
-            Some(bytes) => self.documents.insert(id, bytes.as_slice())?,
-            None => self.documents.remove(id)?,
-        };
-        self.flush_async().await?;
+        self.write(vec![(DOCUMENTS, id, next.clone())])?;
+        self.durable_async().await?;
         Ok(next)
     }
 }

@@ -13,7 +13,7 @@
 //! process as soon as it returns. Power-loss durability is what `fsync` adds: `sync` then
 //! fsyncs every file written since the last `sync`, which makes it the group commit point.
 //! Catalog writes the trait promises durable (commits, groups, documents, topic changes) are
-//! flushed before they return, and fsynced too with `fsync`.
+//! journaled before they return (see [`journal`]), and fsynced too with `fsync`.
 //!
 //! Segments suit the log: each batch is written once, where a B-tree rewrites whole pages.
 //! sled suits the small state: a document update is one tree write, where a file per
@@ -23,6 +23,7 @@ mod catalog;
 mod dirty;
 mod files;
 mod import;
+mod journal;
 mod partition;
 mod producers;
 mod recovery;
@@ -217,7 +218,7 @@ impl Engine {
     /// Stores a topic's new description durably. Callers hold `admin`.
     fn save_topic(&self, topic: &Topic) -> Result<()> {
         self.shared.catalog.save_topic(topic)?;
-        self.shared.catalog.flush()
+        self.shared.catalog.durable()
     }
 
     fn create_topic(&self, spec: TopicSpec) -> Result<Topic> {
@@ -241,7 +242,7 @@ impl Engine {
         // The catalog first: once the topic is gone from it, it is gone whatever happens next;
         // folders left behind by a crash are removed on the next open.
         self.shared.catalog.remove_topic(&topic)?;
-        self.shared.catalog.flush()?;
+        self.shared.catalog.durable()?;
         let Some(open) = self.topics_mut()?.remove(name) else {
             return Err(StorageError::UnknownTopic(name.to_owned()));
         };
@@ -360,7 +361,7 @@ impl Storage for EmbeddedStorage {
 
     async fn save_group(&self, group: GroupState) -> Result<()> {
         self.engine.shared.catalog.save_group(&group)?;
-        self.engine.shared.catalog.flush_async().await
+        self.engine.shared.catalog.durable_async().await
     }
 
     async fn load_groups(&self) -> Result<Vec<GroupState>> {
@@ -369,12 +370,12 @@ impl Storage for EmbeddedStorage {
 
     async fn delete_group(&self, group_id: &str) -> Result<()> {
         self.engine.shared.catalog.delete_group(group_id)?;
-        self.engine.shared.catalog.flush_async().await
+        self.engine.shared.catalog.durable_async().await
     }
 
     async fn commit_offsets(&self, group_id: &str, offsets: Vec<CommittedOffset>) -> Result<()> {
         self.engine.shared.catalog.commit(group_id, &offsets)?;
-        self.engine.shared.catalog.flush_async().await
+        self.engine.shared.catalog.durable_async().await
     }
 
     async fn committed_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
@@ -383,7 +384,7 @@ impl Storage for EmbeddedStorage {
 
     async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
         self.engine.shared.catalog.delete_offsets(group_id, partitions)?;
-        self.engine.shared.catalog.flush_async().await
+        self.engine.shared.catalog.durable_async().await
     }
 
     async fn groups_with_offsets(&self) -> Result<Vec<String>> {

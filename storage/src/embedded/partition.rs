@@ -373,7 +373,7 @@ impl Partition {
         }
         let catalog = &self.shared.catalog;
         catalog.save_log_start(self.topic_id, self.number, offset, (doomed > 0).then_some(&snapshot))?;
-        catalog.flush()?;
+        catalog.durable()?;
 
         let removed: Vec<Segment> = {
             let mut st = self.lock()?;
