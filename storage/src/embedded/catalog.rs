@@ -43,6 +43,8 @@ const META: u8 = 5;
 const TREE_NAMES: [&str; 6] = ["topics", "partitions", "groups", "offsets", "documents", "meta"];
 
 pub(super) struct Catalog {
+    /// Created by this open: a data folder with partitions but a new catalog lost its catalog.
+    pub(super) is_new: bool,
     db: sled::Db,
     trees: Vec<sled::Tree>,
     journal: Journal,
@@ -63,14 +65,28 @@ struct ProducerIds {
 impl Catalog {
     pub(super) fn open(data_dir: &Path, fsync: bool) -> Result<Catalog> {
         let dir = data_dir.join(FOLDER);
+        // sled opens a damaged or emptied database as a new, empty one; a catalog that had
+        // been created before must therefore still hold its version.
+        let existed = dir.join("db").exists() || dir.join("conf").exists();
         let db = open_db(&dir)?;
         let trees = TREE_NAMES.iter().map(|name| db.open_tree(name)).collect::<sled::Result<Vec<_>>>()?;
         let meta = &trees[META as usize];
-        match meta.get(VERSION_KEY)? {
+        let is_new = match meta.get(VERSION_KEY)? {
+            None if existed => {
+                return Err(StorageError::Corrupt(format!(
+                    "the catalog in {} is damaged: it opens without its contents. Nothing was changed. \
+                     Restore that folder from a backup, or move the data folder aside to start with an empty store \
+                     (if this store never held data, deleting {} is enough)",
+                    dir.display(),
+                    dir.display()
+                )))
+            }
             None => {
                 meta.insert(VERSION_KEY, &VERSION.to_be_bytes())?;
+                db.flush()?;
+                true
             }
-            Some(v) if v.as_ref() == VERSION.to_be_bytes() => {}
+            Some(v) if v.as_ref() == VERSION.to_be_bytes() => false,
             Some(v) => {
                 return Err(StorageError::Corrupt(format!(
                     "{} holds catalog version {:?}; this build reads version {VERSION}",
@@ -78,7 +94,7 @@ impl Catalog {
                     v.as_ref()
                 )))
             }
-        }
+        };
         let fsync_file = if fsync {
             let log = dir.join("db");
             Some(std::fs::File::open(&log).map_err(|e| StorageError::Io { path: log.display().to_string(), source: e })?)
@@ -87,6 +103,7 @@ impl Catalog {
         };
         let (journal, replay) = Journal::open(&dir, fsync)?;
         let catalog = Catalog {
+            is_new,
             db,
             trees,
             journal,
@@ -148,6 +165,12 @@ impl Catalog {
             None => Ok(()),
             Some(sync) => tokio::task::spawn_blocking(sync).await.map_err(|e| StorageError::Engine(format!("fsync task: {e}")))?,
         }
+    }
+
+    /// Empties the journal (tests: the state after a checkpoint).
+    #[cfg(test)]
+    pub(super) fn truncate_journal(&self) -> Result<()> {
+        self.journal.truncate()
     }
 
     /// Makes sled itself durable: its flush, and with fsync an fsync of its log. Blocking.

@@ -104,6 +104,13 @@ impl EmbeddedStorage {
         import::earlier_layouts(dir, &catalog)?;
         let shared = Arc::new(Shared { fsync, segment_bytes: segment_bytes.max(1), dirty: DirtySet::default(), catalog });
         let stored = shared.catalog.topics()?;
+        if shared.catalog.is_new && stored.is_empty() && holds_partitions(dir)? {
+            return Err(StorageError::Corrupt(format!(
+                "{} holds partition folders but no catalog/: the catalog was lost. Nothing was changed. \
+                 Restore catalog/ from a backup, or move the partition folders aside to start with an empty store",
+                dir.display()
+            )));
+        }
         remove_stale_partitions(dir, &stored)?;
         let mut topics = BTreeMap::new();
         for topic in stored {
@@ -174,6 +181,17 @@ fn remove_stale_partitions(dir: &Path, topics: &[Topic]) -> Result<()> {
         std::fs::remove_dir_all(&path).map_err(io_error(&path))?;
     }
     Ok(())
+}
+
+/// Whether `dir` has any partition folder.
+fn holds_partitions(dir: &Path) -> Result<bool> {
+    for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
+        let entry = entry.map_err(io_error(dir))?;
+        if entry.file_name().to_str().and_then(parse_partition_dir).is_some() && entry.path().is_dir() {
+            return Ok(true);
+        }
+    }
+    Ok(false)
 }
 
 fn parse_partition_dir(name: &str) -> Option<(Uuid, i32)> {

@@ -20,10 +20,18 @@ fn batch(count: i32, ts: i64) -> Batch {
 const SMALL: u64 = 250;
 
 fn segment_names(dir: &Path) -> Vec<String> {
+    names_ending(dir, ".log")
+}
+
+fn index_names(dir: &Path) -> Vec<String> {
+    names_ending(dir, ".index")
+}
+
+fn names_ending(dir: &Path, suffix: &str) -> Vec<String> {
     let mut names: Vec<String> = std::fs::read_dir(dir)
         .expect("read dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".log"))
+        .filter(|n| n.ends_with(suffix))
         .collect();
     names.sort();
     names
@@ -282,15 +290,6 @@ async fn readers_see_whole_contiguous_batches_while_appends_go_on() {
     assert!(segment_names(&partition_path(&s, "busy", 0).await).len() > 10);
 }
 
-fn index_names(dir: &Path) -> Vec<String> {
-    let mut names: Vec<String> = std::fs::read_dir(dir)
-        .expect("read dir")
-        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".index"))
-        .collect();
-    names.sort();
-    names
-}
 
 fn open_partition_handle(s: &EmbeddedStorage, topic: &str) -> Arc<Partition> {
     s.engine.partition(topic, 0).expect("partition")
@@ -488,4 +487,51 @@ async fn reopen_after_sled(dir: &Path) -> EmbeddedStorage {
             Err(e) => panic!("open: {e}"),
         }
     }
+}
+
+#[tokio::test]
+async fn a_damaged_catalog_is_refused_with_a_clear_message() {
+    for damage in ["garbage over the log", "the log cut to nothing", "its config gone"] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let s = EmbeddedStorage::open(dir.path(), false).expect("open");
+            s.create_topic(spec("kept", 1)).await.expect("create");
+            s.commit_offsets("g", vec![crate::testsuite::sample_offset("kept", 0, 1)]).await.expect("commit");
+            // As after a checkpoint: everything in sled, the journal empty.
+            s.engine.shared.catalog.flush().expect("flush");
+            s.engine.shared.catalog.truncate_journal().expect("truncate");
+        }
+        let catalog = dir.path().join(catalog::FOLDER);
+        match damage {
+            "garbage over the log" => {
+                let db = catalog.join("db");
+                let len = std::fs::metadata(&db).expect("meta").len() as usize;
+                std::fs::write(&db, vec![0x5a; len]).expect("garbage");
+            }
+            "the log cut to nothing" => std::fs::OpenOptions::new().write(true).open(catalog.join("db")).expect("open").set_len(0).expect("cut"),
+            _ => std::fs::remove_file(catalog.join("conf")).expect("remove conf"),
+        }
+        let partitions: Vec<PathBuf> = std::fs::read_dir(dir.path()).expect("dir").map(|e| e.expect("entry").path()).collect();
+        match EmbeddedStorage::open(dir.path(), false) {
+            Err(e) => assert!(e.to_string().contains("the catalog in") && e.to_string().contains("damaged"), "{damage}: {e}"),
+            Ok(s) => {
+                // Opening is only fine when nothing was lost.
+                assert!(s.topic("kept").await.expect("topic").is_some(), "{damage}: opened without the topic");
+                assert_eq!(s.committed_offsets("g").await.expect("offsets").len(), 1, "{damage}: opened without the commit");
+            }
+        }
+        for path in partitions {
+            assert!(path.exists(), "{damage}: {} left alone", path.display());
+        }
+    }
+    // The whole catalog gone: the partition folders are not taken for leftovers.
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let s = EmbeddedStorage::open(dir.path(), false).expect("open");
+        s.create_topic(spec("kept", 1)).await.expect("create");
+    }
+    std::fs::remove_dir_all(dir.path().join(catalog::FOLDER)).expect("remove catalog");
+    let err = EmbeddedStorage::open(dir.path(), false).err().expect("refused");
+    assert!(err.to_string().contains("no catalog/"), "{err}");
+    assert_eq!(std::fs::read_dir(dir.path()).expect("dir").filter(|e| e.as_ref().expect("entry").path().is_dir()).count(), 2, "partition folder kept");
 }
