@@ -503,6 +503,7 @@ impl Worker {
                     visibility_timeout_ms: Some(self.visibility_ms),
                     consumer_id: self.name.clone(),
                     max_wait_ms: self.max_wait_ms,
+                    no_create: false,
                 })
                 .await;
             let messages = match pulled {

@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use clap::{ArgAction, Parser, ValueEnum};
 
 #[derive(Debug, Clone, Parser)]
-#[command(name = "ductstream", version, about = "A Kafka-compatible broker on sled or Postgres")]
+#[command(name = "ductstream", version, about = "A Kafka-compatible broker, its data on local disk or in Postgres")]
 pub struct Args {
-    /// Address the Kafka listener binds (port 0 picks a free port).
-    #[arg(long, env = "DUCTSTREAM_KAFKA_LISTEN", default_value = "127.0.0.1:9092")]
+    /// Address the Kafka listener binds (port 0 picks a free port; `:9092` means every
+    /// interface).
+    #[arg(long, env = "DUCTSTREAM_KAFKA_LISTEN", default_value = "127.0.0.1:9092", value_parser = parse_listen)]
     pub kafka_listen: SocketAddr,
 
     /// host:port that clients are told to connect to; defaults to the bound listener address.
@@ -27,13 +28,18 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_STORAGE", default_value = "embedded")]
     pub storage: String,
 
+    /// A `postgres://` URL to keep the data in: the documented name of `--storage postgres://…`,
+    /// used in its place (give one or the other).
+    #[arg(long, env = "DUCTSTREAM_POSTGRES_DSN", conflicts_with = "storage")]
+    pub postgres_dsn: Option<String>,
+
     /// fsync on every group commit, so acknowledged records survive a power loss (without it
     /// they survive a crash or kill of the process).
     #[arg(long, env = "DUCTSTREAM_FSYNC", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub fsync: bool,
 
     /// Address the gRPC API (ductstream.v1, with server reflection) binds; port 0 picks a free
-    /// port, `off` turns it off.
+    /// port, `:8080` means every interface, `off` turns it off.
     #[arg(long, env = "DUCTSTREAM_GRPC_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_optional_addr)]
     pub grpc_listen: OptionalAddr,
 
@@ -48,7 +54,7 @@ pub struct Args {
     pub sink_memory_bytes: usize,
 
     /// Address for the Prometheus `/metrics` endpoint; off when not given.
-    #[arg(long, env = "DUCTSTREAM_METRICS_LISTEN")]
+    #[arg(long, env = "DUCTSTREAM_METRICS_LISTEN", value_parser = parse_listen)]
     pub metrics_listen: Option<SocketAddr>,
 
     /// Log line format on stderr.
@@ -67,6 +73,12 @@ pub struct Args {
     /// (Kafka's `auto.create.topics.enable`).
     #[arg(long, env = "DUCTSTREAM_AUTO_CREATE_TOPICS", default_value_t = true, action = ArgAction::Set)]
     pub auto_create_topics: bool,
+
+    /// A pull from a durable consumer group that does not exist yet creates it with the
+    /// defaults (deliver all, ack wait 30 s), as a group's state starts with its first pull;
+    /// `false` makes pulls require `stream create` first.
+    #[arg(long, env = "DUCTSTREAM_DURABLE_AUTO_CREATE", default_value_t = true, action = ArgAction::Set)]
+    pub durable_auto_create: bool,
 
     /// Partitions of an auto-created topic, and of a created one that asks for the default
     /// (Kafka's `num.partitions`).
@@ -137,6 +149,7 @@ pub struct BrokerConfig {
     pub advertised_host: String,
     pub advertised_port: i32,
     pub auto_create_topics: bool,
+    pub durable_auto_create: bool,
     pub num_partitions: i32,
     pub socket_request_max_bytes: usize,
     pub message_max_bytes: i32,
@@ -147,6 +160,11 @@ pub struct BrokerConfig {
 }
 
 impl Args {
+    /// What `--storage` names, or `--postgres-dsn` in its place.
+    pub fn storage(&self) -> &str {
+        self.postgres_dsn.as_deref().unwrap_or(&self.storage)
+    }
+
     pub fn group_config(&self) -> crate::groups::GroupConfig {
         crate::groups::GroupConfig {
             initial_rebalance_delay: std::time::Duration::from_millis(self.group_initial_rebalance_delay_ms),
@@ -174,6 +192,7 @@ impl BrokerConfig {
             advertised_host,
             advertised_port,
             auto_create_topics: args.auto_create_topics,
+            durable_auto_create: args.durable_auto_create,
             num_partitions: args.num_partitions,
             socket_request_max_bytes: args.socket_request_max_bytes,
             message_max_bytes: args.message_max_bytes,
@@ -203,5 +222,37 @@ fn parse_optional_addr(text: &str) -> Result<OptionalAddr, String> {
     if text.eq_ignore_ascii_case("off") {
         return Ok(OptionalAddr(None));
     }
-    text.parse().map(|a| OptionalAddr(Some(a))).map_err(|e| format!("{text:?} is not host:port or off: {e}"))
+    parse_listen(text).map(|a| OptionalAddr(Some(a))).map_err(|e| format!("{e}, or off"))
+}
+
+/// `host:port`, or `:port` for every interface (as Go programs and our documents write it).
+fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+    let full = match text.strip_prefix(':') {
+        Some(port) => format!("0.0.0.0:{port}"),
+        None => text.to_owned(),
+    };
+    full.parse().map_err(|e| format!("{text:?} is not host:port or :port: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_take_a_bare_port_for_every_interface() {
+        assert_eq!(parse_listen(":8080"), Ok("0.0.0.0:8080".parse().expect("addr")));
+        assert_eq!(parse_listen("127.0.0.1:0"), Ok("127.0.0.1:0".parse().expect("addr")));
+        assert!(parse_listen("8080").is_err());
+        assert!(parse_listen(":http").is_err());
+        assert_eq!(parse_optional_addr("OFF"), Ok(OptionalAddr(None)));
+        assert!(parse_optional_addr("nowhere").expect_err("refused").contains("or off"));
+    }
+
+    #[test]
+    fn the_documented_postgres_dsn_stands_for_storage() {
+        let args = Args::parse_from(["ductstream", "--postgres-dsn", "postgres://u@h/db"]);
+        assert_eq!(args.storage(), "postgres://u@h/db");
+        assert_eq!(Args::parse_from(["ductstream"]).storage(), "embedded");
+        assert!(Args::try_parse_from(["ductstream", "--postgres-dsn", "postgres://x", "--storage", "memory"]).is_err());
+    }
 }

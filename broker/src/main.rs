@@ -66,7 +66,7 @@ async fn follow_appends(postgres: Arc<PostgresStorage>, broker: Arc<Broker>) {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let opened = ductstream_broker::open::open_storage(&args.storage, &args.data_dir, args.fsync).await?;
+    let opened = ductstream_broker::open::open_storage(args.storage(), &args.data_dir, args.fsync).await?;
     let storage = opened.storage;
     let listener = TcpListener::bind(args.kafka_listen)
         .await

@@ -58,6 +58,7 @@ async fn pull(api: &mut Api, stream: &str, group: &str, max: u32, visibility_ms:
         visibility_timeout_ms: Some(visibility_ms),
         consumer_id: "test".into(),
         max_wait_ms: 0,
+        no_create: false,
     };
     api.pull(request).await.expect("pull").into_inner().messages
 }

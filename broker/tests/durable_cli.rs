@@ -10,6 +10,36 @@ use common::{admin, temp_broker};
 use ductstream_storage::testsuite::make_batch;
 
 
+/// As the streams document shows it: pull and ack with no create step; the first pull makes
+/// the group with the defaults and says so.
+#[test]
+fn a_first_pull_creates_the_group() {
+    let (_dir, broker) = temp_broker(&[]);
+    let server = format!("http://{}", broker.grpc.expect("grpc"));
+    create_topic(&mut broker.client(), "orders", 1, &[]);
+    assert_eq!(produce_one(&mut broker.client(), "orders", 0, make_batch(3, 1_000, None)).0, 0);
+
+    let (ok, pulled, out) = admin(&server, &["--json", "stream", "pull", "--stream", "orders", "--group", "search", "--max", "10", "--visibility", "30"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("created durable consumer \"search\" on stream \"orders\""), "{out}");
+    assert_eq!(pulled.as_array().map(Vec::len), Some(3));
+    let (ok, acked, out) = admin(&server, &["--json", "stream", "ack", "--stream", "orders", "--group", "search", "--ids", "0-0,0-1,0-2"]);
+    assert!(ok && acked["applied"].as_u64() == Some(3), "{out}");
+    let (ok, got, out) = admin(&server, &["--json", "stream", "get", "--stream", "orders", "--group", "search"]);
+    assert!(ok, "{out}");
+    assert_eq!((got["ack_wait_ms"].as_u64(), got["deliver_policy"].as_str()), (Some(30_000), Some("all")), "{got}");
+    let (ok, _, out) = admin(&server, &["stream", "pull", "--stream", "orders", "--group", "search"]);
+    assert!(ok && !out.contains("created"), "the second pull creates nothing: {out}");
+    let (ok, _, out) = admin(&server, &["stream", "pull", "--stream", "nowhere", "--group", "search"]);
+    assert!(!ok && out.contains("stream \"nowhere\" does not exist"), "no group without its stream: {out}");
+
+    let (_dir, strict) = temp_broker(&["--durable-auto-create", "false"]);
+    let server = format!("http://{}", strict.grpc.expect("grpc"));
+    create_topic(&mut strict.client(), "orders", 1, &[]);
+    let (ok, _, out) = admin(&server, &["stream", "pull", "--stream", "orders", "--group", "search"]);
+    assert!(!ok && out.contains("NotFound"), "{out}");
+}
+
 #[test]
 fn the_admin_cli_creates_pulls_acks_and_replays() {
     let (_dir, broker) = temp_broker(&[]);
@@ -45,7 +75,7 @@ fn the_admin_cli_creates_pulls_acks_and_replays() {
     // Errors go to stderr with the server's words, and the exit status says so.
     let (ok, _, out) = admin(&server, &["stream", "ack", "--stream", "orders", "--group", "search", "--ids", "0-9"]);
     assert!(!ok && out.contains("never delivered"), "{out}");
-    let (ok, _, out) = admin(&server, &["stream", "pull", "--stream", "orders", "--group", "nobody"]);
+    let (ok, _, out) = admin(&server, &["stream", "pull", "--stream", "orders", "--group", "nobody", "--no-create"]);
     assert!(!ok && out.contains("NotFound"), "{out}");
     let (ok, _, out) = admin("http://127.0.0.1:1", &["stream", "list"]);
     assert!(!ok && out.contains("cannot reach"), "{out}");

@@ -57,14 +57,19 @@ fn metrics_count_requests_bytes_and_high_watermarks() {
 fn an_unreachable_postgres_is_a_clear_error() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port();
     let url = format!("postgres://ductstream:secret@127.0.0.1:{port}/db");
-    let output = Command::new(env!("CARGO_BIN_EXE_ductstream"))
-        .args(["--kafka-listen", "127.0.0.1:0", "--storage", &url])
-        .output()
-        .expect("run");
-    assert!(!output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("cannot open Postgres storage"), "{stderr}");
-    assert!(!stderr.contains("secret"), "the password is not logged: {stderr}");
+    // --storage, and the documented DUCTSTREAM_POSTGRES_DSN in its place.
+    let by_flag = Command::new(env!("CARGO_BIN_EXE_ductstream")).args(["--kafka-listen", "127.0.0.1:0", "--storage", &url]).output();
+    let by_env = Command::new(env!("CARGO_BIN_EXE_ductstream"))
+        .args(["--kafka-listen", "127.0.0.1:0"])
+        .env("DUCTSTREAM_POSTGRES_DSN", &url)
+        .env("DUCTSTREAM_GRPC_LISTEN", ":0")
+        .output();
+    for output in [by_flag.expect("run"), by_env.expect("run")] {
+        assert!(!output.status.success());
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains("cannot open Postgres storage"), "{stderr}");
+        assert!(!stderr.contains("secret"), "the password is not logged: {stderr}");
+    }
 }
 
 #[test]

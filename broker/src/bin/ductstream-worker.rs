@@ -42,6 +42,9 @@ struct Args {
     /// The broker's store: a postgres:// URL, or `embedded` in --data-dir.
     #[arg(long, env = "DUCTSTREAM_STORAGE", default_value = "embedded")]
     storage: String,
+    /// A `postgres://` URL: the documented name of `--storage postgres://…`, used in its place.
+    #[arg(long, env = "DUCTSTREAM_POSTGRES_DSN", conflicts_with = "storage")]
+    postgres_dsn: Option<String>,
     #[arg(long, env = "DUCTSTREAM_DATA_DIR", default_value = "./data")]
     data_dir: std::path::PathBuf,
     /// Partitions of the topics the flow creates.
@@ -88,7 +91,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let opened = ductstream_broker::open::open_storage(&args.storage, &args.data_dir, false).await.map_err(|e| e.to_string())?;
+    let opened = ductstream_broker::open::open_storage(args.postgres_dsn.as_deref().unwrap_or(&args.storage), &args.data_dir, false).await.map_err(|e| e.to_string())?;
     let storage = opened.storage;
     if let Some(sink_id) = &args.sink_id {
         return run_sink(storage, sink_id, &args).await;

@@ -63,6 +63,21 @@ pub async fn create(broker: &Broker, stream: &str, group: &str, settings: Settin
     view(broker, &topic, state).await
 }
 
+/// Creates the group with the default settings unless it exists; true when this call made it.
+/// A pull starts a group this way, as a group's delivery state starts with its first pull.
+pub async fn ensure(broker: &Broker, stream: &str, group: &str) -> Result<bool> {
+    match store::load(broker, stream, group).await {
+        Ok(_) => Ok(false),
+        Err(BrokerError::NotFound(_)) => match create(broker, stream, group, Settings::defaults()).await {
+            Ok(_) => Ok(true),
+            // Another pull made it meanwhile.
+            Err(BrokerError::AlreadyExists(_)) => Ok(false),
+            Err(e) => Err(e),
+        },
+        Err(e) => Err(e),
+    }
+}
+
 /// Replaces the settings; positions and claims stay. The deliver policy only applies at
 /// creation, so it is kept as it was.
 pub async fn update(broker: &Broker, stream: &str, group: &str, settings: Settings) -> Result<ConsumerView> {

@@ -17,7 +17,7 @@ pub mod state;
 mod store;
 
 pub use acks::{ack, in_progress, nak, term};
-pub use admin::{create, delete, get, list, update, ConsumerView, PartitionView};
+pub use admin::{create, delete, ensure, get, list, update, ConsumerView, PartitionView};
 pub use pull::{pull, Pull, Pulled};
 pub use replay::{parse_lsn, replay, ReplayFrom, LSN_HEADER};
 pub use settings::{DeliverPolicy, Settings};

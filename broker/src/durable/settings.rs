@@ -38,6 +38,18 @@ pub struct Settings {
 }
 
 impl Settings {
+    /// Deliver all, and zeros that [`Settings::normalized`] fills with the defaults.
+    pub fn defaults() -> Settings {
+        Settings {
+            deliver_policy: DeliverPolicy::All,
+            ack_wait_ms: 0,
+            max_deliver: 0,
+            backoff_ms: Vec::new(),
+            max_ack_pending: 0,
+            dead_letter_topic: String::new(),
+        }
+    }
+
     /// Fills defaults for zero values and checks the limits.
     pub fn normalized(mut self, stream: &str) -> Result<Settings> {
         if self.ack_wait_ms == 0 {

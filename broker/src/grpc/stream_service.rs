@@ -67,6 +67,11 @@ impl StreamService for StreamApi {
     async fn pull(&self, request: Request<pb::PullRequest>) -> Answer<pb::PullResponse> {
         let r = request.into_inner();
         names(&r.stream, &r.group)?;
+        let created = if self.broker.config.durable_auto_create && !r.no_create {
+            durable::ensure(&self.broker, &r.stream, &r.group).await.map_err(to_status)?
+        } else {
+            false
+        };
         let ask = durable::Pull {
             stream: r.stream,
             group: r.group,
@@ -76,7 +81,7 @@ impl StreamService for StreamApi {
             consumer_id: r.consumer_id,
         };
         let pulled = durable::pull(&self.broker, ask).await.map_err(to_status)?;
-        Ok(Response::new(pb::PullResponse { messages: pulled.into_iter().map(convert::message).collect() }))
+        Ok(Response::new(pb::PullResponse { messages: pulled.into_iter().map(convert::message).collect(), created }))
     }
 
     async fn ack(&self, request: Request<pb::AckRequest>) -> Answer<pb::AckResponse> {

@@ -83,6 +83,9 @@ pub enum StreamCommand {
         /// Who is pulling, for the broker's logs.
         #[arg(long, default_value = "ductstream-admin")]
         consumer_id: String,
+        /// Fail on a group that does not exist instead of creating it with the defaults.
+        #[arg(long)]
+        no_create: bool,
     },
     /// Done with these messages.
     Ack(Ids),
@@ -146,7 +149,8 @@ pub async fn run(server: &str, command: StreamCommand, format: Format) -> Result
             let json = json!({"deleted": {"stream": t.stream, "group": t.group}});
             output::print(format, &json, &["deleted"], vec![vec![format!("{}/{}", t.stream, t.group)]]);
         }
-        StreamCommand::Pull { target, max, visibility, wait, consumer_id } => {
+        StreamCommand::Pull { target, max, visibility, wait, consumer_id, no_create } => {
+            let (stream, group) = (target.stream.clone(), target.group.clone());
             let request = pb::PullRequest {
                 stream: target.stream,
                 group: target.group,
@@ -154,9 +158,13 @@ pub async fn run(server: &str, command: StreamCommand, format: Format) -> Result
                 visibility_timeout_ms: visibility,
                 consumer_id,
                 max_wait_ms: wait,
+                no_create,
             };
-            let messages = client.pull(request).await.map_err(failed)?.into_inner().messages;
-            print_messages(format, &messages);
+            let answer = client.pull(request).await.map_err(failed)?.into_inner();
+            if answer.created {
+                eprintln!("created durable consumer {group:?} on stream {stream:?} with the defaults (deliver all, ack wait 30s)");
+            }
+            print_messages(format, &answer.messages);
         }
         StreamCommand::Ack(ids) => {
             let r = client.ack(pb::AckRequest { stream: ids.target.stream, group: ids.target.group, ids: ids.ids }).await;
