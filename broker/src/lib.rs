@@ -15,6 +15,7 @@ mod committer;
 pub mod config;
 mod connection;
 mod documents;
+pub mod enum_names;
 pub mod durable;
 mod error;
 pub mod flows;

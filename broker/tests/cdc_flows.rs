@@ -550,3 +550,37 @@ async fn flows_get_their_own_slots_and_deleting_one_drops_its_slot() {
     let (ok, _, out) = admin(&server, &["flow", "get", "right"]);
     assert!(!ok && out.contains("there is no flow"), "the flow itself is gone: {out}");
 }
+
+/// A flow file as people write it from the API's enum names, without an id: the types and
+/// wire format are taken in any case and with the proto prefix, the id made from the name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn flow_files_take_enum_names_and_get_an_id_from_their_name() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let server = grpc(&broker);
+    let flow = serde_json::json!({
+        "name": "Orders App",
+        "source": {"name": "app", "type": "POSTGRES", "options": {"dsn": "postgres://u@127.0.0.1:1/db", "publication_tables": "public.orders"}},
+        "destinations": [{"name": "topics", "type": "Topics"}],
+        "wire_format": "WIRE_FORMAT_JSON",
+    });
+    let path = dir.path().join("orders.json");
+    std::fs::write(&path, flow.to_string()).expect("write flow file");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let (ok, created, out) = admin(&server, &["--json", "flow", "create", "-f", path.to_str().expect("path")]);
+        assert!(ok, "{out}");
+        assert_eq!(created["source"]["type"].as_str(), Some("postgres"), "{created}");
+        ids.push(created["id"].as_str().expect("id").to_string());
+    }
+    assert_eq!(ids, ["orders-app", "orders-app-2"], "the second gets the next free id");
+    let stored = flows(&broker).await.get_flow(pb::FlowRef { id: "orders-app".into() }).await.expect("get").into_inner();
+    assert_eq!(stored.source.expect("source").options.get("slot").map(String::as_str), Some("ductstream_orders_app"));
+
+    std::fs::write(&path, serde_json::json!({"source": {"type": "postgres", "options": {}}}).to_string()).expect("write");
+    let (ok, _, out) = admin(&server, &["flow", "create", "-f", path.to_str().expect("path")]);
+    assert!(!ok && out.contains("needs an id, or a name"), "{out}");
+    std::fs::write(&path, serde_json::json!({"id": "x", "source": {"type": "postgres", "options": {}}, "wire_format": "xml"}).to_string()).expect("write");
+    let (ok, _, out) = admin(&server, &["flow", "create", "-f", path.to_str().expect("path")]);
+    assert!(!ok && out.contains("unknown wire_format \"xml\""), "{out}");
+}

@@ -55,14 +55,29 @@ impl FlowManager {
         self.broker.storage().as_ref()
     }
 
+    /// Stores a new flow. One without an id gets one made from its name: the name's slug,
+    /// then `-2`, `-3`... until it is free.
     pub async fn create(&self, mut def: FlowDef) -> Result<FlowView> {
-        def.name_own_slot_and_publication();
-        def.validate()?;
+        let base = if def.id.is_empty() { Some(FlowDef::id_from_name(&def.name)?) } else { None };
         let now = now_ms();
         (def.state, def.last_error, def.created_ms, def.updated_ms) = (FlowState::Created, String::new(), now, now);
-        store::insert(self.storage(), &def).await?;
-        tracing::info!(flow = %def.id, "created flow");
-        Ok(FlowView { def, status: None })
+        for n in 1.. {
+            let mut candidate = def.clone();
+            if let Some(base) = &base {
+                candidate.id = if n == 1 { base.clone() } else { format!("{base}-{n}") };
+            }
+            candidate.name_own_slot_and_publication();
+            candidate.validate()?;
+            match store::insert(self.storage(), &candidate).await {
+                Err(BrokerError::AlreadyExists(_)) if base.is_some() && n < 1000 => continue,
+                Err(e) => return Err(e),
+                Ok(()) => {
+                    tracing::info!(flow = %candidate.id, "created flow");
+                    return Ok(FlowView { def: candidate, status: None });
+                }
+            }
+        }
+        Err(BrokerError::AlreadyExists(format!("no free flow id made from the name {:?}", def.name)))
     }
 
     /// Replaces the definition, keeping state, error and creation time.

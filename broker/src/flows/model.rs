@@ -120,6 +120,24 @@ impl FlowDef {
 }
 
 impl FlowDef {
+    /// The id a flow without one gets: its name in lower case, with runs of other characters
+    /// than letters, digits, '.', '_' and '-' as one '-'.
+    pub fn id_from_name(name: &str) -> Result<String> {
+        let mut id = String::new();
+        for c in name.trim().chars() {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-') {
+                id.push(c.to_ascii_lowercase());
+            } else if !id.ends_with('-') {
+                id.push('-');
+            }
+        }
+        let id: String = id.trim_matches('-').chars().take(90).collect();
+        if id.is_empty() {
+            return Err(BrokerError::InvalidArgument("a flow needs an id, or a name to make one from".into()));
+        }
+        Ok(id)
+    }
+
     /// A new flow gets a replication slot and a publication of its own, named after it,
     /// unless its source options name them; they are stored with the definition, so a flow
     /// keeps its slot whatever later defaults become. (Two flows sharing a slot would each
@@ -174,6 +192,14 @@ impl FlowDef {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_made_from_names() {
+        assert_eq!(FlowDef::id_from_name("Orders to S3!").expect("id"), "orders-to-s3");
+        assert_eq!(FlowDef::id_from_name("  app.main_db ").expect("id"), "app.main_db");
+        assert!(FlowDef::id_from_name(" ?? ").is_err());
+        assert!(FlowDef::id_from_name("").is_err());
+    }
 
     #[test]
     fn passwords_are_hidden_and_kept() {

@@ -11,6 +11,7 @@ use tonic::{Request, Response, Status};
 
 use ductstream_proto::timestamp_from_ms;
 use super::status::to_status;
+use crate::enum_names;
 use crate::flows::ddl::{DdlEntry, DdlStatus};
 use crate::flows::{Endpoint, FlowDef, FlowManager, FlowState, FlowView};
 use crate::{BrokerError, Result};
@@ -28,7 +29,7 @@ impl FlowApi {
 type Answer<T> = std::result::Result<Response<T>, Status>;
 
 fn endpoint(e: pb::Endpoint) -> Endpoint {
-    Endpoint { name: e.name, kind: e.r#type, options: e.options.into_iter().collect() }
+    Endpoint { name: e.name, kind: enum_names::normalize(&e.r#type, ""), options: e.options.into_iter().collect() }
 }
 
 fn endpoint_pb(e: &Endpoint) -> pb::Endpoint {

@@ -35,7 +35,11 @@ fn definition(sink: Option<pb::Sink>) -> Result<SinkDef> {
         id: s.id,
         topics: s.topics,
         topic_pattern: s.topic_pattern,
-        destination: ductstream_sinks::Destination { name: d.name, kind: d.r#type, options: d.options.into_iter().collect() },
+        destination: ductstream_sinks::Destination {
+            name: d.name,
+            kind: crate::enum_names::normalize(&d.r#type, ""),
+            options: d.options.into_iter().collect(),
+        },
         state: SinkState::Running,
         last_error: String::new(),
         flow_id: String::new(),

@@ -93,6 +93,8 @@ pub enum CheckpointCommand {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct FlowFile {
+    /// Made from the name by the broker when left out.
+    #[serde(default)]
     id: String,
     #[serde(default)]
     name: String,
@@ -125,13 +127,14 @@ pub(crate) fn endpoint(e: EndpointFile) -> pb::Endpoint {
 fn read_flow(path: &std::path::Path) -> Result<pb::Flow, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let file: FlowFile = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let wire_format = match file.wire_format.as_deref().unwrap_or("json") {
+    let written = file.wire_format.as_deref().unwrap_or("json");
+    let wire_format = match ductstream_broker::enum_names::normalize(written, ductstream_broker::enum_names::WIRE_FORMAT_PREFIX).as_str() {
         "json" => pb::WireFormat::Json,
         "avro" => pb::WireFormat::Avro,
         "proto" => pb::WireFormat::Proto,
         "arrow" => pb::WireFormat::Arrow,
         "parquet" => pb::WireFormat::Parquet,
-        other => return Err(format!("{}: unknown wire_format {other:?}", path.display())),
+        _ => return Err(format!("{}: unknown wire_format {written:?}: use json, avro, proto, arrow or parquet", path.display())),
     };
     Ok(pb::Flow {
         id: file.id,
