@@ -584,3 +584,73 @@ async fn flow_files_take_enum_names_and_get_an_id_from_their_name() {
     let (ok, _, out) = admin(&server, &["flow", "create", "-f", path.to_str().expect("path")]);
     assert!(!ok && out.contains("unknown wire_format \"xml\""), "{out}");
 }
+
+/// A pgstream destination, as the usage guide writes it: every table's changes in the one
+/// stream the destination names, pulled and acked with the CLI without a create step.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pgstream_destination_feeds_one_stream_pulled_with_the_cli() {
+    let (pg, db) = source(
+        "CREATE TABLE users (id int PRIMARY KEY, name text); CREATE TABLE orders (id int PRIMARY KEY, total int);
+         INSERT INTO users VALUES (1, 'ada'); INSERT INTO orders VALUES (7, 70);",
+    )
+    .await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let server = grpc(&broker);
+    let flow = serde_json::json!({
+        "id": "shop",
+        "name": "shop",
+        "source": {"name": "app", "type": "postgres", "options": {
+            "dsn": pg.url(), "publication_tables": "public.users,public.orders", "batch_timeout": "100ms"}},
+        "destinations": [{"name": "orders", "type": "pgstream", "options": {"format": "json", "dsn": "postgres://ignored"}}],
+    });
+    create_flow_from(&server, dir.path(), &flow);
+    let (ok, _, out) = admin(&server, &["flow", "start", "shop"]);
+    assert!(ok, "{out}");
+    let mut seen: Vec<(String, String, i64)> = Vec::new();
+    let mut changed = false;
+    for _ in 0..100 {
+        if seen.len() >= 2 && !changed {
+            // After the snapshot, so these arrive as changes.
+            db.batch_execute("INSERT INTO users VALUES (2, 'bob'); INSERT INTO orders VALUES (8, 80);").await.expect("changes");
+            changed = true;
+        }
+        let (ok, pulled, out) = admin(&server, &["--json", "stream", "pull", "--stream", "orders", "--group", "search", "--max", "10", "--visibility", "30", "--wait", "200ms"]);
+        if !ok && out.contains("does not exist") {
+            tokio::time::sleep(Duration::from_millis(100)).await; // the flow has not made the stream yet
+            continue;
+        }
+        assert!(ok, "{out}");
+        let messages = pulled.as_array().cloned().unwrap_or_default();
+        let mut ids = Vec::new();
+        for m in &messages {
+            ids.push(m["id"].as_str().expect("id").to_string());
+            let value: Value = serde_json::from_str(m["value"].as_str().expect("text value")).expect("JSON change");
+            seen.push((value["table"].as_str().unwrap_or("?").into(), value["op"].as_str().unwrap_or("?").into(), value["after"]["id"].as_i64().unwrap_or(-1)));
+        }
+        if !ids.is_empty() {
+            let (ok, _, out) = admin(&server, &["stream", "ack", "--stream", "orders", "--group", "search", "--ids", &ids.join(",")]);
+            assert!(ok, "{out}");
+        }
+        if seen.len() >= 4 {
+            break;
+        }
+    }
+    seen.sort();
+    let expect = |t: &str, op: &str, id: i64| (t.to_string(), op.to_string(), id);
+    assert_eq!(seen, [expect("orders", "c", 8), expect("orders", "r", 7), expect("users", "c", 2), expect("users", "r", 1)]);
+    let (ok, listed, out) = admin(&server, &["--json", "flow", "get", "shop"]);
+    assert!(ok && listed["destinations"][0]["type"] == "pgstream", "{out}");
+
+    // One stream per flow, and only the options it takes.
+    let mut both = flow.clone();
+    both["id"] = "both".into();
+    both["destinations"] = serde_json::json!([{"name": "orders", "type": "pgstream"}, {"name": "topics", "type": "topics"}]);
+    std::fs::write(dir.path().join("both.json"), both.to_string()).expect("write");
+    let (ok, _, out) = admin(&server, &["flow", "create", "-f", dir.path().join("both.json").to_str().expect("path")]);
+    assert!(!ok && out.contains("either one pgstream stream or its per-table topics"), "{out}");
+    both["destinations"] = serde_json::json!([{"name": "orders", "type": "pgstream", "options": {"partitions": "3"}}]);
+    std::fs::write(dir.path().join("both.json"), both.to_string()).expect("write");
+    let (ok, _, out) = admin(&server, &["flow", "create", "-f", dir.path().join("both.json").to_str().expect("path")]);
+    assert!(!ok && out.contains("unknown option \"partitions\""), "{out}");
+}

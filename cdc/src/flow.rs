@@ -21,7 +21,7 @@ use crate::changes::{ChangeDecoder, Decoded, HEARTBEAT_PREFIX};
 use crate::checkpoint::{Checkpoint, CheckpointStore, SnapshotProgress};
 use crate::ddl::{DdlDecision, DdlGate, DdlGateSender, ddl_gate, install_ddl_capture};
 use crate::encode::{
-    avro_schema_record, ddl_topic, encode_change, encode_ddl, encode_empty_transaction, schemas_topic, table_topic,
+    avro_schema_record, ddl_topic, encode_change, encode_ddl, encode_empty_transaction, schemas_topic,
     transactions_topic,
 };
 use crate::wire::WireFormat;
@@ -296,10 +296,9 @@ impl Flow {
     }
 
     async fn handle_item(&mut self, state: &mut StreamState, stream: &ReplicationStream, item: Decoded) -> Result<()> {
-        let prefix = &self.options.topic_prefix.clone();
         match item {
             Decoded::Change(event) => {
-                let topic = table_topic(prefix, &event.schema, &event.table);
+                let topic = self.options.table_topic(&event.schema, &event.table);
                 state.push(topic, encode_change(&event, self.options.format));
             }
             Decoded::Ddl(event) => {
@@ -311,11 +310,11 @@ impl Flow {
                         return Err(CdcError::DdlRejected { lsn: event.lsn, reason });
                     }
                 }
-                state.push(ddl_topic(prefix), encode_ddl(&event));
+                state.push(ddl_topic(&self.options.topic_prefix), encode_ddl(&event));
             }
             Decoded::Commit { end_lsn, xid, commit_ts_micros, changes } => {
                 if changes == 0 && self.options.emit_empty {
-                    state.push(transactions_topic(prefix), encode_empty_transaction(end_lsn, xid, commit_ts_micros));
+                    state.push(transactions_topic(&self.options.topic_prefix), encode_empty_transaction(end_lsn, xid, commit_ts_micros));
                 }
                 state.safe_lsn = state.safe_lsn.max(end_lsn);
             }

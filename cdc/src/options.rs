@@ -80,6 +80,9 @@ pub struct FlowSourceOptions {
     pub partition_count: usize,
     /// Topics are named `<topic_prefix>.<schema>.<table>` (default: the flow id).
     pub topic_prefix: String,
+    /// When set, every table's changes go to this one topic (a stream, as a `pgstream`
+    /// destination names it) instead of a topic per table.
+    pub stream: String,
     /// How often an idle source gets a heartbeat message so the slot advances; `0` disables.
     #[serde(deserialize_with = "de_duration", serialize_with = "ser_duration")]
     pub heartbeat_interval: Duration,
@@ -117,6 +120,7 @@ impl Default for FlowSourceOptions {
             partition_column: String::new(),
             partition_count: 0,
             topic_prefix: String::new(),
+            stream: String::new(),
             heartbeat_interval: Duration::from_secs(30),
             capture_ddl: false,
             ddl_gate: false,
@@ -126,6 +130,16 @@ impl Default for FlowSourceOptions {
 }
 
 impl FlowSourceOptions {
+    /// The topic a table's changes go to: the stream when there is one, else
+    /// `<topic_prefix>.<schema>.<table>`.
+    pub fn table_topic(&self, schema: &str, table: &str) -> String {
+        if self.stream.is_empty() {
+            crate::encode::table_topic(&self.topic_prefix, schema, table)
+        } else {
+            self.stream.clone()
+        }
+    }
+
     /// Parses and checks an options map; names not listed above are rejected (a typo would
     /// otherwise silently fall back to a default).
     pub fn from_map(map: &HashMap<String, String>) -> Result<Self> {

@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_postgres::{Client, SimpleQueryMessage};
 
-use crate::encode::{encode_change, table_topic};
+use crate::encode::encode_change;
 use crate::error::{CdcError, Result};
 use crate::event::{ChangeEvent, Op};
 use crate::lsn::Lsn;
@@ -154,7 +154,7 @@ async fn worker(job: &SnapshotJob, queue: &Mutex<VecDeque<Chunk>>, done: &mpsc::
             for column in &info.columns {
                 registry.ensure(&client, column.type_oid).await?;
             }
-            job.writer.ensure_topic(&table_topic(&job.options.topic_prefix, &info.schema, &info.name)).await?;
+            job.writer.ensure_topic(&job.options.table_topic(&info.schema, &info.name)).await?;
             tables.insert(key.clone(), info);
         }
         let Some(info) = tables.get(&key) else { continue };
@@ -173,7 +173,7 @@ async fn read_chunk(job: &SnapshotJob, client: &Client, registry: &TypeRegistry,
         .batch_execute(&format!("DECLARE ductstream_snapshot NO SCROLL CURSOR FOR SELECT {columns} FROM {}{filter}", info.quoted()))
         .await
         .map_err(pg)?;
-    let topic = table_topic(&job.options.topic_prefix, &info.schema, &info.name);
+    let topic = job.options.table_topic(&info.schema, &info.name);
     let fetch = format!("FETCH {} FROM ductstream_snapshot", job.options.batch_size.max(500));
     loop {
         let messages = client.simple_query(&fetch).await.map_err(pg)?;

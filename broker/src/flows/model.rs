@@ -41,8 +41,15 @@ pub struct FlowDef {
     pub updated_ms: i64,
 }
 
-/// Destinations whose records land in this broker's topics.
+/// Destinations whose records land in this broker's topics: `topics` (one per table) and
+/// `pgstream` (one stream for every table, named by its `stream` option or its name, read with
+/// durable consumers).
 const TOPIC_DESTINATIONS: [&str; 2] = ["topics", "pgstream"];
+
+/// The options a `pgstream` destination takes. `dsn` names where the stream lives in the
+/// product this one follows; here the stream is a topic of this broker's own store (Postgres
+/// when the broker runs on one), so it is accepted and not used.
+const PGSTREAM_OPTIONS: [&str; 3] = ["stream", "format", "dsn"];
 
 /// What a flow's `wire_format` may be.
 const WIRE_FORMATS: [&str; 5] = ["json", "avro", "proto", "arrow", "parquet"];
@@ -85,6 +92,7 @@ impl FlowDef {
                 )));
             }
         }
+        self.validate_pgstream()?;
         if !WIRE_FORMATS.contains(&self.wire_format.as_str()) {
             return Err(BrokerError::InvalidArgument(format!("wire format {:?}: use {}", self.wire_format, WIRE_FORMATS.join(", "))));
         }
@@ -92,6 +100,35 @@ impl FlowDef {
             .and_then(|o| o.normalized())
             .map(|_| ())
             .map_err(|e| BrokerError::InvalidArgument(format!("source options: {e}")))
+    }
+
+    /// The flow's `pgstream` destination, if any, and the stream it names.
+    fn pgstream(&self) -> Option<(&Endpoint, String)> {
+        let d = self.destinations.iter().find(|d| d.kind == "pgstream")?;
+        let stream = d.options.get("stream").filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| d.name.clone());
+        Some((d, stream))
+    }
+
+    fn validate_pgstream(&self) -> Result<()> {
+        let Some((d, stream)) = self.pgstream() else { return Ok(()) };
+        let invalid = |why: String| Err(BrokerError::InvalidArgument(format!("pgstream destination {:?}: {why}", d.name)));
+        if self.destinations.iter().filter(|d| TOPIC_DESTINATIONS.contains(&d.kind.as_str())).count() > 1 {
+            return invalid("a flow writes either one pgstream stream or its per-table topics: give one such destination".into());
+        }
+        if let Some(unknown) = d.options.keys().find(|k| !PGSTREAM_OPTIONS.contains(&k.as_str())) {
+            return invalid(format!("unknown option {unknown:?}: use {}", PGSTREAM_OPTIONS.join(", ")));
+        }
+        if stream.is_empty() {
+            return invalid("name the stream with the stream option or the destination's name".into());
+        }
+        crate::topic_config::validate_topic_name(&stream).map_err(|e| BrokerError::InvalidArgument(format!("stream {stream:?}: {e}")))?;
+        if let Some(format) = d.options.get("format") {
+            let format = crate::enum_names::normalize(format, crate::enum_names::WIRE_FORMAT_PREFIX);
+            if format != self.record_format() {
+                return invalid(format!("format {format:?} differs from the flow's wire_format {:?}: set wire_format instead", self.record_format()));
+            }
+        }
+        Ok(())
     }
 
     /// The CDC options: the source's, with the flow id, the destination's topic prefix (the
@@ -108,6 +145,9 @@ impl FlowDef {
         let default_prefix = if self.name.is_empty() { self.id.clone() } else { self.name.clone() };
         options.entry("topic_prefix".into()).or_insert_with(|| prefix.unwrap_or(default_prefix));
         options.entry("format".into()).or_insert_with(|| self.record_format().to_owned());
+        if let Some((_, stream)) = self.pgstream() {
+            options.insert("stream".into(), stream);
+        }
         if self.parallelism > 0 {
             options.entry("snapshot_workers".into()).or_insert_with(|| self.parallelism.to_string());
         }

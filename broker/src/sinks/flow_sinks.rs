@@ -19,15 +19,21 @@ pub fn sink_id(flow: &str, destination: &str) -> String {
 
 /// The sinks the flow's destinations call for, as they should be defined.
 pub fn wanted(flow: &FlowDef) -> Vec<SinkDef> {
-    let prefix = flow.source_options(false).get("topic_prefix").cloned().unwrap_or_else(|| flow.id.clone());
+    let options = flow.source_options(false);
+    let prefix = options.get("topic_prefix").cloned().unwrap_or_else(|| flow.id.clone());
+    // A flow with a pgstream stream writes every change there; else one topic per table.
+    let (topics, topic_pattern) = match options.get("stream") {
+        Some(stream) => (vec![stream.clone()], String::new()),
+        // Table topics are <prefix>.<schema>.<table>; <prefix>._ddl and the like are not.
+        None => (Vec::new(), format!(r"{}\.[^._][^.]*\.[^.]+", regex::escape(&prefix))),
+    };
     flow.destinations
         .iter()
         .filter(|d| DESTINATION_TYPES.contains(&d.kind.as_str()))
         .map(|d| SinkDef {
             id: sink_id(&flow.id, if d.name.is_empty() { &d.kind } else { &d.name }),
-            topics: Vec::new(),
-            // Table topics are <prefix>.<schema>.<table>; <prefix>._ddl and the like are not.
-            topic_pattern: format!(r"{}\.[^._][^.]*\.[^.]+", regex::escape(&prefix)),
+            topics: topics.clone(),
+            topic_pattern: topic_pattern.clone(),
             destination: ductstream_sinks::Destination { name: d.name.clone(), kind: d.kind.clone(), options: destination_options(flow, d) },
             state: SinkState::Running,
             last_error: String::new(),
