@@ -1,13 +1,21 @@
-"""Every program in examples/ run against the real broker, as its doc comment says to run it
-(`cargo build --workspace --all-targets` builds them beside the broker binary)."""
+"""Every example in examples/ run against the real broker, as its doc comment says to run it:
+the Rust programs (`cargo build --workspace --all-targets` builds them beside the broker
+binary), the flow files, examples/grpc/create_flow.sh and the stream consumers."""
 
 from __future__ import annotations
 
+import json
+import os
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
+import helpers
 from conftest import broker_binary
+from sink_support import WebhookServer, admin, admin_binary
+from test_sink_cdc import psql
 
 EXAMPLES = broker_binary().parent / "examples"
 
@@ -29,3 +37,83 @@ def test_produce_consume(broker, topic):
     assert lines[4:] == [
         f'consumed offset {i} key order-{i} value {{"order":{i},"total":{i * 10}}} header source=example' for i in range(3)
     ]
+
+
+# -- the flow files, scripts and consumers of examples/ ------------------------------------------
+REPO = Path(__file__).resolve().parent.parent
+GRPCURL = Path(os.environ.get("DUCTSTREAM_COMPAT_BIN", Path.home() / ".cache" / "ductstream" / "compat-bin")) / "grpcurl"
+
+
+def flow_file(name: str, tmp_path: Path, dsn: str, **destination_options) -> Path:
+    """examples/flows/<name> as written, with the test's source database (and, for a
+    destination named in `destination_options`, its options) put in."""
+    flow = json.loads((REPO / "examples" / "flows" / name).read_text())
+    flow["source"]["options"]["dsn"] = dsn
+    flow["source"]["options"]["batch_timeout"] = "100ms"
+    for d in flow["destinations"]:
+        d.setdefault("options", {}).update(destination_options.get(d["name"], {}))
+    path = tmp_path / name
+    path.write_text(json.dumps(flow))
+    return path
+
+
+def test_flow_examples_consumers_and_grpc_script(broker, postgres_cluster, tmp_path):
+    source = postgres_cluster.createdb("examples_source")
+    psql(source, "CREATE TABLE users (id int PRIMARY KEY, name text); CREATE TABLE orders (id int PRIMARY KEY, total int);"
+                 "INSERT INTO users VALUES (1, 'ada'); INSERT INTO orders VALUES (7, 70), (8, 80);")
+    hook = WebhookServer()
+    try:
+        # postgres_to_topics.json through the gRPC API with grpcurl, as examples/grpc/create_flow.sh does.
+        env = {**os.environ, "GRPCURL": str(GRPCURL), "DUCTSTREAM_GRPC": broker.grpc}
+        run = subprocess.run([str(REPO / "examples" / "grpc" / "create_flow.sh"), str(flow_file("postgres_to_topics.json", tmp_path, source))],
+                             capture_output=True, text=True, env=env, timeout=60)
+        assert run.returncode == 0, run.stderr
+        created = json.loads(run.stdout)
+        assert (created["id"], created["state"]) == ("app", "FLOW_STATE_CREATED"), created
+
+        # postgres_to_pgstream.json and postgres_to_webhook.json with the CLI.
+        admin(broker, "flow", "create", "-f", str(flow_file("postgres_to_pgstream.json", tmp_path, source)))
+        admin(broker, "flow", "create", "-f", str(flow_file("postgres_to_webhook.json", tmp_path, source, api={"url": hook.url})))
+        for flow in ("app", "orders", "hooks"):
+            admin(broker, "flow", "start", flow)
+
+        # The stream's consumers: the bash one and the Python one, each its own group.
+        consumers = {
+            "bash": [str(REPO / "examples" / "stream_consumer.sh"), "-endpoint", broker.grpc, "-stream", "orders",
+                     "-group", "bash", "-idle-exit", "3"],
+            "python": [sys.executable, str(REPO / "examples" / "stream_consumer.py"), "--endpoint", broker.grpc,
+                       "--stream", "orders", "--group", "python", "--idle-exit", "3"],
+        }
+        env = {**os.environ, "DUCTSTREAM_ADMIN": str(admin_binary(broker))}
+        helpers.wait_until(lambda: admin(broker, "stream", "pull", "--stream", "orders", "--group", "probe", check=False)[0] == 0,
+                           timeout=60, what="the orders stream")
+        psql(source, "INSERT INTO orders VALUES (9, 90); UPDATE users SET name = 'ad' WHERE id = 1;")
+        for name, cmd in consumers.items():
+            seen: list[str] = []
+
+            def three_orders() -> bool:
+                run = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
+                assert run.returncode == 0, f"{name}: {run.stderr}"
+                seen.extend(run.stdout.splitlines())
+                return len(seen) >= 3
+
+            helpers.wait_until(three_orders, timeout=90, what=f"the {name} consumer's three orders")
+            events = [json.loads(line.split(" ", 1)[1]) for line in seen]
+            changes = sorted((e.get("op"), (e.get("after") or {}).get("id")) for e in events)
+            assert changes == [("c", 9), ("r", 7), ("r", 8)], (name, seen)
+
+        # The webhook got the orders; the topics flow has both tables' topics.
+        helpers.wait_until(lambda: len(hook.delivered()) >= 3, timeout=60, what="three webhook deliveries")
+        # Each request is one record: topic, partition, offset, key, value (the change event).
+        hooked = sorted(json.loads(r["body"])["value"]["after"]["id"] for r in hook.delivered()[:3])
+        assert hooked == [7, 8, 9], hooked
+        topics = admin_topics(broker)
+        assert {"app.public.users", "app.public.orders", "orders", "hooks.public.orders"} <= topics, topics
+    finally:
+        hook.close()
+
+
+def admin_topics(broker) -> set[str]:
+    from confluent_kafka.admin import AdminClient
+
+    return set(AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).topics)
