@@ -48,6 +48,15 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_DDL_GATE", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub ddl_gate: bool,
 
+    /// The wire format of CDC flows that name none: json, avro, proto, arrow or parquet (or the
+    /// API's enum names, WIRE_FORMAT_JSON…).
+    #[arg(long, env = "DUCTSTREAM_WIRE_FORMAT", default_value = "json")]
+    pub wire_format: String,
+
+    /// Refuse flows whose wire_format is not --wire-format.
+    #[arg(long, env = "DUCTSTREAM_WIRE_ENFORCE", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub wire_enforce: bool,
+
     /// Memory every sink of this broker shares for records read and not yet written; past it,
     /// sinks stop reading until written batches free some.
     #[arg(long, env = "DUCTSTREAM_SINK_MEMORY_BYTES", default_value_t = 256 << 20)]
@@ -150,6 +159,9 @@ pub struct BrokerConfig {
     pub advertised_port: i32,
     pub auto_create_topics: bool,
     pub durable_auto_create: bool,
+    /// The wire format of flows that name none, normalized (`json`…).
+    pub wire_format: String,
+    pub wire_enforce: bool,
     pub num_partitions: i32,
     pub socket_request_max_bytes: usize,
     pub message_max_bytes: i32,
@@ -183,6 +195,14 @@ impl BrokerConfig {
             Some(listener) => parse_host_port(listener)?,
             None => (bound.ip().to_string(), i32::from(bound.port())),
         };
+        let wire_format = crate::enum_names::normalize(&args.wire_format, crate::enum_names::WIRE_FORMAT_PREFIX);
+        if !crate::flows::WIRE_FORMATS.contains(&wire_format.as_str()) {
+            return Err(crate::BrokerError::Config(format!(
+                "--wire-format {:?}: use {}",
+                args.wire_format,
+                crate::flows::WIRE_FORMATS.join(", ")
+            )));
+        }
         if args.num_partitions < 1 {
             return Err(crate::BrokerError::Config("--num-partitions must be at least 1".into()));
         }
@@ -193,6 +213,8 @@ impl BrokerConfig {
             advertised_port,
             auto_create_topics: args.auto_create_topics,
             durable_auto_create: args.durable_auto_create,
+            wire_format,
+            wire_enforce: args.wire_enforce,
             num_partitions: args.num_partitions,
             socket_request_max_bytes: args.socket_request_max_bytes,
             message_max_bytes: args.message_max_bytes,

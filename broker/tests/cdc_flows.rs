@@ -654,3 +654,38 @@ async fn a_pgstream_destination_feeds_one_stream_pulled_with_the_cli() {
     let (ok, _, out) = admin(&server, &["flow", "create", "-f", dir.path().join("both.json").to_str().expect("path")]);
     assert!(!ok && out.contains("unknown option \"partitions\""), "{out}");
 }
+
+/// `--wire-format` (DUCTSTREAM_WIRE_FORMAT) is the format of flows that name none;
+/// `--wire-enforce` refuses the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_wire_format_is_the_default_and_can_be_enforced() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &["--wire-format", "WIRE_FORMAT_AVRO", "--wire-enforce"]);
+    let server = grpc(&broker);
+    let flow = |id: &str, wire_format: Option<&str>| {
+        let mut flow = serde_json::json!({
+            "id": id,
+            "source": {"name": "app", "type": "postgres", "options": {"dsn": "postgres://u@127.0.0.1:1/db"}},
+            "destinations": [{"name": "topics", "type": "topics"}],
+        });
+        if let Some(format) = wire_format {
+            flow["wire_format"] = format.into();
+        }
+        let path = dir.path().join(format!("{id}.json"));
+        std::fs::write(&path, flow.to_string()).expect("write");
+        admin(&server, &["--json", "flow", "create", "-f", path.to_str().expect("path")])
+    };
+    let (ok, created, out) = flow("plain", None);
+    assert!(ok && created["wire_format"] == "avro", "{out}");
+    let (ok, _, out) = flow("avro", Some("avro"));
+    assert!(ok, "{out}");
+    let (ok, _, out) = flow("json", Some("json"));
+    assert!(!ok && out.contains("this broker enforces \"avro\""), "{out}");
+    drop(broker);
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_ductstream"))
+        .args(["--kafka-listen", "127.0.0.1:0", "--storage", "memory", "--wire-format", "xml"])
+        .output()
+        .expect("run");
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--wire-format \"xml\""));
+}

@@ -58,6 +58,7 @@ impl FlowManager {
     /// Stores a new flow. One without an id gets one made from its name: the name's slug,
     /// then `-2`, `-3`... until it is free.
     pub async fn create(&self, mut def: FlowDef) -> Result<FlowView> {
+        def.apply_wire_policy(&self.broker.config.wire_format, self.broker.config.wire_enforce)?;
         let base = if def.id.is_empty() { Some(FlowDef::id_from_name(&def.name)?) } else { None };
         let now = now_ms();
         (def.state, def.last_error, def.created_ms, def.updated_ms) = (FlowState::Created, String::new(), now, now);
@@ -82,6 +83,7 @@ impl FlowManager {
 
     /// Replaces the definition, keeping state, error and creation time.
     pub async fn update(&self, mut def: FlowDef) -> Result<FlowView> {
+        def.apply_wire_policy(&self.broker.config.wire_format, self.broker.config.wire_enforce)?;
         let stored = store::load(self.storage(), &def.id).await?;
         def.keep_secrets_of(&stored);
         def.keep_names_of(&stored);

@@ -8,4 +8,4 @@ pub mod store;
 pub mod writer;
 
 pub use manager::{FlowManager, FlowView};
-pub use model::{Endpoint, FlowDef, FlowState};
+pub use model::{Endpoint, FlowDef, FlowState, WIRE_FORMATS};

@@ -52,7 +52,7 @@ const TOPIC_DESTINATIONS: [&str; 2] = ["topics", "pgstream"];
 const PGSTREAM_OPTIONS: [&str; 3] = ["stream", "format", "dsn"];
 
 /// What a flow's `wire_format` may be.
-const WIRE_FORMATS: [&str; 5] = ["json", "avro", "proto", "arrow", "parquet"];
+pub const WIRE_FORMATS: [&str; 5] = ["json", "avro", "proto", "arrow", "parquet"];
 
 impl FlowDef {
     /// The format of the change records in the topics: file formats (arrow, parquet) are for
@@ -67,6 +67,21 @@ impl FlowDef {
     /// The file format the flow's sink destinations write when their options name none.
     pub fn file_format(&self) -> Option<&str> {
         matches!(self.wire_format.as_str(), "arrow" | "parquet").then_some(self.wire_format.as_str())
+    }
+
+    /// Gives a flow that names no wire format the broker's (`--wire-format`); with `enforce`
+    /// (`--wire-enforce`), refuses one that names another.
+    pub fn apply_wire_policy(&mut self, default: &str, enforce: bool) -> Result<()> {
+        if self.wire_format.is_empty() {
+            self.wire_format = default.to_owned();
+        }
+        if enforce && self.wire_format != default {
+            return Err(BrokerError::InvalidArgument(format!(
+                "wire format {:?}: this broker enforces {default:?} (--wire-enforce)",
+                self.wire_format
+            )));
+        }
+        Ok(())
     }
 
     /// Checks what can be checked without connecting: ids, endpoint types, options.

@@ -39,7 +39,9 @@ fn endpoint_pb(e: &Endpoint) -> pb::Endpoint {
 fn definition(flow: Option<pb::Flow>) -> Result<FlowDef> {
     let f = flow.ok_or_else(|| BrokerError::InvalidArgument("flow is required".into()))?;
     let wire_format = match pb::WireFormat::try_from(f.wire_format) {
-        Ok(pb::WireFormat::Unspecified | pb::WireFormat::Json) => "json",
+        // The broker's --wire-format, filled in by the flow manager.
+        Ok(pb::WireFormat::Unspecified) => "",
+        Ok(pb::WireFormat::Json) => "json",
         Ok(pb::WireFormat::Avro) => "avro",
         Ok(pb::WireFormat::Proto) => "proto",
         Ok(pb::WireFormat::Arrow) => "arrow",

@@ -127,8 +127,10 @@ pub(crate) fn endpoint(e: EndpointFile) -> pb::Endpoint {
 fn read_flow(path: &std::path::Path) -> Result<pb::Flow, String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let file: FlowFile = serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
-    let written = file.wire_format.as_deref().unwrap_or("json");
+    // Left out: the broker's --wire-format.
+    let written = file.wire_format.as_deref().unwrap_or("");
     let wire_format = match ductstream_broker::enum_names::normalize(written, ductstream_broker::enum_names::WIRE_FORMAT_PREFIX).as_str() {
+        "" => pb::WireFormat::Unspecified,
         "json" => pb::WireFormat::Json,
         "avro" => pb::WireFormat::Avro,
         "proto" => pb::WireFormat::Proto,
