@@ -48,6 +48,16 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_DDL_GATE", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub ddl_gate: bool,
 
+    /// Gated DDL changes are approved as they arrive (recorded as approved; the flow does not
+    /// pause): the gate keeps its record of every change.
+    #[arg(long, env = "DUCTSTREAM_DDL_AUTO_APPROVE", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub ddl_auto_approve: bool,
+
+    /// Gated DDL changes are applied as they arrive (recorded as applied), which implies
+    /// approval.
+    #[arg(long, env = "DUCTSTREAM_DDL_AUTO_APPLY", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub ddl_auto_apply: bool,
+
     /// The wire format of CDC flows that name none: json, avro, proto, arrow or parquet (or the
     /// API's enum names, WIRE_FORMAT_JSON…).
     #[arg(long, env = "DUCTSTREAM_WIRE_FORMAT", default_value = "json")]
@@ -159,6 +169,8 @@ pub struct BrokerConfig {
     pub advertised_port: i32,
     pub auto_create_topics: bool,
     pub durable_auto_create: bool,
+    /// What happens to a gated DDL change as it arrives.
+    pub ddl_auto: DdlAuto,
     /// The wire format of flows that name none, normalized (`json`…).
     pub wire_format: String,
     pub wire_enforce: bool,
@@ -213,6 +225,11 @@ impl BrokerConfig {
             advertised_port,
             auto_create_topics: args.auto_create_topics,
             durable_auto_create: args.durable_auto_create,
+            ddl_auto: match (args.ddl_auto_apply, args.ddl_auto_approve) {
+                (true, _) => DdlAuto::Apply,
+                (false, true) => DdlAuto::Approve,
+                (false, false) => DdlAuto::Wait,
+            },
             wire_format,
             wire_enforce: args.wire_enforce,
             num_partitions: args.num_partitions,
@@ -237,6 +254,15 @@ fn parse_host_port(listener: &str) -> crate::Result<(String, i32)> {
 }
 
 /// A listen address, or `off`.
+/// `--ddl-auto-approve` and `--ddl-auto-apply`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DdlAuto {
+    /// Wait for an operator's decision.
+    Wait,
+    Approve,
+    Apply,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OptionalAddr(pub Option<SocketAddr>);
 

@@ -689,3 +689,23 @@ async fn the_broker_wire_format_is_the_default_and_can_be_enforced() {
         .expect("run");
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("--wire-format \"xml\""));
 }
+
+/// DUCTSTREAM_DDL_AUTO_APPLY (and _APPROVE): the gate records each DDL change, decided as it
+/// arrives, and the flow goes on without an operator.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_ddl_auto_apply_the_gate_records_and_lets_changes_through() {
+    let (pg, db) = source("CREATE TABLE users (id int PRIMARY KEY, name text)").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &["--ddl-gate", "--ddl-auto-apply"]);
+    let server = grpc(&broker);
+    create_flow(&server, dir.path(), "auto", &pg.url(), &[]);
+    admin(&server, &["flow", "start", "auto"]);
+    wait_state(&broker, "auto", pb::FlowState::Running).await;
+    read_values(&broker, "auto.public.users", "check", 0).await;
+    db.batch_execute("ALTER TABLE users ADD COLUMN email text; INSERT INTO users VALUES (2, 'after', 'a@b')").await.expect("ddl");
+    let after = read_values(&broker, "auto.public.users", "check", 1).await;
+    assert_eq!(after[0]["after"]["email"], "a@b", "no operator was needed");
+    let (ok, listed, out) = admin(&server, &["--json", "ddl", "list", "--flow", "auto"]);
+    assert!(ok, "{out}");
+    assert_eq!(listed[0]["status"], "applied", "{listed}");
+}

@@ -14,6 +14,7 @@ use ductstream_storage::{Storage, StorageError};
 use serde::{Deserialize, Serialize};
 
 use crate::clock::now_ms;
+use crate::config::DdlAuto;
 use crate::{documents, BrokerError, Result};
 
 const KIND: &str = "ddl";
@@ -63,13 +64,15 @@ fn key(flow_id: &str, id: u64) -> String {
 
 pub struct DdlBoard {
     storage: Arc<dyn Storage>,
+    /// `--ddl-auto-approve` / `--ddl-auto-apply`: decide each change as it arrives.
+    auto: DdlAuto,
     /// The gate requests of flows this broker runs, by (flow, id).
     requests: Mutex<HashMap<(String, u64), DdlApprovalRequest>>,
 }
 
 impl DdlBoard {
-    pub fn new(storage: Arc<dyn Storage>) -> DdlBoard {
-        DdlBoard { storage, requests: Mutex::new(HashMap::new()) }
+    pub fn new(storage: Arc<dyn Storage>, auto: DdlAuto) -> DdlBoard {
+        DdlBoard { storage, auto, requests: Mutex::new(HashMap::new()) }
     }
 
     /// Takes the gate's requests until the flow ends: stores each change and waits for its
@@ -85,6 +88,16 @@ impl DdlBoard {
                 Ok(id) => {
                     if let Ok(mut requests) = self.requests.lock() {
                         requests.insert((flow_id.clone(), id), request);
+                    }
+                    let auto = match self.auto {
+                        DdlAuto::Wait => None,
+                        DdlAuto::Approve => Some((DdlStatus::Approved, "approved automatically (--ddl-auto-approve)")),
+                        DdlAuto::Apply => Some((DdlStatus::Applied, "applied automatically (--ddl-auto-apply)")),
+                    };
+                    if let Some((status, reason)) = auto
+                        && let Err(e) = self.decide(&flow_id, id, status, reason).await
+                    {
+                        tracing::warn!(flow = %flow_id, id, error = %e, "cannot decide a DDL change automatically; it waits for an operator");
                     }
                     self.wait_for_decision(&flow_id, id).await;
                 }

@@ -43,7 +43,7 @@ pub struct FlowView {
 impl FlowManager {
     pub fn new(broker: Arc<Broker>, ddl_gate_default: bool) -> Arc<FlowManager> {
         Arc::new(FlowManager {
-            ddl: Arc::new(DdlBoard::new(broker.storage().clone())),
+            ddl: Arc::new(DdlBoard::new(broker.storage().clone(), broker.config.ddl_auto)),
             broker,
             running: tokio::sync::Mutex::new(HashMap::new()),
             ddl_gate_default,
