@@ -709,3 +709,19 @@ async fn with_ddl_auto_apply_the_gate_records_and_lets_changes_through() {
     assert!(ok, "{out}");
     assert_eq!(listed[0]["status"], "applied", "{listed}");
 }
+
+/// The usage guide's names: `parallel_tables` for snapshot_workers, and
+/// `snapshot_consistent=false`, which reads the tables without the slot's exported snapshot.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snapshot_without_the_exported_snapshot_still_reads_every_row() {
+    let (pg, db) = source("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'ada'), (2, 'bob');").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let server = grpc(&broker);
+    create_flow(&server, dir.path(), "loose", &pg.url(), &[("snapshot_consistent", "false"), ("parallel_tables", "2")]);
+    admin(&server, &["flow", "start", "loose"]);
+    let snapshot = read_values(&broker, "loose.public.users", "check", 2).await;
+    assert_eq!(ops(&snapshot), [("r".to_string(), 1), ("r".to_string(), 2)]);
+    db.batch_execute("INSERT INTO users VALUES (3, 'cy')").await.expect("insert");
+    assert_eq!(ops(&read_values(&broker, "loose.public.users", "check", 1).await), [("c".to_string(), 3)]);
+}

@@ -166,7 +166,8 @@ impl Flow {
                 if !options.create_slot {
                     return Err(CdcError::MissingSlot { slot: options.slot.clone() });
                 }
-                let created = replication.create_slot(&options.slot, options.snapshot).await?;
+                let export = options.snapshot && options.snapshot_consistent;
+                let created = replication.create_slot(&options.slot, export).await?;
                 tracing::info!(slot = %options.slot, lsn = %created.consistent_point, "created replication slot");
                 checkpoint = Checkpoint { lsn: created.consistent_point, snapshot: None };
                 if options.snapshot {

@@ -70,8 +70,13 @@ pub struct FlowSourceOptions {
     /// Read the existing rows when the slot is created.
     #[serde(deserialize_with = "de_bool")]
     pub snapshot: bool,
-    /// Parallel connections reading the snapshot.
-    #[serde(deserialize_with = "de_usize")]
+    /// Read the snapshot at the slot's exported snapshot, so that snapshot and stream meet
+    /// exactly. `false` reads each table at its own time: a change made between the slot's
+    /// creation and a table's read arrives twice (as the row and as the change).
+    #[serde(deserialize_with = "de_bool")]
+    pub snapshot_consistent: bool,
+    /// Parallel connections reading the snapshot (`parallel_tables` is another name for it).
+    #[serde(deserialize_with = "de_usize", alias = "parallel_tables")]
     pub snapshot_workers: usize,
     /// Integer column to split each snapshot table into ranges by (when the table has it).
     pub partition_column: String,
@@ -116,6 +121,7 @@ impl Default for FlowSourceOptions {
             sync_publication_mode: SyncPublicationMode::Add,
             flow_id: String::new(),
             snapshot: true,
+            snapshot_consistent: true,
             snapshot_workers: 4,
             partition_column: String::new(),
             partition_count: 0,
@@ -292,6 +298,17 @@ mod tests {
         assert_eq!(o.publication_tables, vec!["public.a", "b.c"]);
         assert_eq!(o.sync_publication_mode, SyncPublicationMode::Sync);
         assert_eq!(o.flow_id, "s1");
+        assert!(o.snapshot_consistent, "consistent by default");
+    }
+
+    #[test]
+    fn documented_names_parallel_tables_and_snapshot_consistent() {
+        let o = FlowSourceOptions::from_map(&map(&[("dsn", "x"), ("parallel_tables", "3"), ("snapshot_consistent", "false")]));
+        let Ok(o) = o else { panic!("{o:?}") };
+        assert_eq!(o.snapshot_workers, 3);
+        assert!(!o.snapshot_consistent);
+        let both = FlowSourceOptions::from_map(&map(&[("dsn", "x"), ("parallel_tables", "3"), ("snapshot_workers", "2")]));
+        assert!(both.is_err(), "one name or the other");
     }
 
     #[test]

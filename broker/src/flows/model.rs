@@ -163,7 +163,8 @@ impl FlowDef {
         if let Some((_, stream)) = self.pgstream() {
             options.insert("stream".into(), stream);
         }
-        if self.parallelism > 0 {
+        // `parallel_tables` is the source option's other name.
+        if self.parallelism > 0 && !options.contains_key("parallel_tables") {
             options.entry("snapshot_workers".into()).or_insert_with(|| self.parallelism.to_string());
         }
         if ddl_gate_default {
