@@ -141,6 +141,17 @@ else
     log "grpcurl up to date"
 fi
 
+# The Go stream consumer of examples/go (its own module), run by test_examples.py.
+GO_CONSUMER_SRC="$HERE/../examples/go"
+GO_CONSUMER_BIN="$BIN_DIR/stream-consumer-go"
+if [ ! -x "$GO_CONSUMER_BIN" ] || [ -n "$(find "$GO_CONSUMER_SRC" -newer "$GO_CONSUMER_BIN" -type f 2>/dev/null | head -n 1)" ]; then
+    log "building the Go stream consumer example -> $GO_CONSUMER_BIN"
+    (cd "$GO_CONSUMER_SRC" && GOMODCACHE="$CACHE/go-mod" GOCACHE="$CACHE/go-build" GOFLAGS=-mod=mod \
+        "$GO_NEW" build -o "$GO_CONSUMER_BIN" ./stream_consumer)
+else
+    log "Go stream consumer example up to date"
+fi
+
 # ------------------------------------------- reference Kafka and the Java client tests
 M2="${DUCTSTREAM_M2:-$CACHE/m2}"
 KAFKA_LIBS="$(bash "$HERE/kafka/fetch.sh")"

@@ -83,6 +83,9 @@ def test_flow_examples_consumers_and_grpc_script(broker, postgres_cluster, tmp_p
                      "-group", "bash", "-idle-exit", "3"],
             "python": [sys.executable, str(REPO / "examples" / "stream_consumer.py"), "--endpoint", broker.grpc,
                        "--stream", "orders", "--group", "python", "--idle-exit", "3"],
+            # examples/go, built by setup.sh (as `cd examples/go && go run ./stream_consumer` would).
+            "go": [str(GRPCURL.parent / "stream-consumer-go"), "-endpoint", broker.grpc, "-stream", "orders",
+                   "-group", "go", "-idle-exit", "3"],
         }
         env = {**os.environ, "DUCTSTREAM_ADMIN": str(admin_binary(broker))}
         helpers.wait_until(lambda: admin(broker, "stream", "pull", "--stream", "orders", "--group", "probe", check=False)[0] == 0,
