@@ -535,3 +535,30 @@ async fn a_damaged_catalog_is_refused_with_a_clear_message() {
     assert!(err.to_string().contains("no catalog/"), "{err}");
     assert_eq!(std::fs::read_dir(dir.path()).expect("dir").filter(|e| e.as_ref().expect("entry").path().is_dir()).count(), 2, "partition folder kept");
 }
+
+/// Opening reads sealed segments' index files and does not scan them: a flipped byte inside a
+/// sealed segment (not its last batch, which the index check reads) goes unnoticed at open,
+/// where a scan would have cut the log there. Without the index file, the scan finds it.
+#[tokio::test]
+async fn sealed_segments_are_not_scanned_on_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = {
+        let s = EmbeddedStorage::open_with_segment_bytes(dir.path(), false, SMALL).expect("open");
+        s.create_topic(spec("quick", 1)).await.expect("create");
+        for _ in 0..8 {
+            s.append("quick", 0, batch(5, 0), None).await.expect("append");
+        }
+        partition_path(&s, "quick", 0).await
+    };
+    let first = path.join(&segment_names(&path)[0]);
+    let mut bytes = std::fs::read(&first).expect("read");
+    bytes[70] ^= 0xff; // inside the first of its two batches
+    std::fs::write(&first, &bytes).expect("write");
+
+    let s = EmbeddedStorage::open_with_segment_bytes(dir.path(), false, SMALL).expect("reopen");
+    assert_eq!(s.offsets("quick", 0).await.expect("offsets").high_watermark, 40, "nothing scanned, nothing cut");
+    drop(s);
+    std::fs::remove_file(path.join(&index_names(&path)[0])).expect("remove index");
+    let s = EmbeddedStorage::open_with_segment_bytes(dir.path(), false, SMALL).expect("reopen");
+    assert_eq!(s.offsets("quick", 0).await.expect("offsets").high_watermark, 0, "scanned: the log ends at the damage");
+}
