@@ -58,6 +58,17 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_DDL_AUTO_APPLY", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub ddl_auto_apply: bool,
 
+    /// Run CDC flows on a schedule instead of continuously: a 6-field cron, seconds first, in
+    /// UTC (`*/10 * * * * *`: every 10 s). At each tick every RUNNING flow runs once until it
+    /// has caught up, unless its previous run goes on. `DUCTSTREAM_DBOS_SCHEDULE` (with
+    /// `DUCTSTREAM_DBOS_ENABLED=true`) is taken when this is not given.
+    #[arg(long, env = "DUCTSTREAM_SCHEDULE")]
+    pub schedule: Option<String>,
+
+    /// A scheduled run stops after this many batch timeouts without a new record.
+    #[arg(long, env = "DUCTSTREAM_SCHEDULE_EMPTY_READS", default_value_t = 3)]
+    pub schedule_empty_reads: u32,
+
     /// The wire format of CDC flows that name none: json, avro, proto, arrow or parquet (or the
     /// API's enum names, WIRE_FORMAT_JSON…).
     #[arg(long, env = "DUCTSTREAM_WIRE_FORMAT", default_value = "json")]
@@ -171,6 +182,9 @@ pub struct BrokerConfig {
     pub durable_auto_create: bool,
     /// What happens to a gated DDL change as it arrives.
     pub ddl_auto: DdlAuto,
+    /// `--schedule`: flows run at its ticks instead of continuously.
+    pub schedule: Option<cron::Schedule>,
+    pub schedule_empty_reads: u32,
     /// The wire format of flows that name none, normalized (`json`…).
     pub wire_format: String,
     pub wire_enforce: bool,
@@ -184,6 +198,13 @@ pub struct BrokerConfig {
 }
 
 impl Args {
+    /// `--schedule`, else the documented `DUCTSTREAM_DBOS_SCHEDULE` when `DUCTSTREAM_DBOS_ENABLED`
+    /// is true.
+    pub fn schedule(&self) -> Option<String> {
+        let dbos_enabled = std::env::var("DUCTSTREAM_DBOS_ENABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        self.schedule.clone().or_else(|| dbos_enabled.then(|| std::env::var("DUCTSTREAM_DBOS_SCHEDULE").ok()).flatten())
+    }
+
     /// What `--storage` names, or `--postgres-dsn` in its place.
     pub fn storage(&self) -> &str {
         self.postgres_dsn.as_deref().unwrap_or(&self.storage)
@@ -207,6 +228,11 @@ impl BrokerConfig {
             Some(listener) => parse_host_port(listener)?,
             None => (bound.ip().to_string(), i32::from(bound.port())),
         };
+        let schedule = args
+            .schedule()
+            .map(|cron| crate::flows::schedule::parse(&cron))
+            .transpose()
+            .map_err(|e| crate::BrokerError::Config(format!("--schedule {e}")))?;
         let wire_format = crate::enum_names::normalize(&args.wire_format, crate::enum_names::WIRE_FORMAT_PREFIX);
         if !crate::flows::WIRE_FORMATS.contains(&wire_format.as_str()) {
             return Err(crate::BrokerError::Config(format!(
@@ -232,6 +258,8 @@ impl BrokerConfig {
             },
             wire_format,
             wire_enforce: args.wire_enforce,
+            schedule,
+            schedule_empty_reads: args.schedule_empty_reads,
             num_partitions: args.num_partitions,
             socket_request_max_bytes: args.socket_request_max_bytes,
             message_max_bytes: args.message_max_bytes,

@@ -15,6 +15,29 @@ pub async fn update<T, R>(
     kind: &str,
     key: &str,
     missing: impl Fn() -> BrokerError + Send + Sync,
+    f: impl FnMut(&mut T) -> Result<R> + Send,
+) -> Result<(T, R)>
+where
+    T: Serialize + DeserializeOwned + Send,
+    R: Send,
+{
+    change(storage, kind, key, || Err(missing()), f).await
+}
+
+/// [`update`], with a missing document starting as `T::default()`.
+pub async fn upsert<T, R>(storage: &dyn Storage, kind: &str, key: &str, f: impl FnMut(&mut T) -> Result<R> + Send) -> Result<(T, R)>
+where
+    T: Serialize + DeserializeOwned + Default + Send,
+    R: Send,
+{
+    change(storage, kind, key, || Ok(T::default()), f).await
+}
+
+async fn change<T, R>(
+    storage: &dyn Storage,
+    kind: &str,
+    key: &str,
+    start: impl Fn() -> Result<T> + Send + Sync,
     mut f: impl FnMut(&mut T) -> Result<R> + Send,
 ) -> Result<(T, R)>
 where
@@ -24,11 +47,16 @@ where
     let mut outcome: Option<Result<(T, R)>> = None;
     let stored = storage
         .update_document(kind, key, &mut |current| {
-            let Some(bytes) = current else {
-                outcome = Some(Err(missing()));
-                return Err(StorageError::Rejected(format!("no {kind} {key:?}")));
+            let mut document: T = match current {
+                Some(bytes) => serde_json::from_slice(bytes)?,
+                None => match start() {
+                    Ok(document) => document,
+                    Err(e) => {
+                        outcome = Some(Err(e));
+                        return Err(StorageError::Rejected(format!("no {kind} {key:?}")));
+                    }
+                },
             };
-            let mut document: T = serde_json::from_slice(bytes)?;
             match f(&mut document) {
                 Ok(r) => {
                     let bytes = serde_json::to_vec(&document)?;

@@ -90,6 +90,9 @@ async fn run(args: Args) -> Result<()> {
     }
     let flows = ductstream_broker::flows::FlowManager::new(broker.clone(), args.ddl_gate);
     let flows_task = tokio::spawn(flows.clone().run());
+    if let Some(schedule) = broker.config.schedule.clone() {
+        tokio::spawn(ductstream_broker::flows::schedule::run(flows.clone(), schedule, broker.config.schedule_empty_reads));
+    }
     let sinks = ductstream_broker::sinks::SinkManager::new(broker.clone(), args.sink_memory_bytes);
     let sinks_task = tokio::spawn(sinks.clone().run());
     if let Some(addr) = args.grpc_listen.0 {

@@ -725,3 +725,58 @@ async fn a_snapshot_without_the_exported_snapshot_still_reads_every_row() {
     db.batch_execute("INSERT INTO users VALUES (3, 'cy')").await.expect("insert");
     assert_eq!(ops(&read_values(&broker, "loose.public.users", "check", 1).await), [("c".to_string(), 3)]);
 }
+
+/// `--schedule` on two brokers sharing one Postgres store: RUNNING flows run at the ticks
+/// only, each tick runs each flow once (one broker, one run), and changes arrive tick by tick.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scheduled_runs_on_two_brokers_run_each_flow_once_a_tick() {
+    let (pg, db) = source("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'ada');").await;
+    let store = TestPostgres::start().expect("store postgres");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let url = store.url();
+    let flags = |node: &'static str| ["--storage", url.as_str(), "--node-id", node, "--schedule", "*/2 * * * * *", "--schedule-empty-reads", "2"];
+    let a = Broker::start(&dir.path().join("a"), &flags("1"));
+    let b = Broker::start(&dir.path().join("b"), &flags("2"));
+    let server = grpc(&a);
+    create_flow(&server, dir.path(), "nightly", &pg.url(), &[]);
+    admin(&server, &["flow", "start", "nightly"]);
+    let snapshot = read_values(&a, "nightly.public.users", "check", 1).await;
+    assert_eq!(ops(&snapshot), [("r".to_string(), 1)]);
+    db.batch_execute("INSERT INTO users VALUES (2, 'bob')").await.expect("insert");
+    assert_eq!(ops(&read_values(&b, "nightly.public.users", "check", 1).await), [("c".to_string(), 2)], "a later tick brings the change");
+
+    // Several ticks later: every run recorded once, by one broker, on its own tick.
+    let mut runs = Vec::new();
+    for _ in 0..100 {
+        let (ok, flow, out) = admin(&grpc(&b), &["--json", "flow", "get", "nightly"]);
+        assert!(ok, "{out}");
+        runs = flow["scheduled_runs"].as_array().cloned().unwrap_or_default();
+        if runs.len() >= 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(runs.len() >= 4, "runs: {runs:?}");
+    let ticks: Vec<&str> = runs.iter().filter_map(|r| r["tick"].as_str()).collect();
+    let mut unique = ticks.clone();
+    unique.dedup();
+    assert_eq!(unique, ticks, "one run per tick");
+    assert!(runs.iter().all(|r| r["outcome"] == "caught up"), "{runs:?}");
+    let nodes: std::collections::HashSet<i64> = runs.iter().filter_map(|r| r["node_id"].as_i64()).collect();
+    assert_eq!(nodes.len(), 1, "the flow's coordinator runs it: {runs:?}");
+    drop((a, b));
+
+    let bad = Command::new(env!("CARGO_BIN_EXE_ductstream"))
+        .args(["--kafka-listen", "127.0.0.1:0", "--storage", "memory", "--schedule", "*/10 * * * *"])
+        .output()
+        .expect("run");
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("6 fields, seconds first"), "{bad:?}");
+    // The documented DBOS names are taken too.
+    let dbos = Command::new(env!("CARGO_BIN_EXE_ductstream"))
+        .args(["--kafka-listen", "127.0.0.1:0", "--storage", "memory"])
+        .env("DUCTSTREAM_DBOS_ENABLED", "true")
+        .env("DUCTSTREAM_DBOS_SCHEDULE", "every ten seconds")
+        .output()
+        .expect("run");
+    assert!(!dbos.status.success() && String::from_utf8_lossy(&dbos.stderr).contains("--schedule \"every ten seconds\""), "{dbos:?}");
+}

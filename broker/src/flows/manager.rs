@@ -38,6 +38,8 @@ struct Running {
 pub struct FlowView {
     pub def: FlowDef,
     pub status: Option<FlowStatus>,
+    /// With `--schedule`: the flow's last scheduled runs, oldest first.
+    pub scheduled_runs: Vec<super::schedule::Finished>,
 }
 
 impl FlowManager {
@@ -49,6 +51,10 @@ impl FlowManager {
             ddl_gate_default,
             wake: Notify::new(),
         })
+    }
+
+    pub(crate) fn broker(&self) -> &Arc<Broker> {
+        &self.broker
     }
 
     fn storage(&self) -> &dyn ductstream_storage::Storage {
@@ -74,7 +80,7 @@ impl FlowManager {
                 Err(e) => return Err(e),
                 Ok(()) => {
                     tracing::info!(flow = %candidate.id, "created flow");
-                    return Ok(FlowView { def: candidate, status: None });
+                    return Ok(FlowView { def: candidate, status: None, scheduled_runs: Vec::new() });
                 }
             }
         }
@@ -194,7 +200,33 @@ impl FlowManager {
         if matches!(def.state, FlowState::Running | FlowState::Stopping) || self.running.lock().await.contains_key(id) {
             return Err(BrokerError::FailedPrecondition(format!("flow {id:?} is running: stop it before running it once")));
         }
-        let (handle, task) = self.spawn(&def, false)?;
+        let status = self.run_until_idle(&def, idle, timeout).await?;
+        Ok((self.get(id).await?, status))
+    }
+
+    /// One scheduled run of a RUNNING flow (see [`super::schedule`]): until it has written
+    /// nothing new for `empty_reads` batch timeouts. Returns the outcome as the run record
+    /// keeps it, and the records written.
+    pub(crate) async fn run_scheduled(&self, def: &FlowDef, empty_reads: u32, timeout: Duration) -> (String, u64) {
+        let batch_timeout = FlowSourceOptions::from_map(&def.source_options(self.ddl_gate_default))
+            .map(|o| o.batch_timeout)
+            .unwrap_or(Duration::from_secs(1));
+        let idle = (batch_timeout * empty_reads.max(1)).max(Duration::from_millis(200));
+        match self.run_until_idle(def, idle, timeout).await {
+            Err(e) => (format!("failed: {e}"), 0),
+            Ok(status) => {
+                let gated = self.ddl.list(&def.id).await.map(|l| l.iter().any(|d| d.status == super::ddl::DdlStatus::Pending));
+                let outcome = if gated.unwrap_or(false) { "ddl gated" } else { "caught up" };
+                (outcome.to_owned(), status.records_written)
+            }
+        }
+    }
+
+    /// Runs the flow here until it has written nothing new for `idle` (or `timeout`), then
+    /// stops it; returns its last progress.
+    async fn run_until_idle(&self, def: &FlowDef, idle: Duration, timeout: Duration) -> Result<FlowStatus> {
+        let id = def.id.as_str();
+        let (handle, task) = self.spawn(def, false)?;
         let deadline = tokio::time::Instant::now() + timeout;
         let mut last = (u64::MAX, tokio::time::Instant::now());
         loop {
@@ -216,8 +248,7 @@ impl FlowManager {
         }
         handle.stop();
         let _ = task.await;
-        let final_status = FlowStatus { phase: FlowPhase::Stopped, ..handle.status() };
-        Ok((self.get(id).await?, final_status))
+        Ok(FlowStatus { phase: FlowPhase::Stopped, ..handle.status() })
     }
 
     /// The flow's publication and its tables; with `sync`, first made to match the flow's
@@ -264,7 +295,8 @@ impl FlowManager {
         for def in &flows {
             let mine = self.broker.cluster.coordinates(&format!("flow:{}", def.id));
             let here = running.get(&def.id);
-            let wanted = mine && def.state == FlowState::Running;
+            // On a schedule, RUNNING flows run at its ticks only.
+            let wanted = mine && def.state == FlowState::Running && self.broker.config.schedule.is_none();
             match (wanted, here) {
                 (true, Some(r)) if r.updated_ms == def.updated_ms => {}
                 (true, _) => {
@@ -329,7 +361,14 @@ impl FlowManager {
 
     async fn view(&self, def: FlowDef) -> FlowView {
         let status = self.running.lock().await.get(&def.id).map(|r| r.handle.status());
-        FlowView { def, status }
+        let scheduled_runs = match super::schedule::record(self.storage(), &def.id).await {
+            Ok(record) => record.map(|r| r.history).unwrap_or_default(),
+            Err(e) => {
+                tracing::warn!(flow = %def.id, error = %e, "cannot read the flow's scheduled runs");
+                Vec::new()
+            }
+        };
+        FlowView { def, status, scheduled_runs }
     }
 
     /// Starts the flow's CDC task; when `record_failure`, a failure marks the stored flow FAILED.

@@ -4,6 +4,7 @@
 pub mod ddl;
 mod manager;
 pub mod model;
+pub mod schedule;
 pub mod store;
 pub mod writer;
 

@@ -115,6 +115,11 @@ fn flow_pb(view: FlowView) -> pb::Flow {
         progress: view.status.as_ref().map(progress),
         created: Some(timestamp_from_ms(d.created_ms)),
         updated: Some(timestamp_from_ms(d.updated_ms)),
+        scheduled_runs: view
+            .scheduled_runs
+            .iter()
+            .map(|r| pb::ScheduledRun { tick: Some(timestamp_from_ms(r.tick_ms)), node_id: r.node_id, outcome: r.outcome.clone(), records: r.records })
+            .collect(),
     }
 }
 

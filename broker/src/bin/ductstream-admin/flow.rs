@@ -229,6 +229,9 @@ fn flow_json(f: &pb::Flow) -> Value {
         })),
         "created": time_text(f.created.as_ref()),
         "updated": time_text(f.updated.as_ref()),
+        "scheduled_runs": f.scheduled_runs.iter().map(|r| json!({
+            "tick": time_text(r.tick.as_ref()), "node_id": r.node_id, "outcome": r.outcome, "records": r.records,
+        })).collect::<Vec<_>>(),
     })
 }
 
