@@ -18,20 +18,8 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_ADVERTISED_LISTENER")]
     pub advertised_listener: Option<String>,
 
-    /// Folder of the embedded store.
-    #[arg(long, env = "DUCTSTREAM_DATA_DIR", default_value = "./data")]
-    pub data_dir: PathBuf,
-
-    /// Storage engine: `embedded` (the default: segment files for the log and sled for the
-    /// rest, in --data-dir), `memory` (nothing kept) or a `postgres://` URL (several brokers on
-    /// one database).
-    #[arg(long, env = "DUCTSTREAM_STORAGE", default_value = "embedded")]
-    pub storage: String,
-
-    /// A `postgres://` URL to keep the data in: the documented name of `--storage postgres://…`,
-    /// used in its place (give one or the other).
-    #[arg(long, env = "DUCTSTREAM_POSTGRES_DSN", conflicts_with = "storage")]
-    pub postgres_dsn: Option<String>,
+    #[command(flatten)]
+    pub store: StoreArgs,
 
     /// fsync on every group commit, so acknowledged records survive a power loss (without it
     /// they survive a crash or kill of the process).
@@ -198,16 +186,16 @@ pub struct BrokerConfig {
 }
 
 impl Args {
+    /// The store to open and its folder, after the checkpoint settings.
+    pub fn store(&self) -> crate::Result<(String, PathBuf)> {
+        self.store.resolve()
+    }
+
     /// `--schedule`, else the documented `DUCTSTREAM_DBOS_SCHEDULE` when `DUCTSTREAM_DBOS_ENABLED`
     /// is true.
     pub fn schedule(&self) -> Option<String> {
         let dbos_enabled = std::env::var("DUCTSTREAM_DBOS_ENABLED").is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
         self.schedule.clone().or_else(|| dbos_enabled.then(|| std::env::var("DUCTSTREAM_DBOS_SCHEDULE").ok()).flatten())
-    }
-
-    /// What `--storage` names, or `--postgres-dsn` in its place.
-    pub fn storage(&self) -> &str {
-        self.postgres_dsn.as_deref().unwrap_or(&self.storage)
     }
 
     pub fn group_config(&self) -> crate::groups::GroupConfig {
@@ -282,6 +270,71 @@ fn parse_host_port(listener: &str) -> crate::Result<(String, i32)> {
 }
 
 /// A listen address, or `off`.
+/// Where the broker's data lives, for the broker and the worker alike.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// Folder of the embedded store.
+    #[arg(long, env = "DUCTSTREAM_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Storage engine: `embedded` (the default: segment files for the log and sled for the
+    /// rest, in --data-dir), `memory` (nothing kept) or a `postgres://` URL (several brokers on
+    /// one database).
+    #[arg(long, env = "DUCTSTREAM_STORAGE", default_value = "embedded")]
+    pub storage: String,
+
+    /// A `postgres://` URL to keep the data in: the documented name of `--storage postgres://…`,
+    /// used in its place (give one or the other).
+    #[arg(long, env = "DUCTSTREAM_POSTGRES_DSN", conflicts_with = "storage")]
+    pub postgres_dsn: Option<String>,
+
+    /// Where CDC checkpoints live, by the documented names: they are kept in the broker's
+    /// store, so `postgres` asks for a Postgres store and `sqlite` for the embedded one.
+    #[arg(long, env = "DUCTSTREAM_CHECKPOINT_BACKEND")]
+    pub checkpoint_backend: Option<String>,
+
+    /// With `sqlite`: the folder of the embedded store that holds the checkpoints (in place
+    /// of --data-dir).
+    #[arg(long, env = "DUCTSTREAM_CHECKPOINT_PATH")]
+    pub checkpoint_path: Option<PathBuf>,
+
+    /// With `sqlite`: a `file:` DSN naming that folder (its query part is not used).
+    #[arg(long, env = "DUCTSTREAM_CHECKPOINT_DSN")]
+    pub checkpoint_dsn: Option<String>,
+}
+
+impl StoreArgs {
+    /// The store to open (`--storage`, or `--postgres-dsn` in its place) and the embedded
+    /// store's folder, after the checkpoint settings; a setting that cannot hold is an error
+    /// that says why.
+    pub fn resolve(&self) -> crate::Result<(String, PathBuf)> {
+        let storage = self.postgres_dsn.clone().unwrap_or_else(|| self.storage.clone());
+        let is_postgres = storage.starts_with("postgres://") || storage.starts_with("postgresql://");
+        let config = |m: String| Err(crate::BrokerError::Config(m));
+        match self.checkpoint_backend.as_deref().map(str::to_ascii_lowercase).as_deref() {
+            None => Ok((storage, self.data_dir.clone())),
+            Some("postgres") if is_postgres => Ok((storage, self.data_dir.clone())),
+            Some("postgres") => config(
+                "DUCTSTREAM_CHECKPOINT_BACKEND=postgres: checkpoints live in the broker's store, so give a Postgres one \
+                 (--storage postgres://… or DUCTSTREAM_POSTGRES_DSN)"
+                    .into(),
+            ),
+            Some("sqlite") if is_postgres || storage == "memory" => config(format!(
+                "DUCTSTREAM_CHECKPOINT_BACKEND=sqlite: checkpoints live in the broker's store, and sqlite names the embedded one, not {:?}",
+                crate::open::redact(&storage)
+            )),
+            Some("sqlite") => {
+                let from_dsn = self.checkpoint_dsn.as_deref().map(|dsn| {
+                    let path = dsn.strip_prefix("file:").unwrap_or(dsn);
+                    PathBuf::from(path.split('?').next().unwrap_or(path))
+                });
+                Ok((storage, from_dsn.or_else(|| self.checkpoint_path.clone()).unwrap_or_else(|| self.data_dir.clone())))
+            }
+            Some(other) => config(format!("unknown checkpoint backend {other:?}: use postgres or sqlite")),
+        }
+    }
+}
+
 /// `--ddl-auto-approve` and `--ddl-auto-apply`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DdlAuto {
@@ -325,10 +378,28 @@ mod tests {
     }
 
     #[test]
+    fn checkpoint_backends_map_onto_the_store() {
+        let resolve = |flags: &[&str]| {
+            let mut all = vec!["ductstream"];
+            all.extend_from_slice(flags);
+            Args::parse_from(all).store().map_err(|e| e.to_string())
+        };
+        let pg = ["--storage", "postgres://u@h/db", "--checkpoint-backend", "postgres"];
+        assert_eq!(resolve(&pg).expect("postgres").0, "postgres://u@h/db");
+        assert!(resolve(&["--checkpoint-backend", "postgres"]).expect_err("needs postgres").contains("give a Postgres one"));
+        let sqlite = resolve(&["--checkpoint-backend", "SQLite", "--checkpoint-path", "/tmp/ck"]).expect("sqlite");
+        assert_eq!(sqlite, ("embedded".to_string(), PathBuf::from("/tmp/ck")));
+        let by_dsn = resolve(&["--checkpoint-backend", "sqlite", "--checkpoint-dsn", "file:/tmp/ck2?cache=shared"]).expect("dsn");
+        assert_eq!(by_dsn.1, PathBuf::from("/tmp/ck2"));
+        assert!(resolve(&["--checkpoint-backend", "sqlite", "--storage", "memory"]).is_err());
+        assert!(resolve(&["--checkpoint-backend", "etcd"]).expect_err("unknown").contains("use postgres or sqlite"));
+    }
+
+    #[test]
     fn the_documented_postgres_dsn_stands_for_storage() {
         let args = Args::parse_from(["ductstream", "--postgres-dsn", "postgres://u@h/db"]);
-        assert_eq!(args.storage(), "postgres://u@h/db");
-        assert_eq!(Args::parse_from(["ductstream"]).storage(), "embedded");
+        assert_eq!(args.store().expect("store").0, "postgres://u@h/db");
+        assert_eq!(Args::parse_from(["ductstream"]).store().expect("store").0, "embedded");
         assert!(Args::try_parse_from(["ductstream", "--postgres-dsn", "postgres://x", "--storage", "memory"]).is_err());
     }
 }

@@ -66,7 +66,8 @@ async fn follow_appends(postgres: Arc<PostgresStorage>, broker: Arc<Broker>) {
 }
 
 async fn run(args: Args) -> Result<()> {
-    let opened = ductstream_broker::open::open_storage(args.storage(), &args.data_dir, args.fsync).await?;
+    let (store, data_dir) = args.store()?;
+    let opened = ductstream_broker::open::open_storage(&store, &data_dir, args.fsync).await?;
     let storage = opened.storage;
     let listener = TcpListener::bind(args.kafka_listen)
         .await
@@ -112,7 +113,7 @@ async fn run(args: Args) -> Result<()> {
         kafka = %bound,
         storage = storage.engine(),
         fsync = args.fsync,
-        data_dir = %args.data_dir.display(),
+        data_dir = %data_dir.display(),
         advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port),
         "ductstream started"
     );

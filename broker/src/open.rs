@@ -12,7 +12,8 @@ use crate::{BrokerError, Result};
 /// Opens the embedded engine in `--data-dir`; a folder an earlier version wrote (the `sled` or
 /// `segment` engines) is imported on the way.
 fn open_embedded(data_dir: &Path, fsync: bool) -> Result<Opened> {
-    std::fs::create_dir_all(data_dir)?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| BrokerError::Config(format!("cannot create the embedded store's folder {}: {e}", data_dir.display())))?;
     let storage = EmbeddedStorage::open(data_dir, fsync).map_err(|e| {
         BrokerError::Config(format!("cannot open the embedded store in {}: {e}", data_dir.display()))
     })?;

@@ -72,6 +72,25 @@ fn an_unreachable_postgres_is_a_clear_error() {
     }
 }
 
+/// The documented checkpoint settings: a bad backend or an unwritable path stop the broker at
+/// start with a message that says so.
+#[test]
+fn checkpoint_settings_that_cannot_hold_are_refused_at_start() {
+    let run = |env: &[(&str, &str)]| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_ductstream"));
+        command.args(["--kafka-listen", "127.0.0.1:0", "--grpc-listen", "off"]);
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let output = command.output().expect("run");
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    assert!(run(&[("DUCTSTREAM_CHECKPOINT_BACKEND", "etcd")]).contains("unknown checkpoint backend \"etcd\""));
+    let stderr = run(&[("DUCTSTREAM_CHECKPOINT_BACKEND", "sqlite"), ("DUCTSTREAM_CHECKPOINT_PATH", "/proc/ductstream-checkpoints")]);
+    assert!(stderr.contains("/proc/ductstream-checkpoints"), "{stderr}");
+}
+
 #[test]
 fn flags_are_also_environment_variables() {
     let dir = tempfile::tempdir().expect("tempdir");

@@ -39,14 +39,9 @@ struct Args {
     /// With --sink-id: memory for records read and not yet written.
     #[arg(long, default_value_t = 256 << 20)]
     sink_memory_bytes: usize,
-    /// The broker's store: a postgres:// URL, or `embedded` in --data-dir.
-    #[arg(long, env = "DUCTSTREAM_STORAGE", default_value = "embedded")]
-    storage: String,
-    /// A `postgres://` URL: the documented name of `--storage postgres://…`, used in its place.
-    #[arg(long, env = "DUCTSTREAM_POSTGRES_DSN", conflicts_with = "storage")]
-    postgres_dsn: Option<String>,
-    #[arg(long, env = "DUCTSTREAM_DATA_DIR", default_value = "./data")]
-    data_dir: std::path::PathBuf,
+    /// The broker's store (the same flags as the broker's).
+    #[command(flatten)]
+    store: ductstream_broker::config::StoreArgs,
     /// Partitions of the topics the flow creates.
     #[arg(long, default_value_t = 1)]
     num_partitions: i32,
@@ -91,7 +86,8 @@ fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let opened = ductstream_broker::open::open_storage(args.postgres_dsn.as_deref().unwrap_or(&args.storage), &args.data_dir, false).await.map_err(|e| e.to_string())?;
+    let (store, data_dir) = args.store.resolve().map_err(|e| e.to_string())?;
+    let opened = ductstream_broker::open::open_storage(&store, &data_dir, false).await.map_err(|e| e.to_string())?;
     let storage = opened.storage;
     if let Some(sink_id) = &args.sink_id {
         return run_sink(storage, sink_id, &args).await;
