@@ -113,6 +113,10 @@ def test_flow_examples_consumers_and_grpc_script(broker, postgres_cluster, tmp_p
         topics = admin_topics(broker)
         assert {"app.public.users", "app.public.orders", "orders", "hooks.public.orders"} <= topics, topics
     finally:
+        # Deleting a flow drops its replication slot: slots are per cluster, and the session's
+        # Postgres cluster is shared with other tests.
+        for flow in ("app", "orders", "hooks"):
+            admin(broker, "flow", "delete", flow, check=False)
         hook.close()
 
 
