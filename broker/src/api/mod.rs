@@ -4,11 +4,14 @@
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -70,6 +73,9 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
 ];
 
 /// Whether `version` of `key` is implemented.
@@ -159,6 +165,9 @@ pub async fn dispatch(ctx: &Arc<Ctx>, request: RequestKind) -> Result<Outcome> {
         RequestKind::ConsumerGroupDescribe(r) => {
             now(ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(ctx, r).await?))
         }
+        RequestKind::CreateAcls(r) => now(ResponseKind::CreateAcls(create_acls::handle(ctx, r))),
+        RequestKind::DescribeAcls(r) => now(ResponseKind::DescribeAcls(describe_acls::handle(ctx, r))),
+        RequestKind::DeleteAcls(r) => now(ResponseKind::DeleteAcls(delete_acls::handle(ctx, r))),
         _ => Err(BrokerError::UnsupportedVersion { api: ctx.api, version: ctx.version }),
     }
 }

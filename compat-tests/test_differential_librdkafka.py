@@ -1,0 +1,204 @@
+"""Differential tests for what librdkafka's own test suite found (tests 0011, 0081, 0102,
+0113): the same requests to the reference Apache Kafka 4.1.2 and to DuctStream, answers
+compared field by field (see test_differential.py for the comparison rules).
+
+- 0011 produce_batch: a compacted topic refuses records without a key; the batch fails with
+  INVALID_RECORD and the response names each offending record (KIP-467 record_errors).
+- 0081 admin: the ACL APIs, on a broker without an authorizer: SECURITY_DISABLED.
+- 0102 static_group_rebalance: a static member replaced by a newer incarnation (same
+  group.instance.id) is FENCED_INSTANCE_ID on heartbeat, sync and commit.
+- 0113 cooperative_rebalance: commits during a rebalance, in Kafka's order of checks.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+import time
+import uuid
+from collections import Counter
+
+import groups
+from groups import Raw, consumer_protocol_assignment, raw_join
+from test_differential import both, compare, ds  # noqa: F401 - fixtures used by the tests below
+
+
+def _wait_coordinator(raw: Raw, group: str):
+    # Kafka loads the group's __consumer_offsets partition on the first FindCoordinator.
+    deadline = time.monotonic() + 30
+    while raw.find_coordinator(group)[0] != 0:
+        assert time.monotonic() < deadline, "FindCoordinator kept failing"
+        time.sleep(0.2)
+
+
+def _batch(records: list[tuple[bytes | None, bytes]]) -> bytes:
+    """A v2 record batch of (key, value) records, built by kafka-python's builder."""
+    from kafka.record.default_records import DefaultRecordBatchBuilder
+
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False,
+                                        producer_id=-1, producer_epoch=-1, base_sequence=-1,
+                                        batch_size=1 << 20)
+    now = int(time.time() * 1000)
+    for offset, (key, value) in enumerate(records):
+        builder.append(offset, timestamp=now, key=key, value=value, headers=[])
+    return bytes(builder.build())
+
+
+def produce_v8(raw: Raw, topic: str, partition: int, batch: bytes) -> dict:
+    """Produce v8 (acks=all) of one batch -> the partition's answer."""
+    body = (Raw.s(None) + struct.pack(">hi", -1, 15000) + struct.pack(">i", 1) + Raw.s(topic)
+            + struct.pack(">i", 1) + struct.pack(">i", partition) + Raw.by(batch))
+    r = raw.request(0, 8, body)
+    assert r.i32() == 1
+    r.string()
+    assert r.i32() == 1
+    index, error, base_offset = r.i32(), r.i16(), r.i64()
+    r.i64()  # log append time
+    r.i64()  # log start offset
+    record_errors = [(r.i32(), r.string()) for _ in range(r.i32())]
+    return dict(index=index, error=error, base_offset=base_offset, record_errors=record_errors,
+                error_message=r.string())
+
+
+def produce_record_errors(bootstrap: str) -> list:
+    from confluent_kafka import Producer
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    tag = uuid.uuid4().hex[:8]
+    compacted, plain = f"diff-compact-{tag}", f"diff-plain-{tag}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    futures = admin.create_topics([NewTopic(compacted, 4, 1, config={"cleanup.policy": "compact"}),
+                                   NewTopic(plain, 4, 1)], operation_timeout=15)
+    for f in futures.values():
+        f.result(timeout=30)
+    out = []
+    raw = Raw(bootstrap, "compat-diff-produce")
+    try:
+        records = [(b"k0", b"v0"), (None, b"v1"), (b"k2", b"v2"), (None, b"v3"), (None, b"v4"), (None, b"v5")]
+        deadline = time.monotonic() + 30
+        while True:  # Kafka may not lead the new partition yet
+            answer = produce_v8(raw, compacted, 2, _batch(records))
+            if answer["error"] not in (3, 6) or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        out.append(("compacted: keyless records", answer["error"], answer["base_offset"],
+                    [(i, m.replace(compacted, "T")) for i, m in answer["record_errors"]],
+                    (answer["error_message"] or "").replace(compacted, "T")))
+        answer = produce_v8(raw, compacted, 2, _batch([(b"k", b"v"), (b"k2", b"v")]))
+        out.append(("compacted: every record keyed", answer["error"], answer["base_offset"], answer["record_errors"]))
+        answer = produce_v8(raw, plain, 1, _batch(records))
+        out.append(("delete policy: keyless records", answer["error"], answer["base_offset"], answer["record_errors"]))
+    finally:
+        raw.close()
+    # librdkafka's view (test 0011): the keyless records fail with INVALID_RECORD, the others of
+    # their batch with _INVALID_DIFFERENT_RECORD; one record per batch, only the keyless fail.
+    for label, conf in [("one batch", {}), ("a batch per record", {"batch.size": 1})]:
+        p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, **conf})
+        results: list[str] = []
+        for i in range(100):
+            p.produce(compacted, value=f"m{i}".encode(), key=None if i % 10 == 0 else f"k{i}".encode(),
+                      partition=0, on_delivery=lambda err, _msg: results.append(err.name() if err else "ok"))
+        assert p.flush(30) == 0
+        out.append((f"confluent-kafka, {label}", sorted(Counter(results).items())))
+    return out
+
+
+def test_produce_record_errors(both):
+    compare("produce_record_errors", {name: produce_record_errors(bs) for name, bs in both.items()})
+
+
+def acls_without_authorizer(bootstrap: str) -> list:
+    """CreateAcls, DescribeAcls, DeleteAcls v1 (resource TOPIC=2, LITERAL=3, READ=3, ALLOW=3;
+    filters ANY=1)."""
+    raw = Raw(bootstrap, "compat-diff-acls")
+    out = []
+    try:
+        binding = struct.pack(">b", 2) + Raw.s("t1") + struct.pack(">b", 3) + Raw.s("User:test1") + Raw.s("*") \
+            + struct.pack(">bb", 3, 3)
+        r = raw.request(30, 1, struct.pack(">i", 2) + binding + binding)
+        r.i32()
+        out.append(("create two", [(r.i16(), r.string()) for _ in range(r.i32())]))
+        any_filter = struct.pack(">b", 1) + Raw.s(None) + struct.pack(">b", 1) + Raw.s(None) + Raw.s(None) \
+            + struct.pack(">bb", 1, 1)
+        r = raw.request(29, 1, any_filter)
+        r.i32()
+        out.append(("describe any", r.i16(), r.string(), r.i32()))
+        r = raw.request(31, 1, struct.pack(">i", 1) + any_filter)
+        r.i32()
+        results = []
+        for _ in range(r.i32()):
+            results.append((r.i16(), r.string(), r.i32()))
+        out.append(("delete any", results))
+    finally:
+        raw.close()
+    return out
+
+
+def test_acls_without_authorizer(both):
+    compare("acls_without_authorizer", {name: acls_without_authorizer(bs) for name, bs in both.items()})
+
+
+def static_fencing_and_commits(bootstrap: str) -> list:
+    """A static member "i1" alone in a group; a new incarnation of "i1" replaces it; then a
+    second member joins and the commits of each rebalance phase are answered."""
+    tag = uuid.uuid4().hex[:8]
+    topic, group = f"diff-static-{tag}", f"diff-static-g-{tag}"
+    groups.create_topics(bootstrap, {topic: 2})
+    conns = [Raw(bootstrap, f"compat-diff-static-{i}") for i in range(3)]
+    old_conn, new_conn, other = conns
+    out = []
+    offsets = {(topic, 0): (1, "")}
+    try:
+        _wait_coordinator(old_conn, group)
+        first = raw_join(old_conn, group, [topic], instance_id="i1")
+        gen, old = first["generation"], first["member_id"]
+        synced = old_conn.sync_group(group, gen, old, [(old, consumer_protocol_assignment({topic: [0, 1]}))], "i1")
+        out.append(("first incarnation syncs", synced["error"]))
+        again = raw_join(new_conn, group, [topic], instance_id="i1")
+        new = again["member_id"]
+        out.append(("second incarnation joins", again["error"], again["generation"] == gen, new != old))
+        out.append(("old: heartbeat", old_conn.heartbeat(group, gen, old, "i1")))
+        out.append(("old: sync", old_conn.sync_group(group, gen, old, [], "i1")["error"]))
+        out.append(("old: commit", old_conn.offset_commit(group, gen, old, offsets, version=7, instance_id="i1")))
+        out.append(("old id, another instance: heartbeat", old_conn.heartbeat(group, gen, old, "i2")))
+        out.append(("new: sync", new_conn.sync_group(group, gen, new, [], "i1")["error"]))
+        out.append(("new: commit", new_conn.offset_commit(group, gen, new, offsets, version=7, instance_id="i1")))
+
+        # A second member joins: PreparingRebalance until "i1" rejoins.
+        joined = {}
+        t = threading.Thread(target=lambda: joined.update(other=raw_join(other, group, [topic])), daemon=True)
+        t.start()
+        deadline = time.monotonic() + 20
+        while new_conn.heartbeat(group, gen, new, "i1") != groups.REBALANCE_IN_PROGRESS:
+            assert time.monotonic() < deadline, "no rebalance for the second member"
+            time.sleep(0.1)
+        out.append(("preparing: commit at the current generation",
+                    new_conn.offset_commit(group, gen, new, offsets, version=7, instance_id="i1")))
+        out.append(("preparing: commit at the next generation",
+                    new_conn.offset_commit(group, gen + 1, new, offsets, version=7, instance_id="i1")))
+        out.append(("preparing: simple commit", new_conn.offset_commit(group, -1, "", offsets)))
+        rejoined = raw_join(new_conn, group, [topic], instance_id="i1", member_id=new)
+        t.join(timeout=30)
+        next_gen = rejoined["generation"]
+        out.append(("rejoined", rejoined["error"], next_gen == gen + 1))
+        # Completing: the leader has not sent the assignment yet.
+        out.append(("completing: commit at the old generation",
+                    new_conn.offset_commit(group, gen, new, offsets, version=7, instance_id="i1")))
+        out.append(("completing: commit at the new generation",
+                    new_conn.offset_commit(group, next_gen, new, offsets, version=7, instance_id="i1")))
+        out.append(("completing: unknown member",
+                    new_conn.offset_commit(group, next_gen, "nobody", offsets, version=7)))
+    finally:
+        for c in conns:
+            c.close()
+    return [tuple(_anon(x, topic) for x in row) for row in out]
+
+
+def _anon(x, topic):
+    if isinstance(x, dict):
+        return {(t.replace(topic, "T"), p): v for (t, p), v in x.items()}
+    return x
+
+
+def test_static_fencing_and_commits(both):
+    compare("static_fencing_and_commits", {name: static_fencing_and_commits(bs) for name, bs in both.items()})
