@@ -30,8 +30,8 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
         "D2: Kafka wants a client-chosen member id from ConsumerGroupHeartbeat v1 (KIP-1082, "
         "INVALID_REQUEST); DuctStream makes one up"),
     ("kip848_member_errors", "heartbeat: unknown group"): (
-        "D3: Kafka answers GROUP_ID_NOT_FOUND; DuctStream UNKNOWN_MEMBER_ID on purpose: it keeps "
-        "no KIP-848 membership across restarts, and UNKNOWN_MEMBER_ID makes members rejoin"),
+        "D3: Kafka answers GROUP_ID_NOT_FOUND; DuctStream UNKNOWN_MEMBER_ID on purpose: a memory "
+        "store forgets KIP-848 groups across restarts, and UNKNOWN_MEMBER_ID makes members rejoin"),
 }
 
 

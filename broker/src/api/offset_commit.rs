@@ -86,7 +86,7 @@ async fn check_member(ctx: &Ctx, request: &OffsetCommitRequest) -> Result<Option
     }
     let generation = request.generation_id_or_member_epoch;
     // KIP-848 groups: commits carry the member epoch.
-    if let Some(handle) = ctx.broker.groups.consumer_group(group_id)? {
+    if let Some(handle) = ctx.broker.groups.consumer_group(group_id).await? {
         let group = handle.group.lock().await;
         if !group.members.is_empty() || generation >= 0 {
             return Ok(group.check_commit(request.member_id.as_str(), generation).err());
