@@ -35,9 +35,6 @@ MVN_TIMEOUT_S = 900
 
 # JUnit cases that fail on DuctStream (and pass on Apache Kafka): case -> reason.
 DUCTSTREAM_XFAIL = {
-    "AdminTest.describeLogDirs": (
-        "FINDINGS.md J6: DescribeLogDirs (API 35) is not implemented; the admin client gets "
-        "UnsupportedVersionException"),
     "ProducerTest.transactions": (
         "FINDINGS.md J7: transactions are not implemented; a transactional producer's "
         "initTransactions() times out after max.block.ms (5 s here) (no transaction coordinator is found)"),

@@ -15,6 +15,7 @@ mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -76,6 +77,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::CreateAcls, 1, 3),
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::DescribeLogDirs, 1, 4),
 ];
 
 /// Whether `version` of `key` is implemented.
@@ -165,6 +167,7 @@ pub async fn dispatch(ctx: &Arc<Ctx>, request: RequestKind) -> Result<Outcome> {
         RequestKind::ConsumerGroupDescribe(r) => {
             now(ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(ctx, r).await?))
         }
+        RequestKind::DescribeLogDirs(r) => now(ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, r).await?)),
         RequestKind::CreateAcls(r) => now(ResponseKind::CreateAcls(create_acls::handle(ctx, r))),
         RequestKind::DescribeAcls(r) => now(ResponseKind::DescribeAcls(describe_acls::handle(ctx, r))),
         RequestKind::DeleteAcls(r) => now(ResponseKind::DeleteAcls(delete_acls::handle(ctx, r))),
