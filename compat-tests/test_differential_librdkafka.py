@@ -174,3 +174,68 @@ def _anon(x, topic):
 
 def test_static_fencing_and_commits(both):
     compare("static_fencing_and_commits", {name: static_fencing_and_commits(bs) for name, bs in both.items()})
+
+
+def timestamp_bounds(bootstrap: str) -> list:
+    """Kafka 4.1's message.timestamp.after/before.max.ms (FINDINGS.md J4): records too far
+    ahead (default: an hour) or behind the broker's clock are refused with INVALID_TIMESTAMP
+    and KIP-467 record errors; configs out of Kafka's ranges are refused."""
+    import re
+
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    tag = uuid.uuid4().hex[:8]
+    default, strict = f"diff-ts-{tag}", f"diff-ts-strict-{tag}"
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    out = []
+    for label, config in [("zstd level 23", {"compression.zstd.level": "23"}),
+                          ("gzip level 0", {"compression.gzip.level": "0"}),
+                          ("negative after.max.ms", {"message.timestamp.after.max.ms": "-1"}),
+                          ("remote storage", {"remote.storage.enable": "true"}),
+                          ("throttle list", {"leader.replication.throttled.replicas": "0-1"})]:
+        future = admin.create_topics([NewTopic(f"diff-bad-{tag}", 1, 1, config=config)], operation_timeout=15)
+        try:
+            list(future.values())[0].result(timeout=30)
+            out.append((label, "ok"))
+        except Exception as e:  # noqa: BLE001 - the error code is what is compared
+            out.append((label, e.args[0].name()))
+    futures = admin.create_topics([
+        NewTopic(default, 1, 1, config={"compression.zstd.level": "-5", "compression.gzip.level": "9",
+                                        "local.retention.ms": "-2", "leader.replication.throttled.replicas": "0:1"}),
+        NewTopic(strict, 1, 1, config={"message.timestamp.before.max.ms": "60000",
+                                       "message.timestamp.after.max.ms": "0"})], operation_timeout=15)
+    for f in futures.values():
+        f.result(timeout=30)
+    out.append(("valid levels, retention and throttles", "ok"))
+    now = int(time.time() * 1000)
+
+    def produce_at(topic, timestamps):
+        from kafka.record.default_records import DefaultRecordBatchBuilder
+
+        builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=False,
+                                            producer_id=-1, producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+        for offset, ts in enumerate(timestamps):
+            builder.append(offset, timestamp=ts, key=b"k", value=b"v", headers=[])
+        raw = Raw(bootstrap, "compat-diff-ts")
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                answer = produce_v8(raw, topic, 0, bytes(builder.build()))
+                if answer["error"] not in (3, 6) or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+        finally:
+            raw.close()
+        # the bounds in the messages follow each broker's clock
+        errors = [(i, re.sub(r"-?\d{6,}", "N", m)) for i, m in answer["record_errors"]]
+        return answer["error"], answer["base_offset"] >= 0, errors, answer["error_message"]
+
+    hour = 3_600_000
+    out.append(("default: now, a day ago", produce_at(default, [now, now - 24 * hour])))
+    out.append(("default: two hours ahead", produce_at(default, [now, now + 2 * hour, now])))
+    out.append(("strict: two minutes ago, an hour ahead", produce_at(strict, [now - 120_000, now + hour, now - 1000])))
+    return out
+
+
+def test_timestamp_bounds(both):
+    compare("timestamp_bounds", {name: timestamp_bounds(bs) for name, bs in both.items()})

@@ -160,7 +160,7 @@ async fn accept(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>) 
     if batch.is_transactional() || batch.is_control() {
         return Err(BrokerError::kafka(ResponseError::InvalidRecord, "transactional and control batches are not supported").into());
     }
-    if let Some(rejected) = record_checks::check(&batch, &topic.name, partition, &topic.configs)? {
+    if let Some(rejected) = record_checks::check(&batch, &topic.name, partition, &topic.configs, now_ms())? {
         return Err(rejected.into());
     }
     let log_append_time = topic_config::log_append_time(&topic.configs).then(now_ms);
