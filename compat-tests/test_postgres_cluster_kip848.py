@@ -86,3 +86,59 @@ def test_kip848_group_moves_with_its_coordinator(postgres_cluster, group_broker_
     assert done["error"] == 0 and done["epoch"] == second["epoch"], done
     got = beat(b2.bootstrap, group, m2, second["epoch"], owned={})
     assert got["error"] == 0 and got["assignment"] == {topic_id: moved}, got
+
+
+def test_kip848_consumer_keeps_its_partitions_when_the_coordinator_dies(postgres_cluster, group_broker_factory, topic):
+    """The same move seen by a real client: a confluent-kafka consumer with
+    group.protocol=consumer, whose coordinator is killed, keeps its partitions (no lost or
+    revoked callback) and goes on consuming from the broker that takes the group over."""
+    from confluent_kafka import Consumer, Producer
+
+    url = postgres_cluster.createdb("kip848client")
+    common = ("--broker-lease-ms", str(LEASE_MS))
+    b1 = group_broker_factory("--node-id", "1", *common, storage="postgres", storage_url=url)
+    b2 = group_broker_factory("--node-id", "2", *common, storage="postgres", storage_url=url)
+    admins: dict = {}
+    for b in (b1, b2):
+        wait(lambda b=b: len(brokers_seen(b.bootstrap, admins)) == 2, 15, f"{b.bootstrap} to list both brokers")
+    create_topics(b1.bootstrap, {topic: 4})
+    group = next(g for g in (f"g{k}-{topic}" for k in range(50)) if coordinator(b1.bootstrap, g) == 2)
+    events: list[str] = []
+    c = Consumer({"bootstrap.servers": f"{b1.bootstrap},{b2.bootstrap}", "group.id": group,
+                  "group.protocol": "consumer", "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    c.subscribe([topic], on_assign=lambda _c, ps: events.append(f"assign {len(ps)}"),
+                on_revoke=lambda _c, ps: events.append(f"revoke {len(ps)}"),
+                on_lost=lambda _c, ps: events.append(f"lost {len(ps)}"))
+    seen: set[bytes] = set()
+
+    def consume_until(done, what, timeout=60):
+        def step():
+            m = c.poll(0.2)
+            if m is not None and not m.error():
+                seen.add(m.value())
+            return done()
+        wait(step, timeout, what, interval=0)
+
+    p = Producer({"bootstrap.servers": f"{b1.bootstrap},{b2.bootstrap}", "linger.ms": 0,
+                  "message.timeout.ms": 60000, "topic.metadata.refresh.interval.ms": 1000})
+    try:
+        consume_until(lambda: len(c.assignment()) == 4, "the consumer to own all four partitions")
+        before = [f"before-{i}".encode() for i in range(8)]
+        for i, v in enumerate(before):
+            p.produce(topic, value=v, partition=i % 4)
+        assert p.flush(30) == 0
+        consume_until(lambda: set(before) <= seen, "the records produced before the kill")
+        events_before = list(events)
+        b2.expected_exit = True
+        b2.proc.kill()
+        b2.proc.wait(timeout=10)
+        wait(lambda: coordinator(b1.bootstrap, group) == 1, 30, "node 1 to coordinate the group")
+        after = [f"after-{i}".encode() for i in range(8)]
+        for i, v in enumerate(after):
+            p.produce(topic, value=v, partition=i % 4)
+        assert p.flush(60) == 0
+        consume_until(lambda: set(after) <= seen, "the records produced after the kill")
+        assert events == events_before, f"the consumer's partitions moved: {events[len(events_before):]}"
+        assert len(c.assignment()) == 4
+    finally:
+        c.close()
