@@ -180,11 +180,9 @@ fn throttled_replicas(value: &str) -> bool {
 /// behind and how far ahead, in ms (Kafka's `message.timestamp.before.max.ms` and
 /// `message.timestamp.after.max.ms`).
 pub fn timestamp_bounds(configs: &BTreeMap<String, String>) -> (i64, i64) {
-    let get = |name: &str| {
-        let default = lookup(name).and_then(|d| d.default.parse().ok()).unwrap_or(i64::MAX);
-        configs.get(name).and_then(|v| v.parse().ok()).unwrap_or(default)
-    };
-    (get(TIMESTAMP_BEFORE_MAX_MS), get(TIMESTAMP_AFTER_MAX_MS))
+    // Kafka 4.1's defaults (as in TOPIC_CONFIGS): any time behind, an hour ahead.
+    let get = |name: &str, default: i64| configs.get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    (get(TIMESTAMP_BEFORE_MAX_MS, i64::MAX), get(TIMESTAMP_AFTER_MAX_MS, 3_600_000))
 }
 
 /// Validates every entry of a config map.
@@ -250,5 +248,9 @@ mod tests {
         assert!(validate("leader.replication.throttled.replicas", "*").is_ok());
         assert!(validate("leader.replication.throttled.replicas", "0-1").is_err());
         assert!(validate("remote.storage.enable", "false").is_ok() && validate("remote.storage.enable", "true").is_err());
+        // the bounds' defaults are the ones described
+        let defaults = [TIMESTAMP_BEFORE_MAX_MS, TIMESTAMP_AFTER_MAX_MS].map(|n| lookup(n).map(|d| d.default.parse::<i64>().ok()));
+        let (before, after) = timestamp_bounds(&BTreeMap::new());
+        assert_eq!(defaults, [Some(Some(before)), Some(Some(after))]);
     }
 }
