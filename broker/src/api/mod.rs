@@ -1,6 +1,7 @@
 //! One file per Kafka request. Each `handle` takes the decoded request and returns the
 //! response; the connection decodes, dispatches and encodes.
 
+mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
@@ -78,6 +79,7 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DescribeAcls, 1, 3),
     (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
 ];
 
 /// Whether `version` of `key` is implemented.
@@ -167,6 +169,7 @@ pub async fn dispatch(ctx: &Arc<Ctx>, request: RequestKind) -> Result<Outcome> {
         RequestKind::ConsumerGroupDescribe(r) => {
             now(ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(ctx, r).await?))
         }
+        RequestKind::AlterConfigs(r) => now(ResponseKind::AlterConfigs(alter_configs::handle(ctx, r).await)),
         RequestKind::DescribeLogDirs(r) => now(ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, r).await?)),
         RequestKind::CreateAcls(r) => now(ResponseKind::CreateAcls(create_acls::handle(ctx, r))),
         RequestKind::DescribeAcls(r) => now(ResponseKind::DescribeAcls(describe_acls::handle(ctx, r))),
