@@ -37,3 +37,14 @@ def produce_v8(raw: Raw, topic: str, partition: int, batch_bytes: bytes) -> dict
     record_errors = [(r.i32(), r.string()) for _ in range(r.i32())]
     return dict(index=index, error=error, base_offset=base_offset, record_errors=record_errors,
                 error_message=r.string())
+
+
+def produce_v8_once_led(raw: Raw, topic: str, partition: int, batch_bytes: bytes, timeout: float = 30) -> dict:
+    """produce_v8, retried while the partition has no leader yet (UNKNOWN_TOPIC_OR_PARTITION,
+    NOT_LEADER_OR_FOLLOWER): Kafka elects one shortly after CreateTopics returns."""
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = produce_v8(raw, topic, partition, batch_bytes)
+        if answer["error"] not in (3, 6) or time.monotonic() > deadline:
+            return answer
+        time.sleep(0.2)

@@ -20,7 +20,7 @@ from collections import Counter
 
 import groups
 from groups import Raw, consumer_protocol_assignment, raw_join
-from raw_produce import batch as _batch, produce_v8
+from raw_produce import batch as _batch, produce_v8, produce_v8_once_led
 from test_differential import both, compare, ds  # noqa: F401 - fixtures used by the tests below
 
 
@@ -47,18 +47,13 @@ def produce_record_errors(bootstrap: str) -> list:
     raw = Raw(bootstrap, "compat-diff-produce")
     try:
         records = [(b"k0", b"v0"), (None, b"v1"), (b"k2", b"v2"), (None, b"v3"), (None, b"v4"), (None, b"v5")]
-        deadline = time.monotonic() + 30
-        while True:  # Kafka may not lead the new partition yet
-            answer = produce_v8(raw, compacted, 2, _batch(records))
-            if answer["error"] not in (3, 6) or time.monotonic() > deadline:
-                break
-            time.sleep(0.2)
+        answer = produce_v8_once_led(raw, compacted, 2, _batch(records))
         out.append(("compacted: keyless records", answer["error"], answer["base_offset"],
                     [(i, m.replace(compacted, "T")) for i, m in answer["record_errors"]],
                     (answer["error_message"] or "").replace(compacted, "T")))
         answer = produce_v8(raw, compacted, 2, _batch([(b"k", b"v"), (b"k2", b"v")]))
         out.append(("compacted: every record keyed", answer["error"], answer["base_offset"], answer["record_errors"]))
-        answer = produce_v8(raw, plain, 1, _batch(records))
+        answer = produce_v8_once_led(raw, plain, 1, _batch(records))
         out.append(("delete policy: keyless records", answer["error"], answer["base_offset"], answer["record_errors"]))
     finally:
         raw.close()
@@ -218,12 +213,7 @@ def timestamp_bounds(bootstrap: str) -> list:
             builder.append(offset, timestamp=ts, key=b"k", value=b"v", headers=[])
         raw = Raw(bootstrap, "compat-diff-ts")
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                answer = produce_v8(raw, topic, 0, bytes(builder.build()))
-                if answer["error"] not in (3, 6) or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            answer = produce_v8_once_led(raw, topic, 0, bytes(builder.build()))
         finally:
             raw.close()
         # the bounds in the messages follow each broker's clock

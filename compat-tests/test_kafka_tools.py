@@ -235,7 +235,7 @@ def test_log_dirs_sizes_match_kafka(ds_broker, reference_kafka, topic):
     import json
 
     from groups import Raw, create_topics
-    from raw_produce import batch, produce_v8
+    from raw_produce import batch, produce_v8_once_led
 
     def describe(bs):
         create_topics(bs, {topic: 2})
@@ -243,7 +243,7 @@ def test_log_dirs_sizes_match_kafka(ds_broker, reference_kafka, topic):
         try:
             for p, n in ((0, 3), (1, 7)):
                 records = [(f"k{i}".encode(), f"value-{i}".encode() * 10) for i in range(n)]
-                answer = produce_v8(raw, topic, p, batch(records))
+                answer = produce_v8_once_led(raw, topic, p, batch(records))
                 assert answer["error"] == 0, answer
         finally:
             raw.close()
