@@ -8,7 +8,7 @@ pub mod consumer_group_state;
 pub mod group;
 pub mod protocol;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -76,7 +76,14 @@ pub struct Coordinator {
     /// KIP-848 groups live apart from classic ones; both are saved, so whichever broker
     /// coordinates a group next restores it (`consumer_group_state`).
     consumer_groups: Mutex<HashMap<String, Arc<ConsumerGroupHandle>>>,
+    /// Group ids looked up and found with no saved KIP-848 state, so that commits of classic
+    /// groups do not read storage each time. Only a group's coordinator saves that state, so
+    /// the answer holds until what this broker coordinates changes; then the set is emptied.
+    no_consumer_group: Mutex<HashSet<String>>,
 }
+
+/// Past this many remembered ids the set starts over (ids come from clients).
+const NO_CONSUMER_GROUP_MAX: usize = 100_000;
 
 impl Coordinator {
     /// A coordinator over `storage`. Saved groups are restored when first asked for, by the
@@ -87,6 +94,7 @@ impl Coordinator {
             config,
             groups: Mutex::new(HashMap::new()),
             consumer_groups: Mutex::new(HashMap::new()),
+            no_consumer_group: Mutex::new(HashSet::new()),
         })
     }
 
@@ -151,6 +159,8 @@ impl Coordinator {
             handle.group.lock().await.gone = true;
             handle.changed();
         }
+        // Groups this broker takes over may have been saved by their last coordinator.
+        self.absent_table()?.clear();
         Ok(())
     }
 
@@ -165,6 +175,10 @@ impl Coordinator {
         Ok(())
     }
 
+    fn absent_table(&self) -> Result<std::sync::MutexGuard<'_, HashSet<String>>> {
+        self.no_consumer_group.lock().map_err(|_| BrokerError::Config("group table lock poisoned".into()))
+    }
+
     fn consumer_table(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<ConsumerGroupHandle>>>> {
         self.consumer_groups.lock().map_err(|_| BrokerError::Config("group table lock poisoned".into()))
     }
@@ -175,7 +189,15 @@ impl Coordinator {
         if let Some(handle) = self.consumer_table()?.get(id) {
             return Ok(Some(handle.clone()));
         }
+        if self.absent_table()?.contains(id) {
+            return Ok(None);
+        }
         let Some(bytes) = self.storage.document(consumer_group_state::KIND, id).await? else {
+            let mut absent = self.absent_table()?;
+            if absent.len() >= NO_CONSUMER_GROUP_MAX {
+                absent.clear();
+            }
+            absent.insert(id.to_owned());
             return Ok(None);
         };
         let saved: SavedConsumerGroup = serde_json::from_slice(&bytes).map_err(ductstream_storage::StorageError::from)?;
@@ -200,6 +222,7 @@ impl Coordinator {
         let handle = Handle::new(group);
         table.insert(id.to_owned(), handle.clone());
         drop(table);
+        self.absent_table()?.remove(id);
         tokio::spawn(drive_consumer_group(self.clone(), handle.clone()));
         Ok(handle)
     }
