@@ -376,9 +376,13 @@ class Raw:
         r.i32()
         return r.i16()
 
-    def offset_commit(self, group, generation, member_id, offsets: dict, version=2):
-        """offsets: {(topic, partition): (offset, metadata)} -> {(t, p): error}"""
+    def offset_commit(self, group, generation, member_id, offsets: dict, version=2, instance_id=None):
+        """offsets: {(topic, partition): (offset, metadata)} -> {(t, p): error}.
+        instance_id (a static member's group.instance.id) needs version 7."""
+        assert instance_id is None or version >= 7, "group_instance_id is in OffsetCommit v7+"
         body = self.s(group) + struct.pack(">i", generation) + self.s(member_id)
+        if version >= 7:
+            body += self.s(instance_id)
         if version in (2, 3, 4):
             body += struct.pack(">q", -1)  # retention_time_ms
         by_topic = defaultdict(list)
@@ -388,7 +392,10 @@ class Raw:
         for t, parts in by_topic.items():
             body += self.s(t) + struct.pack(">i", len(parts))
             for p, o, meta in parts:
-                body += struct.pack(">iq", p, o) + self.s(meta)
+                body += struct.pack(">iq", p, o)
+                if version >= 6:
+                    body += struct.pack(">i", -1)  # committed_leader_epoch
+                body += self.s(meta)
         r = self.request(8, version, body)
         if version >= 3:
             r.i32()

@@ -8,6 +8,7 @@
 #   - kafkajs in compat-tests/node (npm ci from package-lock.json)
 #   - the sarama driver program, built into a cache folder (not into the repo)
 #   - franz-go's pkg/kgo integration tests (pinned in franz-go/go.mod), built with Go >= 1.26
+#   - the current IBM/sarama driver (pinned in sarama-modern/go.mod), built the same way
 #   - Java 17 and Maven (if missing); the reference Apache Kafka's jars (kafka/fetch.sh) and the
 #     Java client tests' dependencies (java/pom.xml), in the Maven cache $DUCTSTREAM_M2
 #
@@ -127,6 +128,19 @@ if [ ! -x "$KGO_TEST_BIN" ] || [ "$HERE/franz-go/go.sum" -nt "$KGO_TEST_BIN" ] \
     mv "$KGO_TEST_BIN.tmp" "$KGO_TEST_BIN"
 else
     log "franz-go kgo test binary up to date"
+fi
+
+# Current IBM/sarama (pinned in sarama-modern/go.mod) from the Go module proxy, built with the
+# same Go and caches as franz-go's suite, beside Debian's sarama 1.22 driver.
+SARAMA_MODERN_BIN="$BIN_DIR/sarama-modern-compat"
+if [ ! -x "$SARAMA_MODERN_BIN" ] || [ "$HERE/sarama-modern/main.go" -nt "$SARAMA_MODERN_BIN" ] \
+    || [ "$HERE/sarama-modern/go.sum" -nt "$SARAMA_MODERN_BIN" ]; then
+    log "building the current sarama driver -> $SARAMA_MODERN_BIN"
+    (cd "$HERE/sarama-modern" && GOMODCACHE="$CACHE/go-mod" GOCACHE="$CACHE/go-build" GOFLAGS=-mod=mod \
+        "$GO_NEW" build -o "$SARAMA_MODERN_BIN.tmp" .)
+    mv "$SARAMA_MODERN_BIN.tmp" "$SARAMA_MODERN_BIN"
+else
+    log "current sarama driver up to date"
 fi
 
 # grpcurl, from the Go module proxy (pinned), for the gRPC API tests.

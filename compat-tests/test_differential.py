@@ -19,6 +19,7 @@ import pytest
 import groups
 from conftest import _finish_broker, _make_broker, group_args, require_group_support, broker_snapshot
 from groups import Raw, consumer_protocol_assignment, raw_join
+from kip848 import FlexReader as _FlexReader, carr as _carr, cstr as _cstr, uvarint as _uvarint
 
 # (scenario, step) -> reason, for answers that differ from Kafka's and are accepted for now
 # (FINDINGS.md D1, D2). A listed step must still differ: once it matches, remove it here.
@@ -30,8 +31,8 @@ KNOWN_DIFFERENCES: dict[tuple[str, str], str] = {
         "D2: Kafka wants a client-chosen member id from ConsumerGroupHeartbeat v1 (KIP-1082, "
         "INVALID_REQUEST); DuctStream makes one up"),
     ("kip848_member_errors", "heartbeat: unknown group"): (
-        "D3: Kafka answers GROUP_ID_NOT_FOUND; DuctStream UNKNOWN_MEMBER_ID on purpose: it keeps "
-        "no KIP-848 membership across restarts, and UNKNOWN_MEMBER_ID makes members rejoin"),
+        "D3: Kafka answers GROUP_ID_NOT_FOUND; DuctStream UNKNOWN_MEMBER_ID on purpose: a memory "
+        "store forgets KIP-848 groups across restarts, and UNKNOWN_MEMBER_ID makes members rejoin"),
 }
 
 
@@ -251,50 +252,6 @@ def test_offsets_after_delete_and_by_time(both):
 
 
 # -- KIP-848 (ConsumerGroupHeartbeat v1, flexible encoding) ---------------------------------
-def _uvarint(n: int) -> bytes:
-    out = b""
-    while True:
-        b, n = n & 0x7F, n >> 7
-        if n:
-            out += bytes([b | 0x80])
-        else:
-            return out + bytes([b])
-
-
-def _cstr(x: str | None) -> bytes:
-    """COMPACT_(NULLABLE_)STRING."""
-    if x is None:
-        return _uvarint(0)
-    b = x.encode()
-    return _uvarint(len(b) + 1) + b
-
-
-def _carr(items: list[bytes] | None) -> bytes:
-    if items is None:
-        return _uvarint(0)
-    return _uvarint(len(items) + 1) + b"".join(items)
-
-
-class _FlexReader(groups.Reader):
-    def uvarint(self) -> int:
-        shift = n = 0
-        while True:
-            b = self.d[self.pos]
-            self.pos += 1
-            n |= (b & 0x7F) << shift
-            if not b & 0x80:
-                return n
-            shift += 7
-
-    def cstr(self):
-        n = self.uvarint()
-        if n == 0:
-            return None
-        v = self.d[self.pos:self.pos + n - 1].decode()
-        self.pos += n - 1
-        return v
-
-
 def consumer_group_heartbeat(raw: Raw, group: str, member_id: str, epoch: int,
                              topics: list[str] | None = None) -> tuple[int, int]:
     """ConsumerGroupHeartbeat v1 -> (error code, member epoch)."""

@@ -138,3 +138,33 @@ def test_kip848_member_leaves_and_the_other_takes_over(group_broker_factory, top
     finally:
         a.close()
     broker.check_alive()
+
+
+def test_kip848_group_survives_a_broker_restart(group_broker_factory, topic):
+    """The group's state is stored: after a restart on the same data dir, a member heartbeating
+    at its epoch with what it owns carries on (raw ConsumerGroupHeartbeat v1), rather than
+    being told UNKNOWN_MEMBER_ID and losing its partitions."""
+    import uuid
+
+    import kip848
+    from groups import Raw
+
+    b = group_broker_factory()
+    make_topics(b.bootstrap, [topic])
+    group, member = f"g-{topic}", str(uuid.uuid4())
+
+    def beat(epoch, **kw):
+        raw = Raw(b.bootstrap, "compat-848-restart")
+        try:
+            return kip848.heartbeat(raw, group, member, epoch, **kw)
+        finally:
+            raw.close()
+
+    joined = beat(0, topics=[topic])
+    assert joined["error"] == 0, joined
+    (topic_id, parts), = joined["assignment"].items()
+    assert parts == [0, 1, 2]
+    assert beat(joined["epoch"], owned={topic_id: parts})["error"] == 0
+    b.restart(keep_port=True)
+    again = beat(joined["epoch"], owned={topic_id: parts})
+    assert (again["error"], again["epoch"]) == (0, joined["epoch"]), again

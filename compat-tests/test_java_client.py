@@ -35,12 +35,6 @@ MVN_TIMEOUT_S = 900
 
 # JUnit cases that fail on DuctStream (and pass on Apache Kafka): case -> reason.
 DUCTSTREAM_XFAIL = {
-    "AdminTest.deleteEmptyGroup[consumer]": (
-        "FINDINGS.md J1: DeleteGroups of an empty KIP-848 group deletes its commits, but the "
-        "group stays in the coordinator's memory, so ListGroups still lists it"),
-    "AdminTest.describeLogDirs": (
-        "FINDINGS.md J6: DescribeLogDirs (API 35) is not implemented; the admin client gets "
-        "UnsupportedVersionException"),
     "ProducerTest.transactions": (
         "FINDINGS.md J7: transactions are not implemented; a transactional producer's "
         "initTransactions() times out after max.block.ms (5 s here) (no transaction coordinator is found)"),

@@ -195,14 +195,9 @@ def test_configs(target, topic):
     assert bad.returncode != 0
 
 
-# Topic configs Apache Kafka 4.1 has and DuctStream does not accept (FINDINGS.md J4).
-KAFKA_ONLY_TOPIC_CONFIGS = {
-    "compression.gzip.level", "compression.lz4.level", "compression.zstd.level",
-    "follower.replication.throttled.replicas", "leader.replication.throttled.replicas",
-    "local.retention.bytes", "local.retention.ms",
-    "message.timestamp.after.max.ms", "message.timestamp.before.max.ms",
-    "remote.log.copy.disable", "remote.log.delete.on.disable", "remote.storage.enable",
-}
+# Topic configs Apache Kafka 4.1 has and DuctStream does not accept: none since FINDINGS.md J4
+# was fixed (the compression levels, the timestamp bounds, tiered storage and throttles).
+KAFKA_ONLY_TOPIC_CONFIGS: set[str] = set()
 # Kafka names no synonym where the broker config that sets the default has no value of its own
 # (log.retention.ms and friends default to null and fall back to *.hours); DuctStream names the
 # broker setting it applies (e.g. --log-retention-ms as log.retention.ms).
@@ -233,3 +228,36 @@ def test_configs_describe_all_matches_kafka(ds_broker, reference_kafka, topic):
     for name in SYNONYM_DIFFERENCES:
         # the value itself is the same
         assert ds[name].split(" sensitive=")[0] == kafka[name].split(" sensitive=")[0]
+
+
+LOG_DIRS = "org.apache.kafka.tools.LogDirsCommand"
+
+
+def test_log_dirs_sizes_match_kafka(ds_broker, reference_kafka, topic):
+    """kafka-log-dirs --describe (DescribeLogDirs): the same batches produced to both brokers
+    take the same bytes in each partition; each broker has one log dir, an absolute path."""
+    import json
+
+    from groups import Raw, create_topics
+    from raw_produce import batch, produce_v8_once_led
+
+    def describe(bs):
+        create_topics(bs, {topic: 2})
+        raw = Raw(bs, "compat-log-dirs")
+        try:
+            for p, n in ((0, 3), (1, 7)):
+                records = [(f"k{i}".encode(), f"value-{i}".encode() * 10) for i in range(n)]
+                answer = produce_v8_once_led(raw, topic, p, batch(records))
+                assert answer["error"] == 0, answer
+        finally:
+            raw.close()
+        lines = tool(LOG_DIRS, "--bootstrap-server", bs, "--describe", "--topic-list", topic)
+        described = json.loads(next(line for line in lines if line.startswith("{")))
+        (only,) = described["brokers"]
+        (log_dir,) = only["logDirs"]
+        assert log_dir["error"] is None and log_dir["logDir"].startswith("/"), log_dir
+        return sorted((p["partition"], p["size"], p["offsetLag"], p["isFuture"]) for p in log_dir["partitions"])
+
+    ds, kafka = describe(ds_broker.bootstrap), describe(reference_kafka.bootstrap)
+    assert ds == kafka, (ds, kafka)
+    assert [p[0] for p in ds] == [f"{topic}-0", f"{topic}-1"] and all(p[1] > 0 for p in ds), ds

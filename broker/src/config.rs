@@ -183,6 +183,12 @@ pub struct BrokerConfig {
     /// The default `retention.ms`; negative: forever.
     pub log_retention_ms: i64,
     pub retention_check_interval: std::time::Duration,
+    /// Where the log lives, as DescribeLogDirs names it: the data dir for the embedded engines
+    /// (shown as an absolute path), `postgres` or `memory` otherwise.
+    pub log_dir: String,
+    /// The local folder holding the log, whose volume's sizes DescribeLogDirs reports (None
+    /// when the log is not in a local folder).
+    pub log_volume: Option<PathBuf>,
 }
 
 impl Args {
@@ -232,7 +238,17 @@ impl BrokerConfig {
         if args.num_partitions < 1 {
             return Err(crate::BrokerError::Config("--num-partitions must be at least 1".into()));
         }
+        let (storage, data_dir) = args.store()?;
+        let (log_dir, log_volume) = if storage.starts_with("postgres") {
+            ("postgres".to_owned(), None)
+        } else if storage == "memory" {
+            ("memory".to_owned(), None)
+        } else {
+            (data_dir.display().to_string(), Some(data_dir))
+        };
         Ok(BrokerConfig {
+            log_dir,
+            log_volume,
             node_id: args.node_id,
             cluster_id: args.cluster_id.clone(),
             advertised_host,

@@ -29,6 +29,7 @@ mod metrics;
 pub mod open;
 mod records;
 mod reconcile;
+mod record_checks;
 pub mod retention;
 pub mod server;
 pub mod sinks;

@@ -1,9 +1,10 @@
 //! Topic configs: the names Kafka knows, their defaults and types, and validation.
 //!
-//! Every config below is accepted, stored and described. `max.message.bytes`,
-//! `message.timestamp.type` and `retention.ms` change the broker's behaviour (README lists
-//! this); the rest are kept so tools that set them work and so that later features
-//! (size retention, compaction) find them.
+//! Every config below is accepted, stored and described, with Kafka 4.1's defaults and
+//! validation. `max.message.bytes`, `message.timestamp.type`, the timestamp bounds,
+//! `retention.ms` and `cleanup.policy` (keys on compacted topics) change the broker's behaviour
+//! (README lists this); the rest are kept so tools that set them, or copy a Kafka topic's
+//! configs, work, and so that later features (size retention, compaction) find them.
 
 use std::collections::BTreeMap;
 
@@ -40,6 +41,9 @@ pub const MAX_MESSAGE_BYTES: &str = "max.message.bytes";
 pub const MESSAGE_TIMESTAMP_TYPE: &str = "message.timestamp.type";
 pub const RETENTION_MS: &str = "retention.ms";
 pub const RETENTION_BYTES: &str = "retention.bytes";
+pub const TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
+pub const TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
+const REMOTE_STORAGE_ENABLE: &str = "remote.storage.enable";
 
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
@@ -49,6 +53,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         allowed: &["delete", "compact", "compact,delete", "delete,compact"],
         doc: "Stored; compaction is not performed yet.",
     },
+    def("compression.gzip.level", "-1", ConfigType::Int, "Stored (-1 or 1 to 9); batches are kept as the producer compressed them."),
+    def("compression.lz4.level", "9", ConfigType::Int, "Stored (1 to 17); batches are kept as the producer compressed them."),
     TopicConfigDef {
         name: "compression.type",
         default: "producer",
@@ -56,13 +62,30 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         allowed: &["producer", "uncompressed", "gzip", "snappy", "lz4", "zstd"],
         doc: "Stored; batches are always kept as the producer compressed them.",
     },
+    def("compression.zstd.level", "3", ConfigType::Int, "Stored (-131072 to 22); batches are kept as the producer compressed them."),
     def("delete.retention.ms", "86400000", ConfigType::Long, "Stored; not enforced yet."),
     def("file.delete.delay.ms", "60000", ConfigType::Long, "Stored; not applicable."),
     def("flush.messages", "9223372036854775807", ConfigType::Long, "Stored; acks>=1 always waits for a sync."),
     def("flush.ms", "9223372036854775807", ConfigType::Long, "Stored; acks>=1 always waits for a sync."),
+    def("follower.replication.throttled.replicas", "", ConfigType::List, "Stored; there is one copy of each partition."),
     def("index.interval.bytes", "4096", ConfigType::Int, "Stored; not applicable."),
+    def("leader.replication.throttled.replicas", "", ConfigType::List, "Stored; there is one copy of each partition."),
+    def("local.retention.bytes", "-2", ConfigType::Long, "Stored; there is no tiered storage."),
+    def("local.retention.ms", "-2", ConfigType::Long, "Stored; there is no tiered storage."),
     def("max.compaction.lag.ms", "9223372036854775807", ConfigType::Long, "Stored; not enforced yet."),
     def(MAX_MESSAGE_BYTES, "1048588", ConfigType::Int, "Largest record batch accepted (enforced)."),
+    def(
+        TIMESTAMP_AFTER_MAX_MS,
+        "3600000",
+        ConfigType::Long,
+        "With CreateTime, records more than this many ms ahead of the broker's clock are refused (enforced).",
+    ),
+    def(
+        TIMESTAMP_BEFORE_MAX_MS,
+        "9223372036854775807",
+        ConfigType::Long,
+        "With CreateTime, records more than this many ms behind the broker's clock are refused (enforced).",
+    ),
     TopicConfigDef {
         name: MESSAGE_TIMESTAMP_TYPE,
         default: "CreateTime",
@@ -74,6 +97,9 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("min.compaction.lag.ms", "0", ConfigType::Long, "Stored; not enforced yet."),
     def("min.insync.replicas", "1", ConfigType::Int, "Stored; there is one copy of each partition."),
     def("preallocate", "false", ConfigType::Boolean, "Stored; not applicable."),
+    def("remote.log.copy.disable", "false", ConfigType::Boolean, "Stored; there is no tiered storage."),
+    def("remote.log.delete.on.disable", "false", ConfigType::Boolean, "Stored; there is no tiered storage."),
+    def(REMOTE_STORAGE_ENABLE, "false", ConfigType::Boolean, "There is no tiered storage: only false is accepted."),
     def(RETENTION_BYTES, "-1", ConfigType::Long, "Largest size a partition keeps, in whole segments (enforced by the embedded store; -1 keeps all)."),
     def(RETENTION_MS, "604800000", ConfigType::Long, "Records whose batch's largest timestamp is older are deleted (enforced; -1 keeps them)."),
     def("segment.bytes", "134217728", ConfigType::Int, "Segment files roll at this size (enforced by the embedded store)."),
@@ -114,7 +140,50 @@ pub fn validate(name: &str, value: &str) -> Result<()> {
     if name == MAX_MESSAGE_BYTES && value.parse::<i32>().map_or(true, |v| v < 0) {
         return Err(bad());
     }
+    // Kafka's ranges for the configs that have one.
+    let within = |low: i64, high: i64| value.parse::<i64>().is_ok_and(|v| (low..=high).contains(&v));
+    let ok = match name {
+        "compression.gzip.level" => value == "-1" || within(1, 9),
+        "compression.lz4.level" => within(1, 17),
+        "compression.zstd.level" => within(-131_072, 22),
+        TIMESTAMP_BEFORE_MAX_MS | TIMESTAMP_AFTER_MAX_MS => within(0, i64::MAX),
+        "local.retention.ms" | "local.retention.bytes" => within(-2, i64::MAX),
+        "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => throttled_replicas(value),
+        _ => true,
+    };
+    if !ok {
+        return Err(bad());
+    }
+    if name == REMOTE_STORAGE_ENABLE && value == "true" {
+        // Kafka's answer when its brokers have tiered storage off.
+        return Err(BrokerError::kafka(
+            ResponseError::InvalidConfig,
+            "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.",
+        ));
+    }
     Ok(())
+}
+
+/// Kafka's throttled-replica list: `*`, or `partition:broker` entries separated by commas.
+fn throttled_replicas(value: &str) -> bool {
+    let value = value.trim();
+    if value == "*" || value.is_empty() {
+        return true;
+    }
+    value.split(',').all(|entry| {
+        entry.trim().split_once(':').is_some_and(|(p, b)| {
+            !p.is_empty() && !b.is_empty() && p.bytes().all(|c| c.is_ascii_digit()) && b.bytes().all(|c| c.is_ascii_digit())
+        })
+    })
+}
+
+/// The accepted range of CreateTime timestamps relative to the broker's clock: how far
+/// behind and how far ahead, in ms (Kafka's `message.timestamp.before.max.ms` and
+/// `message.timestamp.after.max.ms`).
+pub fn timestamp_bounds(configs: &BTreeMap<String, String>) -> (i64, i64) {
+    // Kafka 4.1's defaults (as in TOPIC_CONFIGS): any time behind, an hour ahead.
+    let get = |name: &str, default: i64| configs.get(name).and_then(|v| v.parse().ok()).unwrap_or(default);
+    (get(TIMESTAMP_BEFORE_MAX_MS, i64::MAX), get(TIMESTAMP_AFTER_MAX_MS, 3_600_000))
 }
 
 /// Validates every entry of a config map.
@@ -176,5 +245,18 @@ mod tests {
         assert!(validate("cleanup.policy", "shred").is_err());
         assert!(validate("no.such.config", "1").is_err());
         assert!(validate(MAX_MESSAGE_BYTES, "-5").is_err());
+        assert!(validate("compression.gzip.level", "-1").is_ok() && validate("compression.gzip.level", "0").is_err());
+        assert!(validate("compression.zstd.level", "-7").is_ok() && validate("compression.zstd.level", "23").is_err());
+        assert!(validate("compression.lz4.level", "17").is_ok() && validate("compression.lz4.level", "18").is_err());
+        assert!(validate(TIMESTAMP_AFTER_MAX_MS, "0").is_ok() && validate(TIMESTAMP_AFTER_MAX_MS, "-1").is_err());
+        assert!(validate("local.retention.ms", "-2").is_ok() && validate("local.retention.ms", "-3").is_err());
+        assert!(validate("leader.replication.throttled.replicas", "0:1, 1:1").is_ok());
+        assert!(validate("leader.replication.throttled.replicas", "*").is_ok());
+        assert!(validate("leader.replication.throttled.replicas", "0-1").is_err());
+        assert!(validate("remote.storage.enable", "false").is_ok() && validate("remote.storage.enable", "true").is_err());
+        // the bounds' defaults are the ones described
+        let defaults = [TIMESTAMP_BEFORE_MAX_MS, TIMESTAMP_AFTER_MAX_MS].map(|n| lookup(n).map(|d| d.default.parse::<i64>().ok()));
+        let (before, after) = timestamp_bounds(&BTreeMap::new());
+        assert_eq!(defaults, [Some(Some(before)), Some(Some(after))]);
     }
 }

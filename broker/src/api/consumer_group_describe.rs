@@ -33,7 +33,7 @@ pub async fn handle(ctx: &Ctx, request: ConsumerGroupDescribeRequest) -> Result<
     let mut groups = Vec::with_capacity(request.group_ids.len());
     for id in request.group_ids {
         let described = DescribedGroup::default().with_group_id(id.clone());
-        let Some(handle) = ctx.broker.groups.consumer_group(id.0.as_str())? else {
+        let Some(handle) = ctx.broker.groups.consumer_group(id.0.as_str()).await? else {
             groups.push(
                 described
                     .with_error_code(ctx.code(ResponseError::GroupIdNotFound))

@@ -49,7 +49,7 @@ pub async fn handle(ctx: &Ctx, request: ConsumerGroupHeartbeatRequest) -> Result
         client_id: ctx.client_id.clone(),
         client_host: ctx.client_host.clone(),
     };
-    let handle = ctx.broker.groups.consumer_group_or_create(&group_id)?;
+    let handle = ctx.broker.groups.consumer_group_or_create(&group_id).await?;
     let mut group = handle.group.lock().await;
     let wanted = group.subscribed_topics(subscribed.as_deref());
     let topics: Topics = ctx
@@ -62,6 +62,9 @@ pub async fn handle(ctx: &Ctx, request: ConsumerGroupHeartbeatRequest) -> Result
         .map(|t| (t.name, (t.id, t.partitions)))
         .collect();
     let reply = group.heartbeat(heartbeat, topics, tokio::time::Instant::now());
+    // Saved before the member hears of its new epoch or assignment, so that a coordinator
+    // taking over the group knows what the member was told.
+    ctx.broker.groups.save_consumer_group_if_changed(&mut group).await;
     drop(group);
     handle.changed();
     let reply = match reply {

@@ -21,8 +21,8 @@ pub async fn handle(ctx: &Ctx, request: DeleteGroupsRequest) -> Result<DeleteGro
 async fn delete(ctx: &Ctx, id: &str, has_offsets: bool) -> Result<Option<ResponseError>> {
     // A KIP-848 group lives in its own table; it is deleted only without members, and its
     // lock is held until its commits are gone so that no member joins in between.
-    let consumer = ctx.broker.groups.consumer_group(id)?;
-    let consumer_guard = match &consumer {
+    let consumer = ctx.broker.groups.consumer_group(id).await?;
+    let mut consumer_guard = match &consumer {
         Some(handle) => {
             let group = handle.group.lock().await;
             if !group.members.is_empty() {
@@ -45,6 +45,12 @@ async fn delete(ctx: &Ctx, id: &str, has_offsets: bool) -> Result<Option<Respons
         handle.changed();
     }
     ctx.broker.groups.forget(id)?;
+    if let Some(group) = consumer_guard.as_mut() {
+        ctx.broker.groups.forget_consumer_group(group).await?;
+    }
+    if let Some(handle) = &consumer {
+        handle.changed(); // its timer task ends
+    }
     ctx.broker.storage().delete_group(id).await?;
     drop(consumer_guard);
     tracing::info!(group = id, "deleted group");

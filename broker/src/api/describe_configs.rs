@@ -131,8 +131,12 @@ pub fn broker_synonym(topic_config: &'static str) -> &'static str {
         "flush.messages" => "log.flush.interval.messages",
         "flush.ms" => "log.flush.interval.ms",
         "index.interval.bytes" => "log.index.interval.bytes",
+        "local.retention.bytes" => "log.local.retention.bytes",
+        "local.retention.ms" => "log.local.retention.ms",
         "max.compaction.lag.ms" => "log.cleaner.max.compaction.lag.ms",
         "max.message.bytes" => "message.max.bytes",
+        "message.timestamp.after.max.ms" => "log.message.timestamp.after.max.ms",
+        "message.timestamp.before.max.ms" => "log.message.timestamp.before.max.ms",
         "message.timestamp.type" => "log.message.timestamp.type",
         "min.cleanable.dirty.ratio" => "log.cleaner.min.cleanable.ratio",
         "min.compaction.lag.ms" => "log.cleaner.min.compaction.lag.ms",
@@ -143,9 +147,23 @@ pub fn broker_synonym(topic_config: &'static str) -> &'static str {
         "segment.index.bytes" => "log.index.size.max.bytes",
         "segment.jitter.ms" => "log.roll.jitter.ms",
         "segment.ms" => "log.roll.ms",
-        // compression.type, min.insync.replicas, unclean.leader.election.enable: same name
+        // compression.type and its levels, min.insync.replicas, unclean.leader.election.enable:
+        // same name
         other => other,
     }
+}
+
+/// Topic configs whose default no broker config sets (tiered storage, replication throttles):
+/// Kafka lists no synonym for them.
+fn has_broker_default(topic_config: &str) -> bool {
+    !matches!(
+        topic_config,
+        "remote.storage.enable"
+            | "remote.log.copy.disable"
+            | "remote.log.delete.on.disable"
+            | "leader.replication.throttled.replicas"
+            | "follower.replication.throttled.replicas"
+    )
 }
 
 fn to_result(ctx: &Ctx, e: ConfigEntry, synonyms: bool, documentation: bool) -> DescribeConfigsResourceResult {
@@ -158,11 +176,16 @@ fn to_result(ctx: &Ctx, e: ConfigEntry, synonyms: bool, documentation: bool) -> 
         // A topic config's default is named after the broker config that sets it; a topic
         // override and a broker setting keep their own names.
         let own_name = if e.source == SOURCE_DEFAULT { broker_synonym(e.name) } else { e.name };
-        let mut list = vec![DescribeConfigsSynonym::default()
-            .with_name(StrBytes::from_static_str(own_name))
-            .with_value(Some(StrBytes::from_string(e.value)))
-            .with_source(e.source)];
-        if let Some(default) = e.default {
+        let mut list = Vec::new();
+        if e.source != SOURCE_DEFAULT || has_broker_default(e.name) {
+            list.push(
+                DescribeConfigsSynonym::default()
+                    .with_name(StrBytes::from_static_str(own_name))
+                    .with_value(Some(StrBytes::from_string(e.value)))
+                    .with_source(e.source),
+            );
+        }
+        if let Some(default) = e.default.filter(|_| has_broker_default(e.name)) {
             list.push(
                 DescribeConfigsSynonym::default()
                     .with_name(StrBytes::from_static_str(broker_synonym(e.name)))
@@ -191,8 +214,15 @@ mod tests {
         assert_eq!(broker_synonym("max.message.bytes"), "message.max.bytes");
         assert_eq!(broker_synonym("segment.index.bytes"), "log.index.size.max.bytes");
         // Kafka's broker configs of the same name as the topic config
-        let same = ["compression.type", "min.insync.replicas", "unclean.leader.election.enable"];
-        for def in TOPIC_CONFIGS {
+        let same = [
+            "compression.type",
+            "compression.gzip.level",
+            "compression.lz4.level",
+            "compression.zstd.level",
+            "min.insync.replicas",
+            "unclean.leader.election.enable",
+        ];
+        for def in TOPIC_CONFIGS.iter().filter(|d| has_broker_default(d.name)) {
             let broker = broker_synonym(def.name);
             assert!(broker != def.name || same.contains(&def.name), "{} has no broker synonym", def.name);
         }

@@ -21,9 +21,17 @@ pub async fn handle(ctx: &Ctx, request: ListGroupsRequest) -> Result<ListGroupsR
             listed.push((group.id.clone(), group.protocol_type.clone().unwrap_or_default(), CLASSIC.into(), group.state.name()));
         }
     }
+    // KIP-848 groups saved by an earlier coordinator are restored here, listed by their type.
+    for id in ctx.broker.groups.saved_consumer_groups().await? {
+        if ctx.broker.cluster.coordinates(&id) {
+            ctx.broker.groups.consumer_group(&id).await?;
+        }
+    }
     for handle in ctx.broker.groups.consumer_groups()? {
         let group = handle.group.lock().await;
-        listed.push((group.id.clone(), "consumer".into(), CONSUMER.into(), group.state()));
+        if !group.gone {
+            listed.push((group.id.clone(), "consumer".into(), CONSUMER.into(), group.state()));
+        }
     }
     // Saved groups not served since this broker started (they are restored when first used),
     // and groups that only have commits; each listed by its coordinator only.

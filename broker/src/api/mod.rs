@@ -1,17 +1,22 @@
 //! One file per Kafka request. Each `handle` takes the decoded request and returns the
 //! response; the connection decodes, dispatches and encodes.
 
+mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
 mod consumer_group_heartbeat;
+mod create_acls;
 mod create_partitions;
 mod create_topics;
+mod delete_acls;
 mod delete_groups;
 mod delete_records;
 mod delete_topics;
+mod describe_acls;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_log_dirs;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -70,6 +75,11 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::OffsetDelete, 0, 0),
     (ApiKey::ConsumerGroupHeartbeat, 0, 1),
     (ApiKey::ConsumerGroupDescribe, 0, 1),
+    (ApiKey::CreateAcls, 1, 3),
+    (ApiKey::DescribeAcls, 1, 3),
+    (ApiKey::DeleteAcls, 1, 3),
+    (ApiKey::DescribeLogDirs, 1, 4),
+    (ApiKey::AlterConfigs, 0, 2),
 ];
 
 /// Whether `version` of `key` is implemented.
@@ -159,6 +169,11 @@ pub async fn dispatch(ctx: &Arc<Ctx>, request: RequestKind) -> Result<Outcome> {
         RequestKind::ConsumerGroupDescribe(r) => {
             now(ResponseKind::ConsumerGroupDescribe(consumer_group_describe::handle(ctx, r).await?))
         }
+        RequestKind::AlterConfigs(r) => now(ResponseKind::AlterConfigs(alter_configs::handle(ctx, r).await)),
+        RequestKind::DescribeLogDirs(r) => now(ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, r).await?)),
+        RequestKind::CreateAcls(r) => now(ResponseKind::CreateAcls(create_acls::handle(ctx, r))),
+        RequestKind::DescribeAcls(r) => now(ResponseKind::DescribeAcls(describe_acls::handle(ctx, r))),
+        RequestKind::DeleteAcls(r) => now(ResponseKind::DeleteAcls(delete_acls::handle(ctx, r))),
         _ => Err(BrokerError::UnsupportedVersion { api: ctx.api, version: ctx.version }),
     }
 }

@@ -8,7 +8,6 @@ use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponseParti
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
 
 use super::Ctx;
-use crate::groups::group::State;
 use crate::Result;
 
 /// A partition and why its commit was refused, if it was.
@@ -87,7 +86,7 @@ async fn check_member(ctx: &Ctx, request: &OffsetCommitRequest) -> Result<Option
     }
     let generation = request.generation_id_or_member_epoch;
     // KIP-848 groups: commits carry the member epoch.
-    if let Some(handle) = ctx.broker.groups.consumer_group(group_id)? {
+    if let Some(handle) = ctx.broker.groups.consumer_group(group_id).await? {
         let group = handle.group.lock().await;
         if !group.members.is_empty() || generation >= 0 {
             return Ok(group.check_commit(request.member_id.as_str(), generation).err());
@@ -98,9 +97,5 @@ async fn check_member(ctx: &Ctx, request: &OffsetCommitRequest) -> Result<Option
     };
     let group = handle.group.lock().await;
     let instance = request.group_instance_id.as_ref().map(|i| i.as_str());
-    Ok(match group.state {
-        State::Empty | State::Dead if generation < 0 => None,
-        State::CompletingRebalance => Some(ResponseError::RebalanceInProgress),
-        _ => group.check_member(request.member_id.as_str(), instance, generation).err(),
-    })
+    Ok(group.check_commit(request.member_id.as_str(), instance, generation).err())
 }

@@ -12,7 +12,7 @@ pub async fn handle(ctx: &Ctx, request: OffsetDeleteRequest) -> Result<OffsetDel
     let group_id = request.group_id.0.as_str();
     let handle = ctx.broker.groups.group(group_id).await?;
     // KIP-848 groups live in their own table; their members' subscriptions count the same
-    let consumer = ctx.broker.groups.consumer_group(group_id)?;
+    let consumer = ctx.broker.groups.consumer_group(group_id).await?;
     let has_offsets = ctx.broker.storage().groups_with_offsets().await?.iter().any(|g| g == group_id);
     if handle.is_none() && consumer.is_none() && !has_offsets {
         return Ok(OffsetDeleteResponse::default().with_error_code(ctx.code(ResponseError::GroupIdNotFound)));

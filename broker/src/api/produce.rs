@@ -7,7 +7,7 @@ use bytes::Bytes;
 use ductstream_storage::{Batch, BatchError};
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
@@ -15,6 +15,7 @@ use super::{Ctx, Outcome};
 use crate::clock::now_ms;
 use crate::committer::Durable;
 use crate::log::Turn;
+use crate::record_checks::{self, RecordError, Rejected};
 use crate::{topic_config, BrokerError, Result};
 
 /// A partition's batch, checked and queued in request order, not yet stored.
@@ -24,8 +25,33 @@ struct Accepted {
     turn: Turn,
 }
 
+/// Why a partition's batch was not appended: a code, its message, and (KIP-467) the records
+/// that caused it, by index in the batch.
+struct Refusal {
+    code: i16,
+    message: String,
+    records: Vec<RecordError>,
+}
+
+impl From<BrokerError> for Refusal {
+    fn from(e: BrokerError) -> Refusal {
+        // The code travels in its own field; the message is the text alone, as Kafka sends it.
+        let message = match &e {
+            BrokerError::Kafka { message, .. } => message.clone(),
+            other => other.to_string(),
+        };
+        Refusal { code: e.code().code(), message, records: Vec::new() }
+    }
+}
+
+impl From<Rejected> for Refusal {
+    fn from(r: Rejected) -> Refusal {
+        Refusal { code: r.code.code(), message: r.message, records: r.records }
+    }
+}
+
 enum Pending {
-    Failed { code: i16, message: String },
+    Failed(Refusal),
     Appended { base_offset: i64, log_start: i64, log_append_time: Option<i64>, durable: Durable },
 }
 
@@ -47,11 +73,11 @@ pub async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest) -> Result<Outcome> 
         let mut partitions = Vec::with_capacity(topic_data.partition_data.len());
         for data in topic_data.partition_data {
             let accepted = match &refused {
-                Some((code, message)) => Err(BrokerError::kafka(*code, message.clone())),
+                Some((code, message)) => Err(Refusal::from(BrokerError::kafka(*code, message.clone()))),
                 None => accept(ctx, &name, data.index, data.records).await,
             };
             if let Err(e) = &accepted {
-                tracing::debug!(topic = %name, partition = data.index, error = %e, "produce refused");
+                tracing::debug!(topic = %name, partition = data.index, code = e.code, error = %e.message, "produce refused");
             }
             partitions.push((data.index, accepted));
         }
@@ -65,8 +91,8 @@ pub async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest) -> Result<Outcome> 
                 let ctx = ctx.clone();
                 async move {
                     let pending = match accepted {
-                        Ok(a) => store(&ctx, a).await.unwrap_or_else(|e| Pending::Failed { code: e.code().code(), message: e.to_string() }),
-                        Err(e) => Pending::Failed { code: e.code().code(), message: e.to_string() },
+                        Ok(a) => store(&ctx, a).await.unwrap_or_else(|e| Pending::Failed(e.into())),
+                        Err(refusal) => Pending::Failed(refusal),
                     };
                     (index, pending)
                 }
@@ -105,15 +131,15 @@ pub async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest) -> Result<Outcome> 
 }
 
 /// Checks a partition's records and takes the partition's next append turn.
-async fn accept(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>) -> Result<Accepted> {
+async fn accept(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>) -> Result<Accepted, Refusal> {
     let broker = &ctx.broker;
     let topic = broker.topic_or_create(topic, false).await?;
     if partition < 0 || partition >= topic.partitions {
-        return Err(BrokerError::kafka(ResponseError::UnknownTopicOrPartition, format!("no partition {partition}")));
+        return Err(BrokerError::kafka(ResponseError::UnknownTopicOrPartition, format!("no partition {partition}")).into());
     }
     if !broker.cluster.leads(topic.id, partition) {
         let leader = broker.cluster.leader(topic.id, partition);
-        return Err(BrokerError::kafka(ResponseError::NotLeaderOrFollower, format!("broker {} leads this partition", leader.node_id)));
+        return Err(BrokerError::kafka(ResponseError::NotLeaderOrFollower, format!("broker {} leads this partition", leader.node_id)).into());
     }
     let mut records = records.unwrap_or_default();
     let max = topic_config::max_message_bytes(&topic.configs, &broker.config);
@@ -121,17 +147,21 @@ async fn accept(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>) 
         return Err(BrokerError::kafka(
             ResponseError::MessageTooLarge,
             format!("batch of {} bytes exceeds max.message.bytes {max}", records.len()),
-        ));
+        )
+        .into());
     }
     let batch = match Batch::split_first(&mut records) {
-        None => return Err(BrokerError::kafka(ResponseError::CorruptMessage, "no record batch")),
+        None => return Err(BrokerError::kafka(ResponseError::CorruptMessage, "no record batch").into()),
         Some(parsed) => parsed.map_err(batch_error)?,
     };
     if !records.is_empty() {
-        return Err(BrokerError::kafka(ResponseError::InvalidRecord, "a partition must get exactly one record batch"));
+        return Err(BrokerError::kafka(ResponseError::InvalidRecord, "a partition must get exactly one record batch").into());
     }
     if batch.is_transactional() || batch.is_control() {
-        return Err(BrokerError::kafka(ResponseError::InvalidRecord, "transactional and control batches are not supported"));
+        return Err(BrokerError::kafka(ResponseError::InvalidRecord, "transactional and control batches are not supported").into());
+    }
+    if let Some(rejected) = record_checks::check(&batch, &topic.name, partition, &topic.configs, now_ms())? {
+        return Err(rejected.into());
     }
     let log_append_time = topic_config::log_append_time(&topic.configs).then(now_ms);
     let batch = match log_append_time {
@@ -165,8 +195,8 @@ fn batch_error(e: BatchError) -> BrokerError {
 
 async fn answer(ctx: &Ctx, index: i32, pending: Pending) -> PartitionProduceResponse {
     let response = PartitionProduceResponse::default().with_index(index);
-    let (code, message) = match pending {
-        Pending::Failed { code, message } => (code, message),
+    let (code, message, records) = match pending {
+        Pending::Failed(Refusal { code, message, records }) => (code, message, records),
         Pending::Appended { base_offset, log_start, log_append_time, durable } => match durable.wait().await {
             Ok(()) => {
                 return response
@@ -174,12 +204,23 @@ async fn answer(ctx: &Ctx, index: i32, pending: Pending) -> PartitionProduceResp
                     .with_log_start_offset(log_start)
                     .with_log_append_time_ms(log_append_time.unwrap_or(-1));
             }
-            Err(e) => (ResponseError::KafkaStorageError.code(), e),
+            Err(e) => (ResponseError::KafkaStorageError.code(), e, Vec::new()),
         },
     };
     if let Some(error) = kafka_protocol::error::ResponseError::try_from_code(code) {
         ctx.code(error);
     }
     let response = response.with_error_code(code).with_base_offset(-1);
-    if ctx.version >= 8 { response.with_error_message(Some(StrBytes::from_string(message))) } else { response }
+    if ctx.version < 8 {
+        return response;
+    }
+    let records = records
+        .into_iter()
+        .map(|e| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(e.batch_index)
+                .with_batch_index_error_message(Some(StrBytes::from_string(e.message)))
+        })
+        .collect();
+    response.with_record_errors(records).with_error_message(Some(StrBytes::from_string(message)))
 }

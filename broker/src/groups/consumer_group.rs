@@ -34,7 +34,7 @@ pub struct ConsumerMember {
     pub owned: BTreeSet<TopicPartition>,
     /// What the broker last told it to own.
     pub assigned: BTreeSet<TopicPartition>,
-    last_heartbeat: Instant,
+    pub(super) last_heartbeat: Instant,
 }
 
 /// One ConsumerGroupHeartbeat as the group sees it.
@@ -66,8 +66,13 @@ pub struct ConsumerGroup {
     pub members: BTreeMap<String, ConsumerMember>,
     pub target: BTreeMap<String, BTreeSet<TopicPartition>>,
     /// The topic layout the target was computed from.
-    topics: Topics,
+    pub(super) topics: Topics,
     session_timeout: Duration,
+    /// What storage holds of the group, to save only changes.
+    pub(super) saved: Option<super::consumer_group_state::SavedConsumerGroup>,
+    /// Set when this broker no longer serves the group (deleted, or handed over to another
+    /// coordinator): its timer task ends and nothing more is saved.
+    pub gone: bool,
 }
 
 /// An epoch of -1 leaves the group; -2 leaves it as a static member that will come back.
@@ -85,6 +90,8 @@ impl ConsumerGroup {
             target: BTreeMap::new(),
             topics: Topics::new(),
             session_timeout,
+            saved: None,
+            gone: false,
         }
     }
 
@@ -160,13 +167,17 @@ impl ConsumerGroup {
             return Err((ResponseError::InvalidRequest, "a joining member must name its subscription".into()));
         }
         let id = if hb.member_id.is_empty() { Uuid::new_v4().to_string() } else { hb.member_id.clone() };
-        // A static member coming back replaces its previous incarnation.
-        if let Some(instance) = &hb.instance_id {
-            let previous: Vec<String> =
-                self.members.values().filter(|m| m.instance_id.as_ref() == Some(instance) && m.id != id).map(|m| m.id.clone()).collect();
-            for old in previous {
-                self.members.remove(&old);
-            }
+        // A static member comes back once its previous incarnation has left (epoch -2) or
+        // expired; while that one is still in the group, the newcomer is refused, as Kafka
+        // does (UNRELEASED_INSTANCE_ID, fatal to the client): two live consumers with one
+        // group.instance.id is a configuration error, and fencing the older one would hide it.
+        if let Some(instance) = &hb.instance_id
+            && let Some(holder) = self.members.values().find(|m| m.instance_id.as_ref() == Some(instance) && m.id != id)
+        {
+            return Err((
+                ResponseError::UnreleasedInstanceId,
+                format!("instance id {instance} is in use by member {}; it must leave (epoch -2) first", holder.id),
+            ));
         }
         self.members.insert(
             id.clone(),
@@ -327,5 +338,20 @@ mod tests {
         g.tick(now + Duration::from_secs(11));
         assert!(g.members.is_empty(), "expired");
         assert_eq!(g.state(), "Empty");
+    }
+
+    #[test]
+    fn a_second_live_consumer_with_the_same_instance_id_is_refused() {
+        let (topics, _) = topics();
+        let now = Instant::now();
+        let mut g = ConsumerGroup::new("g", Duration::from_secs(10));
+        let with_instance = |member: &str, epoch: i32| Heartbeat { instance_id: Some("i1".into()), ..hb(member, epoch, None) };
+        let a = g.heartbeat(with_instance("a", 0), topics.clone(), now).expect("a joins");
+        let b = g.heartbeat(with_instance("b", 0), topics.clone(), now).map_err(|e| e.0);
+        assert_eq!(b.err(), Some(ResponseError::UnreleasedInstanceId));
+        // Once a leaves as a static member (-2), its instance id is free again.
+        g.heartbeat(with_instance("a", STATIC_LEAVE), topics.clone(), now).expect("a leaves");
+        let b = g.heartbeat(with_instance("b", 0), topics.clone(), now).expect("b takes the instance id");
+        assert!(b.member_epoch > a.member_epoch);
     }
 }

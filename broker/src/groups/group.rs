@@ -477,14 +477,51 @@ impl Group {
 
     /// Checks that `member_id` (with `instance`) belongs to generation `generation`.
     pub fn check_member(&self, member_id: &str, instance: Option<&str>, generation: i32) -> Result<(), ResponseError> {
-        let Some(member) = self.members.get(member_id) else {
-            return Err(ResponseError::UnknownMemberId);
-        };
-        if instance.is_some() && member.group_instance_id.as_deref() != instance {
-            return Err(ResponseError::FencedInstanceId);
-        }
+        self.check_identity(member_id, instance)?;
         if generation != self.generation {
             return Err(ResponseError::IllegalGeneration);
+        }
+        Ok(())
+    }
+
+    /// Checks that `member_id` is a member, and the current one of its static `instance`. The
+    /// instance is looked at first, as Kafka does: an incarnation replaced by a newer one with
+    /// the same `group.instance.id` is no longer a member, and must learn it is fenced
+    /// (FENCED_INSTANCE_ID, fatal to the client) rather than unknown (which would make it
+    /// rejoin and fence the newer one in turn).
+    fn check_identity(&self, member_id: &str, instance: Option<&str>) -> Result<(), ResponseError> {
+        if let Some(instance) = instance {
+            match self.static_members.get(instance) {
+                None => return Err(ResponseError::UnknownMemberId),
+                Some(current) if current != member_id => return Err(ResponseError::FencedInstanceId),
+                Some(_) => {}
+            }
+        }
+        if !self.members.contains_key(member_id) {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        Ok(())
+    }
+
+    /// OffsetCommit from `member_id` at `generation`, in Kafka's order: a simple committer
+    /// (generation -1, no member) only while the group is empty; a member must be known and of
+    /// the current generation, whatever the state, so a member that has not rejoined yet keeps
+    /// committing while the others join (PreparingRebalance); only once the join phase is over
+    /// (CompletingRebalance) does a member of the new generation get REBALANCE_IN_PROGRESS,
+    /// and one of the old generation ILLEGAL_GENERATION.
+    pub fn check_commit(&self, member_id: &str, instance: Option<&str>, generation: i32) -> Result<(), ResponseError> {
+        match self.state {
+            State::Dead => return Err(ResponseError::CoordinatorNotAvailable),
+            State::Empty if generation < 0 => return Ok(()),
+            _ => {}
+        }
+        if generation >= 0 || !member_id.is_empty() || instance.is_some() {
+            self.check_member(member_id, instance, generation)?;
+        } else if self.state != State::Empty {
+            return Err(ResponseError::UnknownMemberId);
+        }
+        if self.state == State::CompletingRebalance {
+            return Err(ResponseError::RebalanceInProgress);
         }
         Ok(())
     }
@@ -747,5 +784,51 @@ mod tests {
         assert!(!g.members.contains_key(&b_result.member_id), "b expired");
         assert_eq!(g.state, State::PreparingRebalance);
         assert_eq!(g.heartbeat(&a_id, None, 2, t0 + Duration::from_secs(11)), Err(ResponseError::RebalanceInProgress));
+    }
+
+    fn stable_group(instance: Option<&str>) -> (Group, String, i32) {
+        let t0 = Instant::now();
+        let mut g = Group::new("g", Duration::ZERO);
+        let mut join = request("");
+        join.group_instance_id = instance.map(str::to_owned);
+        let joined = waiting(g.join(join, t0)).try_recv().expect("alone: no delay");
+        let (id, generation) = (joined.member_id, joined.generation);
+        let _synced = g.sync(&id, instance, generation, vec![(id.clone(), Bytes::from_static(b"A"))], t0).expect("leader syncs");
+        assert_eq!(g.state, State::Stable);
+        (g, id, generation)
+    }
+
+    #[test]
+    fn a_replaced_static_member_is_fenced_not_unknown() {
+        let (mut g, old, generation) = stable_group(Some("i1"));
+        let mut again = request("");
+        again.group_instance_id = Some("i1".into());
+        let JoinOutcome::Done(rejoined) = g.join(again, Instant::now()) else { panic!("same subscription: answered at once") };
+        assert_ne!(rejoined.member_id, old);
+        let now = Instant::now();
+        assert_eq!(g.heartbeat(&old, Some("i1"), generation, now), Err(ResponseError::FencedInstanceId));
+        assert_eq!(g.check_commit(&old, Some("i1"), generation), Err(ResponseError::FencedInstanceId));
+        assert_eq!(g.sync(&old, Some("i1"), generation, vec![], now).err(), Some(ResponseError::FencedInstanceId));
+        assert_eq!(g.heartbeat(&rejoined.member_id, Some("i1"), generation, now), Ok(()));
+        assert_eq!(g.heartbeat(&old, Some("other"), generation, now), Err(ResponseError::UnknownMemberId));
+    }
+
+    #[test]
+    fn commits_follow_kafkas_order_during_a_rebalance() {
+        let (mut g, a, generation) = stable_group(None);
+        let t0 = Instant::now();
+        // b joins: PreparingRebalance, a has not rejoined and still commits at its generation.
+        let _b = waiting(g.join(request(""), t0));
+        assert_eq!(g.state, State::PreparingRebalance);
+        assert_eq!(g.check_commit(&a, None, generation), Ok(()));
+        assert_eq!(g.check_commit(&a, None, generation + 1), Err(ResponseError::IllegalGeneration));
+        assert_eq!(g.check_commit("", None, -1), Err(ResponseError::UnknownMemberId));
+        let mut a_rejoin = waiting(g.join(request(&a), t0));
+        assert_eq!(g.state, State::CompletingRebalance);
+        let next = a_rejoin.try_recv().expect("everyone joined").generation;
+        // The old generation is stale; the new one waits for the assignment.
+        assert_eq!(g.check_commit(&a, None, generation), Err(ResponseError::IllegalGeneration));
+        assert_eq!(g.check_commit(&a, None, next), Err(ResponseError::RebalanceInProgress));
+        assert_eq!(g.check_commit("nobody", None, next), Err(ResponseError::UnknownMemberId));
     }
 }

@@ -4,10 +4,11 @@
 
 pub mod assignor;
 pub mod consumer_group;
+pub mod consumer_group_state;
 pub mod group;
 pub mod protocol;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -17,6 +18,7 @@ use tokio::time::Instant;
 
 use crate::{BrokerError, Result};
 use consumer_group::ConsumerGroup;
+use consumer_group_state::SavedConsumerGroup;
 use group::{Group, State};
 
 /// Group settings from the command line.
@@ -71,10 +73,17 @@ pub struct Coordinator {
     storage: Arc<dyn Storage>,
     pub config: GroupConfig,
     groups: Mutex<HashMap<String, Arc<GroupHandle>>>,
-    /// KIP-848 groups live apart from classic ones; their commits are stored all the same, but
-    /// their membership is not (members rejoin after a restart, as the protocol expects).
+    /// KIP-848 groups live apart from classic ones; both are saved, so whichever broker
+    /// coordinates a group next restores it (`consumer_group_state`).
     consumer_groups: Mutex<HashMap<String, Arc<ConsumerGroupHandle>>>,
+    /// Group ids looked up and found with no saved KIP-848 state, so that commits of classic
+    /// groups do not read storage each time. Only a group's coordinator saves that state, so
+    /// the answer holds until what this broker coordinates changes; then the set is emptied.
+    no_consumer_group: Mutex<HashSet<String>>,
 }
+
+/// Past this many remembered ids the set starts over (ids come from clients).
+const NO_CONSUMER_GROUP_MAX: usize = 100_000;
 
 impl Coordinator {
     /// A coordinator over `storage`. Saved groups are restored when first asked for, by the
@@ -85,6 +94,7 @@ impl Coordinator {
             config,
             groups: Mutex::new(HashMap::new()),
             consumer_groups: Mutex::new(HashMap::new()),
+            no_consumer_group: Mutex::new(HashSet::new()),
         })
     }
 
@@ -139,7 +149,18 @@ impl Coordinator {
             handle.group.lock().await.hand_over();
             handle.changed();
         }
-        self.consumer_table()?.retain(|id, _| coordinated(id));
+        let leaving: Vec<Arc<ConsumerGroupHandle>> = {
+            let mut table = self.consumer_table()?;
+            let ids: Vec<String> = table.keys().filter(|id| !coordinated(id)).cloned().collect();
+            ids.iter().filter_map(|id| table.remove(id)).collect()
+        };
+        for handle in leaving {
+            // Its saved state stays as it is, for the new coordinator to restore.
+            handle.group.lock().await.gone = true;
+            handle.changed();
+        }
+        // Groups this broker takes over may have been saved by their last coordinator.
+        self.absent_table()?.clear();
         Ok(())
     }
 
@@ -154,23 +175,92 @@ impl Coordinator {
         Ok(())
     }
 
+    fn absent_table(&self) -> Result<std::sync::MutexGuard<'_, HashSet<String>>> {
+        self.no_consumer_group.lock().map_err(|_| BrokerError::Config("group table lock poisoned".into()))
+    }
+
     fn consumer_table(&self) -> Result<std::sync::MutexGuard<'_, HashMap<String, Arc<ConsumerGroupHandle>>>> {
         self.consumer_groups.lock().map_err(|_| BrokerError::Config("group table lock poisoned".into()))
     }
 
-    pub fn consumer_group(&self, id: &str) -> Result<Option<Arc<ConsumerGroupHandle>>> {
-        Ok(self.consumer_table()?.get(id).cloned())
+    /// The KIP-848 group, restored from storage if this broker has not served it since it
+    /// started or since it took over its coordination.
+    pub async fn consumer_group(self: &Arc<Self>, id: &str) -> Result<Option<Arc<ConsumerGroupHandle>>> {
+        if let Some(handle) = self.consumer_table()?.get(id) {
+            return Ok(Some(handle.clone()));
+        }
+        if self.absent_table()?.contains(id) {
+            return Ok(None);
+        }
+        let Some(bytes) = self.storage.document(consumer_group_state::KIND, id).await? else {
+            let mut absent = self.absent_table()?;
+            if absent.len() >= NO_CONSUMER_GROUP_MAX {
+                absent.clear();
+            }
+            absent.insert(id.to_owned());
+            return Ok(None);
+        };
+        let saved: SavedConsumerGroup = serde_json::from_slice(&bytes).map_err(ductstream_storage::StorageError::from)?;
+        tracing::info!(group = id, members = saved.members.len(), epoch = saved.epoch, "restored consumer group");
+        let group = ConsumerGroup::restore(saved, self.config.consumer_session_timeout, Instant::now());
+        Ok(Some(self.insert_consumer_group(id, group)?))
     }
 
-    pub fn consumer_group_or_create(&self, id: &str) -> Result<Arc<ConsumerGroupHandle>> {
+    pub async fn consumer_group_or_create(self: &Arc<Self>, id: &str) -> Result<Arc<ConsumerGroupHandle>> {
+        match self.consumer_group(id).await? {
+            Some(handle) => Ok(handle),
+            None => self.insert_consumer_group(id, ConsumerGroup::new(id, self.config.consumer_session_timeout)),
+        }
+    }
+
+    /// Puts `group` in the table (unless another request got there first) and starts its timer.
+    fn insert_consumer_group(self: &Arc<Self>, id: &str, group: ConsumerGroup) -> Result<Arc<ConsumerGroupHandle>> {
         let mut table = self.consumer_table()?;
         if let Some(handle) = table.get(id) {
             return Ok(handle.clone());
         }
-        let handle = Handle::new(ConsumerGroup::new(id, self.config.consumer_session_timeout));
+        let handle = Handle::new(group);
         table.insert(id.to_owned(), handle.clone());
-        tokio::spawn(drive_consumer_group(handle.clone()));
+        drop(table);
+        self.absent_table()?.remove(id);
+        tokio::spawn(drive_consumer_group(self.clone(), handle.clone()));
         Ok(handle)
+    }
+
+    /// The ids of the KIP-848 groups saved in storage (served here or not).
+    pub async fn saved_consumer_groups(&self) -> Result<Vec<String>> {
+        Ok(self.storage.documents(consumer_group_state::KIND).await?.into_iter().map(|(id, _)| id).collect())
+    }
+
+    /// Saves the KIP-848 group if it changed since it was last saved. The caller holds the
+    /// group's lock, so saves of one group happen in the order of its changes.
+    pub async fn save_consumer_group_if_changed(&self, group: &mut ConsumerGroup) {
+        if group.gone {
+            return;
+        }
+        let Some(snapshot) = group.changed_since_saved() else {
+            return;
+        };
+        let bytes = match serde_json::to_vec(&snapshot) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                tracing::error!(group = %group.id, error = %e, "cannot encode consumer group state");
+                return;
+            }
+        };
+        match self.storage.update_document(consumer_group_state::KIND, &group.id, &mut |_| Ok(Some(bytes.clone()))).await {
+            Ok(_) => group.mark_saved(snapshot),
+            Err(e) => tracing::error!(group = %group.id, error = %e, "cannot save consumer group state"),
+        }
+    }
+
+    /// Deletes an empty KIP-848 group: it leaves memory and storage, and its timer task ends.
+    /// The caller holds the group's lock (`group`), so no member joins in between.
+    pub async fn forget_consumer_group(&self, group: &mut ConsumerGroup) -> Result<()> {
+        group.gone = true;
+        self.consumer_table()?.remove(&group.id);
+        self.storage.update_document(consumer_group_state::KIND, &group.id, &mut |_| Ok(None)).await?;
+        Ok(())
     }
 
     pub fn consumer_groups(&self) -> Result<Vec<Arc<ConsumerGroupHandle>>> {
@@ -205,10 +295,19 @@ async fn drive(coordinator: Arc<Coordinator>, handle: Arc<GroupHandle>) {
     }
 }
 
-/// A KIP-848 group's timer task: expires members whose session ran out.
-async fn drive_consumer_group(handle: Arc<ConsumerGroupHandle>) {
+/// A KIP-848 group's timer task: expires members whose session ran out, until the group is
+/// deleted or handed over.
+async fn drive_consumer_group(coordinator: Arc<Coordinator>, handle: Arc<ConsumerGroupHandle>) {
     loop {
-        let next = handle.group.lock().await.tick(Instant::now());
+        let next = {
+            let mut group = handle.group.lock().await;
+            if group.gone {
+                return;
+            }
+            let next = group.tick(Instant::now());
+            coordinator.save_consumer_group_if_changed(&mut group).await;
+            next
+        };
         handle.wait(next).await;
     }
 }
