@@ -107,6 +107,14 @@ pub trait Storage: Send + Sync + 'static {
         Ok(None)
     }
 
+    /// The bytes a partition's log takes, when the engine keeps the count: the embedded
+    /// engine's segment files (a partly deleted segment counts whole, as Kafka counts). `None`
+    /// from engines that would have to read the batches to know.
+    async fn partition_size(&self, topic: &str, partition: i32) -> Result<Option<u64>> {
+        let _ = (topic, partition);
+        Ok(None)
+    }
+
     /// The idempotent producers this partition remembers.
     async fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerState>>;
 

@@ -74,8 +74,12 @@ pub async fn handle(ctx: &Ctx, request: DescribeLogDirsRequest) -> Result<Descri
     Ok(DescribeLogDirsResponse::default().with_results(vec![result]))
 }
 
-/// The bytes of a partition's batches from its log start to its high watermark.
+/// The bytes of a partition's log: the store's own count when it keeps one, else the bytes of
+/// its batches from the log start to the high watermark, read.
 async fn partition_size(storage: &dyn Storage, topic: &str, partition: i32) -> Result<i64> {
+    if let Some(bytes) = storage.partition_size(topic, partition).await? {
+        return Ok(clamp(bytes));
+    }
     let offsets = storage.offsets(topic, partition).await?;
     let mut at = offsets.log_start;
     let mut size: i64 = 0;

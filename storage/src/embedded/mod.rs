@@ -369,6 +369,10 @@ impl Storage for EmbeddedStorage {
         self.blocking(move |_| p.delete_records(offset)).await
     }
 
+    async fn partition_size(&self, topic: &str, partition: i32) -> Result<Option<u64>> {
+        self.engine.partition(topic, partition)?.size().map(Some)
+    }
+
     async fn retention_cut_for_bytes(&self, topic: &str, partition: i32, max_bytes: u64) -> Result<Option<i64>> {
         self.engine.partition(topic, partition)?.retention_cut_for_bytes(max_bytes)
     }

@@ -127,6 +127,11 @@ impl Partition {
         Ok(self.lock()?.producers.values().cloned().collect())
     }
 
+    /// Bytes of the partition's segment files.
+    pub fn size(&self) -> Result<u64> {
+        Ok(self.lock()?.segments.iter().map(|s| s.size).sum())
+    }
+
     /// The end of the oldest segments to delete so that at most `max_bytes` stay; whole sealed
     /// segments only.
     pub fn retention_cut_for_bytes(&self, max_bytes: u64) -> Result<Option<i64>> {

@@ -562,3 +562,21 @@ async fn sealed_segments_are_not_scanned_on_open() {
     let s = EmbeddedStorage::open_with_segment_bytes(dir.path(), false, SMALL).expect("reopen");
     assert_eq!(s.offsets("quick", 0).await.expect("offsets").high_watermark, 0, "scanned: the log ends at the damage");
 }
+
+#[tokio::test]
+async fn partition_size_is_the_segment_files() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = EmbeddedStorage::open_with_segment_bytes(dir.path(), false, SMALL).expect("open");
+    s.create_topic(spec("sized", 1)).await.expect("create");
+    assert_eq!(s.partition_size("sized", 0).await.expect("size"), Some(0));
+    let mut total = 0;
+    for _ in 0..5 {
+        let b = batch(5, 0);
+        total += b.len() as u64;
+        s.append("sized", 0, b, None).await.expect("append");
+    }
+    assert_eq!(s.partition_size("sized", 0).await.expect("size"), Some(total));
+    let path = partition_path(&s, "sized", 0).await;
+    let on_disk: u64 = segment_names(&path).iter().map(|n| std::fs::metadata(path.join(n)).expect("meta").len()).sum();
+    assert_eq!(on_disk, total);
+}
