@@ -100,7 +100,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("remote.log.copy.disable", "false", ConfigType::Boolean, "Stored; there is no tiered storage."),
     def("remote.log.delete.on.disable", "false", ConfigType::Boolean, "Stored; there is no tiered storage."),
     def(REMOTE_STORAGE_ENABLE, "false", ConfigType::Boolean, "There is no tiered storage: only false is accepted."),
-    def(RETENTION_BYTES, "-1", ConfigType::Long, "Largest size a partition keeps, in whole segments (enforced by the embedded store; -1 keeps all)."),
+    def(RETENTION_BYTES, "-1", ConfigType::Long, "Largest size a partition keeps: whole segments go on the embedded store, whole batches on Postgres (enforced; -1 keeps all)."),
     def(RETENTION_MS, "604800000", ConfigType::Long, "Records whose batch's largest timestamp is older are deleted (enforced; -1 keeps them)."),
     def("segment.bytes", "134217728", ConfigType::Int, "Segment files roll at this size (enforced by the embedded store)."),
     def("segment.index.bytes", "10485760", ConfigType::Int, "Stored; not applicable."),

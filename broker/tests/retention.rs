@@ -64,9 +64,25 @@ fn the_broker_default_applies_to_topics_without_their_own() {
 
 #[test]
 fn retention_bytes_deletes_the_oldest_whole_segments() {
-    let (_dir, broker) = temp_broker(&["--log-retention-check-interval-ms", "100"]);
+    retention_bytes_keeps_at_most_300_bytes(&[]);
+}
+
+/// On Postgres the unit is the batch: whole batches go from the front until at most
+/// `retention.bytes` stay, never the last one.
+#[test]
+fn retention_bytes_on_postgres_deletes_the_oldest_batches() {
+    let pg = ductstream_storage::postgres::testing::TestPostgres::start().expect("test postgres");
+    retention_bytes_keeps_at_most_300_bytes(&["--storage", &pg.url()]);
+}
+
+/// Ten 116-byte batches with retention.bytes 300: the log starts at offset 40 (the last two
+/// batches, 232 bytes) on either store.
+fn retention_bytes_keeps_at_most_300_bytes(store: &[&str]) {
+    let mut flags = vec!["--log-retention-check-interval-ms", "100"];
+    flags.extend_from_slice(store);
+    let (_dir, broker) = temp_broker(&flags);
     let mut client = broker.client();
-    // 116-byte batches, two to a 250-byte segment: five segments, the last one active.
+    // Embedded: two batches to a 250-byte segment, five segments, the last one active.
     create_topic(&mut client, "sized", 1, &[("segment.bytes", "250"), ("retention.bytes", "300")]);
     for i in 0..10 {
         assert_eq!(produce_one(&mut client, "sized", 0, make_batch(5, now_ms(), None)), (0, i * 5));
@@ -75,7 +91,7 @@ fn retention_bytes_deletes_the_oldest_whole_segments() {
     while log_start(&mut client, "sized", 50) != 40 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    assert_eq!(log_start(&mut client, "sized", 50), 40, "whole segments go until at most 300 bytes stay");
+    assert_eq!(log_start(&mut client, "sized", 50), 40, "whole segments (or batches) go until at most 300 bytes stay");
     let (code, high_watermark, records) = fetch_now(&mut client, "sized", 0, 40);
     assert_eq!((code, high_watermark), (0, 50));
     assert!(!records.is_empty());

@@ -100,8 +100,9 @@ pub trait Storage: Send + Sync + 'static {
 
     /// Where size retention would cut the log so that at most `max_bytes` of batches stay: the
     /// new log start, or `None` when nothing needs to go. The embedded engine counts whole
-    /// segments and never the active one, as Kafka's `retention.bytes` does; engines that do
-    /// not track sizes answer `None` (they do not enforce `retention.bytes`).
+    /// segments and never the active one, as Kafka's `retention.bytes` does; Postgres counts
+    /// whole batches and never the last one; engines that do not track sizes (memory) answer
+    /// `None`.
     async fn retention_cut_for_bytes(&self, topic: &str, partition: i32, max_bytes: u64) -> Result<Option<i64>> {
         let _ = (topic, partition, max_bytes);
         Ok(None)

@@ -174,6 +174,13 @@ pub async fn append_assigns_contiguous_offsets(s: &dyn Storage) {
     assert_eq!((offsets.log_start, offsets.high_watermark), (0, 6));
     let other = s.offsets("offsets", 0).await.expect("offsets");
     assert_eq!((other.log_start, other.high_watermark), (0, 0), "partitions are independent");
+    // Engines that count a partition's bytes count exactly the batches.
+    let stored: u64 = s.read("offsets", 1, 0, 1 << 20).await.expect("read").iter().map(|b| b.len() as u64).sum();
+    for (partition, bytes) in [(1, stored), (0, 0)] {
+        if let Some(size) = s.partition_size("offsets", partition).await.expect("size") {
+            assert_eq!(size, bytes, "partition {partition}'s size");
+        }
+    }
     s.sync().await.expect("sync");
 }
 

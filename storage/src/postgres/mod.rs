@@ -330,6 +330,27 @@ impl Storage for PostgresStorage {
         }
     }
 
+    async fn partition_size(&self, topic: &str, partition: i32) -> Result<Option<u64>> {
+        let mut conn = self.pool.get().await?;
+        match conn.query_opt(Query::PartitionSize, &[&topic, &partition]).await? {
+            Some(row) => Ok(Some(col::<i64>(&row, 0)?.max(0) as u64)),
+            None => Err(missing(&mut conn, topic, partition).await),
+        }
+    }
+
+    async fn retention_cut_for_bytes(&self, topic: &str, partition: i32, max_bytes: u64) -> Result<Option<i64>> {
+        let mut conn = self.pool.get().await?;
+        let max_bytes = i64::try_from(max_bytes).unwrap_or(i64::MAX);
+        let Some(row) = conn.query_opt(Query::RetentionCut, &[&topic, &partition, &max_bytes]).await? else {
+            return Err(missing(&mut conn, topic, partition).await);
+        };
+        let (first_kept, last): (Option<i64>, Option<i64>) = (col(&row, 0)?, col(&row, 1)?);
+        let Some(last) = last else { return Ok(None) };
+        let cut = first_kept.map_or(last, |kept| kept.min(last));
+        let log_start = self.offsets(topic, partition).await?.log_start;
+        Ok((cut > log_start).then_some(cut))
+    }
+
     async fn batch_at_time(&self, topic: &str, partition: i32, timestamp: i64) -> Result<Option<Batch>> {
         let mut conn = self.pool.get().await?;
         match conn.query_opt(Query::BatchAtTime, &[&topic, &partition, &timestamp]).await? {

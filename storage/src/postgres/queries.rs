@@ -27,6 +27,8 @@ pub(crate) enum Query {
     SaveProducers,
     Read,
     Offsets,
+    PartitionSize,
+    RetentionCut,
     BatchAtTime,
     BatchWithMaxTimestamp,
     BatchWithMaxTimestampScan,
@@ -51,7 +53,7 @@ pub(crate) enum Query {
 }
 
 impl Query {
-    pub(crate) const ALL: [Query; 40] = [
+    pub(crate) const ALL: [Query; 42] = [
         Query::MigrationsLock,
         Query::MigrationsTable,
         Query::MigrationsApplied,
@@ -71,6 +73,8 @@ impl Query {
         Query::SaveProducers,
         Query::Read,
         Query::Offsets,
+        Query::PartitionSize,
+        Query::RetentionCut,
         Query::BatchAtTime,
         Query::BatchWithMaxTimestamp,
         Query::BatchWithMaxTimestampScan,
@@ -116,6 +120,8 @@ impl Query {
             Query::SaveProducers => "save_producers",
             Query::Read => "read",
             Query::Offsets => "offsets",
+            Query::PartitionSize => "partition_size",
+            Query::RetentionCut => "retention_cut",
             Query::BatchAtTime => "batch_at_time",
             Query::BatchWithMaxTimestamp => "batch_with_max_timestamp",
             Query::BatchWithMaxTimestampScan => "batch_with_max_timestamp_scan",

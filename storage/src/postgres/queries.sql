@@ -147,6 +147,41 @@ SELECT p.log_start, p.next_offset
 FROM ductstream_partitions p JOIN ductstream_topics t ON t.id = p.topic_id
 WHERE t.name = $1::text AND p.partition = $2::integer
 
+-- name: partition_size
+-- Rows: none when the partition does not exist; else the bytes of its batches, from the two
+-- ends of the end_position index (DeleteRecords frees whole batches).
+SELECT COALESCE(
+    (SELECT b.end_position FROM ductstream_batches b
+     WHERE b.topic_id = p.topic_id AND b.partition = p.partition ORDER BY b.end_position DESC LIMIT 1)
+  - (SELECT b.end_position - b.byte_size FROM ductstream_batches b
+     WHERE b.topic_id = p.topic_id AND b.partition = p.partition ORDER BY b.end_position LIMIT 1),
+    0)::bigint
+FROM ductstream_partitions p JOIN ductstream_topics t ON t.id = p.topic_id
+WHERE t.name = $1::text AND p.partition = $2::integer
+
+-- name: retention_cut
+-- Rows: none when the partition does not exist; else the base offset of the first batch from
+-- which at most $3 bytes remain (NULL when none is), and the last batch's base offset, which
+-- size retention never passes (as Kafka keeps the active segment).
+WITH part AS (
+    SELECT p.topic_id, p.partition
+    FROM ductstream_partitions p JOIN ductstream_topics t ON t.id = p.topic_id
+    WHERE t.name = $1::text AND p.partition = $2::integer
+), last AS (
+    SELECT b.end_position, b.base_offset
+    FROM ductstream_batches b, part
+    WHERE b.topic_id = part.topic_id AND b.partition = part.partition
+    ORDER BY b.end_position DESC LIMIT 1
+)
+SELECT (
+    SELECT b.base_offset FROM ductstream_batches b, part, last
+    WHERE b.topic_id = part.topic_id AND b.partition = part.partition
+      AND b.end_position > last.end_position - $3::bigint
+      AND b.end_position - b.byte_size >= last.end_position - $3::bigint
+    ORDER BY b.end_position LIMIT 1
+), (SELECT base_offset FROM last)
+FROM part
+
 -- name: batch_at_time
 -- The first batch (in offset order) whose max timestamp is at or after $3. time_index never
 -- decreases in offset order, so ordering by it orders by offset; every batch with
