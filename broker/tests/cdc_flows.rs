@@ -780,3 +780,29 @@ async fn scheduled_runs_on_two_brokers_run_each_flow_once_a_tick() {
         .expect("run");
     assert!(!dbos.status.success() && String::from_utf8_lossy(&dbos.stderr).contains("--schedule \"every ten seconds\""), "{dbos:?}");
 }
+
+/// A scheduled run held at the DDL gate stops like any other, and its record says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_run_held_at_the_ddl_gate_ends_as_ddl_gated() {
+    let (pg, db) = source("CREATE TABLE users (id int PRIMARY KEY, name text)").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &["--ddl-gate", "--schedule", "*/1 * * * * *", "--schedule-empty-reads", "2"]);
+    let server = grpc(&broker);
+    create_flow(&server, dir.path(), "gatedrun", &pg.url(), &[]);
+    admin(&server, &["flow", "start", "gatedrun"]);
+    read_values(&broker, "gatedrun.public.users", "check", 0).await;
+    db.batch_execute("ALTER TABLE users ADD COLUMN email text").await.expect("ddl");
+    let mut outcomes: Vec<String> = Vec::new();
+    for _ in 0..150 {
+        let (ok, flow, out) = admin(&server, &["--json", "flow", "get", "gatedrun"]);
+        assert!(ok, "{out}");
+        outcomes = flow["scheduled_runs"].as_array().map(|runs| runs.iter().filter_map(|r| r["outcome"].as_str().map(str::to_owned)).collect()).unwrap_or_default();
+        if outcomes.iter().any(|o| o == "ddl gated") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(outcomes.iter().any(|o| o == "ddl gated"), "{outcomes:?}");
+    let (ok, listed, out) = admin(&server, &["--json", "ddl", "list", "--flow", "gatedrun"]);
+    assert!(ok && listed.as_array().is_some_and(|l| l.iter().any(|d| d["status"] == "pending")), "{out}");
+}

@@ -268,6 +268,7 @@ impl Flow {
             confirmed: start,
             topics: HashSet::new(),
             checkpoint,
+            stopped_at_gate: false,
         };
         let mut stop = self.stop_rx.clone();
         loop {
@@ -283,6 +284,12 @@ impl Flow {
                     let decoded = state.decoder.apply(&catalog, decode(message.data)?).await?;
                     for item in decoded {
                         self.handle_item(&mut state, &stream, item).await?;
+                        if state.stopped_at_gate {
+                            // Everything before the DDL change is written and confirmed; the
+                            // change comes again (and is asked again) when the flow restarts.
+                            stream.close().await;
+                            return Ok(());
+                        }
                     }
                     if state.batch.len() >= self.options.batch_size {
                         self.flush(&mut state, &stream).await?;
@@ -307,7 +314,16 @@ impl Flow {
                     // Everything before the DDL is written first, so an approver sees the
                     // topics exactly up to it.
                     self.flush(state, stream).await?;
-                    if let DdlDecision::Reject(reason) = gate.ask(event.clone()).await {
+                    // A stop does not wait for a decision that may never come.
+                    let mut stop = self.stop_rx.clone();
+                    let decision = tokio::select! {
+                        decision = gate.ask(event.clone()) => decision,
+                        _ = stopped(&mut stop) => {
+                            state.stopped_at_gate = true;
+                            return Ok(());
+                        }
+                    };
+                    if let DdlDecision::Reject(reason) = decision {
                         return Err(CdcError::DdlRejected { lsn: event.lsn, reason });
                     }
                 }
@@ -368,6 +384,8 @@ struct StreamState {
     confirmed: Lsn,
     topics: HashSet<String>,
     checkpoint: Checkpoint,
+    /// Stopped while a DDL change waited at the gate: nothing after it may be written.
+    stopped_at_gate: bool,
 }
 
 impl StreamState {
