@@ -10,7 +10,7 @@ use kafka_protocol::messages::alter_configs_request::AlterConfigsResource;
 use kafka_protocol::messages::alter_configs_response::AlterConfigsResourceResponse;
 use kafka_protocol::messages::{AlterConfigsRequest, AlterConfigsResponse};
 
-use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use super::incremental_alter_configs::{change_topic_configs, check_alterable};
 use super::{message, Ctx};
 use crate::{topic_config, BrokerError, Result};
 
@@ -29,13 +29,7 @@ pub async fn handle(ctx: &Ctx, request: AlterConfigsRequest) -> AlterConfigsResp
 }
 
 async fn alter(ctx: &Ctx, resource: AlterConfigsResource, validate_only: bool) -> Result<()> {
-    match resource.resource_type {
-        RESOURCE_TOPIC => {}
-        RESOURCE_BROKER => {
-            return Err(BrokerError::kafka(ResponseError::InvalidRequest, "broker settings are read-only; restart with other flags"));
-        }
-        other => return Err(BrokerError::kafka(ResponseError::InvalidRequest, format!("resource type {other} cannot be altered"))),
-    }
+    check_alterable(resource.resource_type)?;
     let mut configs = BTreeMap::new();
     for entry in &resource.configs {
         let name = entry.name.as_str();
@@ -44,16 +38,7 @@ async fn alter(ctx: &Ctx, resource: AlterConfigsResource, validate_only: bool) -
         };
         configs.insert(name.to_owned(), value.as_str().to_owned());
     }
+    // Validated before the topic is looked up: a bad config is reported before an unknown topic.
     topic_config::validate_all(&configs)?;
-    let storage = ctx.broker.storage();
-    let name = resource.resource_name.as_str();
-    let topic = storage
-        .topic(name)
-        .await?
-        .ok_or_else(|| BrokerError::kafka(ResponseError::UnknownTopicOrPartition, format!("topic {name:?} does not exist")))?;
-    if !validate_only && configs != topic.configs {
-        storage.set_topic_configs(name, configs).await?;
-        tracing::info!(topic = name, "replaced topic configs");
-    }
-    Ok(())
+    change_topic_configs(ctx, resource.resource_name.as_str(), validate_only, |_| Ok(configs)).await
 }

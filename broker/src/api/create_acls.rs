@@ -10,8 +10,8 @@ use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
 
-/// Kafka's words for this case, so tools print the same line.
-const NO_AUTHORIZER: &str = "No Authorizer is configured.";
+/// Kafka's words for this case (CreateAcls and DeleteAcls), so tools print the same line.
+pub(super) const NO_AUTHORIZER: &str = "No Authorizer is configured.";
 
 pub fn handle(ctx: &Ctx, request: CreateAclsRequest) -> CreateAclsResponse {
     let results = request

@@ -6,10 +6,8 @@ use kafka_protocol::messages::delete_acls_response::DeleteAclsFilterResult;
 use kafka_protocol::messages::{DeleteAclsRequest, DeleteAclsResponse};
 use kafka_protocol::protocol::StrBytes;
 
+use super::create_acls::NO_AUTHORIZER;
 use super::Ctx;
-
-/// Kafka's words for this case.
-const NO_AUTHORIZER: &str = "No Authorizer is configured.";
 
 pub fn handle(ctx: &Ctx, request: DeleteAclsRequest) -> DeleteAclsResponse {
     let results = request

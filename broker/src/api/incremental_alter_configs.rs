@@ -32,23 +32,36 @@ pub async fn handle(ctx: &Ctx, request: IncrementalAlterConfigsRequest) -> Incre
 }
 
 async fn alter(ctx: &Ctx, resource: AlterConfigsResource, validate_only: bool) -> Result<()> {
-    match resource.resource_type {
-        RESOURCE_TOPIC => {}
-        RESOURCE_BROKER => {
-            return Err(BrokerError::kafka(ResponseError::InvalidRequest, "broker settings are read-only; restart with other flags"));
-        }
-        other => return Err(BrokerError::kafka(ResponseError::InvalidRequest, format!("resource type {other} cannot be altered"))),
+    check_alterable(resource.resource_type)?;
+    change_topic_configs(ctx, resource.resource_name.as_str(), validate_only, |current| apply(ctx, current.clone(), &resource)).await
+}
+
+/// Only topics' configs can be altered (this API and AlterConfigs): broker settings are
+/// command-line flags.
+pub(super) fn check_alterable(resource_type: i8) -> Result<()> {
+    match resource_type {
+        RESOURCE_TOPIC => Ok(()),
+        RESOURCE_BROKER => Err(BrokerError::kafka(ResponseError::InvalidRequest, "broker settings are read-only; restart with other flags")),
+        other => Err(BrokerError::kafka(ResponseError::InvalidRequest, format!("resource type {other} cannot be altered"))),
     }
+}
+
+/// Stores what `change` makes of the topic's configs, unless `validate_only` or nothing changed.
+pub(super) async fn change_topic_configs(
+    ctx: &Ctx,
+    name: &str,
+    validate_only: bool,
+    change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>>,
+) -> Result<()> {
     let storage = ctx.broker.storage();
-    let name = resource.resource_name.as_str();
     let topic = storage
         .topic(name)
         .await?
         .ok_or_else(|| BrokerError::kafka(ResponseError::UnknownTopicOrPartition, format!("topic {name:?} does not exist")))?;
-    let configs = apply(ctx, topic.configs.clone(), &resource)?;
+    let configs = change(&topic.configs)?;
     if !validate_only && configs != topic.configs {
         storage.set_topic_configs(name, configs).await?;
-        tracing::info!(topic = name, "altered topic configs");
+        tracing::info!(topic = name, "changed topic configs");
     }
     Ok(())
 }
