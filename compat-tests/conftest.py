@@ -477,6 +477,15 @@ def any_broker(request, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def module_group_broker(request, tmp_path_factory):
+    """An embedded-store broker with the short group rebalance delay, shared by one test module."""
+    require_group_support(broker_snapshot(tmp_path_factory))
+    b = _make_broker(request, tmp_path_factory, "embedded", group_args())
+    yield b
+    _finish_broker(b)
+
+
+@pytest.fixture(scope="module")
 def module_broker(request, tmp_path_factory):
     """An embedded-store broker shared by one test module (for drivers that run once)."""
     b = _make_broker(request, tmp_path_factory, "embedded")

@@ -17,7 +17,6 @@ import uuid
 import pytest
 
 import groups
-from conftest import _finish_broker, _make_broker, group_args, require_group_support, broker_snapshot
 from groups import Raw, consumer_protocol_assignment, raw_join
 from kip848 import FlexReader as _FlexReader, carr as _carr, cstr as _cstr, uvarint as _uvarint
 
@@ -43,11 +42,8 @@ KAFKA_VARIES: set[tuple[str, str]] = {("kip848_member_errors", "join again with 
 
 
 @pytest.fixture(scope="module")
-def ds(request, tmp_path_factory):
-    require_group_support(broker_snapshot(tmp_path_factory))
-    b = _make_broker(request, tmp_path_factory, "embedded", group_args())
-    yield b
-    _finish_broker(b)
+def ds(module_group_broker):
+    return module_group_broker
 
 
 @pytest.fixture(scope="module")

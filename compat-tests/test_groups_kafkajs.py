@@ -17,22 +17,12 @@ SCRIPT = HERE / "node" / "kafkajs_group.js"
 
 
 @pytest.fixture(scope="module")
-def group_module_broker(request, tmp_path_factory):
-    import conftest
-
-    conftest.require_group_support(conftest.broker_snapshot(tmp_path_factory))
-    b = conftest._make_broker(request, tmp_path_factory, "embedded", conftest.group_args())
-    yield b
-    conftest._finish_broker(b)
-
-
-@pytest.fixture(scope="module")
-def js(group_module_broker):
+def js(module_group_broker):
     node = shutil.which("node")
     assert node, "node not installed (run compat-tests/setup.sh)"
     topic = helpers.unique_topic("kafkajs-group")
     group = f"g-{topic}"
-    proc = run([node, str(SCRIPT), group_module_broker.bootstrap, topic, group], timeout=200, check=False)
+    proc = run([node, str(SCRIPT), module_group_broker.bootstrap, topic, group], timeout=200, check=False)
     lines = [l for l in proc.stdout.decode().splitlines() if l.startswith("{")]
     assert proc.returncode == 0 and lines, (
         f"kafkajs group driver failed rc={proc.returncode}\nstdout:\n{proc.stdout.decode()}\n"

@@ -18,7 +18,6 @@ from pathlib import Path
 import pytest
 
 import helpers
-from conftest import _finish_broker, _make_broker, group_args, require_group_support, broker_snapshot
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE / "kafka"))
@@ -36,11 +35,8 @@ CONFIGS = "kafka.admin.ConfigCommand"
 
 
 @pytest.fixture(scope="module")
-def ds_broker(request, tmp_path_factory):
-    require_group_support(broker_snapshot(tmp_path_factory))
-    b = _make_broker(request, tmp_path_factory, "embedded", group_args())
-    yield b
-    _finish_broker(b)
+def ds_broker(module_group_broker):
+    return module_group_broker
 
 
 @pytest.fixture(scope="module", params=["ductstream", "kafka"])

@@ -38,8 +38,10 @@ def beat(bootstrap: str, group: str, member: str, epoch: int, **kw) -> dict:
         time.sleep(0.2)
 
 
-def test_kip848_group_moves_with_its_coordinator(postgres_cluster, group_broker_factory, topic):
-    url = postgres_cluster.createdb("kip848move")
+def two_brokers_and_a_group_on_node_2(postgres_cluster, group_broker_factory, topic, db):
+    """Two brokers on one fresh Postgres database, both seeing each other, `topic` with four
+    partitions, and a group id that node 2 coordinates."""
+    url = postgres_cluster.createdb(db)
     common = ("--broker-lease-ms", str(LEASE_MS))
     b1 = group_broker_factory("--node-id", "1", *common, storage="postgres", storage_url=url)
     b2 = group_broker_factory("--node-id", "2", *common, storage="postgres", storage_url=url)
@@ -48,6 +50,11 @@ def test_kip848_group_moves_with_its_coordinator(postgres_cluster, group_broker_
         wait(lambda b=b: len(brokers_seen(b.bootstrap, admins)) == 2, 15, f"{b.bootstrap} to list both brokers")
     create_topics(b1.bootstrap, {topic: 4})
     group = next(g for g in (f"g{k}-{topic}" for k in range(50)) if coordinator(b1.bootstrap, g) == 2)
+    return b1, b2, group
+
+
+def test_kip848_group_moves_with_its_coordinator(postgres_cluster, group_broker_factory, topic):
+    b1, b2, group = two_brokers_and_a_group_on_node_2(postgres_cluster, group_broker_factory, topic, "kip848move")
     m1, m2 = str(uuid.uuid4()), str(uuid.uuid4())
 
     # On node 2: m1 joins and owns all four partitions.
@@ -94,15 +101,7 @@ def test_kip848_consumer_keeps_its_partitions_when_the_coordinator_dies(postgres
     revoked callback) and goes on consuming from the broker that takes the group over."""
     from confluent_kafka import Consumer, Producer
 
-    url = postgres_cluster.createdb("kip848client")
-    common = ("--broker-lease-ms", str(LEASE_MS))
-    b1 = group_broker_factory("--node-id", "1", *common, storage="postgres", storage_url=url)
-    b2 = group_broker_factory("--node-id", "2", *common, storage="postgres", storage_url=url)
-    admins: dict = {}
-    for b in (b1, b2):
-        wait(lambda b=b: len(brokers_seen(b.bootstrap, admins)) == 2, 15, f"{b.bootstrap} to list both brokers")
-    create_topics(b1.bootstrap, {topic: 4})
-    group = next(g for g in (f"g{k}-{topic}" for k in range(50)) if coordinator(b1.bootstrap, g) == 2)
+    b1, b2, group = two_brokers_and_a_group_on_node_2(postgres_cluster, group_broker_factory, topic, "kip848client")
     events: list[str] = []
     c = Consumer({"bootstrap.servers": f"{b1.bootstrap},{b2.bootstrap}", "group.id": group,
                   "group.protocol": "consumer", "auto.offset.reset": "earliest", "enable.auto.commit": False})

@@ -16,7 +16,6 @@ from pathlib import Path
 import pytest
 
 import helpers
-from conftest import _finish_broker, _make_broker, broker_snapshot, group_args, require_group_support
 from helpers import COMPAT_BIN, run
 
 SARAMA_BIN = Path(os.environ.get("DUCTSTREAM_SARAMA_MODERN_BIN", str(COMPAT_BIN / "sarama-modern-compat")))
@@ -25,11 +24,8 @@ PER_CODEC, PARTITIONS = 20, 3
 
 
 @pytest.fixture(scope="module")
-def ds_broker(request, tmp_path_factory):
-    require_group_support(broker_snapshot(tmp_path_factory))
-    b = _make_broker(request, tmp_path_factory, "embedded", group_args())
-    yield b
-    _finish_broker(b)
+def ds_broker(module_group_broker):
+    return module_group_broker
 
 
 @pytest.fixture(scope="module", params=["ductstream", "kafka"])
