@@ -98,8 +98,7 @@ fn produce_until_killed(broker: Broker, want: usize) -> Vec<(i32, i64, Bytes)> {
     for p in producers {
         p.join().expect("producer thread");
     }
-    let acked = acked.lock().expect("lock").clone();
-    acked
+    acked.lock().expect("lock").clone()
 }
 
 fn acked_count_reaches(acked: &Mutex<Vec<(i32, i64, Bytes)>>, want: usize) {

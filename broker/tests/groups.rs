@@ -189,7 +189,8 @@ fn a_second_member_triggers_a_rebalance_and_both_get_assignments() {
 
 #[test]
 fn commits_and_groups_survive_a_restart() {
-    for engine in ["embedded"] {
+    {
+        let engine = "embedded";
         let dir = tempfile::tempdir().expect("tempdir");
         let data = dir.path().join("data");
         let flags = ["--storage", engine, "--group-initial-rebalance-delay-ms", "0"];

@@ -338,10 +338,10 @@ impl Partition {
                 })?;
                 seen
             };
-            if let Some((position, header)) = found {
-                if best.as_ref().is_none_or(|(ts, ..)| header.max_timestamp > *ts) {
-                    best = Some((header.max_timestamp, stretch.file.clone(), position, header));
-                }
+            if let Some((position, header)) = found
+                && best.as_ref().is_none_or(|(ts, ..)| header.max_timestamp > *ts)
+            {
+                best = Some((header.max_timestamp, stretch.file.clone(), position, header));
             }
         }
         best.map(|(_, file, position, header)| read_one(&file, position, header)).transpose()

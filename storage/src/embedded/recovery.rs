@@ -90,19 +90,20 @@ fn recover(dir: &Path, log_start: i64, snapshot: Option<&Snapshot>, shared: &Sha
             }
         }
         let file = SegmentFile::open(path)?;
-        if sealed && snapshot.is_some() {
-            if let Some(ix) = trusted_index(dir, base_offset, &file).filter(|ix| ix.end_offset <= replay_from) {
-                log_end = Some(ix.end_offset);
-                segments.push(Segment {
-                    file: Arc::new(file),
-                    base_offset,
-                    end_offset: ix.end_offset,
-                    size: ix.size,
-                    index: ix.index,
-                    since: Instant::now(),
-                });
-                continue;
-            }
+        if sealed
+            && snapshot.is_some()
+            && let Some(ix) = trusted_index(dir, base_offset, &file).filter(|ix| ix.end_offset <= replay_from)
+        {
+            log_end = Some(ix.end_offset);
+            segments.push(Segment {
+                file: Arc::new(file),
+                base_offset,
+                end_offset: ix.end_offset,
+                size: ix.size,
+                index: ix.index,
+                since: Instant::now(),
+            });
+            continue;
         }
         scanned_sealed |= sealed;
         let (segment, intact) = scan(file, base_offset, replay_from, &mut producers, shared)?;
@@ -249,10 +250,10 @@ fn set_aside(dir: &Path, base_offset: i64, path: &Path) -> Result<()> {
     aside.push(".dropped");
     std::fs::rename(path, &aside).map_err(io_error(path))?;
     let index = segment_index::path(dir, base_offset);
-    if let Err(e) = std::fs::remove_file(&index) {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            return Err(io_error(&index)(e));
-        }
+    if let Err(e) = std::fs::remove_file(&index)
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        return Err(io_error(&index)(e));
     }
     tracing::warn!(path = %path.display(), "segment after a damaged one set aside as *.dropped");
     Ok(())
