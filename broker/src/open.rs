@@ -56,15 +56,6 @@ pub struct Opened {
 /// `postgres://user:secret@host/db` → `postgres://user:***@host/db`, and `password=***` in
 /// key=value form.
 pub fn redact(dsn: &str) -> String {
-    if let (Some(scheme), Some(at)) = (dsn.find("://"), dsn.rfind('@'))
-        && at > scheme
-        && let Some((user, _)) = dsn[scheme + 3..at].split_once(':')
-    {
-        return format!("{}{user}:***{}", &dsn[..scheme + 3], &dsn[at..]);
-    }
-    dsn.split_whitespace()
-        .map(|part| if part.starts_with("password=") { "password=***".to_string() } else { part.to_string() })
-        .collect::<Vec<_>>()
-        .join(" ")
+    ductstream_sinks::redact_dsn(dsn)
 }
 

@@ -6,7 +6,10 @@ use crate::runtime::RuntimeOptions;
 use crate::{Options, Result, Sink, SinkError};
 
 /// Destination types, as flows and sinks name them.
-pub const DESTINATION_TYPES: &[&str] = &["s3", "http", "kafka", "bufstream"];
+pub const DESTINATION_TYPES: &[&str] = &["s3", "http", "kafka", "bufstream", "postgres", "duckdb", "clickhouse"];
+
+/// Destination types our docs name that this product does not offer: refused with a reason.
+const UNAVAILABLE_TYPES: &[&str] = &["snowflake", "snowpipe"];
 
 /// Option names whose values are secrets: the API shows them as [`HIDDEN`].
 pub const SECRET_OPTIONS: [&str; 4] = ["secret_access_key", "session_token", "signing_secret", "password"];
@@ -14,11 +17,17 @@ pub const SECRET_OPTIONS: [&str; 4] = ["secret_access_key", "session_token", "si
 /// What a secret option's value is shown as.
 pub const HIDDEN: &str = "***";
 
-/// Replaces the values of secret options with [`HIDDEN`].
+/// Options holding connection strings: the API shows them without their password.
+pub const DSN_OPTIONS: [&str; 2] = ["dsn", "source_dsn"];
+
+/// Replaces the values of secret options with [`HIDDEN`], and the password of connection
+/// strings.
 pub fn hide_secrets(options: &mut BTreeMap<String, String>) {
     for (key, value) in options.iter_mut() {
         if SECRET_OPTIONS.contains(&key.as_str()) {
             HIDDEN.clone_into(value);
+        } else if DSN_OPTIONS.contains(&key.as_str()) {
+            *value = redact_dsn(value);
         }
     }
 }
@@ -26,10 +35,27 @@ pub fn hide_secrets(options: &mut BTreeMap<String, String>) {
 /// An update that sends a secret back as the API showed it keeps the stored value.
 pub fn keep_hidden_secrets(options: &mut BTreeMap<String, String>, stored: &BTreeMap<String, String>) {
     for (key, value) in options.iter_mut() {
-        if SECRET_OPTIONS.contains(&key.as_str()) && value == HIDDEN && let Some(old) = stored.get(key) {
+        let Some(old) = stored.get(key) else { continue };
+        let hidden = (SECRET_OPTIONS.contains(&key.as_str()) && value == HIDDEN)
+            || (DSN_OPTIONS.contains(&key.as_str()) && value != old && *value == redact_dsn(old));
+        if hidden {
             value.clone_from(old);
         }
     }
+}
+
+/// A connection string (URL or `key=value` form) with its password as [`HIDDEN`].
+pub fn redact_dsn(dsn: &str) -> String {
+    if let (Some(scheme), Some(at)) = (dsn.find("://"), dsn.rfind('@'))
+        && at > scheme
+        && let Some((user, _)) = dsn[scheme + 3..at].split_once(':')
+    {
+        return format!("{}{user}:{HIDDEN}{}", &dsn[..scheme + 3], &dsn[at..]);
+    }
+    dsn.split_whitespace()
+        .map(|part| if part.starts_with("password=") { format!("password={HIDDEN}") } else { part.to_string() })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Where a sink writes: a type and its options (string values, as flows define endpoints).
@@ -62,9 +88,33 @@ pub fn open_sink(destination: &Destination, sink_id: &str) -> Result<(Box<dyn Si
             let runtime = RuntimeOptions::take(&mut options, crate::kafka::LIMITS, sink_id)?;
             Ok((Box::new(crate::kafka::KafkaSink::new(options, sink_id)?), runtime))
         }
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            let runtime = RuntimeOptions::take(&mut options, crate::postgres::LIMITS, sink_id)?;
+            Ok((Box::new(crate::postgres::sink(options, sink_id)?), runtime))
+        }
+        unavailable if UNAVAILABLE_TYPES.contains(&unavailable) => Err(SinkError::Config(format!(
+            "destination type {unavailable:?} is not available: this build has no Snowflake client (use s3 with parquet and Snowflake's COPY INTO, or postgres, duckdb, clickhouse)"
+        ))),
         known if DESTINATION_TYPES.contains(&known) => {
             Err(SinkError::Config(format!("destination type {known:?} is not in this build (cargo feature of ductstream-sinks)")))
         }
         other => Err(SinkError::Config(format!("unknown destination type {other:?}: use one of {}", DESTINATION_TYPES.join(", ")))),
+    }
+}
+
+/// Applies the staging tables of a table destination (`batch_mode` staging) for these source
+/// tables to their targets, as its `batch_resolution` says; the rows resolved per table.
+#[cfg(feature = "tables")]
+pub async fn resolve_staging(destination: &Destination, sink_id: &str, tables: &[crate::table::TableName]) -> Result<Vec<(crate::table::TableName, u64)>> {
+    let kind = destination.kind.as_str();
+    let mut options = Options::new(kind, &destination.options);
+    match kind {
+        #[cfg(feature = "postgres")]
+        "postgres" => {
+            RuntimeOptions::take(&mut options, crate::postgres::LIMITS, sink_id)?;
+            crate::postgres::sink(options, sink_id)?.resolve_staging(tables).await
+        }
+        other => Err(SinkError::Config(format!("destination type {other:?} has no staging tables (postgres, duckdb, clickhouse have)"))),
     }
 }

@@ -8,7 +8,9 @@
 //! commits offsets only once the destination has the data.
 //!
 //! Destinations: `http` (webhooks, always built), `s3` (feature `s3`), `kafka` and its alias
-//! `bufstream` (feature `kafka`). File formats: json (always), parquet (feature `parquet`).
+//! `bufstream` (feature `kafka`), and the table destinations that apply CDC changes
+//! ([`table`]): `postgres` (feature `postgres`). File formats: json (always), parquet (feature
+//! `parquet`).
 
 mod destination;
 mod error;
@@ -24,8 +26,14 @@ pub mod http;
 pub mod kafka;
 #[cfg(feature = "s3")]
 pub mod s3;
+#[cfg(feature = "tables")]
+pub mod table;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 
-pub use destination::{hide_secrets, keep_hidden_secrets, open_sink, Destination, DESTINATION_TYPES, HIDDEN, SECRET_OPTIONS};
+pub use destination::{hide_secrets, keep_hidden_secrets, open_sink, redact_dsn, Destination, DESTINATION_TYPES, DSN_OPTIONS, HIDDEN, SECRET_OPTIONS};
+#[cfg(feature = "tables")]
+pub use destination::resolve_staging;
 pub use error::{Result, SinkError};
 pub use options::Options;
 pub use record::SinkRecord;

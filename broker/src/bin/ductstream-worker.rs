@@ -13,7 +13,7 @@ use ductstream_broker::flows::store::{self, StorageCheckpoints};
 use ductstream_broker::flows::writer::TopicWriter;
 use ductstream_broker::log::Log;
 use ductstream_broker::sinks::source::LogSource;
-use ductstream_broker::sinks::{sink_runner, store as sink_store, SinkState};
+use ductstream_broker::sinks::{sink_runner, staging, store as sink_store, SinkState};
 use ductstream_cdc::{Checkpoint, CheckpointStore, Flow, FlowPhase, FlowSourceOptions, Lsn, SnapshotProgress};
 use ductstream_sinks::runtime::{MemoryBudget, SinkPhase};
 use tokio_util::sync::CancellationToken;
@@ -59,6 +59,13 @@ struct Args {
     /// the topic (`ductstream-admin stream replay --from-lsn`).
     #[arg(long)]
     start_lsn: Option<String>,
+    /// Once the backfill has been read, wait for the flow's table destinations with
+    /// batch_mode staging to write it, then apply their staging tables (batch_resolution).
+    #[arg(long)]
+    resolve_staging: bool,
+    /// With --resolve-staging: how long to wait for the destinations to write what was read.
+    #[arg(long, default_value_t = 600)]
+    resolve_wait_secs: u64,
 }
 
 fn main() -> ExitCode {
@@ -108,13 +115,14 @@ async fn run(args: Args) -> Result<(), String> {
     }
 
     let log = Arc::new(Log::new(storage.clone()));
-    let writer = Arc::new(TopicWriter::new(log, args.num_partitions));
+    let writer = Arc::new(TopicWriter::new(log.clone(), args.num_partitions));
     let poll = options.batch_timeout;
     let flow = Flow::new(options, writer, checkpoints).map_err(|e| e.to_string())?;
     let handle = flow.handle();
     let mut task = tokio::spawn(flow.run());
     let mut empty = 0u32;
     let mut written = 0u64;
+    let mut resolve_pending = args.resolve_staging;
     loop {
         tokio::select! {
             done = &mut task => {
@@ -132,6 +140,15 @@ async fn run(args: Args) -> Result<(), String> {
                 let status = handle.status();
                 if status.phase != FlowPhase::Streaming {
                     continue;
+                }
+                if resolve_pending {
+                    resolve_pending = false;
+                    let tables = if args.mode == Mode::Backfill { args.tables.clone() } else { Vec::new() };
+                    let wait = std::time::Duration::from_secs(args.resolve_wait_secs);
+                    let resolved = staging::resolve_flow(storage.as_ref(), &log, &flow_id, &tables, Some(wait)).await.map_err(|e| e.to_string())?;
+                    for t in resolved {
+                        tracing::info!(sink = %t.sink_id, table = %t.table, rows = t.rows, "resolved the staging table");
+                    }
                 }
                 empty = if status.records_written == written { empty + 1 } else { 0 };
                 written = status.records_written;

@@ -185,6 +185,15 @@ impl FlowService for FlowApi {
         let (name, tables) = self.flows.publication(&r.id, Some(&r.mode)).await.map_err(to_status)?;
         Ok(Response::new(pb::Publication { flow_id: r.id, name, tables }))
     }
+
+    async fn resolve_staging(&self, request: Request<pb::ResolveStagingRequest>) -> Answer<pb::ResolveStagingResponse> {
+        let r = request.into_inner();
+        let broker = self.flows.broker();
+        self.flows.get(&r.id).await.map_err(to_status)?;
+        let resolved = crate::sinks::staging::resolve_flow(broker.storage().as_ref(), &broker.log, &r.id, &r.tables, None).await.map_err(to_status)?;
+        let tables = resolved.into_iter().map(|t| pb::ResolvedTable { sink_id: t.sink_id, table: t.table, rows: t.rows }).collect();
+        Ok(Response::new(pb::ResolveStagingResponse { tables }))
+    }
 }
 
 fn ddl_pb(e: DdlEntry) -> pb::PendingDdl {

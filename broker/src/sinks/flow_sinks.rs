@@ -44,12 +44,22 @@ pub fn wanted(flow: &FlowDef) -> Vec<SinkDef> {
         .collect()
 }
 
+/// Destinations that apply changes to tables: they read column types from the flow's source.
+const TABLE_DESTINATIONS: [&str; 3] = ["postgres", "duckdb", "clickhouse"];
+
 /// The destination's options, with the flow's file format (`wire_format` arrow or parquet) for
-/// an s3 destination that names none.
+/// an s3 destination that names none, and for a table destination the source's connection
+/// string (to read column types from its catalog) and the flow's id (the meta table's).
 fn destination_options(flow: &FlowDef, d: &crate::flows::Endpoint) -> std::collections::BTreeMap<String, String> {
     let mut options = d.options.clone();
     if let (Some(format), "s3") = (flow.file_format(), d.kind.as_str()) {
         options.entry("format".into()).or_insert_with(|| format.to_owned());
+    }
+    if TABLE_DESTINATIONS.contains(&d.kind.as_str()) {
+        if let Some(dsn) = flow.source.options.get("dsn") {
+            options.entry("source_dsn".into()).or_insert_with(|| dsn.clone());
+        }
+        options.entry("flow_id".into()).or_insert_with(|| flow.id.clone());
     }
     options
 }

@@ -5,6 +5,7 @@ mod flow_sinks;
 mod manager;
 pub mod model;
 pub mod source;
+pub mod staging;
 pub mod store;
 
 pub use manager::{runner as sink_runner, SinkManager, SinkView};

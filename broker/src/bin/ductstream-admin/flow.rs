@@ -50,6 +50,14 @@ pub enum FlowCommand {
         #[arg(long, value_parser = crate::durations::parse_ms, default_value = "2s")]
         idle: u64,
     },
+    /// Apply the staging tables of a flow's table destinations (batch_mode staging) to their
+    /// targets, as each destination's batch_resolution says.
+    ResolveStaging {
+        id: String,
+        /// schema.table names, comma-separated (default: every table of the flow).
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -199,6 +207,12 @@ pub async fn run_flow(server: &str, command: FlowCommand, format: Format) -> Res
             });
             let row = vec![progress.records_written.to_string(), progress.confirmed_lsn];
             output::print(format, &json, &["RECORDS", "CONFIRMED LSN"], vec![row]);
+        }
+        FlowCommand::ResolveStaging { id, tables } => {
+            let answer = client.resolve_staging(pb::ResolveStagingRequest { id, tables }).await.map_err(failed)?.into_inner();
+            let json = Value::Array(answer.tables.iter().map(|t| json!({"sink_id": t.sink_id, "table": t.table, "rows": t.rows})).collect());
+            let rows = answer.tables.into_iter().map(|t| vec![t.sink_id, t.table, t.rows.to_string()]).collect();
+            output::print(format, &json, &["SINK", "TABLE", "ROWS"], rows);
         }
     }
     Ok(())
