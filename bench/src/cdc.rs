@@ -74,6 +74,9 @@ pub struct CdcReport {
     target_rate: u64,
     /// With --destination: from the first write until the flow's sink had every change.
     sink_elapsed: Option<Duration>,
+    /// With a postgres destination: commit-to-destination ms (p50, p99, max), from the rows'
+    /// meta columns (the sink's sync time less the source's commit time).
+    table_latency: Option<(f64, f64, f64)>,
 }
 
 impl Report for CdcReport {
@@ -109,6 +112,9 @@ impl Report for CdcReport {
             None => text.push_str("\n  limit: not measured"),
         }
         text.extend(sink);
+        if let Some((p50, p99, max)) = self.table_latency {
+            text.push_str(&format!("\n  commit-to-destination ms (rows' __ds_synced_at less their commit time): p50 {p50:.0}, p99 {p99:.0}, max {max:.0}"));
+        }
         text
     }
 
@@ -126,6 +132,7 @@ impl Report for CdcReport {
             "pg_recvlogical_changes_per_s": self.limit.as_ref().map(|(d, _)| rate(*d)),
             "flow": self.flow,
             "sink_changes_per_s": self.sink_elapsed.map(rate),
+            "commit_to_destination_ms": self.table_latency.map(|(p50, p99, max)| json!({"p50": p50, "p99": p99, "max": max})),
         })
     }
 
@@ -173,8 +180,14 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
         ("snapshot", "false".into()),
     ];
     let mut destinations = vec![pb::Endpoint { name: "topics".into(), r#type: "topics".into(), ..Default::default() }];
+    let table_destination = table_destination(args).await?;
     if let Some(kind) = &args.destination {
-        let options = args.destination_options.iter().cloned().collect();
+        let mut options: std::collections::HashMap<String, String> = args.destination_options.iter().cloned().collect();
+        if table_destination.is_some() {
+            // The rows' sync and commit times give the commit-to-destination latency.
+            options.insert("meta_enabled".into(), "true".into());
+            options.insert("watermark_source".into(), "timestamp".into());
+        }
         destinations.push(pb::Endpoint { name: "sink".into(), r#type: kind.clone(), options });
     }
     let flow = pb::Flow {
@@ -259,6 +272,10 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
         None => None,
     };
 
+    let table_latency = match &table_destination {
+        Some((dsn, name)) => Some(destination_latency(dsn, name).await?),
+        None => None,
+    };
     let limit = if args.no_limit { None } else { Some(decode_limit(&args.dsn, &limit_slot, &publication, &end_lsn)?) };
     if !args.no_limit {
         db.execute("SELECT pg_drop_replication_slot($1)", &[&limit_slot]).await.context("dropping the limit slot")?;
@@ -274,7 +291,36 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
         bail!("the flow's slot {slot} was not dropped: {}", deleted.slot_outcome);
     }
     db.batch_execute(&format!("DROP PUBLICATION IF EXISTS {publication}")).await.context("dropping the publication")?;
-    Ok(CdcReport { changes: args.changes, received, elapsed, write_elapsed, latency, limit, flow: flow_id, target_rate: args.rate, sink_elapsed })
+    Ok(CdcReport { changes: args.changes, received, elapsed, write_elapsed, latency, limit, flow: flow_id, target_rate: args.rate, sink_elapsed, table_latency })
+}
+
+/// With `--destination postgres`: its connection string and the bench table's name there,
+/// emptied of an earlier run's rows.
+async fn table_destination(args: &CdcArgs) -> Result<Option<(String, String)>> {
+    if args.destination.as_deref() != Some("postgres") {
+        return Ok(None);
+    }
+    let option = |key: &str| args.destination_options.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+    let dsn = option("dsn").ok_or_else(|| anyhow!("--destination postgres needs --destination-option dsn=..."))?;
+    let name = format!("{}.{}", option("schema").unwrap_or_else(|| "public".into()), option("table").unwrap_or_else(|| "bench_cdc".into()));
+    connect(&dsn).await?.batch_execute(&format!("DROP TABLE IF EXISTS {name}")).await.context("emptying the destination table")?;
+    Ok(Some((dsn, name)))
+}
+
+/// Commit-to-destination milliseconds (p50, p99, max) over the destination table's rows.
+async fn destination_latency(dsn: &str, table: &str) -> Result<(f64, f64, f64)> {
+    let row = connect(dsn)
+        .await?
+        .query_one(
+            &format!(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms), percentile_cont(0.99) WITHIN GROUP (ORDER BY ms), max(ms) \
+                 FROM (SELECT extract(epoch FROM __ds_synced_at - __ds_watermark)::float8 * 1000 AS ms FROM {table}) l"
+            ),
+            &[],
+        )
+        .await
+        .context("reading the destination's sync times")?;
+    Ok((row.try_get(0).unwrap_or(0.0), row.try_get(1).unwrap_or(0.0), row.try_get(2).unwrap_or(0.0)))
 }
 
 /// Waits until the flow's sink has committed everything its topics hold; the time since
