@@ -7,6 +7,7 @@ happens when the destination is wrong or goes away."""
 from __future__ import annotations
 
 import json
+import subprocess
 import threading
 import time
 
@@ -145,3 +146,26 @@ def test_lost_connections_mid_load_are_retried_and_nothing_is_applied_twice(brok
     finally:
         stop.set()
         delete_flow(broker, "lost")
+
+
+def test_a_backfill_worker_resolves_staging_when_it_ends(broker_factory, postgres_cluster, tmp_path):
+    """`ductstream-worker --mode backfill --resolve-staging` on the brokers' Postgres store: the
+    worker reads the table, the broker's sink stages it, and the worker replaces the target with
+    it once the sink has written everything."""
+    broker = broker_factory(storage="postgres")
+    source, dest = postgres_cluster.createdb("pgbf_src"), postgres_cluster.createdb("pgbf_dst")
+    psql(source, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t SELECT g, 'v' || g FROM generate_series(1, 30) g")
+    psql(dest, "CREATE TABLE t (id int PRIMARY KEY, v text); INSERT INTO t VALUES (999, 'stale')")
+    flow = flow_with("bf", source, "public.t", {"name": "wh", "type": "postgres", "options": {
+        "dsn": dest, "batch_mode": "staging", "batch_resolution": "replace"}})
+    create_flow(broker, tmp_path, flow, start=False)
+    from conftest import broker_binary
+
+    worker = broker_binary().parent / "ductstream-worker"
+    p = subprocess.run([str(worker), "--flow-id", "bf", "--storage", broker.storage_url, "--data-dir", str(tmp_path / "w"),
+                        "--mode", "backfill", "--tables", "public.t", "--resolve-staging", "--max-empty-reads", "3"],
+                       capture_output=True, timeout=180)
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    assert b"resolved the staging table" in p.stderr
+    assert source_rows(source, "t") == source_rows(dest, "public.t"), "the target replaced by the staged rows"
+    delete_flow(broker, "bf")

@@ -9,7 +9,6 @@ use ductstream_sinks::SinkError;
 use ductstream_storage::Storage;
 
 use super::model::SinkDef;
-use super::store;
 use crate::log::Log;
 use crate::{BrokerError, Result};
 
@@ -25,10 +24,11 @@ pub struct Resolved {
 /// (`schema.table`; all the flow's tables when empty). With `wait`, first waits up to that long
 /// for each sink to have written everything its topics hold, so what a backfill wrote is staged.
 pub async fn resolve_flow(storage: &dyn Storage, log: &Log, flow_id: &str, tables: &[String], wait: Option<Duration>) -> Result<Vec<Resolved>> {
-    let sinks: Vec<SinkDef> = store::list(storage)
-        .await?
+    // From the flow's definition, not the stored sinks: a broker may not have made them yet.
+    let flow = crate::flows::store::load(storage, flow_id).await?;
+    let sinks: Vec<SinkDef> = super::flow_sinks::wanted(&flow)
         .into_iter()
-        .filter(|s| s.flow_id == flow_id && s.destination.options.get("batch_mode").is_some_and(|m| m.eq_ignore_ascii_case("staging")))
+        .filter(|s| s.destination.options.get("batch_mode").is_some_and(|m| m.eq_ignore_ascii_case("staging")))
         .collect();
     if sinks.is_empty() {
         return Err(BrokerError::FailedPrecondition(format!("flow {flow_id:?} has no destination with batch_mode staging")));
