@@ -104,6 +104,8 @@ def test_a_destination_that_refuses_or_does_not_fit_fails_the_sink_clearly(broke
     flow = flow_with("bad", source, "public.t", {"name": "nobody", "type": "postgres", "options": {
         "dsn": f"postgres://nobody:wrong@127.0.0.1:{port}/postgres"}})
     flow["destinations"].append({"name": "misfit", "type": "postgres", "options": {"dsn": dest}})
+    flow["destinations"].append({"name": "unmapped", "type": "postgres", "options": {
+        "dsn": dest, "schema": "unmapped", "type_mappings": json.dumps({"text": "no_such_type"})}})
     create_flow(broker, tmp_path, flow)
     try:
         def failed(sink_id, text):
@@ -112,6 +114,7 @@ def test_a_destination_that_refuses_or_does_not_fit_fails_the_sink_clearly(broke
 
         helpers.wait_until(lambda: failed("bad.nobody", 'role "nobody" does not exist'), timeout=60, what="the wrong role refused")
         helpers.wait_until(lambda: failed("bad.misfit", 'has no column "id"'), timeout=60, what="the misfit table refused")
+        helpers.wait_until(lambda: failed("bad.unmapped", 'type "no_such_type" does not exist'), timeout=60, what="the unmappable type refused")
         assert "wrong" not in sink_state(broker, "bad.nobody")["destination"]["options"]["dsn"]
         assert psql(dest, "SELECT count(*) FROM t").strip() == "0"
     finally:
