@@ -7,7 +7,11 @@
 # and into the destination, commit-to-destination latency, and pg_recvlogical's decode rate
 # over the same changes as the limit.
 #
-#   bench/cdc_tables.sh [DESTINATION=postgres] [CHANGES=300000] [RATES="50000 0"]
+#   bench/cdc_tables.sh [DESTINATION=postgres|duckdb|clickhouse|none] [CHANGES=300000] [RATES="50000 0"]
+#
+# `none` runs the flow into its topic only. BACKLOG=1 pauses the flow while the writers run and
+# times how fast it streams the backlog (its ceiling, beside pg_recvlogical on the same
+# backlog). PERF=1 records the broker with `perf record -g` (into ./perf-cdc.data).
 #
 # Release binaries in $CARGO_TARGET_DIR/release (the duckdb destination needs the broker built
 # with --features duckdb; clickhouse needs Debian's clickhouse-server).
@@ -59,7 +63,8 @@ XML
         for _ in $(seq 1 200); do curl -sf "http://127.0.0.1:$CH_PORT/ping" >/dev/null && break; sleep 0.05; done
         OPTIONS=(--destination-option "dsn=http://127.0.0.1:$CH_PORT")
         ;;
-    *) echo "destination: postgres, duckdb or clickhouse" >&2; exit 2 ;;
+    none) OPTIONS=() ;;
+    *) echo "destination: postgres, duckdb, clickhouse or none" >&2; exit 2 ;;
 esac
 
 "$BIN/ductstream" --kafka-listen 127.0.0.1:0 --grpc-listen 127.0.0.1:0 --data-dir "$WORK/ds" >"$WORK/ds.out" 2>"$WORK/ds.err" &
@@ -67,8 +72,16 @@ DS_PID=$!
 for _ in $(seq 1 500); do grep -q "listening kafka=" "$WORK/ds.out" 2>/dev/null && break; sleep 0.02; done
 DS_BS="$(sed -n "s/.*listening kafka=\([0-9.:]*\).*/\1/p" "$WORK/ds.out" | head -n 1)"
 DS_GRPC="$(sed -n 's/.*grpc=\([0-9.:]*\).*/\1/p' "$WORK/ds.out" "$WORK/ds.err" | head -n 1)"
+if [[ "${PERF:-0}" == 1 ]]; then
+    perf record --call-graph dwarf,32768 -F 250 -p "$DS_PID" -o perf-cdc.data >/dev/null 2>&1 &
+    PERF_PID=$!
+fi
 for rate in $RATES; do
     echo "== $DESTINATION, writers' rate ${rate:-0} (0: unlimited)"
+    DEST_ARGS=()
+    [[ "$DESTINATION" != none ]] && DEST_ARGS=(--destination "$DESTINATION" "${OPTIONS[@]}")
+    [[ "${BACKLOG:-0}" == 1 ]] && DEST_ARGS+=(--backlog)
     "$BIN/ductstream-bench" cdc --bootstrap "$DS_BS" --grpc "http://$DS_GRPC" --dsn "$PG/source" \
-        --changes "$CHANGES" --rate "$rate" --destination "$DESTINATION" "${OPTIONS[@]}"
+        --changes "$CHANGES" --rate "$rate" --broker-pid "$DS_PID" "${DEST_ARGS[@]}"
 done
+if [[ -n "${PERF_PID:-}" ]]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi

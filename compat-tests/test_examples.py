@@ -124,3 +124,27 @@ def admin_topics(broker) -> set[str]:
     from confluent_kafka.admin import AdminClient
 
     return set(AdminClient({"bootstrap.servers": broker.bootstrap}).list_topics(timeout=10).topics)
+
+
+def test_flow_example_into_a_postgres_warehouse(broker, postgres_cluster, tmp_path):
+    """examples/flows/postgres_to_postgres.json: the source tables mirrored in another database,
+    deletes kept as flagged rows (soft_delete) with the meta columns."""
+    source, warehouse = postgres_cluster.createdb("examples_wh_src"), postgres_cluster.createdb("examples_wh")
+    psql(source, "CREATE TABLE users (id int PRIMARY KEY, name text); CREATE TABLE orders (id int PRIMARY KEY, total int);"
+                 "INSERT INTO users VALUES (1, 'ada'), (2, 'bob'); INSERT INTO orders VALUES (7, 70);")
+    admin(broker, "flow", "create", "-f", str(flow_file("postgres_to_postgres.json", tmp_path, source, analytics={"dsn": warehouse})))
+    try:
+        admin(broker, "flow", "start", "warehouse")
+        psql(source, "UPDATE users SET name = 'ad' WHERE id = 1; DELETE FROM users WHERE id = 2; INSERT INTO orders VALUES (8, 80);")
+
+        def mirrored() -> str:
+            return subprocess.run(["psql", warehouse, "-At", "-c",
+                                   "SELECT string_agg(id || ':' || name || ':' || __ds_is_deleted, ' ' ORDER BY id) FROM app.users"],
+                                  capture_output=True, text=True, timeout=30).stdout.strip()
+
+        helpers.wait_until(lambda: mirrored() == "1:ad:false 2:bob:true", timeout=60, what="users mirrored with a soft delete")
+        orders = ["psql", warehouse, "-At", "-c", "SELECT string_agg(id || ':' || total, ' ' ORDER BY id) FROM app.orders"]
+        helpers.wait_until(lambda: subprocess.run(orders, capture_output=True, text=True, timeout=30).stdout.strip() == "7:70 8:80",
+                           timeout=60, what="both orders")
+    finally:
+        admin(broker, "flow", "delete", "warehouse", check=False)

@@ -52,6 +52,14 @@ pub struct CdcArgs {
     /// Skip the pg_recvlogical limit run.
     #[arg(long)]
     no_limit: bool,
+    /// Pause the flow while the writers run, then time how fast it streams the backlog: the
+    /// flow's own ceiling, beside pg_recvlogical decoding the same backlog (latency then
+    /// counts the wait, so it is not reported).
+    #[arg(long)]
+    backlog: bool,
+    /// The broker's process id, to report its CPU time per change (same machine).
+    #[arg(long)]
+    broker_pid: Option<u32>,
     #[arg(long, default_value_t = 300)]
     timeout_s: u64,
     /// Also give the flow a sink destination of this type (s3, http, kafka), named `sink`, and
@@ -77,6 +85,9 @@ pub struct CdcReport {
     /// With a postgres destination: commit-to-destination ms (p50, p99, max), from the rows'
     /// meta columns (the sink's sync time less the source's commit time).
     table_latency: Option<(f64, f64, f64)>,
+    backlog: bool,
+    /// The broker's CPU seconds over the run, when the bench runs beside it (`--broker-pid`).
+    broker_cpu_s: Option<f64>,
 }
 
 impl Report for CdcReport {
@@ -91,12 +102,14 @@ impl Report for CdcReport {
                 (d.as_secs_f64() - self.elapsed.as_secs_f64()).max(0.0)
             )
         });
+        let latency = if self.backlog { "(a backlog: not measured)".to_string() } else { self.latency.human(true) };
         let mut text = format!(
-            "cdc: {} changes into the topic in {:.2} s: {:.0} changes/s; commit-to-topic ms {}\n  written by Postgres clients in {:.2} s ({:.0} changes/s, target {}); flow={}",
+            "cdc{}: {} changes into the topic in {:.2} s: {:.0} changes/s; commit-to-topic ms {}\n  written by Postgres clients in {:.2} s ({:.0} changes/s, target {}); flow={}",
+            if self.backlog { " (backlog)" } else { "" },
             self.received,
             self.elapsed.as_secs_f64(),
             rate(self.elapsed),
-            self.latency.human(true),
+            latency,
             self.write_elapsed.as_secs_f64(),
             rate(self.write_elapsed),
             if self.target_rate == 0 { "unlimited".to_string() } else { format!("{}/s", self.target_rate) },
@@ -112,6 +125,9 @@ impl Report for CdcReport {
             None => text.push_str("\n  limit: not measured"),
         }
         text.extend(sink);
+        if let Some(cpu) = self.broker_cpu_s {
+            text.push_str(&format!("\n  broker CPU: {cpu:.2} s, {:.2} s per 100k changes", cpu * 100_000.0 / self.changes.max(1) as f64));
+        }
         if let Some((p50, p99, max)) = self.table_latency {
             text.push_str(&format!("\n  commit-to-destination ms (rows' __ds_synced_at less their commit time): p50 {p50:.0}, p99 {p99:.0}, max {max:.0}"));
         }
@@ -128,7 +144,9 @@ impl Report for CdcReport {
             "changes_per_s": rate(self.elapsed),
             "write_changes_per_s": rate(self.write_elapsed),
             "target_rate": self.target_rate,
-            "commit_to_topic": self.latency.json(),
+            "commit_to_topic": (!self.backlog).then(|| self.latency.json()),
+            "backlog": self.backlog,
+            "broker_cpu_s": self.broker_cpu_s,
             "pg_recvlogical_changes_per_s": self.limit.as_ref().map(|(d, _)| rate(*d)),
             "flow": self.flow,
             "sink_changes_per_s": self.sink_elapsed.map(rate),
@@ -248,6 +266,11 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
+    if args.backlog {
+        set_flow_running(&mut flows, &flow_id, false).await?;
+    }
+    let cpu_before = args.broker_pid.map(process_cpu_s).transpose()?;
+
     // The writers.
     let write_started = Instant::now();
     let per_writer = args.changes / args.writers.max(1);
@@ -262,11 +285,21 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
         t.await.context("writer task")??;
     }
     let write_elapsed = write_started.elapsed();
+    let stream_started = if args.backlog {
+        set_flow_running(&mut flows, &flow_id, true).await?;
+        Instant::now()
+    } else {
+        write_started
+    };
     let end_lsn: String = db.query_one("SELECT pg_current_wal_lsn()::text", &[]).await?.get(0);
 
     let (received, latency, last_at) = consumer.join().map_err(|_| anyhow!("the consumer thread panicked"))??;
     consumer_done.store(true, Ordering::Relaxed);
-    let elapsed = last_at.map_or(write_started.elapsed(), |at| at.duration_since(write_started));
+    let elapsed = last_at.map_or(stream_started.elapsed(), |at| at.saturating_duration_since(stream_started));
+    let broker_cpu_s = match (args.broker_pid, cpu_before) {
+        (Some(pid), Some(before)) => Some(process_cpu_s(pid)? - before),
+        _ => None,
+    };
     let sink_elapsed = match &args.destination {
         Some(_) => Some(wait_for_sink(&args.grpc, &format!("{flow_id}.sink"), write_started, Duration::from_secs(args.timeout_s)).await?),
         None => None,
@@ -291,7 +324,39 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
         bail!("the flow's slot {slot} was not dropped: {}", deleted.slot_outcome);
     }
     db.batch_execute(&format!("DROP PUBLICATION IF EXISTS {publication}")).await.context("dropping the publication")?;
-    Ok(CdcReport { changes: args.changes, received, elapsed, write_elapsed, latency, limit, flow: flow_id, target_rate: args.rate, sink_elapsed, table_latency })
+    Ok(CdcReport { changes: args.changes, received, elapsed, write_elapsed, latency, limit, flow: flow_id, target_rate: args.rate, sink_elapsed, table_latency, backlog: args.backlog, broker_cpu_s })
+}
+
+/// Stops the flow (and waits until it is PAUSED, its slot kept) or resumes it.
+async fn set_flow_running(flows: &mut FlowServiceClient<tonic::transport::Channel>, id: &str, running: bool) -> Result<()> {
+    let flow_ref = pb::FlowRef { id: id.to_owned() };
+    if running {
+        flows.resume_flow(flow_ref).await.map_err(|s| anyhow!("ResumeFlow: {}", s.message()))?;
+        return Ok(());
+    }
+    flows.stop_flow(flow_ref.clone()).await.map_err(|s| anyhow!("StopFlow: {}", s.message()))?;
+    let since = Instant::now();
+    loop {
+        let f = flows.get_flow(flow_ref.clone()).await.map_err(|s| anyhow!("GetFlow: {}", s.message()))?.into_inner();
+        if f.state == pb::FlowState::Paused as i32 {
+            return Ok(());
+        }
+        if since.elapsed() > Duration::from_secs(30) {
+            bail!("the flow did not pause within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A process's user and system CPU seconds so far (Linux `/proc/<pid>/stat`).
+fn process_cpu_s(pid: u32) -> Result<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).with_context(|| format!("reading /proc/{pid}/stat"))?;
+    // Fields after the command name (which may hold spaces) in parentheses.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or_default();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    Ok((ticks(11) + ticks(12)) / 100.0)
 }
 
 /// With `--destination postgres`: its connection string and the bench table's name there,

@@ -102,7 +102,31 @@ fn json_change(event: &ChangeEvent) -> Bytes {
         commit_ts: format_unix_micros(event.commit_ts_micros),
         ts_ms: event.commit_ts_micros.div_euclid(1000),
     };
-    to_bytes(&value)
+    // Sized up front: growing the buffer while a wide row is written costs more than the
+    // estimate.
+    let mut out = Vec::with_capacity(estimated_len(event));
+    // Serializing maps with string keys and JSON values cannot fail.
+    let _ = serde_json::to_writer(&mut out, &value);
+    Bytes::from(out)
+}
+
+/// About the length of the event's JSON: its row images' names and values, and the fields.
+fn estimated_len(event: &ChangeEvent) -> usize {
+    let row_len = |row: &Option<Row>| -> usize {
+        row.as_ref().map_or(4, |r| {
+            r.0.iter()
+                .map(|(name, value)| {
+                    name.len()
+                        + 4
+                        + match value {
+                            crate::event::ColumnValue::Value(serde_json::Value::String(s)) => s.len() + 2,
+                            _ => 24,
+                        }
+                })
+                .sum()
+        })
+    };
+    256 + event.schema.len() + event.table.len() + row_len(&event.key) + row_len(&event.before) + row_len(&event.after)
 }
 
 #[derive(Serialize)]
