@@ -12,6 +12,7 @@
 # `none` runs the flow into its topic only. BACKLOG=1 pauses the flow while the writers run and
 # times how fast it streams the backlog (its ceiling, beside pg_recvlogical on the same
 # backlog). PERF=1 records the broker with `perf record -g` (into ./perf-cdc.data).
+# DEST_OPTIONS="key=value ..." adds destination options.
 #
 # Release binaries in $CARGO_TARGET_DIR/release (the duckdb destination needs the broker built
 # with --features duckdb; clickhouse needs Debian's clickhouse-server).
@@ -80,6 +81,7 @@ for rate in $RATES; do
     echo "== $DESTINATION, writers' rate ${rate:-0} (0: unlimited)"
     DEST_ARGS=()
     [[ "$DESTINATION" != none ]] && DEST_ARGS=(--destination "$DESTINATION" "${OPTIONS[@]}")
+    for option in ${DEST_OPTIONS:-}; do DEST_ARGS+=(--destination-option "$option"); done
     [[ "${BACKLOG:-0}" == 1 ]] && DEST_ARGS+=(--backlog)
     "$BIN/ductstream-bench" cdc --bootstrap "$DS_BS" --grpc "http://$DS_GRPC" --dsn "$PG/source" \
         --changes "$CHANGES" --rate "$rate" --broker-pid "$DS_PID" "${DEST_ARGS[@]}"

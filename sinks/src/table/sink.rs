@@ -75,8 +75,9 @@ impl<S: TableStore> TableSink<S> {
     /// changes carry exists.
     async fn ensure(&mut self, source: &TableName, changes: &[&TableChange]) -> Result<Known> {
         if let Some(known) = self.known.get(source) {
+            let columns: std::collections::HashSet<&str> = known.target.columns.iter().map(|c| c.name.as_str()).collect();
             let fits = changes.iter().all(|c| {
-                [&c.after, &c.before].into_iter().flatten().all(|image| image.keys().all(|k| known.target.column(k).is_some()))
+                [&c.after, &c.before].into_iter().flatten().all(|image| image.keys().all(|k| columns.contains(k.as_str())))
             });
             if fits {
                 return Ok(known.clone());
