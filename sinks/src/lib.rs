@@ -30,6 +30,9 @@ pub mod s3;
 pub mod table;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+// Proof that the `duckdb` feature builds and links (duckdb-prep branch only).
+#[cfg(feature = "duckdb")]
+pub mod duckdb_probe;
 
 pub use destination::{hide_secrets, keep_hidden_secrets, open_sink, redact_dsn, Destination, DESTINATION_TYPES, DSN_OPTIONS, HIDDEN, SECRET_OPTIONS};
 #[cfg(feature = "tables")]
