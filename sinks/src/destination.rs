@@ -132,3 +132,27 @@ pub async fn resolve_staging(destination: &Destination, sink_id: &str, tables: &
         other => Err(SinkError::Config(format!("destination type {other:?} has no staging tables (postgres, duckdb, clickhouse have)"))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn duckdb(dsn: &str) -> Destination {
+        Destination { name: "d".into(), kind: "duckdb".into(), options: [("dsn".to_string(), dsn.to_string())].into() }
+    }
+
+    /// A build without the `duckdb` feature refuses the type as not built; one with it checks
+    /// its options without opening the file.
+    #[test]
+    fn duckdb_is_there_only_when_built() {
+        let opened = open_sink(&duckdb("./data/w.duckdb"), "s").map(|_| ());
+        #[cfg(not(feature = "duckdb"))]
+        assert!(matches!(opened, Err(SinkError::Config(m)) if m.contains("not in this build")));
+        #[cfg(feature = "duckdb")]
+        {
+            assert!(opened.is_ok(), "{opened:?}");
+            assert!(!std::path::Path::new("./data/w.duckdb").exists(), "nothing opened");
+            assert!(matches!(open_sink(&duckdb("md:w"), "s").map(|_| ()), Err(SinkError::Config(_))));
+        }
+    }
+}
