@@ -6,6 +6,7 @@
 #     postgresql (server binaries for throwaway clusters), openssl (their TLS certificates)
 #   - a Python venv with the pinned clients from requirements.txt
 #   - kafkajs in compat-tests/node (npm ci from package-lock.json)
+#   - DuckDB's prebuilt libduckdb.so (npm @duckdb/node-bindings-linux-x64) for sinks' `duckdb` feature
 #   - the sarama driver program, built into a cache folder (not into the repo)
 #   - franz-go's pkg/kgo integration tests (pinned in franz-go/go.mod), built with Go >= 1.26
 #   - the current IBM/sarama driver (pinned in sarama-modern/go.mod), built the same way
@@ -19,6 +20,7 @@
 #   DUCTSTREAM_COMPAT_BIN  build-output dir (default $HOME/.cache/ductstream/compat-bin)
 #   PYTHON                 interpreter used to create the venv (default python3)
 #   DUCTSTREAM_M2          Maven repository cache (default $HOME/.cache/ductstream/m2)
+#   DUCTSTREAM_DUCKDB_DIR  folder of libduckdb.so (default $HOME/.cache/ductstream/duckdb)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -84,6 +86,29 @@ if [ ! -f "$NODE_DIR/node_modules/kafkajs/package.json" ] \
     (cd "$NODE_DIR" && npm ci --no-audit --no-fund --loglevel=error)
 else
     log "kafkajs already installed"
+fi
+
+# ------------------------------------------------------------ prebuilt libduckdb.so
+# DuckDB's C library for ductstream-sinks' `duckdb` feature (duckdb crate =1.10506.1 = DuckDB 1.5.6),
+# from the npm package that ships it prebuilt (the crate's `bundled` build takes ~40 minutes).
+# Leaves $DUCTSTREAM_DUCKDB_DIR/libduckdb.so (default $HOME/.cache/ductstream/duckdb), where
+# sinks/build.rs links it and points the rpath. Keep the version in step with sinks/Cargo.toml.
+DUCKDB_NPM_VERSION="1.5.6-r.1"
+DUCKDB_DIR="${DUCTSTREAM_DUCKDB_DIR:-$CACHE/duckdb}"
+if [ -s "$DUCKDB_DIR/libduckdb.so" ] && [ "$(cat "$DUCKDB_DIR/VERSION" 2>/dev/null)" = "$DUCKDB_NPM_VERSION" ]; then
+    log "libduckdb.so $DUCKDB_NPM_VERSION already installed"
+else
+    log "installing libduckdb.so from @duckdb/node-bindings-linux-x64@$DUCKDB_NPM_VERSION"
+    mkdir -p "$DUCKDB_DIR"
+    rm -rf "$DUCKDB_DIR"/.npm.*
+    tmp="$(mktemp -d "$DUCKDB_DIR/.npm.XXXXXX")"
+    (cd "$tmp" && npm pack --silent --loglevel=error "@duckdb/node-bindings-linux-x64@$DUCKDB_NPM_VERSION" >/dev/null)
+    tar -xzf "$tmp"/duckdb-node-bindings-linux-x64-*.tgz -C "$tmp" package/libduckdb.so
+    touch "$tmp/package/libduckdb.so"  # npm dates it 1985; sinks/build.rs watches it
+    # a rename, not an overwrite: a running process keeps its mapping of the old file
+    mv -f "$tmp/package/libduckdb.so" "$DUCKDB_DIR/libduckdb.so"
+    echo "$DUCKDB_NPM_VERSION" > "$DUCKDB_DIR/VERSION"
+    rm -rf "$tmp"
 fi
 
 # ----------------------------------------------------------------- sarama driver

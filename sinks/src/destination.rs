@@ -93,6 +93,11 @@ pub fn open_sink(destination: &Destination, sink_id: &str) -> Result<(Box<dyn Si
             let runtime = RuntimeOptions::take(&mut options, crate::postgres::LIMITS, sink_id)?;
             Ok((Box::new(crate::postgres::sink(options, sink_id)?), runtime))
         }
+        #[cfg(feature = "duckdb")]
+        "duckdb" => {
+            let runtime = RuntimeOptions::take(&mut options, crate::duckdb::LIMITS, sink_id)?;
+            Ok((Box::new(crate::duckdb::sink(options, sink_id)?), runtime))
+        }
         unavailable if UNAVAILABLE_TYPES.contains(&unavailable) => Err(SinkError::Config(format!(
             "destination type {unavailable:?} is not available: this build has no Snowflake client (use s3 with parquet and Snowflake's COPY INTO, or postgres, duckdb, clickhouse)"
         ))),
@@ -115,6 +120,39 @@ pub async fn resolve_staging(destination: &Destination, sink_id: &str, tables: &
             RuntimeOptions::take(&mut options, crate::postgres::LIMITS, sink_id)?;
             crate::postgres::sink(options, sink_id)?.resolve_staging(tables).await
         }
+        #[cfg(feature = "duckdb")]
+        "duckdb" => {
+            RuntimeOptions::take(&mut options, crate::duckdb::LIMITS, sink_id)?;
+            let mut sink = crate::duckdb::sink(options, sink_id)?;
+            let resolved = sink.resolve_staging(tables).await;
+            // Let go of the file now (it stays open while a sink of this process uses it).
+            let _ = Sink::close(&mut sink).await;
+            resolved
+        }
         other => Err(SinkError::Config(format!("destination type {other:?} has no staging tables (postgres, duckdb, clickhouse have)"))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn duckdb(dsn: &str) -> Destination {
+        Destination { name: "d".into(), kind: "duckdb".into(), options: [("dsn".to_string(), dsn.to_string())].into() }
+    }
+
+    /// A build without the `duckdb` feature refuses the type as not built; one with it checks
+    /// its options without opening the file.
+    #[test]
+    fn duckdb_is_there_only_when_built() {
+        let opened = open_sink(&duckdb("./data/w.duckdb"), "s").map(|_| ());
+        #[cfg(not(feature = "duckdb"))]
+        assert!(matches!(opened, Err(SinkError::Config(m)) if m.contains("not in this build")));
+        #[cfg(feature = "duckdb")]
+        {
+            assert!(opened.is_ok(), "{opened:?}");
+            assert!(!std::path::Path::new("./data/w.duckdb").exists(), "nothing opened");
+            assert!(matches!(open_sink(&duckdb("md:w"), "s").map(|_| ()), Err(SinkError::Config(_))));
+        }
     }
 }
