@@ -92,6 +92,11 @@ def test_staging_tables_are_resolved_on_demand(broker, postgres_cluster, tmp_pat
         assert psql(dest, "SELECT count(*) FROM landing.t_staging").strip() == "0"
         code, out = admin(broker, "flow", "resolve-staging", "nope", check=False)
         assert code != 0 and "nope" in out, out
+        # A truncate and the rows its own transaction wrote after it (one commit LSN).
+        psql(source, "BEGIN; TRUNCATE t; INSERT INTO t VALUES (1000, 'after'); COMMIT")
+        helpers.wait_until(lambda: psql(dest, "SELECT count(*) FROM landing.t_staging").strip() == "2", timeout=90, what="the truncate staged")
+        admin(broker, "flow", "resolve-staging", "stage")
+        assert source_rows(dest, "public.t") == [{"id": 1000, "v": "after"}]
     finally:
         delete_flow(broker, "stage")
 

@@ -361,9 +361,11 @@ fn resolve_sql(staging: &DestTable, target: &DestTable, resolution: Resolution) 
     let into = qualified(&target.name);
     let list = column_list(target.columns.iter().map(|c| c.name.as_str()));
     let (op, lsn, seq) = (ident(STAGE_OP), ident(STAGE_LSN), ident(STAGE_SEQ));
-    let last_truncate = format!("(SELECT coalesce(max({lsn}), -1) FROM {staged} WHERE {op} = 't')");
+    // Changes of the truncate's own transaction share its LSN: the offset orders them.
+    let last_truncate = format!("(SELECT ({lsn}, {seq}) FROM {staged} WHERE {op} = 't' ORDER BY {lsn} DESC, {seq} DESC LIMIT 1)");
     let mut sql = vec![format!(
-        "CREATE TEMP TABLE __ds_resolved ON COMMIT DROP AS SELECT * FROM {staged} WHERE {op} <> 't' AND {lsn} > {last_truncate}"
+        "CREATE TEMP TABLE __ds_resolved ON COMMIT DROP AS SELECT * FROM {staged} \
+         WHERE {op} <> 't' AND ({lsn}, {seq}) > coalesce({last_truncate}, (-1::bigint, -1::bigint))"
     )];
     let truncated = format!("EXISTS (SELECT 1 FROM {staged} WHERE {op} = 't')");
     match resolution {
