@@ -87,3 +87,13 @@ for rate in $RATES; do
         --changes "$CHANGES" --rate "$rate" --broker-pid "$DS_PID" "${DEST_ARGS[@]}"
 done
 if [[ -n "${PERF_PID:-}" ]]; then kill -INT "$PERF_PID"; wait "$PERF_PID" || true; fi
+if [[ "$DESTINATION" == postgres ]]; then
+    # The reference: Postgres' own COPY of as many 1 KiB rows into a keyed table of the same
+    # database, on the same machine.
+    "$PG_BIN/psql" -q "$PG/dest" -c "CREATE TABLE copy_reference (id bigint PRIMARY KEY, payload text NOT NULL)"
+    started="$(date +%s%N)"
+    python3 -c "import sys; p = 'x' * 1024
+for i in range($CHANGES): sys.stdout.write(f'{i}\t{p}\n')" | "$PG_BIN/psql" -q "$PG/dest" -c "\copy copy_reference FROM STDIN"
+    ms=$(( ($(date +%s%N) - started) / 1000000 ))
+    echo "reference: Postgres COPY of $CHANGES rows of 1 KiB into a keyed table: $ms ms, $(( CHANGES * 1000 / (ms > 0 ? ms : 1) )) rows/s"
+fi

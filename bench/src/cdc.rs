@@ -86,6 +86,8 @@ pub struct CdcReport {
     /// meta columns (the sink's sync time less the source's commit time).
     table_latency: Option<(f64, f64, f64)>,
     backlog: bool,
+    /// The sink's own counters when it caught up.
+    sink_counters: Option<String>,
     /// The broker's CPU seconds over the run, when the bench runs beside it (`--broker-pid`).
     broker_cpu_s: Option<f64>,
 }
@@ -125,6 +127,9 @@ impl Report for CdcReport {
             None => text.push_str("\n  limit: not measured"),
         }
         text.extend(sink);
+        if let Some(counters) = &self.sink_counters {
+            text.push_str(&format!("\n  sink: {counters}"));
+        }
         if let Some(cpu) = self.broker_cpu_s {
             text.push_str(&format!("\n  broker CPU: {cpu:.2} s, {:.2} s per 100k changes", cpu * 100_000.0 / self.changes.max(1) as f64));
         }
@@ -300,9 +305,12 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
         (Some(pid), Some(before)) => Some(process_cpu_s(pid)? - before),
         _ => None,
     };
-    let sink_elapsed = match &args.destination {
-        Some(_) => Some(wait_for_sink(&args.grpc, &format!("{flow_id}.sink"), write_started, Duration::from_secs(args.timeout_s)).await?),
-        None => None,
+    let (sink_elapsed, sink_counters) = match &args.destination {
+        Some(_) => {
+            let (elapsed, counters) = wait_for_sink(&args.grpc, &format!("{flow_id}.sink"), write_started, Duration::from_secs(args.timeout_s)).await?;
+            (Some(elapsed), Some(counters))
+        }
+        None => (None, None),
     };
 
     let table_latency = match &table_destination {
@@ -324,7 +332,7 @@ async fn run_async(opts: &ClientOpts, args: &CdcArgs) -> Result<CdcReport> {
         bail!("the flow's slot {slot} was not dropped: {}", deleted.slot_outcome);
     }
     db.batch_execute(&format!("DROP PUBLICATION IF EXISTS {publication}")).await.context("dropping the publication")?;
-    Ok(CdcReport { changes: args.changes, received, elapsed, write_elapsed, latency, limit, flow: flow_id, target_rate: args.rate, sink_elapsed, table_latency, backlog: args.backlog, broker_cpu_s })
+    Ok(CdcReport { changes: args.changes, received, elapsed, write_elapsed, latency, limit, flow: flow_id, target_rate: args.rate, sink_elapsed, table_latency, backlog: args.backlog, broker_cpu_s, sink_counters })
 }
 
 /// Stops the flow (and waits until it is PAUSED, its slot kept) or resumes it.
@@ -390,13 +398,18 @@ async fn destination_latency(dsn: &str, table: &str) -> Result<(f64, f64, f64)> 
 
 /// Waits until the flow's sink has committed everything its topics hold; the time since
 /// `since`.
-async fn wait_for_sink(grpc: &str, id: &str, since: Instant, timeout: Duration) -> Result<Duration> {
+async fn wait_for_sink(grpc: &str, id: &str, since: Instant, timeout: Duration) -> Result<(Duration, String)> {
     let mut sinks = SinkServiceClient::connect(grpc.to_owned()).await.context("connecting to SinkService")?;
     loop {
         let sink = sinks.get_sink(pb::SinkRef { id: id.to_owned() }).await.map_err(|s| anyhow!("GetSink: {}", s.message()))?.into_inner();
         let caught_up = !sink.partitions.is_empty() && sink.partitions.iter().all(|p| p.committed >= p.high_watermark);
         if caught_up {
-            return Ok(since.elapsed());
+            let p = sink.progress.unwrap_or_default();
+            let counters = format!(
+                "{} batches, batch write ms mean {:.0} / max {:.0}, {} retries",
+                p.batches_written, p.flush_mean_ms, p.flush_max_ms, p.retries
+            );
+            return Ok((since.elapsed(), counters));
         }
         if !sink.last_error.is_empty() && sink.state != pb::SinkState::Running as i32 {
             bail!("the flow's sink failed: {}", sink.last_error);
