@@ -60,9 +60,11 @@ def test_append_mode_soft_delete_and_type_mappings(broker, postgres_cluster, tmp
         "type_mappings": json.dumps({"jsonb": "text"}), "meta_table_enabled": "false"}})
     create_flow(broker, tmp_path, flow)
     try:
-        psql(source, "UPDATE t SET v = 'a2' WHERE id = 1; DELETE FROM t WHERE id = 2; INSERT INTO t VALUES (3, 'c', '[1]')")
         history = lambda: psql(dest, "SELECT coalesce(string_agg(id || ':' || __ds_op || ':' || coalesce(v, '-') || ':' || __ds_is_deleted, ' ' "
                                      "ORDER BY __ds_watermark, id), '') FROM history.t")
+        # Changes made before the snapshot would be read by it: wait for the snapshot first.
+        helpers.wait_until(lambda: len(history().split()) == 2, timeout=90, what="the snapshot's two rows")
+        psql(source, "UPDATE t SET v = 'a2' WHERE id = 1; DELETE FROM t WHERE id = 2; INSERT INTO t VALUES (3, 'c', '[1]')")
         helpers.wait_until(lambda: len(history().split()) == 5, timeout=90, what="five rows of history")
         # A delete carries the old key only (the default replica identity): its other columns are null.
         assert history().split() == ["1:r:a:false", "2:r:b:false", "1:u:a2:false", "2:d:-:true", "3:c:c:false"], history()
@@ -83,6 +85,7 @@ def test_staging_tables_are_resolved_on_demand(broker, postgres_cluster, tmp_pat
         "dsn": dest, "batch_mode": "staging", "batch_resolution": "append", "staging_schema": "landing"}})
     create_flow(broker, tmp_path, flow)
     try:
+        helpers.wait_until(lambda: psql(dest, "SELECT count(*) FROM landing.t_staging").strip() == "50", timeout=90, what="the snapshot staged")
         psql(source, "UPDATE t SET v = 'new' WHERE id <= 10; DELETE FROM t WHERE id > 45")
         helpers.wait_until(lambda: psql(dest, "SELECT count(*) FROM landing.t_staging").strip() == "65", timeout=90, what="staged rows")
         assert psql(dest, "SELECT count(*) FROM public.t").strip() == "0", "nothing applied before resolving"

@@ -1,6 +1,8 @@
 //! Builds uncompressed v2 record batches for records the broker writes itself: dead letters
 //! now, CDC changes later. Produced batches are never rebuilt: they are stored as sent.
 
+use std::borrow::Cow;
+
 use bytes::{BufMut, Bytes, BytesMut};
 use ductstream_storage::Batch;
 
@@ -11,7 +13,8 @@ use crate::{BrokerError, Result};
 pub struct NewRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
-    pub headers: Vec<(String, Option<Bytes>)>,
+    /// Names borrowed where they are constants (CDC headers), owned where a client sent them.
+    pub headers: Vec<(Cow<'static, str>, Option<Bytes>)>,
     /// Milliseconds since the epoch.
     pub timestamp: i64,
 }

@@ -204,7 +204,8 @@ mod tests {
         let decoded = decode(&batch).expect("decodes");
         assert_eq!(decoded[0].offset, 7);
         assert_eq!(decoded[0].key.as_deref(), Some(&b"k"[..]));
-        assert_eq!(decoded[0].headers, records[0].headers);
+        let written: Vec<(String, Option<Bytes>)> = records[0].headers.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+        assert_eq!(decoded[0].headers, written);
         assert_eq!(decoded[0].header("a").map(|v| v.as_ref()), Some(&b"1"[..]));
         assert_eq!((decoded[1].offset, decoded[1].timestamp, decoded[1].value.as_deref()), (8, 4000, Some(&b"v"[..])));
         assert_eq!(batch.max_timestamp(), 5000);

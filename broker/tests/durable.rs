@@ -30,7 +30,7 @@ fn batch(range: std::ops::Range<usize>, timestamp: i64, headers: &[(&str, String
         .map(|i| NewRecord {
             key: Some(Bytes::from(format!("key-{i}"))),
             value: Some(Bytes::from(format!("value-{i}"))),
-            headers: headers.iter().map(|(k, v)| ((*k).to_owned(), Some(Bytes::from(v.clone())))).collect(),
+            headers: headers.iter().map(|(k, v)| ((*k).to_owned().into(), Some(Bytes::from(v.clone())))).collect(),
             timestamp,
         })
         .collect();

@@ -51,7 +51,7 @@ struct ChangeValue<'a> {
     before: Option<&'a Row>,
     after: Option<&'a Row>,
     unchanged_toast: Vec<String>,
-    lsn: String,
+    lsn: &'a str,
     xid: Option<u32>,
     commit_ts: String,
     ts_ms: i64,
@@ -60,17 +60,34 @@ struct ChangeValue<'a> {
 /// The record for a change event, its value in `format`. The key is the primary key as JSON
 /// in every format.
 pub fn encode_change(event: &ChangeEvent, format: WireFormat) -> OutRecord {
+    let lsn = event.lsn.to_string();
     let value = match format {
-        WireFormat::Json => json_change(event),
+        WireFormat::Json => json_change(event, &lsn),
         WireFormat::Avro => Bytes::from(wire::avro(event)),
         WireFormat::Proto => Bytes::from(wire::proto(event)),
     };
     OutRecord {
         key: event.key.as_ref().map(to_bytes),
         value: Some(value),
-        headers: headers(&event.lsn.to_string(), event.xid, event.op.code(), format),
+        headers: headers(&lsn, event.xid, event.op.code(), format),
         timestamp: event.commit_ts_micros.div_euclid(1000),
     }
+}
+
+thread_local! {
+    /// The last commit time formatted: a transaction's changes share it.
+    static LAST_COMMIT_TS: std::cell::RefCell<(i64, String)> = const { std::cell::RefCell::new((i64::MIN, String::new())) };
+}
+
+/// `format_unix_micros`, formatted once per commit time rather than once per change.
+fn commit_ts_text(micros: i64) -> String {
+    LAST_COMMIT_TS.with_borrow_mut(|(last, text)| {
+        if *last != micros {
+            *last = micros;
+            *text = format_unix_micros(micros);
+        }
+        text.clone()
+    })
 }
 
 /// `<prefix>._schemas`: the Avro schema of change values, keyed by its name.
@@ -83,12 +100,12 @@ pub fn avro_schema_record(now_ms: i64) -> OutRecord {
     OutRecord {
         key: Some(Bytes::from_static(wire::AVRO_SCHEMA_NAME.as_bytes())),
         value: Some(Bytes::from_static(wire::AVRO_SCHEMA.as_bytes())),
-        headers: vec![(HEADER_FORMAT.to_string(), Bytes::from_static(b"avro-schema"))],
+        headers: vec![(HEADER_FORMAT, Bytes::from_static(b"avro-schema"))],
         timestamp: now_ms,
     }
 }
 
-fn json_change(event: &ChangeEvent) -> Bytes {
+fn json_change(event: &ChangeEvent, lsn: &str) -> Bytes {
     let value = ChangeValue {
         op: event.op.code(),
         schema: &event.schema,
@@ -97,9 +114,9 @@ fn json_change(event: &ChangeEvent) -> Bytes {
         before: event.before.as_ref(),
         after: event.after.as_ref(),
         unchanged_toast: event.after.as_ref().map(Row::unchanged_toast).unwrap_or_default(),
-        lsn: event.lsn.to_string(),
+        lsn,
         xid: event.xid,
-        commit_ts: format_unix_micros(event.commit_ts_micros),
+        commit_ts: commit_ts_text(event.commit_ts_micros),
         ts_ms: event.commit_ts_micros.div_euclid(1000),
     };
     // Sized up front: growing the buffer while a wide row is written costs more than the
@@ -180,13 +197,14 @@ pub fn encode_empty_transaction(lsn: crate::Lsn, xid: u32, commit_ts_micros: i64
     }
 }
 
-fn headers(lsn: &str, xid: Option<u32>, op: &str, format: WireFormat) -> Vec<(String, Bytes)> {
-    let mut headers = vec![(HEADER_LSN.to_string(), Bytes::from(lsn.to_string()))];
+fn headers(lsn: &str, xid: Option<u32>, op: &'static str, format: WireFormat) -> Vec<(&'static str, Bytes)> {
+    let mut headers = Vec::with_capacity(4);
+    headers.push((HEADER_LSN, Bytes::from(lsn.to_string())));
     if let Some(xid) = xid {
-        headers.push((HEADER_XID.to_string(), Bytes::from(xid.to_string())));
+        headers.push((HEADER_XID, Bytes::from(xid.to_string())));
     }
-    headers.push((HEADER_FORMAT.to_string(), Bytes::from_static(format.name().as_bytes())));
-    headers.push((HEADER_OP.to_string(), Bytes::from(op.to_string())));
+    headers.push((HEADER_FORMAT, Bytes::from_static(format.name().as_bytes())));
+    headers.push((HEADER_OP, Bytes::from_static(op.as_bytes())));
     headers
 }
 

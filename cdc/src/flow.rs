@@ -269,6 +269,7 @@ impl Flow {
             topics: HashSet::new(),
             checkpoint,
             stopped_at_gate: false,
+            last_topic: None,
         };
         let mut stop = self.stop_rx.clone();
         loop {
@@ -306,7 +307,7 @@ impl Flow {
     async fn handle_item(&mut self, state: &mut StreamState, stream: &ReplicationStream, item: Decoded) -> Result<()> {
         match item {
             Decoded::Change(event) => {
-                let topic = self.options.table_topic(&event.schema, &event.table);
+                let topic = state.topic_of(&self.options, &event.schema, &event.table);
                 state.push(topic, encode_change(&event, self.options.format));
             }
             Decoded::Ddl(event) => {
@@ -327,11 +328,11 @@ impl Flow {
                         return Err(CdcError::DdlRejected { lsn: event.lsn, reason });
                     }
                 }
-                state.push(ddl_topic(&self.options.topic_prefix), encode_ddl(&event));
+                state.push(ddl_topic(&self.options.topic_prefix).into(), encode_ddl(&event));
             }
             Decoded::Commit { end_lsn, xid, commit_ts_micros, changes } => {
                 if changes == 0 && self.options.emit_empty {
-                    state.push(transactions_topic(&self.options.topic_prefix), encode_empty_transaction(end_lsn, xid, commit_ts_micros));
+                    state.push(transactions_topic(&self.options.topic_prefix).into(), encode_empty_transaction(end_lsn, xid, commit_ts_micros));
                 }
                 state.safe_lsn = state.safe_lsn.max(end_lsn);
             }
@@ -346,7 +347,7 @@ impl Flow {
         state.batch_started = None;
         let count = records.len() as u64;
         // One append per topic and run of records, in commit order.
-        let mut runs: Vec<(String, Vec<OutRecord>)> = Vec::new();
+        let mut runs: Vec<(Arc<str>, Vec<OutRecord>)> = Vec::new();
         for (topic, record) in records {
             match runs.last_mut() {
                 Some((last, run)) if *last == topic => run.push(record),
@@ -354,9 +355,9 @@ impl Flow {
             }
         }
         for (topic, records) in runs {
-            if !state.topics.contains(&topic) {
+            if !state.topics.contains(&*topic) {
                 self.writer.ensure_topic(&topic).await?;
-                state.topics.insert(topic.clone());
+                state.topics.insert(topic.to_string());
             }
             self.writer.append(&topic, records).await?;
         }
@@ -377,7 +378,10 @@ impl Flow {
 
 struct StreamState {
     decoder: ChangeDecoder,
-    batch: Vec<(String, OutRecord)>,
+    batch: Vec<(Arc<str>, OutRecord)>,
+    /// The last change's schema, table and topic: consecutive changes are mostly of one table,
+    /// and its records share the topic's name.
+    last_topic: Option<(String, String, Arc<str>)>,
     batch_started: Option<Instant>,
     /// The LSN that may be confirmed once the batch is written.
     safe_lsn: Lsn,
@@ -389,7 +393,18 @@ struct StreamState {
 }
 
 impl StreamState {
-    fn push(&mut self, topic: String, record: OutRecord) {
+    fn topic_of(&mut self, options: &FlowSourceOptions, schema: &str, table: &str) -> Arc<str> {
+        match &self.last_topic {
+            Some((s, t, topic)) if s == schema && t == table => topic.clone(),
+            _ => {
+                let topic: Arc<str> = options.table_topic(schema, table).into();
+                self.last_topic = Some((schema.to_owned(), table.to_owned(), topic.clone()));
+                topic
+            }
+        }
+    }
+
+    fn push(&mut self, topic: Arc<str>, record: OutRecord) {
         if self.batch.is_empty() {
             self.batch_started = Some(Instant::now());
         }

@@ -11,14 +11,15 @@ use crate::error::Result;
 pub struct OutRecord {
     pub key: Option<Bytes>,
     pub value: Option<Bytes>,
-    pub headers: Vec<(String, Bytes)>,
+    /// Names are the `ductstream.*` constants.
+    pub headers: Vec<(&'static str, Bytes)>,
     /// Milliseconds since the Unix epoch (the commit time).
     pub timestamp: i64,
 }
 
 impl OutRecord {
     pub fn header(&self, name: &str) -> Option<&Bytes> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+        self.headers.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 }
 

@@ -2,6 +2,8 @@
 //! the original done. A broker that dies between the two leaves the claim to expire, and the
 //! next pull moves the message again: a dead letter may repeat, it is never lost.
 
+use std::borrow::Cow;
+
 use bytes::Bytes;
 use ductstream_storage::{Storage, StorageError, Topic, TopicSpec};
 
@@ -27,19 +29,19 @@ pub async fn move_all(broker: &Broker, topic: &Topic, state: &ConsumerState, dea
     let mut moved = Vec::with_capacity(dead.len());
     for (id, deliveries, reason) in &dead {
         let original = originals.iter().find(|p| p.partition == id.partition && p.record.offset == id.offset);
-        let (key, value, mut headers) = match original {
-            Some(p) => (p.record.key.clone(), p.record.value.clone(), p.record.headers.clone()),
+        let (key, value, mut headers): (_, _, Vec<(Cow<'static, str>, Option<Bytes>)>) = match original {
+            Some(p) => (p.record.key.clone(), p.record.value.clone(), p.record.headers.iter().map(|(k, v)| (k.clone().into(), v.clone())).collect()),
             // Deleted from the stream meanwhile: the dead letter still says what happened.
             None => (None, None, Vec::new()),
         };
         let text = |s: String| Some(Bytes::from(s));
         headers.extend([
-            (REASON_HEADER.to_owned(), text(reason.clone())),
-            (DELIVERIES_HEADER.to_owned(), text(deliveries.to_string())),
-            (STREAM_HEADER.to_owned(), text(state.stream.clone())),
-            (PARTITION_HEADER.to_owned(), text(id.partition.to_string())),
-            (OFFSET_HEADER.to_owned(), text(id.offset.to_string())),
-            (CONSUMER_HEADER.to_owned(), text(state.group.clone())),
+            (REASON_HEADER.into(), text(reason.clone())),
+            (DELIVERIES_HEADER.into(), text(deliveries.to_string())),
+            (STREAM_HEADER.into(), text(state.stream.clone())),
+            (PARTITION_HEADER.into(), text(id.partition.to_string())),
+            (OFFSET_HEADER.into(), text(id.offset.to_string())),
+            (CONSUMER_HEADER.into(), text(state.group.clone())),
         ]);
         let record = NewRecord { key, value, headers, timestamp: now };
         let partition = id.partition % dlq.partitions.max(1);

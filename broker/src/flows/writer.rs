@@ -1,6 +1,7 @@
 //! CDC's writer: change records appended through the broker's partition log, the same path
 //! produce takes (offsets, wake-ups of fetches and pulls, group commit).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -68,7 +69,7 @@ impl ChangeWriter for TopicWriter {
         let mut by_partition: Vec<Vec<NewRecord>> = vec![Vec::new(); topic.partitions.max(1) as usize];
         for r in records {
             let partition = partition_for(r.key.as_ref(), topic.partitions) as usize;
-            let headers = r.headers.into_iter().map(|(k, v)| (k, Some(v))).collect();
+            let headers = r.headers.into_iter().map(|(k, v)| (Cow::Borrowed(k), Some(v))).collect();
             if let Some(list) = by_partition.get_mut(partition) {
                 list.push(NewRecord { key: r.key, value: r.value, headers, timestamp: r.timestamp });
             }

@@ -155,7 +155,7 @@ impl SinkSource for LogSource {
         let dlq = crate::durable::dead_letter::dead_letter_topic(self.storage(), topic).await.map_err(source_error)?;
         let now = now_ms();
         let records: Vec<NewRecord> =
-            letters.into_iter().map(|r| NewRecord { key: r.key, value: r.value, headers: r.headers, timestamp: now }).collect();
+            letters.into_iter().map(|r| NewRecord { key: r.key, value: r.value, headers: r.headers.into_iter().map(|(k, v)| (k.into(), v)).collect(), timestamp: now }).collect();
         let batch = batch_builder::build(&records).map_err(source_error)?;
         let turn = self.log.take_turn(&dlq, 0).await.map_err(source_error)?;
         let appended = self.log.append(batch, turn).await.map_err(source_error)?;

@@ -128,7 +128,8 @@ impl TableOptions {
         let soft_delete = options.parse("soft_delete", false)?;
         // Append mode records the op of each row, and soft deletes flag rows: both need the
         // meta columns, so they turn them on.
-        let meta = (meta_enabled || append_mode || soft_delete).then_some(MetaColumns { synced_at, deleted, watermark, op, watermark_source });
+        let append = append_mode || write_mode == WriteMode::Append;
+        let meta = (meta_enabled || append || soft_delete).then_some(MetaColumns { synced_at, deleted, watermark, op, watermark_source });
         let mut type_mappings = BTreeMap::new();
         if let Some(path) = options.string("type_mappings_file") {
             let text = std::fs::read_to_string(&path).map_err(|e| SinkError::Config(format!("type_mappings_file {path:?}: {e}")))?;
@@ -150,7 +151,7 @@ impl TableOptions {
         Ok(TableOptions {
             schema,
             table,
-            write_mode: if append_mode { WriteMode::Append } else { write_mode },
+            write_mode: if append { WriteMode::Append } else { write_mode },
             batch_mode,
             resolution,
             staging_schema,
