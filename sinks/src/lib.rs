@@ -9,8 +9,8 @@
 //!
 //! Destinations: `http` (webhooks, always built), `s3` (feature `s3`), `kafka` and its alias
 //! `bufstream` (feature `kafka`), and the table destinations that apply CDC changes
-//! ([`table`]): `postgres` (feature `postgres`). File formats: json (always), parquet (feature
-//! `parquet`).
+//! ([`table`]): `postgres` (feature `postgres`) and `clickhouse` (feature `clickhouse`). File
+//! formats: json (always), parquet (feature `parquet`).
 
 mod destination;
 mod error;
@@ -30,6 +30,8 @@ pub mod s3;
 pub mod table;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+#[cfg(feature = "clickhouse")]
+pub mod clickhouse;
 
 pub use destination::{hide_secrets, keep_hidden_secrets, open_sink, redact_dsn, Destination, DESTINATION_TYPES, DSN_OPTIONS, HIDDEN, SECRET_OPTIONS};
 #[cfg(feature = "tables")]
