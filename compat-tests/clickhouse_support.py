@@ -85,7 +85,8 @@ USERS = """<?xml version="1.0"?>
 
 class ClickHouseServer:
     """One clickhouse-server on free loopback ports, everything under `workdir`; `stop()` then
-    `start()` keeps its data (a restart, on new ports)."""
+    `start()` keeps its data and its ports (a restart: clients that know its URL reconnect),
+    unless another process took them meanwhile."""
 
     def __init__(self, workdir: Path):
         self.workdir = Path(workdir)
@@ -108,8 +109,9 @@ class ClickHouseServer:
         (d / "users.xml").write_text(USERS.format(users=users))
         # Ports are picked free and then released, so another process may take one in between:
         # a server that exits before it answers is retried on new ports.
-        for _ in range(3):
-            self.http_port, self.tcp_port = _free_port(), _free_port()
+        for attempt in range(3):
+            if attempt or not self.http_port:
+                self.http_port, self.tcp_port = _free_port(), _free_port()
             (d / "config.xml").write_text(CONFIG.format(dir=escape(str(d.resolve())), http_port=self.http_port, tcp_port=self.tcp_port))
             with open(d / "log" / "stdout.log", "ab") as out:
                 self.proc = subprocess.Popen([binary, f"--config-file={d / 'config.xml'}"], cwd=d,
