@@ -3,7 +3,8 @@
 # tests need (Debian 12, run as root or with passwordless sudo).
 #
 #   - Debian packages: kcat, librdkafka-dev, golang-go (1.19), sarama (1.22.1),
-#     postgresql (server binaries for throwaway clusters), openssl (their TLS certificates)
+#     postgresql (server binaries for throwaway clusters), openssl (their TLS certificates),
+#     clickhouse-server (18.16, for throwaway ClickHouse servers; its system service is kept off)
 #   - a Python venv with the pinned clients from requirements.txt
 #   - kafkajs in compat-tests/node (npm ci from package-lock.json)
 #   - DuckDB's prebuilt libduckdb.so (npm @duckdb/node-bindings-linux-x64) for sinks' `duckdb` feature
@@ -38,7 +39,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # ---------------------------------------------------------------- apt packages
-APT_PKGS=(kcat librdkafka-dev golang-go golang-github-shopify-sarama-dev python3-venv ca-certificates postgresql openssl jq)
+APT_PKGS=(kcat librdkafka-dev golang-go golang-github-shopify-sarama-dev python3-venv ca-certificates postgresql openssl jq clickhouse-server)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
@@ -60,6 +61,18 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
     log "Debian packages already installed"
+fi
+
+# Debian's clickhouse-server enables a system service on the default ports (8123, 9000, 9009) and
+# starts it where the machine allows; the tests run their own servers (clickhouse_support.py), so
+# keep it disabled and stopped. Only the service's processes (user clickhouse) are stopped.
+if [ -x /etc/init.d/clickhouse-server ]; then
+    if [ -d /run/systemd/system ]; then
+        $SUDO systemctl disable --now clickhouse-server >/dev/null 2>&1 || true
+    fi
+    $SUDO update-rc.d clickhouse-server disable >/dev/null 2>&1 || true
+    $SUDO start-stop-daemon --stop --quiet --oknodo --retry=TERM/30/KILL/5 \
+        --user clickhouse --exec /usr/sbin/clickhouse-server
 fi
 
 # ------------------------------------------------------------------ python venv

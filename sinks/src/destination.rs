@@ -98,6 +98,11 @@ pub fn open_sink(destination: &Destination, sink_id: &str) -> Result<(Box<dyn Si
             let runtime = RuntimeOptions::take(&mut options, crate::duckdb::LIMITS, sink_id)?;
             Ok((Box::new(crate::duckdb::sink(options, sink_id)?), runtime))
         }
+        #[cfg(feature = "clickhouse")]
+        "clickhouse" => {
+            let runtime = RuntimeOptions::take(&mut options, crate::clickhouse::LIMITS, sink_id)?;
+            Ok((Box::new(crate::clickhouse::sink(options, sink_id)?), runtime))
+        }
         unavailable if UNAVAILABLE_TYPES.contains(&unavailable) => Err(SinkError::Config(format!(
             "destination type {unavailable:?} is not available: this build has no Snowflake client (use s3 with parquet and Snowflake's COPY INTO, or postgres, duckdb, clickhouse)"
         ))),
@@ -128,6 +133,11 @@ pub async fn resolve_staging(destination: &Destination, sink_id: &str, tables: &
             // Let go of the file now (it stays open while a sink of this process uses it).
             let _ = Sink::close(&mut sink).await;
             resolved
+        }
+        #[cfg(feature = "clickhouse")]
+        "clickhouse" => {
+            RuntimeOptions::take(&mut options, crate::clickhouse::LIMITS, sink_id)?;
+            crate::clickhouse::sink(options, sink_id)?.resolve_staging(tables).await
         }
         other => Err(SinkError::Config(format!("destination type {other:?} has no staging tables (postgres, duckdb, clickhouse have)"))),
     }

@@ -10,8 +10,8 @@
 //! Destinations: `http` (webhooks, always built), `s3` (feature `s3`), `kafka` and its alias
 //! `bufstream` (feature `kafka`), and the table destinations that apply CDC changes
 //! ([`table`]): `postgres` (feature `postgres`), `duckdb` (feature `duckdb`, linked to a prebuilt
-//! libduckdb.so). File formats: json (always), parquet (feature
-//! `parquet`).
+//! libduckdb.so) and `clickhouse` (feature `clickhouse`). File formats: json (always), parquet
+//! (feature `parquet`).
 
 mod destination;
 mod error;
@@ -33,6 +33,8 @@ pub mod table;
 pub mod postgres;
 #[cfg(feature = "duckdb")]
 pub mod duckdb;
+#[cfg(feature = "clickhouse")]
+pub mod clickhouse;
 
 pub use destination::{hide_secrets, keep_hidden_secrets, open_sink, redact_dsn, Destination, DESTINATION_TYPES, DSN_OPTIONS, HIDDEN, SECRET_OPTIONS};
 #[cfg(feature = "tables")]

@@ -40,12 +40,28 @@ pub enum Source {
     StageOp,
     StageLsn,
     StageSeq,
+    /// ClickHouse's own columns (see [`ENGINE_VERSION`]): the change's LSN, whether the row
+    /// is a delete's tombstone (false here: the store writes the tombstones), and the change's
+    /// offset in its partition.
+    Version,
+    Tombstone,
+    Offset,
 }
 
 /// The staging columns' names.
 pub const STAGE_OP: &str = "__ds_stage_op";
 pub const STAGE_LSN: &str = "__ds_stage_lsn";
 pub const STAGE_SEQ: &str = "__ds_stage_seq";
+
+/// The columns a ClickHouse table gets, as it has no transactions, no UPDATE and no DELETE
+/// without a mutation: a keyed table is a ReplacingMergeTree that keeps the row with the highest
+/// [`ENGINE_VERSION`] (the change's LSN) per key, a delete is a row with [`ENGINE_DELETED`] set;
+/// a table without a key (append mode, a keyless source) is ordered by the change's position
+/// ([`ENGINE_OFFSET`] in its topic partition), so that a batch written again collapses onto
+/// the rows it wrote before.
+pub const ENGINE_VERSION: &str = "__ds_version";
+pub const ENGINE_DELETED: &str = "__ds_deleted";
+pub const ENGINE_OFFSET: &str = "__ds_offset";
 
 impl Source {
     /// The value of a computed column for `change`.
@@ -57,7 +73,9 @@ impl Source {
             Source::Watermark(WatermarkSource::Lsn) | Source::StageLsn => Value::from(change.lsn),
             Source::Watermark(WatermarkSource::Timestamp) => Value::String(iso_utc(change.commit_ms)),
             Source::Op | Source::StageOp => Value::String(change.op.code().to_owned()),
-            Source::StageSeq => Value::from(change.offset),
+            Source::StageSeq | Source::Offset => Value::from(change.offset),
+            Source::Version => Value::from(change.lsn),
+            Source::Tombstone => Value::Bool(false),
         }
     }
 }
@@ -101,7 +119,11 @@ impl DestTable {
         if let Some(meta) = &options.meta {
             columns.extend(meta_columns(dialect, meta));
         }
-        DestTable { name, source, columns, key: if keyed { shape.key.clone() } else { Vec::new() } }
+        let key = if keyed { shape.key.clone() } else { Vec::new() };
+        if dialect == Dialect::ClickHouse {
+            columns.extend(engine_columns(key.is_empty()));
+        }
+        DestTable { name, source, columns, key }
     }
 
     /// The staging table of this table: its columns plus the staging columns, no key.
@@ -145,6 +167,17 @@ fn meta_columns(dialect: Dialect, meta: &MetaColumns) -> Vec<DestColumn> {
     }
     columns.push((meta.op.clone(), "text", Source::Op));
     columns.into_iter().map(|(name, ty, source)| DestColumn { name, ty: dialect_type(dialect, ty), kind: value_kind(ty), source }).collect()
+}
+
+/// ClickHouse's own columns of a table with a key, or without one.
+fn engine_columns(keyless: bool) -> Vec<DestColumn> {
+    let column = |name: &str, ty: &str, kind: ValueKind, source: Source| DestColumn { name: name.into(), ty: ty.into(), kind, source };
+    let mut columns = vec![column(ENGINE_VERSION, "UInt64", ValueKind::Int, Source::Version)];
+    columns.push(match keyless {
+        true => column(ENGINE_OFFSET, "Int64", ValueKind::Int, Source::Offset),
+        false => column(ENGINE_DELETED, "UInt8", ValueKind::Bool, Source::Tombstone),
+    });
+    columns
 }
 
 /// One row of the meta table: a source row's latest change.

@@ -5,18 +5,20 @@
 //! | Postgres | postgres | duckdb | clickhouse |
 //! |---|---|---|---|
 //! | smallint, integer, bigint | same | SMALLINT, INTEGER, BIGINT | Int16, Int32, Int64 |
-//! | numeric(p,s) | same | DECIMAL(p,s) (p ≤ 38), else VARCHAR | Decimal(p,s) (p ≤ 38), else String |
-//! | numeric | numeric | DECIMAL(38,10) | Decimal(38,10) |
+//! | numeric(p,s) | same | DECIMAL(p,s) (p ≤ 38), else VARCHAR | Decimal(p,s) (p ≤ 38; digits rounded to s), else String |
+//! | numeric | numeric | DECIMAL(38,10) | Decimal(38,10) (rounded to 10 decimals) |
 //! | real, double precision | same | REAL, DOUBLE | Float32, Float64 |
 //! | boolean | boolean | BOOLEAN | UInt8 |
 //! | text, varchar(n), char(n) | same | VARCHAR | String |
-//! | bytea | bytea | BLOB | String (the bytes) |
+//! | bytea | bytea | BLOB | String (`\x` and hex digits, as Postgres prints bytea) |
 //! | date, time | same | DATE, TIME | Date, String |
-//! | timestamp, timestamptz | same | TIMESTAMP, TIMESTAMPTZ | DateTime64(6), DateTime64(6, 'UTC') — DateTime on servers before 20.1 |
+//! | timestamp, timestamptz | same | TIMESTAMP, TIMESTAMPTZ | DateTime64(6), DateTime64(6, 'UTC'); String (the exact ISO 8601 text) on servers before 20.1 |
 //! | uuid | uuid | UUID | UUID |
 //! | json, jsonb | same | JSON | String (the JSON text) |
-//! | arrays (`integer[]`) | same | element type `[]` | Array(element) |
+//! | arrays (`integer[]`) | same | element type `[]` | Array(Nullable(element)) |
 //! | enums, domains, others | text | VARCHAR | String |
+//!
+//! ClickHouse columns outside the primary key are `Nullable(T)` ([`clickhouse_column_type`]).
 
 use std::collections::BTreeMap;
 
@@ -188,6 +190,34 @@ fn clickhouse_type(type_text: &str) -> String {
     }
 }
 
+/// A ClickHouse column's type as the destination creates it: `ty` (the dialect's type or the
+/// user's mapping) fitted to the server and to the column. Servers before 20.1 have no
+/// DateTime64, and DateTime would drop the fractions: a timestamp is then a String holding the
+/// exact ISO 8601 text. A column that may hold null is `Nullable(T)`, and so are array elements;
+/// ClickHouse has no `Nullable(Array)` (a null array is written as `[]`), and types that cannot
+/// be Nullable (LowCardinality, Tuple, Map, Nested) are left as they are.
+pub fn clickhouse_column_type(ty: &str, datetime64: bool, nullable: bool) -> String {
+    let mut ty = ty.trim().to_owned();
+    if !datetime64 {
+        while let Some(start) = ty.find("DateTime64") {
+            let end = match ty[start..].find(')') {
+                Some(close) if ty[start + "DateTime64".len()..].starts_with('(') => start + close + 1,
+                _ => start + "DateTime64".len(),
+            };
+            ty.replace_range(start..end, "String");
+        }
+    }
+    clickhouse_nullable(&ty, nullable)
+}
+
+fn clickhouse_nullable(ty: &str, nullable: bool) -> String {
+    if let Some(element) = ty.strip_prefix("Array(").and_then(|t| t.strip_suffix(')')) {
+        return format!("Array({})", clickhouse_nullable(element, true));
+    }
+    let fixed = ["Nullable(", "LowCardinality(", "Tuple(", "Map(", "Nested("].iter().any(|p| ty.starts_with(p));
+    if nullable && !fixed { format!("Nullable({ty})") } else { ty.to_owned() }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -213,5 +243,22 @@ mod tests {
         assert_eq!(destination_type(Dialect::Postgres, &mood, &mapped), "varchar(8)");
         let jsonb: BTreeMap<String, String> = [("jsonb".to_string(), "VARIANT".to_string())].into();
         assert_eq!(destination_type(Dialect::DuckDb, &column("jsonb", "jsonb", "pg_catalog"), &jsonb), "VARIANT");
+    }
+
+    #[test]
+    fn clickhouse_types_fit_the_server_and_the_column() {
+        let none = BTreeMap::new();
+        let tz = destination_type(Dialect::ClickHouse, &column("timestamp with time zone", "timestamptz", "pg_catalog"), &none);
+        assert_eq!(clickhouse_column_type(&tz, true, true), "Nullable(DateTime64(6, 'UTC'))");
+        assert_eq!(clickhouse_column_type(&tz, false, true), "Nullable(String)");
+        let ints = destination_type(Dialect::ClickHouse, &column("integer[]", "_int4", "pg_catalog"), &none);
+        assert_eq!(clickhouse_column_type(&ints, false, true), "Array(Nullable(Int32))");
+        let stamps = destination_type(Dialect::ClickHouse, &column("timestamp without time zone[]", "_timestamp", "pg_catalog"), &none);
+        assert_eq!(clickhouse_column_type(&stamps, false, true), "Array(Nullable(String))");
+        assert_eq!(clickhouse_column_type("Int32", false, false), "Int32");
+        assert_eq!(clickhouse_column_type("LowCardinality(String)", false, true), "LowCardinality(String)");
+        assert_eq!(clickhouse_column_type("Nullable(Decimal(12,3))", false, true), "Nullable(Decimal(12,3))");
+        assert_eq!(destination_type(Dialect::ClickHouse, &column("numeric", "numeric", "pg_catalog"), &none), "Decimal(38,10)");
+        assert_eq!(destination_type(Dialect::ClickHouse, &column("numeric(50,2)", "numeric", "pg_catalog"), &none), "String");
     }
 }
