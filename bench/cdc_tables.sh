@@ -29,7 +29,7 @@ cleanup() {
     [[ -n "${DS_PID:-}" ]] && kill "$DS_PID" 2>/dev/null || true
     [[ -n "${CH_PID:-}" ]] && kill "$CH_PID" 2>/dev/null || true
     runuser -u postgres -- "$PG_BIN/pg_ctl" -D "$WORK/pg" -m fast stop >/dev/null 2>&1 || true
-    rm -rf "$WORK"
+    if [[ "${KEEP:-0}" == 1 ]]; then echo "kept $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

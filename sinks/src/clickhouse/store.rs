@@ -119,8 +119,9 @@ impl ClickHouseStore {
         let kept = kept::read(&self.client, table, &types, &plan.upserts).await?;
         let mut writer = RowWriter::new(table, &types, position)?;
         let newest = plan.meta.iter().map(|m| m.lsn).max().unwrap_or(0);
+        let meta_by_key: HashMap<&str, &MetaRow> = plan.meta.iter().map(|m| (m.key_json.as_str(), m)).collect();
         for key in &plan.deletes {
-            let meta = plan.meta.iter().find(|m| m.key_json == key_json(table, key));
+            let meta = meta_by_key.get(key_json(table, key).as_str()).copied();
             writer.push(&tombstone(table, key, meta, newest), None)?;
         }
         for (i, upsert) in plan.upserts.iter().enumerate() {
