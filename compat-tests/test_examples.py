@@ -148,3 +148,63 @@ def test_flow_example_into_a_postgres_warehouse(broker, postgres_cluster, tmp_pa
                            timeout=60, what="both orders")
     finally:
         admin(broker, "flow", "delete", "warehouse", check=False)
+
+
+def test_the_documents_one_dash_flags_work_as_written(broker, topic):
+    """Our usage document writes Go-style flags: `stream pull -stream orders -group search -max 10
+    -visibility 30`, then `stream ack -stream orders -group search -ids 1,2,3`."""
+    from sink_support import produce
+
+    produce(broker.bootstrap, topic, [(b"k", b"v1", 0), (b"k", b"v2", 0)])
+    code, pulled = admin(broker, "stream", "pull", "-stream", topic, "-group", "search", "-max", "10", "-visibility", "30")
+    assert code == 0 and [m["value"] for m in pulled] == ["v1", "v2"], pulled
+    ids = ",".join(m["id"] for m in pulled)
+    code, acked = admin(broker, "stream", "ack", "-stream", topic, "-group", "search", "-ids", ids)
+    assert code == 0, acked
+    code, again = admin(broker, "stream", "pull", "-stream", topic, "-group", "search", "-max", "10")
+    assert code == 0 and again == [], again
+
+
+def test_flow_examples_into_duckdb_and_clickhouse(broker, postgres_cluster, tmp_path, tmp_path_factory):
+    """examples/flows/postgres_to_duckdb.json and postgres_to_clickhouse.json, as written but for
+    the source, the DuckDB file and the ClickHouse server."""
+    from clickhouse_support import ClickHouseServer, clickhouse_binary
+
+    if clickhouse_binary() is None:
+        pytest.skip("clickhouse-server is not installed (compat-tests/setup.sh installs it)")
+    source = postgres_cluster.createdb("examples_olap_src")
+    psql(source, "CREATE TABLE users (id int PRIMARY KEY, name text); CREATE TABLE orders (id int PRIMARY KEY, total int);"
+                 "INSERT INTO users VALUES (1, 'ada'), (2, 'bob'); INSERT INTO orders VALUES (7, 70);")
+    clickhouse = ClickHouseServer(tmp_path_factory.mktemp("examples-clickhouse")).start()
+    duck_file = tmp_path / "warehouse.duckdb"
+    try:
+        admin(broker, "flow", "create", "-f", str(flow_file("postgres_to_clickhouse.json", tmp_path, source,
+                                                             ch={"dsn": f"http://default@127.0.0.1:{clickhouse.http_port}"})))
+        code, out = admin(broker, "flow", "create", "-f", str(flow_file("postgres_to_duckdb.json", tmp_path, source,
+                                                                        duck={"dsn": str(duck_file)})), check=False)
+        with_duckdb = code == 0 or "not in this build" not in str(out)
+        assert code == 0 or not with_duckdb, out
+        for flow in ("olap", "lake") if with_duckdb else ("olap",):
+            admin(broker, "flow", "start", flow)
+        psql(source, "UPDATE users SET name = 'ad' WHERE id = 1; DELETE FROM users WHERE id = 2; INSERT INTO orders VALUES (8, 80);")
+
+        def clickhouse_users() -> str:
+            return clickhouse.query("SELECT groupArray(concat(toString(id), ':', name)) FROM "
+                                    "(SELECT id, name FROM analytics.users FINAL WHERE __ds_deleted = 0 ORDER BY id) FORMAT TSV").strip()
+
+        helpers.wait_until(lambda: clickhouse_users() == "['1:ad']", timeout=60, what="users in ClickHouse")
+        if with_duckdb:
+            import duckdb
+
+            from sink_support import wait_caught_up
+
+            wait_caught_up(broker, "lake.duck")
+            admin(broker, "sink", "stop", "lake.duck")
+            with duckdb.connect(str(duck_file), read_only=True) as con:
+                users = con.execute("SELECT id, name FROM app.users ORDER BY id").fetchall()
+                orders = con.execute("SELECT id, total FROM app.orders ORDER BY id").fetchall()
+            assert users == [(1, "ad")] and orders == [(7, 70), (8, 80)], (users, orders)
+    finally:
+        for flow in ("olap", "lake"):
+            admin(broker, "flow", "delete", flow, check=False)
+        clickhouse.stop()

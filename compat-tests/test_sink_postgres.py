@@ -173,8 +173,9 @@ def test_a_backfill_worker_resolves_staging_when_it_ends(broker_factory, postgre
     from conftest import broker_binary
 
     worker = broker_binary().parent / "ductstream-worker"
-    p = subprocess.run([str(worker), "--flow-id", "bf", "--storage", broker.storage_url, "--data-dir", str(tmp_path / "w"),
-                        "--mode", "backfill", "--tables", "public.t", "--resolve-staging", "--max-empty-reads", "3"],
+    # The flags with one dash, as our usage document writes them.
+    p = subprocess.run([str(worker), "-flow-id", "bf", "-storage", broker.storage_url, "-data-dir", str(tmp_path / "w"),
+                        "-mode", "backfill", "-tables", "public.t", "-resolve-staging", "-max-empty-reads", "3"],
                        capture_output=True, timeout=180)
     assert p.returncode == 0, p.stderr.decode()[-2000:]
     assert b"resolved the staging table" in p.stderr

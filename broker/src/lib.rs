@@ -13,6 +13,7 @@ mod clock;
 pub mod cluster;
 mod committer;
 pub mod config;
+pub mod dash_flags;
 mod connection;
 mod documents;
 pub mod enum_names;

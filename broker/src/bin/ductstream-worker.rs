@@ -50,6 +50,15 @@ struct Args {
     /// With --mode backfill: schema.table names, comma-separated.
     #[arg(long, value_delimiter = ',')]
     tables: Vec<String>,
+    /// Parallel snapshot readers for this run (the source option snapshot_workers).
+    #[arg(long)]
+    snapshot_workers: Option<usize>,
+    /// Integer column to split each snapshot table into ranges by (the source option).
+    #[arg(long)]
+    partition_column: Option<String>,
+    /// Ranges per table with --partition-column (the source option partition_count).
+    #[arg(long)]
+    partition_count: Option<usize>,
     /// Stop after this many polls (one per batch_timeout; for a sink, one a second) in which
     /// nothing new was written (and, for a sink, nothing was left to write).
     #[arg(long)]
@@ -75,7 +84,7 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
-    let args = Args::parse();
+    let args = Args::parse_from(ductstream_broker::dash_flags::normalize(std::env::args_os().map(|a| a.to_string_lossy().into_owned())));
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -101,7 +110,19 @@ async fn run(args: Args) -> Result<(), String> {
     }
     let flow_id = args.flow_id.clone().unwrap_or_default();
     let def = store::load(storage.as_ref(), &flow_id).await.map_err(|e| e.to_string())?;
-    let options = FlowSourceOptions::from_map(&def.source_options(false)).map_err(|e| e.to_string())?;
+    let mut source_options = def.source_options(false);
+    // This run's snapshot settings, over the flow's.
+    let overrides = [
+        ("snapshot_workers", args.snapshot_workers.map(|n| n.to_string())),
+        ("partition_column", args.partition_column.clone()),
+        ("partition_count", args.partition_count.map(|n| n.to_string())),
+    ];
+    for (key, value) in overrides {
+        if let Some(value) = value {
+            source_options.insert(key.to_owned(), value);
+        }
+    }
+    let options = FlowSourceOptions::from_map(&source_options).map_err(|e| e.to_string())?;
     let checkpoints = Arc::new(StorageCheckpoints(storage.clone()));
     let flow_id = options.flow_id.clone();
     let mut checkpoint = checkpoints.load(&flow_id).await.map_err(|e| e.to_string())?.unwrap_or_default();

@@ -65,7 +65,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::parse_from(ductstream_broker::dash_flags::normalize(std::env::args_os().map(|a| a.to_string_lossy().into_owned())));
     let format = match (cli.json, cli.pretty) {
         (_, true) => Format::Pretty,
         (true, false) => Format::Json,
