@@ -148,6 +148,8 @@ impl Flow {
             validate_replication(&catalog, &user).await?;
         }
         prepare_publication(&catalog, &options).await?;
+        // Before the DDL capture, which would otherwise see the table made.
+        crate::state::record_start(&catalog, &options).await;
         if options.capture_ddl {
             install_ddl_capture(&catalog).await?;
         }
@@ -171,7 +173,11 @@ impl Flow {
                 tracing::info!(slot = %options.slot, lsn = %created.consistent_point, "created replication slot");
                 checkpoint = Checkpoint { lsn: created.consistent_point, snapshot: None };
                 if options.snapshot {
-                    let tables = published_tables(&catalog, &options.publication).await?;
+                    let tables: Vec<_> = published_tables(&catalog, &options.publication)
+                        .await?
+                        .into_iter()
+                        .filter(|t| !crate::state::is_state_table(&options, &t.schema, &t.name))
+                        .collect();
                     let chunks = snapshot::plan(&catalog, &tables, &options).await?;
                     checkpoint.snapshot = Some(SnapshotProgress {
                         consistent_point: created.consistent_point,
@@ -278,6 +284,7 @@ impl Flow {
                 _ = stopped(&mut stop) => {
                     self.flush(&mut state, &stream).await?;
                     stream.close().await;
+                    crate::state::record_stop(&catalog, &self.options, state.confirmed).await;
                     return Ok(());
                 }
                 message = stream.recv() => {
@@ -306,6 +313,8 @@ impl Flow {
 
     async fn handle_item(&mut self, state: &mut StreamState, stream: &ReplicationStream, item: Decoded) -> Result<()> {
         match item {
+            // The flow's own bookkeeping in the source (a FOR ALL TABLES publication holds it).
+            Decoded::Change(event) if crate::state::is_state_table(&self.options, &event.schema, &event.table) => {}
             Decoded::Change(event) => {
                 let topic = state.topic_of(&self.options, &event.schema, &event.table);
                 state.push(topic, encode_change(&event, self.options.format));

@@ -37,6 +37,7 @@ pub mod replication;
 pub mod slot;
 pub mod snapshot;
 pub mod source;
+pub mod state;
 mod time;
 pub mod types;
 pub mod validate;

@@ -99,6 +99,12 @@ pub struct FlowSourceOptions {
     pub ddl_gate: bool,
     /// The wire format of change values: json (default), avro or proto.
     pub format: crate::wire::WireFormat,
+    /// Keep a row for the flow in `<state_schema>.<state_table>` in the source (see
+    /// [`crate::state`]).
+    #[serde(deserialize_with = "de_bool")]
+    pub ensure_state: bool,
+    pub state_schema: String,
+    pub state_table: String,
 }
 
 impl Default for FlowSourceOptions {
@@ -131,6 +137,9 @@ impl Default for FlowSourceOptions {
             capture_ddl: false,
             ddl_gate: false,
             format: crate::wire::WireFormat::Json,
+            ensure_state: true,
+            state_schema: "ductstream".into(),
+            state_table: "source_state".into(),
         }
     }
 }
@@ -180,6 +189,9 @@ impl FlowSourceOptions {
         }
         if self.batch_size == 0 {
             return Err(CdcError::option("batch_size", "must be at least 1"));
+        }
+        if self.ensure_state && (self.state_schema.trim().is_empty() || self.state_table.trim().is_empty()) {
+            return Err(CdcError::option("state_table", "state_schema and state_table must name the source-state table (or set ensure_state=false)"));
         }
         if self.snapshot_workers == 0 {
             return Err(CdcError::option("snapshot_workers", "must be at least 1"));

@@ -145,6 +145,9 @@ impl FlowManager {
                 Ok(source) => ductstream_cdc::slot::drop_slot(&source, &options.slot, patience).await,
                 Err(e) => Err(e),
             };
+            if dropped.is_ok() && let Ok(client) = async { ductstream_cdc::SourceConfig::parse(&options.dsn)?.connect().await }.await {
+                ductstream_cdc::state::forget(&client, &options).await;
+            }
             match dropped {
                 Ok(ductstream_cdc::slot::Dropped::Dropped) => "dropped".to_string(),
                 Ok(ductstream_cdc::slot::Dropped::NotFound) => "not found".to_string(),
