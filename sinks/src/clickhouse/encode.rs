@@ -4,7 +4,7 @@
 //! with at most its scale's digits, a Date only as `YYYY-MM-DD` (within 1970–2105), raw bytes
 //! not at all (JSON strings are Unicode), so bytea is written as `\x` and hex digits.
 
-use base64::Engine;
+use crate::table::types::bytea_hex;
 use serde_json::Value;
 
 use crate::table::ValueKind;
@@ -123,20 +123,6 @@ fn text(value: &Value, kind: &ValueKind) -> String {
     }
 }
 
-/// Base64 (as change events carry bytea) as `\x0102ff`; text that is not base64 stays as it is.
-pub fn bytea_hex(base64: &str) -> String {
-    match base64::engine::general_purpose::STANDARD.decode(base64) {
-        Ok(bytes) => {
-            let mut hex = String::with_capacity(2 + bytes.len() * 2);
-            hex.push_str("\\x");
-            for b in bytes {
-                hex.push_str(&format!("{b:02x}"));
-            }
-            hex
-        }
-        Err(_) => base64.to_owned(),
-    }
-}
 
 pub fn push_string(out: &mut String, text: &str) {
     out.push_str(&Value::String(text.to_owned()).to_string());

@@ -2,7 +2,7 @@
 //! functions read their text forms back exactly (numeric digits, timestamps, arrays, intervals),
 //! so text COPY needs no per-type binary encoder and loses nothing.
 
-use base64::Engine;
+use crate::table::types::bytea_hex;
 use serde_json::Value;
 
 use crate::table::{Cell, ValueKind};
@@ -45,21 +45,6 @@ pub fn text(value: &Value, kind: &ValueKind) -> Option<String> {
     }
 }
 
-/// Base64 (as change events carry bytea) to bytea's `\x` hex form; text that is not base64
-/// is left as it is, for Postgres to judge.
-fn bytea_hex(base64: &str) -> String {
-    match base64::engine::general_purpose::STANDARD.decode(base64) {
-        Ok(bytes) => {
-            let mut hex = String::with_capacity(2 + bytes.len() * 2);
-            hex.push_str("\\x");
-            for b in bytes {
-                hex.push_str(&format!("{b:02x}"));
-            }
-            hex
-        }
-        Err(_) => base64.to_owned(),
-    }
-}
 
 /// A Postgres array literal: `{1,NULL,"a \"b\""}`, nested for multi-dimensional arrays.
 fn array_literal(items: &[Value], element: &ValueKind) -> String {

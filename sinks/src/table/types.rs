@@ -57,6 +57,24 @@ pub enum ValueKind {
     Other,
 }
 
+/// A bytea value (base64 in change events) in Postgres' hex form, `\x0102ff`, which the
+/// postgres destination copies as it is and the clickhouse destination stores as text; text
+/// that is not base64 is left as it is, for the destination to judge.
+pub fn bytea_hex(base64: &str) -> String {
+    use base64::Engine;
+    match base64::engine::general_purpose::STANDARD.decode(base64) {
+        Ok(bytes) => {
+            let mut hex = String::with_capacity(2 + bytes.len() * 2);
+            hex.push_str("\\x");
+            for b in bytes {
+                hex.push_str(&format!("{b:02x}"));
+            }
+            hex
+        }
+        Err(_) => base64.to_owned(),
+    }
+}
+
 /// The kind of a Postgres type, by its printed name.
 pub fn value_kind(type_text: &str) -> ValueKind {
     if let Some(element) = type_text.strip_suffix("[]") {
