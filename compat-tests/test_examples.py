@@ -208,3 +208,55 @@ def test_flow_examples_into_duckdb_and_clickhouse(broker, postgres_cluster, tmp_
         for flow in ("olap", "lake"):
             admin(broker, "flow", "delete", flow, check=False)
         clickhouse.stop()
+
+
+def test_flow_examples_into_s3_and_kafka(broker_factory, postgres_cluster, tmp_path, tmp_path_factory):
+    """examples/flows/postgres_to_s3.json (Parquet objects in SeaweedFS) and
+    postgres_to_kafka.json (the changes copied to another Kafka-compatible cluster: a second
+    broker), as written but for the source and the two endpoints."""
+    import io
+
+    import pyarrow.parquet as pq
+    from confluent_kafka import Consumer
+
+    from sink_support import SeaweedS3
+
+    broker, target = broker_factory(), broker_factory()
+    source = postgres_cluster.createdb("examples_s3_kafka_src")
+    psql(source, "CREATE TABLE users (id int PRIMARY KEY, name text); CREATE TABLE orders (id int PRIMARY KEY, total int);"
+                 "INSERT INTO users VALUES (1, 'ada'); INSERT INTO orders VALUES (7, 70);")
+    s3 = SeaweedS3(tmp_path_factory.mktemp("examples-seaweed"), buckets=("lake",)).start()
+    try:
+        admin(broker, "flow", "create", "-f", str(flow_file("postgres_to_s3.json", tmp_path, source, lake={
+            "endpoint": s3.endpoint, "rotate_interval": "300ms"})))
+        admin(broker, "flow", "create", "-f", str(flow_file("postgres_to_kafka.json", tmp_path, source, kafka={
+            "brokers": target.bootstrap})))
+        for flow in ("archive", "mirror"):
+            admin(broker, "flow", "start", flow)
+        psql(source, "INSERT INTO orders VALUES (8, 80); UPDATE users SET name = 'ad' WHERE id = 1;")
+
+        rows = []
+
+        def parquet_rows() -> bool:
+            rows.clear()
+            for name in s3.objects("lake", "cdc"):
+                rows.extend(pq.read_table(io.BytesIO(s3.read(name))).to_pylist())
+            return len(rows) >= 4
+
+        helpers.wait_until(parquet_rows, timeout=90, what="four changes as Parquet in S3")
+        assert sorted((r["_op"], r["id"]) for r in rows) == [("c", 8), ("r", 1), ("r", 7), ("u", 1)], rows
+
+        consumer = Consumer({"bootstrap.servers": target.bootstrap, "group.id": "examples", "auto.offset.reset": "earliest"})
+        consumer.subscribe(["cdc.mirror.public.orders"])
+        got = []
+        try:
+            helpers.wait_until(lambda: got.extend(m for m in consumer.consume(100, 0.5) if not m.error()) or len(got) >= 2,
+                               timeout=90, what="two orders in the other cluster")
+        finally:
+            consumer.close()
+        changes = sorted((json.loads(m.value())["op"], json.loads(m.value())["after"]["id"]) for m in got)
+        assert changes == [("c", 8), ("r", 7)], changes
+    finally:
+        for flow in ("archive", "mirror"):
+            admin(broker, "flow", "delete", flow, check=False)
+        s3.stop()

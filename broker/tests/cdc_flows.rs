@@ -188,6 +188,29 @@ async fn a_flow_streams_snapshot_and_changes_and_resumes_after_kill_9() {
     let (ok, _, out) = admin(&server, &["flow", "resume", "app"]);
     assert!(ok, "{out}");
     wait_state(&broker, "app", pb::FlowState::Running).await;
+
+    // The usage guide's shapes: a table added to the publication and read, the flow paused
+    // around it.
+    db.batch_execute("CREATE TABLE later (id int PRIMARY KEY, name text); INSERT INTO later VALUES (1, 'old'), (2, 'older')")
+        .await
+        .expect("a table to add");
+    let (ok, synced, out) =
+        admin(&server, &["--json", "publication", "sync", "-flow-id", "app", "-tables", "public.later", "-snapshot", "-pause", "-resume"]);
+    assert!(ok, "{out}");
+    assert_eq!(synced["tables"], serde_json::json!(["public.extra", "public.later", "public.users"]), "{out}");
+    assert_eq!(synced["snapshot_tables"], serde_json::json!(["public.later"]), "{out}");
+    let rows = read_values(&broker, "app.public.later", "check", 2).await;
+    assert_eq!(ops(&rows), [("r".to_string(), 1), ("r".to_string(), 2)]);
+    wait_state(&broker, "app", pb::FlowState::Running).await;
+    db.batch_execute("INSERT INTO later VALUES (3, 'new')").await.expect("insert");
+    assert_eq!(ops(&read_values(&broker, "app.public.later", "check", 1).await), [("c".to_string(), 3)]);
+    let (ok, listed, out) = admin(&server, &["--json", "publication", "list", "-flow-id", "app"]);
+    assert!(ok && listed["tables"].as_array().is_some_and(|t| t.len() == 3), "{out}");
+    // A snapshot needs the flow stopped; nothing changes.
+    let (ok, _, out) = admin(&server, &["publication", "sync", "-flow-id", "app", "-tables", "public.more", "-snapshot"]);
+    assert!(!ok && out.contains("stop it to snapshot tables"), "{out}");
+    let (ok, flow, out) = admin(&server, &["--json", "flow", "get", "app"]);
+    assert!(ok && !flow["source"]["options"]["publication_tables"].as_str().unwrap_or_default().contains("more"), "{out}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -332,7 +355,7 @@ async fn with_the_ddl_gate_a_flow_waits_for_approval() {
         .expect("ddl");
     let mut pending = Value::Null;
     for _ in 0..200 {
-        let (ok, listed, out) = admin(&server, &["--json", "ddl", "list", "--flow", "gated"]);
+        let (ok, listed, out) = admin(&server, &["--json", "ddl", "list", "-status", "pending"]);
         assert!(ok, "{out}");
         if listed.as_array().is_some_and(|l| !l.is_empty()) {
             pending = listed[0].clone();
@@ -353,8 +376,13 @@ async fn with_the_ddl_gate_a_flow_waits_for_approval() {
     assert!(held.is_empty(), "{held:?}");
 
     let id = pending["id"].as_u64().expect("id").to_string();
-    let (ok, decided, out) = admin(&server, &["--json", "ddl", "approve", "gated", &id]);
-    assert!(ok && decided[0]["status"] == "approved", "{out}");
+    // As the usage guide writes it: the id alone names the one flow with that change pending.
+    let (ok, _, out) = admin(&server, &["ddl", "approve", "-id", "99"]);
+    assert!(!ok && out.contains("no flow has a pending DDL change 99"), "{out}");
+    let (ok, decided, out) = admin(&server, &["--json", "ddl", "approve", "-id", &id]);
+    assert!(ok && decided[0]["status"] == "approved" && decided[0]["flow_id"] == "gated", "{out}");
+    let (ok, listed, out) = admin(&server, &["--json", "ddl", "list", "-status", "pending"]);
+    assert!(ok && listed.as_array().is_some_and(|l| l.is_empty()), "{out}");
     let after = read_values(&broker, "gated.public.users", "check", 1).await;
     assert_eq!(ops(&after), [("c".to_string(), 2)]);
     assert_eq!(after[0]["after"]["email"], "a@b");
@@ -805,4 +833,86 @@ async fn a_scheduled_run_held_at_the_ddl_gate_ends_as_ddl_gated() {
     assert!(outcomes.iter().any(|o| o == "ddl gated"), "{outcomes:?}");
     let (ok, listed, out) = admin(&server, &["--json", "ddl", "list", "--flow", "gatedrun"]);
     assert!(ok && listed.as_array().is_some_and(|l| l.iter().any(|d| d["status"] == "pending")), "{out}");
+}
+
+/// snapshot_state_backend: the snapshot's progress published in the source (postgres, the
+/// default), in a file, or nowhere; the flow's own table never streamed; a file that cannot be
+/// written fails the flow with what to fix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn snapshot_progress_is_published_where_the_backend_says() {
+    let (pg, db) = source("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users SELECT g, 'x' FROM generate_series(1, 40) g;").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &[]);
+    let server = grpc(&broker);
+    let split = [("partition_column", "id"), ("partition_count", "4")];
+
+    create_flow(&server, dir.path(), "intable", &pg.url(), &[split[0], split[1], ("publication_tables", "")]);
+    admin(&server, &["flow", "start", "intable"]);
+    assert_eq!(read_values(&broker, "intable.public.users", "check", 40).await.len(), 40);
+    let rows = db
+        .query("SELECT chunk_id, table_name, done_at IS NOT NULL FROM ductstream.snapshot_state WHERE flow_id = 'intable' ORDER BY chunk_id", &[])
+        .await
+        .expect("the snapshot-state table");
+    let chunks: Vec<(String, String, bool)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    assert_eq!(chunks.len(), 4, "{chunks:?}");
+    assert!(chunks.iter().all(|(id, table, done)| id.starts_with("public.users#") && table == "public.users" && *done), "{chunks:?}");
+    // The flow publishes every table, its own included, and streams none of its own.
+    db.batch_execute("INSERT INTO users VALUES (41, 'y')").await.expect("insert");
+    let next = read_values(&broker, "intable.public.users", "check", 1).await;
+    assert_eq!(ops(&next), [("c".to_string(), 41)]);
+    let mut api = StreamServiceClient::connect(grpc(&broker)).await.expect("connect");
+    for own in ["intable.ductstream.snapshot_state", "intable.ductstream.source_state"] {
+        let config = pb::ConsumerConfig { stream: own.into(), group: "check".into(), ..Default::default() };
+        let missing = api.create_consumer(pb::CreateConsumerRequest { config: Some(config) }).await;
+        assert!(missing.is_err_and(|s| s.code() == tonic::Code::NotFound), "{own} has no topic");
+    }
+
+    let file = dir.path().join("progress.json");
+    let path = file.to_str().expect("path");
+    create_flow(&server, dir.path(), "infile", &pg.url(), &[split[0], split[1], ("snapshot_state_backend", "file"), ("snapshot_state_path", path)]);
+    admin(&server, &["flow", "start", "infile"]);
+    assert_eq!(read_values(&broker, "infile.public.users", "check", 41).await.len(), 41);
+    let mut published = Value::Null;
+    for _ in 0..50 {
+        published = std::fs::read(&file).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or(Value::Null);
+        if published["complete"] == true {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(published["complete"], true, "{published}");
+    assert_eq!((published["chunks_total"].as_u64(), published["chunks_done"].as_u64()), (Some(4), Some(4)), "{published}");
+    assert_eq!(published["flow_id"], "infile");
+
+    create_flow(&server, dir.path(), "nowhere", &pg.url(), &[("snapshot_state_backend", "none")]);
+    admin(&server, &["flow", "start", "nowhere"]);
+    assert_eq!(read_values(&broker, "nowhere.public.users", "check", 41).await.len(), 41);
+    let nowhere: i64 = db.query_one("SELECT count(*) FROM ductstream.snapshot_state WHERE flow_id = 'nowhere'", &[]).await.expect("count").get(0);
+    assert_eq!(nowhere, 0);
+
+    // Deleting a flow removes its rows.
+    let (ok, _, out) = admin(&server, &["flow", "delete", "intable"]);
+    assert!(ok, "{out}");
+    let left: i64 = db.query_one("SELECT count(*) FROM ductstream.snapshot_state WHERE flow_id = 'intable'", &[]).await.expect("count").get(0);
+    assert_eq!(left, 0);
+
+    // Bad input: no path, an unknown backend, an unwritable file.
+    let refused = |extra: &[(&str, &str)]| {
+        let flow = serde_json::json!({
+            "id": "bad", "name": "bad",
+            "source": {"name": "app", "type": "postgres", "options": extra.iter().map(|(k, v)| (k.to_string(), Value::String(v.to_string()))).chain([("dsn".to_string(), Value::String(pg.url()))]).collect::<serde_json::Map<_, _>>()},
+            "destinations": [{"name": "topics", "type": "topics"}],
+        });
+        let file = dir.path().join("bad.json");
+        std::fs::write(&file, flow.to_string()).expect("write");
+        admin(&server, &["flow", "create", "-f", file.to_str().expect("path")])
+    };
+    let (ok, _, out) = refused(&[("snapshot_state_backend", "file")]);
+    assert!(!ok && out.contains("snapshot_state_path"), "{out}");
+    let (ok, _, out) = refused(&[("snapshot_state_backend", "redis")]);
+    assert!(!ok && out.contains("redis"), "{out}");
+    create_flow(&server, dir.path(), "unwritable", &pg.url(), &[("snapshot_state_backend", "file"), ("snapshot_state_path", "/proc/ductstream/progress.json")]);
+    admin(&server, &["flow", "start", "unwritable"]);
+    let failed = wait_state(&broker, "unwritable", pb::FlowState::Failed).await;
+    assert!(failed.last_error.contains("snapshot_state_path") && failed.last_error.contains("/proc/ductstream"), "{}", failed.last_error);
 }

@@ -32,6 +32,7 @@ use crate::pgoutput::decode;
 use crate::publication::{prepare_publication, published_tables};
 use crate::replication::{ReplicationClient, ReplicationStream};
 use crate::snapshot::{self, SnapshotJob};
+use crate::snapshot_state;
 use crate::source::SourceConfig;
 use crate::validate::validate_replication;
 use crate::writer::{ChangeWriter, OutRecord};
@@ -150,6 +151,7 @@ impl Flow {
         prepare_publication(&catalog, &options).await?;
         // Before the DDL capture, which would otherwise see the table made.
         crate::state::record_start(&catalog, &options).await;
+        crate::snapshot_state::prepare(&catalog, &options).await;
         if options.capture_ddl {
             install_ddl_capture(&catalog).await?;
         }
@@ -176,7 +178,7 @@ impl Flow {
                     let tables: Vec<_> = published_tables(&catalog, &options.publication)
                         .await?
                         .into_iter()
-                        .filter(|t| !crate::state::is_state_table(&options, &t.schema, &t.name))
+                        .filter(|t| !crate::state::is_own_table(&options, &t.schema, &t.name))
                         .collect();
                     let chunks = snapshot::plan(&catalog, &tables, &options).await?;
                     checkpoint.snapshot = Some(SnapshotProgress {
@@ -234,6 +236,8 @@ impl Flow {
             snapshot_name,
             lsn,
         };
+        let published = snapshot_state::connect(&self.source, &self.options).await;
+        snapshot_state::planned(published.as_ref(), &self.options, &progress).await?;
         let (done_tx, mut done_rx) = mpsc::unbounded_channel();
         let run = snapshot::run(job, todo, done_tx);
         tokio::pin!(run);
@@ -248,11 +252,14 @@ impl Flow {
                 id = done_rx.recv() => {
                     let Some(id) = id else { break };
                     if let Some(p) = checkpoint.snapshot.as_mut() {
-                        p.done.insert(id);
+                        p.done.insert(id.clone());
                         let done = p.done.len();
                         self.status.send_modify(|s| s.snapshot_chunks_done = done);
                     }
                     self.checkpoints.save(&self.options.flow_id, checkpoint).await?;
+                    if let Some(p) = &checkpoint.snapshot {
+                        snapshot_state::chunk_done(published.as_ref(), &self.options, p, &id).await?;
+                    }
                 }
                 _ = stopped(&mut stop) => return Ok(()),
             }
@@ -261,6 +268,9 @@ impl Flow {
             p.complete = p.chunks.iter().all(|c| p.done.contains(&c.id));
         }
         self.checkpoints.save(&self.options.flow_id, checkpoint).await?;
+        if let Some(p) = &checkpoint.snapshot {
+            snapshot_state::complete(&self.options, p)?;
+        }
         tracing::info!(flow = %self.options.flow_id, "snapshot complete");
         Ok(())
     }
@@ -314,7 +324,7 @@ impl Flow {
     async fn handle_item(&mut self, state: &mut StreamState, stream: &ReplicationStream, item: Decoded) -> Result<()> {
         match item {
             // The flow's own bookkeeping in the source (a FOR ALL TABLES publication holds it).
-            Decoded::Change(event) if crate::state::is_state_table(&self.options, &event.schema, &event.table) => {}
+            Decoded::Change(event) if crate::state::is_own_table(&self.options, &event.schema, &event.table) => {}
             Decoded::Change(event) => {
                 let topic = state.topic_of(&self.options, &event.schema, &event.table);
                 state.push(topic, encode_change(&event, self.options.format));

@@ -18,6 +18,20 @@ pub enum SyncPublicationMode {
     Sync,
 }
 
+/// Where a snapshot's progress is published besides the flow's checkpoint (see
+/// [`crate::snapshot_state`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SnapshotStateBackend {
+    /// A row per chunk in `<snapshot_state_schema>.<snapshot_state_table>` of the source.
+    #[default]
+    Postgres,
+    /// A JSON file at `snapshot_state_path`.
+    File,
+    /// Nowhere.
+    None,
+}
+
 /// Options of a Postgres CDC source. Every value may be given as a string (the admin API and
 /// the CLI pass `key=value` pairs); booleans, counts and durations are parsed from it.
 /// Durations accept `500ms`, `1s`, `2m`, `1h`; a bare number is milliseconds.
@@ -105,6 +119,13 @@ pub struct FlowSourceOptions {
     pub ensure_state: bool,
     pub state_schema: String,
     pub state_table: String,
+    /// Where snapshot progress is published (the checkpoint, which a resume reads, keeps it
+    /// in every case).
+    pub snapshot_state_backend: SnapshotStateBackend,
+    pub snapshot_state_schema: String,
+    pub snapshot_state_table: String,
+    /// The file of the `file` backend.
+    pub snapshot_state_path: String,
 }
 
 impl Default for FlowSourceOptions {
@@ -140,6 +161,10 @@ impl Default for FlowSourceOptions {
             ensure_state: true,
             state_schema: "ductstream".into(),
             state_table: "source_state".into(),
+            snapshot_state_backend: SnapshotStateBackend::Postgres,
+            snapshot_state_schema: "ductstream".into(),
+            snapshot_state_table: "snapshot_state".into(),
+            snapshot_state_path: String::new(),
         }
     }
 }
@@ -192,6 +217,15 @@ impl FlowSourceOptions {
         }
         if self.ensure_state && (self.state_schema.trim().is_empty() || self.state_table.trim().is_empty()) {
             return Err(CdcError::option("state_table", "state_schema and state_table must name the source-state table (or set ensure_state=false)"));
+        }
+        match self.snapshot_state_backend {
+            SnapshotStateBackend::Postgres if self.snapshot_state_schema.trim().is_empty() || self.snapshot_state_table.trim().is_empty() => {
+                return Err(CdcError::option("snapshot_state_table", "snapshot_state_schema and snapshot_state_table must name a table (or set snapshot_state_backend=none)"));
+            }
+            SnapshotStateBackend::File if self.snapshot_state_path.trim().is_empty() => {
+                return Err(CdcError::option("snapshot_state_path", "required with snapshot_state_backend=file: the file to write the snapshot's progress to"));
+            }
+            _ => {}
         }
         if self.snapshot_workers == 0 {
             return Err(CdcError::option("snapshot_workers", "must be at least 1"));
@@ -311,6 +345,18 @@ mod tests {
         assert_eq!(o.sync_publication_mode, SyncPublicationMode::Sync);
         assert_eq!(o.flow_id, "s1");
         assert!(o.snapshot_consistent, "consistent by default");
+    }
+
+    #[test]
+    fn snapshot_state_backends() {
+        let o = FlowSourceOptions::from_map(&map(&[("dsn", "x")])).map_err(|e| e.to_string());
+        assert!(o.is_ok_and(|o| o.snapshot_state_backend == SnapshotStateBackend::Postgres && o.snapshot_state_table == "snapshot_state"));
+        let file = FlowSourceOptions::from_map(&map(&[("dsn", "x"), ("snapshot_state_backend", "file")])).map_err(|e| e.to_string());
+        assert!(file.is_err_and(|e| e.contains("snapshot_state_path")));
+        let none = FlowSourceOptions::from_map(&map(&[("dsn", "x"), ("snapshot_state_backend", "none")])).map_err(|e| e.to_string());
+        assert!(none.is_ok_and(|o| o.snapshot_state_backend == SnapshotStateBackend::None));
+        let bad = FlowSourceOptions::from_map(&map(&[("dsn", "x"), ("snapshot_state_backend", "redis")])).map_err(|e| e.to_string());
+        assert!(bad.is_err_and(|e| e.contains("redis")));
     }
 
     #[test]

@@ -20,9 +20,11 @@ pub fn state_table(options: &FlowSourceOptions) -> TableName {
     TableName { schema: options.state_schema.clone(), name: options.state_table.clone() }
 }
 
-/// Whether `schema.table` is the flow's source-state table (its changes are not streamed).
-pub fn is_state_table(options: &FlowSourceOptions, schema: &str, table: &str) -> bool {
-    options.ensure_state && schema == options.state_schema && table == options.state_table
+/// Whether `schema.table` is one of the flow's own tables in the source (the source-state and
+/// snapshot-state tables): their changes are not streamed, nor their rows snapshotted.
+pub fn is_own_table(options: &FlowSourceOptions, schema: &str, table: &str) -> bool {
+    (options.ensure_state && schema == options.state_schema && table == options.state_table)
+        || crate::snapshot_state::is_state_table(options, schema, table)
 }
 
 /// Creates the table when it is missing and records that the flow starts.

@@ -4,17 +4,17 @@
 //! open (Postgres), or an embedded store no broker has open. Brokers on the same Postgres
 //! wake their fetches and pulls on its appends; a sink worker polls for theirs.
 
-use std::collections::BTreeSet;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use clap::{Parser, ValueEnum};
+use ductstream_broker::flows::backfill;
 use ductstream_broker::flows::store::{self, StorageCheckpoints};
 use ductstream_broker::flows::writer::TopicWriter;
 use ductstream_broker::log::Log;
 use ductstream_broker::sinks::source::LogSource;
 use ductstream_broker::sinks::{sink_runner, staging, store as sink_store, SinkState};
-use ductstream_cdc::{Checkpoint, CheckpointStore, Flow, FlowPhase, FlowSourceOptions, Lsn, SnapshotProgress};
+use ductstream_cdc::{CheckpointStore, Flow, FlowPhase, FlowSourceOptions, Lsn};
 use ductstream_sinks::runtime::{MemoryBudget, SinkPhase};
 use tokio_util::sync::CancellationToken;
 
@@ -131,7 +131,10 @@ async fn run(args: Args) -> Result<(), String> {
         checkpoints.save(&flow_id, &checkpoint).await.map_err(|e| e.to_string())?;
     }
     if args.mode == Mode::Backfill {
-        plan_backfill(&options, &args.tables, &mut checkpoint).await?;
+        if args.tables.is_empty() {
+            return Err("--mode backfill needs --tables schema.table[,...]".into());
+        }
+        backfill::plan(&options, &args.tables, &mut checkpoint).await.map_err(|e| e.to_string())?;
         checkpoints.save(&flow_id, &checkpoint).await.map_err(|e| e.to_string())?;
     }
 
@@ -223,25 +226,4 @@ async fn run_sink(storage: Arc<dyn ductstream_storage::Storage>, id: &str, args:
             }
         }
     }
-}
-
-/// Marks `tables` for a fresh read: the flow reads unfinished snapshot chunks before it
-/// streams, in new transactions, so their rows come again as op r (changes meanwhile repeat).
-async fn plan_backfill(options: &FlowSourceOptions, tables: &[String], checkpoint: &mut Checkpoint) -> Result<(), String> {
-    if tables.is_empty() {
-        return Err("--mode backfill needs --tables schema.table[,...]".into());
-    }
-    let source = ductstream_cdc::SourceConfig::parse(&options.dsn).map_err(|e| e.to_string())?;
-    let client = source.connect().await.map_err(|e| e.to_string())?;
-    let names: Vec<ductstream_cdc::publication::TableName> =
-        tables.iter().map(|t| ductstream_cdc::publication::TableName::parse(t)).collect();
-    let chunks = ductstream_cdc::snapshot::plan(&client, &names, options).await.map_err(|e| e.to_string())?;
-    tracing::info!(tables = ?tables, chunks = chunks.len(), "backfill planned");
-    checkpoint.snapshot = Some(SnapshotProgress {
-        consistent_point: checkpoint.lsn,
-        chunks,
-        done: BTreeSet::new(),
-        complete: false,
-    });
-    Ok(())
 }

@@ -195,7 +195,15 @@ impl DdlBoard {
     }
 
     /// Decides a pending change: `Approved` or `Applied` let the flow go on, `Rejected` stops it.
+    /// An empty `flow_id` means the one flow with a pending change `id` (ids count per flow).
     pub async fn decide(&self, flow_id: &str, id: u64, status: DdlStatus, reason: &str) -> Result<DdlEntry> {
+        let owner;
+        let flow_id = if flow_id.is_empty() {
+            owner = self.flow_pending(id).await?;
+            owner.as_str()
+        } else {
+            flow_id
+        };
         let missing = || BrokerError::NotFound(format!("flow {flow_id:?} has no DDL change {id} (list them with ddl list)"));
         let (entry, ()) = documents::update(self.storage.as_ref(), KIND, &key(flow_id, id), missing, |entry: &mut DdlEntry| {
             if entry.status != DdlStatus::Pending {
@@ -209,5 +217,19 @@ impl DdlBoard {
         tracing::info!(flow = flow_id, id, status = status.as_str(), "DDL change decided");
         self.answer(&entry);
         Ok(entry)
+    }
+
+    /// The flow whose pending change is `id`, when exactly one flow has one.
+    async fn flow_pending(&self, id: u64) -> Result<String> {
+        let mut flows: Vec<String> =
+            self.list("").await?.into_iter().filter(|e| e.id == id && e.status == DdlStatus::Pending).map(|e| e.flow_id).collect();
+        match flows.len() {
+            0 => Err(BrokerError::NotFound(format!("no flow has a pending DDL change {id} (list them with ddl list)"))),
+            1 => Ok(flows.remove(0)),
+            _ => Err(BrokerError::FailedPrecondition(format!(
+                "DDL change {id} is pending in flows {}: name the flow (--flow-id)",
+                flows.join(", ")
+            ))),
+        }
     }
 }

@@ -34,6 +34,19 @@ struct Running {
     updated_ms: i64,
 }
 
+/// What `publication sync` asks of a flow (see [`FlowManager::sync_publication`]).
+#[derive(Debug, Clone, Default)]
+pub struct PublicationSync {
+    /// `add` (the default) or `sync`.
+    pub mode: String,
+    /// `schema.table` names for `publication_tables`.
+    pub tables: Vec<String>,
+    /// Schema names for `publication_schemas`.
+    pub schemas: Vec<String>,
+    /// Read the named and newly published tables before streaming on.
+    pub snapshot: bool,
+}
+
 /// A flow with its progress when this broker runs it.
 pub struct FlowView {
     pub def: FlowDef,
@@ -147,6 +160,7 @@ impl FlowManager {
             };
             if dropped.is_ok() && let Ok(client) = async { ductstream_cdc::SourceConfig::parse(&options.dsn)?.connect().await }.await {
                 ductstream_cdc::state::forget(&client, &options).await;
+                ductstream_cdc::snapshot_state::forget(&client, &options).await;
             }
             match dropped {
                 Ok(ductstream_cdc::slot::Dropped::Dropped) => "dropped".to_string(),
@@ -274,6 +288,79 @@ impl FlowManager {
         }
         let tables = ductstream_cdc::publication::published_tables(&client, &options.publication).await.map_err(unavailable)?;
         Ok((options.publication.clone(), tables.iter().map(|t| format!("{}.{}", t.schema, t.name)).collect()))
+    }
+
+    /// `publication sync`: adds `sync.tables` and `sync.schemas` to the flow's
+    /// `publication_tables` and `publication_schemas` (mode `sync` replaces them), makes the
+    /// publication match, and with `sync.snapshot` plans a backfill of the tables named and of
+    /// those the sync published. A snapshot needs the flow stopped, so that it reads the new
+    /// tables before it streams on. Returns the publication and the tables planned.
+    pub async fn sync_publication(&self, id: &str, sync: &PublicationSync) -> Result<(String, Vec<String>, Vec<String>)> {
+        let mode = if sync.mode.is_empty() { "add" } else { sync.mode.as_str() };
+        if !matches!(mode, "add" | "sync") {
+            return Err(BrokerError::InvalidArgument(format!("publication sync mode {mode:?}: use add or sync")));
+        }
+        let def = store::load(self.storage(), id).await?;
+        if sync.snapshot && matches!(def.state, FlowState::Running | FlowState::Stopping) {
+            return Err(BrokerError::FailedPrecondition(format!(
+                "flow {id:?} is {:?}: stop it to snapshot tables (ductstream-admin publication sync --pause --resume)",
+                def.state
+            )));
+        }
+        let before = if sync.snapshot { self.publication(id, None).await?.1 } else { Vec::new() };
+        if !sync.tables.is_empty() || !sync.schemas.is_empty() {
+            store::update(self.storage(), id, |flow| {
+                for (key, names) in [("publication_tables", &sync.tables), ("publication_schemas", &sync.schemas)] {
+                    if names.is_empty() {
+                        continue;
+                    }
+                    let options = &mut flow.source.options;
+                    let mut list: Vec<String> = match (mode, options.get(key)) {
+                        ("add", Some(current)) => current.split(',').map(|t| t.trim().to_owned()).filter(|t| !t.is_empty()).collect(),
+                        _ => Vec::new(),
+                    };
+                    for name in names {
+                        if !list.contains(name) {
+                            list.push(name.clone());
+                        }
+                    }
+                    options.insert(key.to_owned(), list.join(","));
+                }
+                flow.updated_ms = now_ms();
+                Ok(())
+            })
+            .await?;
+            self.wake.notify_one();
+        }
+        let (name, after) = self.publication(id, Some(mode)).await?;
+        let mut planned = Vec::new();
+        if sync.snapshot {
+            let named = sync.tables.iter().map(|t| ductstream_cdc::publication::TableName::parse(t).to_string());
+            planned = after.iter().filter(|t| !before.contains(t)).cloned().chain(named).collect();
+            planned.dedup();
+            planned.sort();
+            planned.dedup();
+            self.plan_backfill(id, &planned).await?;
+        }
+        Ok((name, after, planned))
+    }
+
+    /// Marks `tables` of a stopped flow to be read again before it streams on. A flow that has
+    /// not run yet reads every published table at its first start, so it needs no plan.
+    async fn plan_backfill(&self, id: &str, tables: &[String]) -> Result<()> {
+        use ductstream_cdc::CheckpointStore;
+        if tables.is_empty() {
+            return Ok(());
+        }
+        let checkpoints = StorageCheckpoints(self.broker.storage().clone());
+        let failed = |e: ductstream_cdc::CdcError| BrokerError::Storage(ductstream_storage::StorageError::Engine(e.to_string()));
+        let Some(mut checkpoint) = checkpoints.load(id).await.map_err(failed)? else { return Ok(()) };
+        let def = store::load(self.storage(), id).await?;
+        let options = FlowSourceOptions::from_map(&def.source_options(false))
+            .and_then(|o| o.normalized())
+            .map_err(|e| BrokerError::InvalidArgument(format!("source options: {e}")))?;
+        super::backfill::plan(&options, tables, &mut checkpoint).await?;
+        checkpoints.save(id, &checkpoint).await.map_err(failed)
     }
 
     pub async fn checkpoint(&self, id: &str) -> Result<Option<ductstream_cdc::Checkpoint>> {

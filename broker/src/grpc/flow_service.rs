@@ -13,7 +13,7 @@ use ductstream_proto::timestamp_from_ms;
 use super::status::to_status;
 use crate::enum_names;
 use crate::flows::ddl::{DdlEntry, DdlStatus};
-use crate::flows::{Endpoint, FlowDef, FlowManager, FlowState, FlowView};
+use crate::flows::{Endpoint, FlowDef, FlowManager, FlowState, FlowView, PublicationSync};
 use crate::{BrokerError, Result};
 
 pub struct FlowApi {
@@ -177,13 +177,14 @@ impl FlowService for FlowApi {
     async fn list_publication(&self, request: Request<pb::FlowRef>) -> Answer<pb::Publication> {
         let id = request.into_inner().id;
         let (name, tables) = self.flows.publication(&id, None).await.map_err(to_status)?;
-        Ok(Response::new(pb::Publication { flow_id: id, name, tables }))
+        Ok(Response::new(pb::Publication { flow_id: id, name, tables, snapshot_tables: Vec::new() }))
     }
 
     async fn sync_publication(&self, request: Request<pb::SyncPublicationRequest>) -> Answer<pb::Publication> {
         let r = request.into_inner();
-        let (name, tables) = self.flows.publication(&r.id, Some(&r.mode)).await.map_err(to_status)?;
-        Ok(Response::new(pb::Publication { flow_id: r.id, name, tables }))
+        let sync = PublicationSync { mode: r.mode, tables: r.tables, schemas: r.schemas, snapshot: r.snapshot };
+        let (name, tables, snapshot_tables) = self.flows.sync_publication(&r.id, &sync).await.map_err(to_status)?;
+        Ok(Response::new(pb::Publication { flow_id: r.id, name, tables, snapshot_tables }))
     }
 
     async fn resolve_staging(&self, request: Request<pb::ResolveStagingRequest>) -> Answer<pb::ResolveStagingResponse> {

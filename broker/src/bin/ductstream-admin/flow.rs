@@ -60,35 +60,99 @@ pub enum FlowCommand {
     },
 }
 
+/// A flow named by position or, as the usage guide writes it, by `--flow-id`.
+#[derive(Debug, Args)]
+pub struct FlowName {
+    /// The flow's id.
+    #[arg(required_unless_present = "flow_id", conflicts_with = "flow_id")]
+    flow: Option<String>,
+    #[arg(long = "flow-id", hide = true)]
+    flow_id: Option<String>,
+}
+
+impl FlowName {
+    fn id(self) -> String {
+        self.flow.or(self.flow_id).unwrap_or_default()
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum PublicationCommand {
     /// The tables in a flow's publication on its source.
-    List { flow: String },
-    /// Make the publication match the flow's publication_tables.
+    List(FlowName),
+    /// Make the publication match the flow's publication_tables (and publication_schemas).
     Sync {
-        flow: String,
-        /// add: add missing tables; sync: also drop the others.
+        #[command(flatten)]
+        flow: FlowName,
+        /// add: add missing tables; sync: also drop the others (and replace the flow's lists
+        /// with --tables and --schemas).
         #[arg(long, default_value = "add", value_parser = ["add", "sync"])]
         mode: String,
+        /// schema.table names to add to the flow's publication_tables first, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        tables: Vec<String>,
+        /// Schemas to add to the flow's publication_schemas first, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        schemas: Vec<String>,
+        /// Read the named and newly published tables (op r) before the flow streams on; the
+        /// flow must be stopped (--pause).
+        #[arg(long)]
+        snapshot: bool,
+        /// Stop the flow first.
+        #[arg(long)]
+        pause: bool,
+        /// Resume the flow afterwards (also when the sync failed).
+        #[arg(long)]
+        resume: bool,
     },
+}
+
+/// A DDL change: `[FLOW] ID` by position, or `--flow-id` and `--id`. Without a flow, the one
+/// flow with a pending change of that id.
+#[derive(Debug, Args)]
+pub struct DdlTarget {
+    #[arg(num_args = 0..=2, value_name = "[FLOW] ID")]
+    position: Vec<String>,
+    #[arg(long = "flow-id", hide = true)]
+    flow_id: Option<String>,
+    #[arg(long)]
+    id: Option<u64>,
+}
+
+impl DdlTarget {
+    fn resolve(self) -> Result<(String, u64), String> {
+        let parse = |text: &str| text.parse::<u64>().map_err(|_| format!("DDL change id {text:?} is not a number"));
+        let (flow, id) = match (self.position.as_slice(), self.id) {
+            ([flow, id], None) => (Some(flow.clone()), parse(id)?),
+            ([id], None) => (None, parse(id)?),
+            ([flow], Some(id)) => (Some(flow.clone()), id),
+            ([], Some(id)) => (None, id),
+            ([], None) => return Err("name the DDL change: ddl approve [FLOW] ID, or --id N".into()),
+            _ => return Err("the DDL change is named twice (by position and --id)".into()),
+        };
+        Ok((flow.or(self.flow_id).unwrap_or_default(), id))
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum DdlCommand {
-    /// DDL changes waiting at a flow's gate (and recent decisions).
+    /// DDL changes waiting at flows' gates (and recent decisions).
     List {
-        #[arg(long, default_value = "")]
+        #[arg(long, alias = "flow-id", default_value = "")]
         flow: String,
+        /// Only changes in this state.
+        #[arg(long, value_parser = ["pending", "approved", "rejected", "applied"])]
+        status: Option<String>,
     },
-    Approve { flow: String, id: u64 },
+    Approve(DdlTarget),
     Reject {
-        flow: String,
-        id: u64,
+        #[command(flatten)]
+        target: DdlTarget,
         #[arg(long, default_value = "")]
         reason: String,
     },
     /// Approve a change you applied downstream.
-    Apply { flow: String, id: u64 },
+    Apply(DdlTarget),
 }
 
 #[derive(Debug, Subcommand)]
@@ -272,25 +336,54 @@ fn print_flows(format: Format, flows: &[pb::Flow], as_list: bool) {
 pub async fn run_publication(server: &str, command: PublicationCommand, format: Format) -> Result<(), String> {
     let mut client = FlowServiceClient::new(connect(server).await?);
     let publication = match command {
-        PublicationCommand::List { flow } => client.list_publication(pb::FlowRef { id: flow }).await,
-        PublicationCommand::Sync { flow, mode } => client.sync_publication(pb::SyncPublicationRequest { id: flow, mode }).await,
+        PublicationCommand::List(flow) => client.list_publication(pb::FlowRef { id: flow.id() }).await.map_err(failed)?,
+        PublicationCommand::Sync { flow, mode, tables, schemas, snapshot, pause, resume } => {
+            let id = flow.id();
+            let mut flows = client.clone();
+            if pause {
+                flows.stop_flow(pb::FlowRef { id: id.clone() }).await.map_err(failed)?;
+            }
+            let synced = client.sync_publication(pb::SyncPublicationRequest { id: id.clone(), mode, tables, schemas, snapshot }).await;
+            if resume {
+                flows.resume_flow(pb::FlowRef { id }).await.map_err(|e| format!("resume: {}", failed(e)))?;
+            }
+            synced.map_err(failed)?
+        }
     }
-    .map_err(failed)?
     .into_inner();
-    let json = json!({"flow_id": publication.flow_id, "publication": publication.name, "tables": publication.tables});
-    let rows = publication.tables.iter().map(|t| vec![publication.name.clone(), t.clone()]).collect();
-    output::print(format, &json, &["PUBLICATION", "TABLE"], rows);
+    let json = json!({
+        "flow_id": publication.flow_id,
+        "publication": publication.name,
+        "tables": publication.tables,
+        "snapshot_tables": publication.snapshot_tables,
+    });
+    let rows = publication
+        .tables
+        .iter()
+        .map(|t| vec![publication.name.clone(), t.clone(), if publication.snapshot_tables.contains(t) { "yes".into() } else { String::new() }])
+        .collect();
+    output::print(format, &json, &["PUBLICATION", "TABLE", "SNAPSHOT"], rows);
     Ok(())
 }
 
 pub async fn run_ddl(server: &str, command: DdlCommand, format: Format) -> Result<(), String> {
     let mut client = DdlServiceClient::new(connect(server).await?);
     let entries = match command {
-        DdlCommand::List { flow } => client.list_pending(pb::ListPendingRequest { flow_id: flow }).await.map_err(failed)?.into_inner().ddl,
-        DdlCommand::Approve { flow, id } => vec![client.approve(pb::DdlRef { flow_id: flow, id }).await.map_err(failed)?.into_inner()],
-        DdlCommand::Apply { flow, id } => vec![client.apply(pb::DdlRef { flow_id: flow, id }).await.map_err(failed)?.into_inner()],
-        DdlCommand::Reject { flow, id, reason } => {
-            vec![client.reject(pb::RejectRequest { flow_id: flow, id, reason }).await.map_err(failed)?.into_inner()]
+        DdlCommand::List { flow, status } => {
+            let all = client.list_pending(pb::ListPendingRequest { flow_id: flow }).await.map_err(failed)?.into_inner().ddl;
+            all.into_iter().filter(|d| status.as_ref().is_none_or(|s| &d.status == s)).collect()
+        }
+        DdlCommand::Approve(target) => {
+            let (flow_id, id) = target.resolve()?;
+            vec![client.approve(pb::DdlRef { flow_id, id }).await.map_err(failed)?.into_inner()]
+        }
+        DdlCommand::Apply(target) => {
+            let (flow_id, id) = target.resolve()?;
+            vec![client.apply(pb::DdlRef { flow_id, id }).await.map_err(failed)?.into_inner()]
+        }
+        DdlCommand::Reject { target, reason } => {
+            let (flow_id, id) = target.resolve()?;
+            vec![client.reject(pb::RejectRequest { flow_id, id, reason }).await.map_err(failed)?.into_inner()]
         }
     };
     let json = Value::Array(
