@@ -24,6 +24,34 @@ const CRC_START: usize = 21;
 
 /// One batch holding `records` in order, with base offset 0 (the append rewrites it).
 pub fn build(records: &[NewRecord]) -> Result<Batch> {
+    encode(records, Header { attributes: 0, producer_id: -1, producer_epoch: -1 })
+}
+
+/// Attributes of a transaction marker: transactional (0x10) and control (0x20).
+const CONTROL_ATTRIBUTES: i16 = 0x30;
+
+/// A transaction marker (KIP-98): a control batch of one record whose key says commit (1) or
+/// abort (0) and whose value carries the coordinator epoch, written by the transaction
+/// coordinator to every partition of a transaction as the producer.
+pub fn transaction_marker(producer_id: i64, producer_epoch: i16, commit: bool, timestamp: i64) -> Result<Batch> {
+    let mut key = BytesMut::with_capacity(4);
+    key.put_i16(0); // version
+    key.put_i16(i16::from(commit)); // type: 0 abort, 1 commit
+    let mut value = BytesMut::with_capacity(6);
+    value.put_i16(0); // version
+    value.put_i32(0); // coordinator epoch
+    let record = NewRecord { key: Some(key.freeze()), value: Some(value.freeze()), headers: Vec::new(), timestamp };
+    encode(&[record], Header { attributes: CONTROL_ATTRIBUTES, producer_id, producer_epoch })
+}
+
+/// The batch header fields a caller chooses.
+struct Header {
+    attributes: i16,
+    producer_id: i64,
+    producer_epoch: i16,
+}
+
+fn encode(records: &[NewRecord], header: Header) -> Result<Batch> {
     let (Some(base_timestamp), Some(max_timestamp)) =
         (records.iter().map(|r| r.timestamp).min(), records.iter().map(|r| r.timestamp).max())
     else {
@@ -40,12 +68,12 @@ pub fn build(records: &[NewRecord]) -> Result<Batch> {
     batch.put_i32(-1); // partition leader epoch
     batch.put_i8(2); // magic
     batch.put_u32(0); // crc, set below
-    batch.put_i16(0); // attributes: no compression, create time
+    batch.put_i16(header.attributes); // no compression, create time
     batch.put_i32(count - 1); // last offset delta
     batch.put_i64(base_timestamp);
     batch.put_i64(max_timestamp);
-    batch.put_i64(-1); // producer id
-    batch.put_i16(-1); // producer epoch
+    batch.put_i64(header.producer_id);
+    batch.put_i16(header.producer_epoch);
     batch.put_i32(-1); // base sequence
     batch.put_i32(count);
     for (delta, (record, len)) in records.iter().zip(&lengths).enumerate() {
@@ -119,6 +147,17 @@ fn put_bytes(buf: &mut BytesMut, bytes: Option<&[u8]>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_transaction_marker_is_a_valid_control_batch() -> Result<()> {
+        let marker = transaction_marker(42, 3, true, 1_700_000_000_000)?;
+        let checked = Batch::parse(marker.bytes().clone()).map_err(|e| BrokerError::Decode(e.to_string()))?;
+        assert!(checked.is_control() && checked.is_transactional());
+        assert_eq!((checked.producer_id(), checked.producer_epoch(), checked.base_sequence(), checked.record_count()), (42, 3, -1, 1));
+        let record = &crate::records::decode(&checked)?[0];
+        assert_eq!(record.key.as_deref(), Some(&[0u8, 0, 0, 1][..]));
+        Ok(())
+    }
 
     #[test]
     fn varint_lengths_match_what_is_written() {

@@ -12,6 +12,7 @@ use crate::cluster::Cluster;
 use crate::groups::{Coordinator, GroupConfig};
 use crate::log::Log;
 use crate::metrics::Metrics;
+use crate::transactions::TxnCoordinator;
 use crate::{topic_config, BrokerError, Result};
 
 /// What every request handler shares.
@@ -23,6 +24,8 @@ pub struct Broker {
     pub cluster: Cluster,
     /// Cancelled when the broker starts shutting down: long polls return early.
     pub shutdown: CancellationToken,
+    /// Transactional ids and their transactions.
+    pub txns: Arc<TxnCoordinator>,
     /// The sinks this broker runs, by id, for metrics.
     pub sink_statuses: std::sync::Mutex<BTreeMap<String, Arc<SinkStatus>>>,
 }
@@ -33,10 +36,13 @@ impl Broker {
         let me = BrokerInfo { node_id: config.node_id, host: config.advertised_host.clone(), port: config.advertised_port };
         let cluster = Cluster::join(&storage, me, config.broker_lease).await?;
         let groups = Coordinator::new(storage.clone(), groups);
+        let log = Arc::new(Log::new(storage.clone()));
+        let txns = TxnCoordinator::new(storage, log.clone());
         Ok(Arc::new(Broker {
             cluster,
             config,
-            log: Arc::new(Log::new(storage)),
+            log,
+            txns,
             metrics: Metrics::default(),
             groups,
             shutdown: CancellationToken::new(),

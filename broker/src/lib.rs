@@ -35,6 +35,7 @@ pub mod retention;
 pub mod server;
 pub mod sinks;
 mod topic_config;
+pub mod transactions;
 
 pub use broker::Broker;
 pub use error::{BrokerError, Result};

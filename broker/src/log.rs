@@ -22,6 +22,7 @@ use uuid::Uuid;
 use crate::committer::{Committer, Durable};
 use crate::gatherer::Gatherer;
 use crate::idempotence::{self, Sequenced};
+use crate::transactions::partition::{self as txn_partition, AbortedTxn, PartitionTxns};
 use crate::{BrokerError, Result};
 
 type PartitionTable = HashMap<(Uuid, i32), Arc<PartitionState>>;
@@ -60,6 +61,8 @@ pub struct PartitionState {
     /// Held while a group is written; loaded on first use.
     writer: tokio::sync::Mutex<Option<WriterState>>,
     queue: Mutex<Queue>,
+    /// Open and aborted transactions; changed by appends under the writer lock.
+    txns: Mutex<PartitionTxns>,
 }
 
 /// Appends in line, by turn number.
@@ -203,10 +206,17 @@ impl Appender {
         let mut writer = state.writer.lock().await;
         let epoch = self.leadership_epoch.load(Ordering::SeqCst);
         if writer.as_ref().is_none_or(|w| w.leadership_epoch != epoch) {
-            match self.load_writer(topic, partition, epoch).await {
-                Ok(loaded) => {
+            let loaded = match self.load_writer(topic, partition, epoch).await {
+                Ok(loaded) => txn_partition::load(self.storage.as_ref(), topic, partition).await.map(|txns| (loaded, txns)),
+                Err(e) => Err(e),
+            };
+            match loaded {
+                Ok((loaded, txns)) => {
                     state.publish_high_watermark(loaded.next_offset);
                     *writer = Some(loaded);
+                    if let Ok(mut held) = state.txns.lock() {
+                        *held = txns;
+                    }
                 }
                 Err(e) => {
                     let message = e.to_string();
@@ -225,7 +235,20 @@ impl Appender {
         let mut accepted: Vec<(Queued, Option<ProducerState>)> = Vec::with_capacity(group.len());
         let mut duplicates: Vec<(Queued, i64)> = Vec::new();
         for q in group {
-            let producer = if q.batch.has_producer_id() {
+            let producer = if q.batch.is_control() {
+                // A transaction marker, from the coordinator: no sequence, but a newer epoch
+                // (an abort that fences) fences the producer's older one here too.
+                let pid = q.batch.producer_id();
+                let epoch = q.batch.producer_epoch();
+                match w.producers.get(&pid) {
+                    Some(current) if current.epoch >= epoch => None,
+                    _ => {
+                        let fenced = ProducerState { producer_id: pid, epoch, batches: Vec::new() };
+                        w.producers.insert(pid, fenced.clone());
+                        Some(fenced)
+                    }
+                }
+            } else if q.batch.has_producer_id() {
                 match idempotence::check(w.producers.get(&q.batch.producer_id()), &q.batch, predicted) {
                     Err(e) => {
                         let _ = q.reply.send(Err(e));
@@ -254,6 +277,16 @@ impl Appender {
             (None, false) => self.storage.append_many(&topic.name, partition, batches).await,
         };
         let log_start = w.log_start;
+        let mut outcomes = outcomes;
+        if let Err(e) = self.track_transactions(topic, partition, state, &accepted, &outcomes, log_start).await {
+            // The batches are stored, but what they opened or closed is not: answer them as
+            // failed (the producer retries; the retry finds them stored) and read it all again.
+            tracing::error!(topic = %topic.name, partition, error = %e, "cannot record the partition's transactions");
+            let message = e.to_string();
+            for outcome in outcomes.iter_mut() {
+                *outcome = Err(ductstream_storage::StorageError::Engine(message.clone()));
+            }
+        }
         let mut failed = false;
         for ((q, _), outcome) in accepted.into_iter().zip(outcomes) {
             match outcome {
@@ -282,6 +315,39 @@ impl Appender {
         if failed {
             // The producers' states and the next offset are unknown now: read them again.
             *writer = None;
+        }
+    }
+
+    /// Takes the stored transactional batches and markers into the partition's transactions,
+    /// and stores those before the appends are answered.
+    async fn track_transactions(
+        &self,
+        topic: &Topic,
+        partition: i32,
+        state: &PartitionState,
+        accepted: &[(Queued, Option<ProducerState>)],
+        outcomes: &[ductstream_storage::Result<ductstream_storage::AppendOutcome>],
+        log_start: i64,
+    ) -> Result<()> {
+        if !accepted.iter().any(|(q, _)| q.batch.is_transactional()) {
+            return Ok(());
+        }
+        let changed = {
+            let mut txns = state.txns.lock().map_err(|_| BrokerError::kafka(ResponseError::UnknownServerError, "transactions lock poisoned"))?;
+            let mut changed = false;
+            for ((q, _), outcome) in accepted.iter().zip(outcomes) {
+                if let Ok(outcome) = outcome {
+                    changed |= txns.apply(&q.batch, outcome.base_offset);
+                }
+            }
+            if changed {
+                txns.prune(log_start);
+            }
+            changed.then(|| txns.clone())
+        };
+        match changed {
+            Some(txns) => txn_partition::save(self.storage.as_ref(), topic, partition, &txns).await,
+            None => Ok(()),
         }
     }
 
@@ -317,12 +383,14 @@ impl Log {
         // Everything in storage when the partition is first opened has survived a restart.
         let epoch = self.bounds_epoch.load(Ordering::SeqCst);
         let offsets = self.storage().offsets(&topic.name, partition).await?;
+        let txns = txn_partition::load(self.storage().as_ref(), topic, partition).await?;
         let state = Arc::new(PartitionState {
             high_watermark: watch::Sender::new(offsets.high_watermark),
             log_start: AtomicI64::new(offsets.log_start),
             bounds_epoch: AtomicU64::new(epoch),
             writer: tokio::sync::Mutex::new(None),
             queue: Mutex::new(Queue::default()),
+            txns: Mutex::new(txns),
         });
         Ok(self.lock_partitions()?.entry((topic.id, partition)).or_insert(state).clone())
     }
@@ -426,6 +494,16 @@ impl Log {
             state.bounds_epoch.store(epoch, Ordering::SeqCst);
         }
         Ok(PartitionOffsets { log_start: state.log_start.load(Ordering::SeqCst), high_watermark: state.high_watermark() })
+    }
+
+    /// The last stable offset (what read_committed consumers may read up to) and the aborted
+    /// transactions with records in `[from, last stable offset)`.
+    pub async fn stable(&self, topic: &Topic, partition: i32, from: i64) -> Result<(i64, Vec<AbortedTxn>)> {
+        let high_watermark = self.offsets(topic, partition).await?.high_watermark;
+        let state = self.partition(topic, partition).await?;
+        let txns = state.txns.lock().map_err(|_| BrokerError::kafka(ResponseError::UnknownServerError, "transactions lock poisoned"))?;
+        let stable = txns.last_stable_offset(high_watermark);
+        Ok((stable, if from < stable { txns.aborted_between(from, stable) } else { Vec::new() }))
     }
 
     /// Makes offsets below `offset` unreadable; `-1` means the high watermark.

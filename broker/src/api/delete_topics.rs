@@ -40,6 +40,9 @@ async fn delete(ctx: &Ctx, name: Option<TopicName>, id: Uuid) -> Result<(String,
     };
     let topic = storage.delete_topic(&name).await?;
     ctx.broker.log.forget_topic(&topic)?;
+    if let Err(e) = crate::transactions::partition::forget_topic(storage.as_ref(), &topic).await {
+        tracing::warn!(topic = %name, error = %e, "cannot forget the deleted topic's transactions");
+    }
     tracing::info!(topic = %name, "deleted topic");
     Ok((topic.name, topic.id))
 }

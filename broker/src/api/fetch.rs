@@ -12,13 +12,16 @@ use futures::future::select_all;
 use futures::FutureExt;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{FetchRequest, FetchResponse};
+use kafka_protocol::messages::fetch_response::{AbortedTransaction, FetchableTopicResponse, PartitionData};
+use kafka_protocol::messages::{FetchRequest, FetchResponse, ProducerId};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Ctx;
+use crate::transactions::partition::AbortedTxn;
 use crate::{BrokerError, Result};
+
+const READ_COMMITTED: i8 = 1;
 
 /// The longest a fetch may wait, whatever the client asks.
 const MAX_WAIT: Duration = Duration::from_secs(30);
@@ -38,7 +41,7 @@ pub async fn handle(ctx: &Ctx, request: FetchRequest) -> Result<FetchResponse> {
     let max_bytes = if request.max_bytes <= 0 { usize::MAX } else { request.max_bytes as usize };
     loop {
         let mut wakers = Vec::new();
-        let round = read_round(ctx, &topics, max_bytes, &mut wakers).await;
+        let round = read_round(ctx, &topics, max_bytes, request.isolation_level == READ_COMMITTED, &mut wakers).await;
         let done = round.bytes >= min_bytes || round.has_error || Instant::now() >= deadline || wakers.is_empty();
         if done || !wait_for_append(ctx, wakers, deadline).await {
             return Ok(FetchResponse::default().with_responses(round.responses));
@@ -58,7 +61,16 @@ struct Wanted<'a> {
     partition: &'a FetchPartition,
 }
 
-type PartitionRead = Result<(Vec<Batch>, PartitionOffsets)>;
+/// A partition's batches and bounds, with its last stable offset and the aborted
+/// transactions among the batches (for read_committed).
+struct ReadPartition {
+    batches: Vec<Batch>,
+    offsets: PartitionOffsets,
+    last_stable: i64,
+    aborted: Vec<AbortedTxn>,
+}
+
+type PartitionRead = Result<ReadPartition>;
 
 /// Reads every partition asked for, within the response's `max_bytes`. Partitions whose limits
 /// fit together in what is left of the budget are read at once (on Postgres, each on its own
@@ -68,6 +80,7 @@ async fn read_round(
     ctx: &Ctx,
     topics: &[(FetchTopic, Option<Topic>)],
     max_bytes: usize,
+    read_committed: bool,
     wakers: &mut Vec<watch::Receiver<i64>>,
 ) -> Round {
     let wanted: Vec<Wanted<'_>> = topics
@@ -92,12 +105,12 @@ async fn read_round(
                 }
                 promised += limit;
             }
-            group.push(read_partition(ctx, w, limit));
+            group.push(read_partition(ctx, w, limit, read_committed));
         }
         for (read, waker) in futures::future::join_all(group).await {
             wakers.extend(waker);
-            if let Ok((batches, _)) = &read {
-                bytes += batches.iter().map(Batch::len).sum::<usize>();
+            if let Ok(read) = &read {
+                bytes += read.batches.iter().map(Batch::len).sum::<usize>();
             }
             reads.push(read);
         }
@@ -111,7 +124,7 @@ async fn read_round(
             let data = PartitionData::default().with_partition_index(p.partition);
             let read = reads.next().unwrap_or_else(|| Err(BrokerError::kafka(ResponseError::UnknownServerError, "a partition read went missing")));
             partitions.push(match read {
-                Ok((mut batches, offsets)) => {
+                Ok(ReadPartition { mut batches, offsets, last_stable, aborted }) => {
                     // Only the response's first data may exceed max_bytes (KIP-74).
                     if round.bytes > 0 {
                         let remaining = max_bytes.saturating_sub(round.bytes);
@@ -123,9 +136,16 @@ async fn read_round(
                     }
                     let records = concat(batches.iter().map(|b| b.bytes()));
                     round.bytes += records.len();
+                    let aborted = read_committed.then(|| {
+                        aborted
+                            .iter()
+                            .map(|a| AbortedTransaction::default().with_producer_id(ProducerId(a.producer_id)).with_first_offset(a.first_offset))
+                            .collect()
+                    });
                     data.with_high_watermark(offsets.high_watermark)
-                        .with_last_stable_offset(offsets.high_watermark)
+                        .with_last_stable_offset(last_stable)
                         .with_log_start_offset(offsets.log_start)
+                        .with_aborted_transactions(aborted)
                         .with_records(Some(records))
                 }
                 Err(e) => {
@@ -145,22 +165,34 @@ fn partition_limit(p: &FetchPartition) -> usize {
 
 /// Reads one partition within `limit` bytes (`None`: no data, just its bounds), with the
 /// receiver that wakes a long poll when it grows. A topic deleted while the fetch waited
-/// shows up here as an error for this partition alone.
-async fn read_partition(ctx: &Ctx, wanted: &Wanted<'_>, limit: Option<usize>) -> (PartitionRead, Option<watch::Receiver<i64>>) {
+/// shows up here as an error for this partition alone. A read_committed read stops at the
+/// last stable offset.
+async fn read_partition(ctx: &Ctx, wanted: &Wanted<'_>, limit: Option<usize>, read_committed: bool) -> (PartitionRead, Option<watch::Receiver<i64>>) {
     let p = wanted.partition;
     let Some(topic) = wanted.topic.filter(|t| (0..t.partitions).contains(&p.partition)) else {
         return (Err(BrokerError::kafka(ResponseError::UnknownTopicOrPartition, "no such topic partition")), None);
     };
     // Subscribe before reading, so an append right after the read still wakes us.
-    let waker = match ctx.broker.log.partition(topic, p.partition).await {
+    let log = &ctx.broker.log;
+    let waker = match log.partition(topic, p.partition).await {
         Ok(state) => state.subscribe(),
         Err(e) => return (Err(e), None),
     };
-    let read = match limit {
-        None => ctx.broker.log.offsets(topic, p.partition).await.map(|offsets| (Vec::new(), offsets)),
-        Some(limit) => ctx.broker.log.read(topic, p.partition, p.fetch_offset, limit).await.map(|read| (read.batches, read.offsets)),
+    let read = async {
+        let (mut batches, offsets) = match limit {
+            None => (Vec::new(), log.offsets(topic, p.partition).await?),
+            Some(limit) => {
+                let read = log.read(topic, p.partition, p.fetch_offset, limit).await?;
+                (read.batches, read.offsets)
+            }
+        };
+        let (last_stable, aborted) = log.stable(topic, p.partition, p.fetch_offset).await?;
+        if read_committed {
+            batches.retain(|b| b.base_offset() < last_stable);
+        }
+        Ok(ReadPartition { batches, offsets, last_stable, aborted })
     };
-    (read, Some(waker))
+    (read.await, Some(waker))
 }
 
 /// Waits until a partition's high watermark moves. False when the deadline passed or the

@@ -1,5 +1,5 @@
-//! FindCoordinator (v0–v4): this broker coordinates every group. Transactions are not
-//! supported, so transaction coordinators are not found.
+//! FindCoordinator (v0–v4): the broker that coordinates a group (key type 0) or a
+//! transactional id (key type 1), by the cluster's lease hash.
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
@@ -9,14 +9,15 @@ use kafka_protocol::protocol::StrBytes;
 use super::Ctx;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 
 pub fn handle(ctx: &Ctx, request: FindCoordinatorRequest) -> FindCoordinatorResponse {
     let cluster = &ctx.broker.cluster;
     let found = |key_type: i8, key: &str| -> Result<ductstream_storage::BrokerInfo, (ResponseError, &'static str)> {
-        if key_type == KEY_TYPE_GROUP {
-            Ok(cluster.coordinator(key))
-        } else {
-            Err((ResponseError::CoordinatorNotAvailable, "transactions are not supported"))
+        match key_type {
+            KEY_TYPE_GROUP => Ok(cluster.coordinator(key)),
+            KEY_TYPE_TRANSACTION => Ok(cluster.coordinator(&crate::transactions::coordinator_key(key))),
+            _ => Err((ResponseError::InvalidRequest, "unknown coordinator key type")),
         }
     };
     if ctx.version >= 4 {

@@ -1,19 +1,28 @@
-//! InitProducerId (v0–v4): producer ids for idempotent producers. Transactions are not
-//! supported, so a transactional id is refused.
+//! InitProducerId (v0–v4): producer ids for idempotent producers, and for transactional ones
+//! through the transaction coordinator (which fences the id's earlier producer and ends what
+//! it left open).
 
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::Ctx;
+use crate::transactions::Fenced;
 
 pub async fn handle(ctx: &Ctx, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
-    if request.transactional_id.as_ref().is_some_and(|id| !id.0.is_empty()) {
-        tracing::warn!("InitProducerId with a transactional id: transactions are not supported");
-        return response.with_error_code(ctx.code(ResponseError::InvalidRequest));
+    let (id, epoch) = (request.producer_id.0, request.producer_epoch);
+    if let Some(transactional_id) = request.transactional_id.as_ref().filter(|t| !t.0.is_empty()) {
+        let expected = (id >= 0).then_some((id, epoch));
+        let fenced = Fenced(if ctx.version >= 4 { ResponseError::ProducerFenced } else { ResponseError::InvalidProducerEpoch });
+        return match ctx.broker.txns.init_producer_id(transactional_id.0.as_str(), request.transaction_timeout_ms, expected, fenced).await {
+            Ok((id, epoch)) => response.with_producer_id(ProducerId(id)).with_producer_epoch(epoch),
+            Err(e) => {
+                tracing::debug!(transactional_id = transactional_id.0.as_str(), error = %e, "InitProducerId refused");
+                response.with_error_code(ctx.error_code(&e))
+            }
+        };
     }
     // KIP-360: a producer that knows its id asks for a bumped epoch after an error.
-    let (id, epoch) = (request.producer_id.0, request.producer_epoch);
     if id >= 0 && (0..i16::MAX - 1).contains(&epoch) {
         return response.with_producer_id(ProducerId(id)).with_producer_epoch(epoch + 1);
     }

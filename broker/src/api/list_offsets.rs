@@ -13,6 +13,7 @@ use crate::{BrokerError, Result};
 const LATEST: i64 = -1;
 const EARLIEST: i64 = -2;
 const MAX_TIMESTAMP: i64 = -3;
+const READ_COMMITTED: i8 = 1;
 
 pub async fn handle(ctx: &Ctx, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
@@ -22,7 +23,7 @@ pub async fn handle(ctx: &Ctx, request: ListOffsetsRequest) -> ListOffsetsRespon
         for p in wanted.partitions {
             let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
             let found = match &topic {
-                Ok(Some(topic)) => lookup(ctx, topic, p.partition_index, p.timestamp).await,
+                Ok(Some(topic)) => lookup(ctx, topic, p.partition_index, p.timestamp, request.isolation_level == READ_COMMITTED).await,
                 Ok(None) => Err(BrokerError::kafka(ResponseError::UnknownTopicOrPartition, "unknown topic")),
                 Err(e) => Err(BrokerError::kafka(ResponseError::KafkaStorageError, e.to_string())),
             };
@@ -41,7 +42,8 @@ pub async fn handle(ctx: &Ctx, request: ListOffsetsRequest) -> ListOffsetsRespon
     ListOffsetsResponse::default().with_topics(topics)
 }
 
-async fn lookup(ctx: &Ctx, topic: &Topic, partition: i32, timestamp: i64) -> Result<Option<RecordPosition>> {
+/// Latest, for a read_committed consumer, is the last stable offset.
+async fn lookup(ctx: &Ctx, topic: &Topic, partition: i32, timestamp: i64, read_committed: bool) -> Result<Option<RecordPosition>> {
     if !(0..topic.partitions).contains(&partition) {
         return Err(BrokerError::kafka(ResponseError::UnknownTopicOrPartition, "unknown partition"));
     }
@@ -50,6 +52,7 @@ async fn lookup(ctx: &Ctx, topic: &Topic, partition: i32, timestamp: i64) -> Res
     let offsets = log.offsets(topic, partition).await?;
     let at = |offset| Some(RecordPosition { offset, timestamp: -1 });
     let found = match timestamp {
+        LATEST if read_committed => return Ok(at(log.stable(topic, partition, offsets.high_watermark).await?.0)),
         LATEST => return Ok(at(offsets.high_watermark)),
         EARLIEST => return Ok(at(offsets.log_start)),
         MAX_TIMESTAMP => match storage.batch_with_max_timestamp(&topic.name, partition).await? {

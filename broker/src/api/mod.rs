@@ -1,6 +1,8 @@
 //! One file per Kafka request. Each `handle` takes the decoded request and returns the
 //! response; the connection decodes, dispatches and encodes.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
@@ -17,6 +19,8 @@ mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -26,12 +30,14 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
 
 use std::sync::atomic::{AtomicI16, Ordering};
 use std::sync::Arc;
@@ -80,6 +86,12 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::DeleteAcls, 1, 3),
     (ApiKey::DescribeLogDirs, 1, 4),
     (ApiKey::AlterConfigs, 0, 2),
+    (ApiKey::AddPartitionsToTxn, 0, 3),
+    (ApiKey::AddOffsetsToTxn, 0, 4),
+    (ApiKey::EndTxn, 0, 4),
+    (ApiKey::TxnOffsetCommit, 0, 4),
+    (ApiKey::DescribeTransactions, 0, 0),
+    (ApiKey::ListTransactions, 0, 1),
 ];
 
 /// Whether `version` of `key` is implemented.
@@ -174,6 +186,12 @@ pub async fn dispatch(ctx: &Arc<Ctx>, request: RequestKind) -> Result<Outcome> {
         RequestKind::CreateAcls(r) => now(ResponseKind::CreateAcls(create_acls::handle(ctx, r))),
         RequestKind::DescribeAcls(r) => now(ResponseKind::DescribeAcls(describe_acls::handle(ctx, r))),
         RequestKind::DeleteAcls(r) => now(ResponseKind::DeleteAcls(delete_acls::handle(ctx, r))),
+        RequestKind::AddPartitionsToTxn(r) => now(ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(ctx, r).await?)),
+        RequestKind::AddOffsetsToTxn(r) => now(ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(ctx, r).await)),
+        RequestKind::EndTxn(r) => now(ResponseKind::EndTxn(end_txn::handle(ctx, r).await)),
+        RequestKind::TxnOffsetCommit(r) => now(ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(ctx, r).await?)),
+        RequestKind::DescribeTransactions(r) => now(ResponseKind::DescribeTransactions(describe_transactions::handle(ctx, r).await?)),
+        RequestKind::ListTransactions(r) => now(ResponseKind::ListTransactions(list_transactions::handle(ctx, r).await?)),
         _ => Err(BrokerError::UnsupportedVersion { api: ctx.api, version: ctx.version }),
     }
 }

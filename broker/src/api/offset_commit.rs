@@ -77,25 +77,35 @@ pub async fn handle(ctx: &Ctx, request: OffsetCommitRequest) -> Result<OffsetCom
 
 /// Why this committer may not commit for the group, if it may not.
 async fn check_member(ctx: &Ctx, request: &OffsetCommitRequest) -> Result<Option<ResponseError>> {
-    let group_id = request.group_id.0.as_str();
+    let instance = request.group_instance_id.as_ref().map(|i| i.as_str());
+    check_committer(ctx, request.group_id.0.as_str(), request.member_id.as_str(), instance, request.generation_id_or_member_epoch).await
+}
+
+/// Why a member (or a standalone committer: generation -1, no member id) may not commit for
+/// `group_id`, if it may not. TxnOffsetCommit checks its committer the same way.
+pub(super) async fn check_committer(
+    ctx: &Ctx,
+    group_id: &str,
+    member_id: &str,
+    instance: Option<&str>,
+    generation: i32,
+) -> Result<Option<ResponseError>> {
     if group_id.is_empty() {
         return Ok(Some(ResponseError::InvalidGroupId));
     }
     if let Some(e) = super::not_coordinator(ctx, group_id) {
         return Ok(Some(e));
     }
-    let generation = request.generation_id_or_member_epoch;
     // KIP-848 groups: commits carry the member epoch.
     if let Some(handle) = ctx.broker.groups.consumer_group(group_id).await? {
         let group = handle.group.lock().await;
         if !group.members.is_empty() || generation >= 0 {
-            return Ok(group.check_commit(request.member_id.as_str(), generation).err());
+            return Ok(group.check_commit(member_id, generation).err());
         }
     }
     let Some(handle) = ctx.broker.groups.group(group_id).await? else {
         return Ok((generation >= 0).then_some(ResponseError::IllegalGeneration));
     };
     let group = handle.group.lock().await;
-    let instance = request.group_instance_id.as_ref().map(|i| i.as_str());
-    Ok(group.check_commit(request.member_id.as_str(), instance, generation).err())
+    Ok(group.check_commit(member_id, instance, generation).err())
 }

@@ -59,11 +59,10 @@ pub async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest) -> Result<Outcome> 
     let acks = request.acks;
     let refused = if !matches!(acks, -1..=1) {
         Some((ResponseError::InvalidRequiredAcks, format!("acks must be -1, 0 or 1, not {acks}")))
-    } else if request.transactional_id.is_some() {
-        Some((ResponseError::TransactionalIdAuthorizationFailed, "transactions are not supported".to_string()))
     } else {
         None
     };
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.0.to_string()).filter(|t| !t.is_empty());
     // Check every batch and take its partition's next turn now, in request order; the appends
     // themselves run in a task of their own, so the connection can read the next request while
     // these are with storage, and partitions are appended concurrently.
@@ -74,7 +73,7 @@ pub async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest) -> Result<Outcome> 
         for data in topic_data.partition_data {
             let accepted = match &refused {
                 Some((code, message)) => Err(Refusal::from(BrokerError::kafka(*code, message.clone()))),
-                None => accept(ctx, &name, data.index, data.records).await,
+                None => accept(ctx, &name, data.index, data.records, transactional_id.as_deref()).await,
             };
             if let Err(e) = &accepted {
                 tracing::debug!(topic = %name, partition = data.index, code = e.code, error = %e.message, "produce refused");
@@ -130,8 +129,10 @@ pub async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest) -> Result<Outcome> 
     ))
 }
 
-/// Checks a partition's records and takes the partition's next append turn.
-async fn accept(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>) -> Result<Accepted, Refusal> {
+/// Checks a partition's records and takes the partition's next append turn. A transactional
+/// batch must come from the transactional id's current producer, for a partition added to its
+/// open transaction.
+async fn accept(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>, transactional_id: Option<&str>) -> Result<Accepted, Refusal> {
     let broker = &ctx.broker;
     let topic = broker.topic_or_create(topic, false).await?;
     if partition < 0 || partition >= topic.partitions {
@@ -157,8 +158,15 @@ async fn accept(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>) 
     if !records.is_empty() {
         return Err(BrokerError::kafka(ResponseError::InvalidRecord, "a partition must get exactly one record batch").into());
     }
-    if batch.is_transactional() || batch.is_control() {
-        return Err(BrokerError::kafka(ResponseError::InvalidRecord, "transactional and control batches are not supported").into());
+    if batch.is_control() {
+        return Err(BrokerError::kafka(ResponseError::InvalidRecord, "control batches are written by the broker, not produced").into());
+    }
+    match (batch.is_transactional(), transactional_id) {
+        (true, Some(id)) => broker.txns.check_produce(id, batch.producer_id(), batch.producer_epoch(), &topic.name, partition).await?,
+        (true, None) => {
+            return Err(BrokerError::kafka(ResponseError::InvalidTxnState, "a transactional batch needs the request's transactional id").into());
+        }
+        (false, _) => {}
     }
     if let Some(rejected) = record_checks::check(&batch, &topic.name, partition, &topic.configs, now_ms())? {
         return Err(rejected.into());

@@ -1,0 +1,39 @@
+//! DescribeTransactions (v0): the state of transactional ids, as `kafka-transactions.sh
+//! describe` shows it.
+
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::describe_transactions_response::{TopicData, TransactionState};
+use kafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use super::Ctx;
+use crate::Result;
+
+pub async fn handle(ctx: &Ctx, request: DescribeTransactionsRequest) -> Result<DescribeTransactionsResponse> {
+    let ids: Vec<String> = request.transactional_ids.iter().map(|t| t.0.to_string()).collect();
+    let mut states = Vec::with_capacity(ids.len());
+    for (id, record) in ctx.broker.txns.describe(&ids).await? {
+        let state = TransactionState::default().with_transactional_id(StrBytes::from_string(id).into());
+        states.push(match record {
+            None => state.with_error_code(ctx.code(ResponseError::TransactionalIdNotFound)).with_producer_id(ProducerId(-1)).with_producer_epoch(-1),
+            Some(r) => {
+                let mut topics: Vec<TopicData> = Vec::new();
+                for (topic, partition) in &r.partitions {
+                    match topics.iter_mut().find(|t| t.topic.0.as_str() == topic) {
+                        Some(t) => t.partitions.push(*partition),
+                        None => topics.push(TopicData::default().with_topic(TopicName(StrBytes::from_string(topic.clone()))).with_partitions(vec![*partition])),
+                    }
+                }
+                let ongoing = r.state == crate::transactions::record::TxnState::Ongoing;
+                state
+                    .with_transaction_state(StrBytes::from_static_str(r.state.name()))
+                    .with_transaction_timeout_ms(r.timeout_ms)
+                    .with_transaction_start_time_ms(if ongoing { r.started_ms } else { -1 })
+                    .with_producer_id(ProducerId(r.producer_id))
+                    .with_producer_epoch(r.epoch)
+                    .with_topics(topics)
+            }
+        });
+    }
+    Ok(DescribeTransactionsResponse::default().with_transaction_states(states))
+}
