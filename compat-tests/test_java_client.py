@@ -34,11 +34,7 @@ M2 = Path(os.environ.get("DUCTSTREAM_M2", str(Path.home() / ".cache" / "ductstre
 MVN_TIMEOUT_S = 900
 
 # JUnit cases that fail on DuctStream (and pass on Apache Kafka): case -> reason.
-DUCTSTREAM_XFAIL = {
-    "ProducerTest.transactions": (
-        "FINDINGS.md J7: transactions are not implemented; a transactional producer's "
-        "initTransactions() times out after max.block.ms (5 s here) (no transaction coordinator is found)"),
-}
+DUCTSTREAM_XFAIL: dict[str, str] = {}
 
 
 def _java_cases() -> list[str]:
