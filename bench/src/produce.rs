@@ -43,6 +43,11 @@ pub struct ProduceArgs {
     /// Give up on deliveries still outstanding this long after the last send.
     #[arg(long, default_value_t = 60)]
     pub timeout_s: u64,
+    /// Records per transaction: with N > 0 the producer is transactional (`transactional.id`)
+    /// and commits every N records; a record's latency then runs to its delivery report,
+    /// and the throughput includes the commits.
+    #[arg(long, default_value_t = 0)]
+    pub transaction_size: u64,
 }
 
 /// How long to back off when librdkafka's local queue is full.
@@ -73,17 +78,33 @@ pub fn run(opts: &ClientOpts, args: &ProduceArgs) -> Result<ProduceReport> {
         message_timeout_ms: args.timeout_s.saturating_mul(1000),
     };
     let epoch = Instant::now();
+    let mut config = settings.to_config();
+    let transactional = args.transaction_size > 0;
+    if transactional {
+        config.push(("enable.idempotence", "true".to_string()));
+        config.push(("transactional.id", format!("ductstream-bench-{}", args.topic)));
+    }
     let producer: ThreadedProducer<DeliveryTracker> = opts
-        .config(&settings.to_config())
+        .config(&config)
         .create_with_context(DeliveryTracker::new(epoch)?)
         .context("creating producer")?;
     let tracker = producer.context();
     let payload = filler(args.size);
+    let timeout = Duration::from_secs(args.timeout_s);
+    if transactional {
+        producer.init_transactions(timeout).context("init_transactions")?;
+    }
 
     let start = Instant::now();
     let mut sent = 0u64;
     let mut send_error = None;
     'messages: while sent < args.messages {
+        if transactional && sent % args.transaction_size == 0 {
+            if sent > 0 {
+                producer.commit_transaction(timeout).context("commit_transaction")?;
+            }
+            producer.begin_transaction().context("begin_transaction")?;
+        }
         let mut record =
             BaseRecord::<(), [u8], usize>::with_opaque_to(&args.topic, tracker.stamp())
                 .payload(payload.as_slice());
@@ -105,7 +126,9 @@ pub fn run(opts: &ClientOpts, args: &ProduceArgs) -> Result<ProduceReport> {
         sent += 1;
     }
 
-    let timeout = Duration::from_secs(args.timeout_s);
+    if transactional && sent > 0 {
+        producer.commit_transaction(timeout).context("commit_transaction")?;
+    }
     let flushed = producer.flush(timeout);
     // flush() returns once librdkafka's queue is empty; the last delivery
     // callbacks may still be running on the polling thread.
@@ -123,12 +146,13 @@ pub fn run(opts: &ClientOpts, args: &ProduceArgs) -> Result<ProduceReport> {
     Ok(ProduceReport {
         topic: args.topic.clone(),
         settings: format!(
-            "size={} acks={} compression={} linger.ms={} batch.size={}",
+            "size={} acks={} compression={} linger.ms={} batch.size={}{}",
             args.size,
             args.acks.config_value(),
             args.compression.config_value(),
             args.linger_ms,
-            args.batch_size
+            args.batch_size,
+            if transactional { format!(" transaction.size={}", args.transaction_size) } else { String::new() }
         ),
         sent,
         requested: args.messages,
