@@ -298,3 +298,38 @@ def test_coordinator_errors_match_kafka(broker, reference_kafka, topic):
     assert codes["end with no transaction"] == 48  # INVALID_TXN_STATE
     assert codes["add a partition with a newer epoch"] == 90  # PRODUCER_FENCED
     assert codes["init with a timeout past the maximum"] == 50  # INVALID_TRANSACTION_TIMEOUT
+
+
+def test_transactions_across_two_brokers_on_one_postgres(postgres_cluster, broker_factory, topic):
+    """The coordinator writes markers to partitions another broker leads: that broker's
+    read_committed fetches see them end, and its own appends go on after them."""
+    from confluent_kafka.admin import AdminClient
+
+    url = postgres_cluster.createdb("txn_cluster")
+    b1 = broker_factory("--node-id", "1", "--broker-lease-ms", "3000", storage="postgres", storage_url=url)
+    b2 = broker_factory("--node-id", "2", "--broker-lease-ms", "3000", storage="postgres", storage_url=url)
+    helpers.wait_until(lambda: len(AdminClient({"bootstrap.servers": b1.bootstrap}).list_topics(timeout=10).brokers) == 2,
+                       timeout=20, what="both brokers in the cluster")
+    create_topics(b1.bootstrap, {topic: 4})
+    leaders = {p.id: p.leader for p in AdminClient({"bootstrap.servers": b1.bootstrap}).list_topics(topic, timeout=10).topics[topic].partitions.values()}
+    assert set(leaders.values()) == {1, 2}, f"both brokers lead partitions: {leaders}"
+    p = transactional(b1.bootstrap, f"tx-{topic}")
+    expected = []
+    for round_ in range(3):
+        p.begin_transaction()
+        for i in range(8):
+            p.produce(topic, value=f"r{round_}-{i}".encode(), partition=i % 4)
+        if round_ == 1:
+            p.flush(30)
+            p.abort_transaction(30)
+        else:
+            p.commit_transaction(30)
+            expected += [f"r{round_}-{i}" for i in range(8)]
+    # Plain records after the transactions, on every partition.
+    plain = Producer({"bootstrap.servers": b2.bootstrap})
+    for i in range(4):
+        plain.produce(topic, value=f"plain-{i}".encode(), partition=i)
+    plain.flush(30)
+    expected += [f"plain-{i}" for i in range(4)]
+    for b in (b1, b2):
+        assert sorted(read_all(b.bootstrap, topic, "read_committed", 4)) == sorted(expected)

@@ -22,7 +22,7 @@ use uuid::Uuid;
 use crate::committer::{Committer, Durable};
 use crate::gatherer::Gatherer;
 use crate::idempotence::{self, Sequenced};
-use crate::transactions::partition::{self as txn_partition, AbortedTxn, PartitionTxns};
+use crate::transactions::partition::{self as txn_partition, AbortedTxn, PartitionTxns, TxnEvent};
 use crate::{BrokerError, Result};
 
 type PartitionTable = HashMap<(Uuid, i32), Arc<PartitionState>>;
@@ -63,6 +63,11 @@ pub struct PartitionState {
     queue: Mutex<Queue>,
     /// Open and aborted transactions; changed by appends under the writer lock.
     txns: Mutex<PartitionTxns>,
+    /// Another broker appended (on a shared store): the writer state is read again before
+    /// the next append,
+    external_append: std::sync::atomic::AtomicBool,
+    /// and the transactions before they are next asked for.
+    external_txns: std::sync::atomic::AtomicBool,
 }
 
 /// Appends in line, by turn number.
@@ -205,6 +210,9 @@ impl Appender {
     async fn write_group(&self, topic: &Topic, partition: i32, state: &Arc<PartitionState>, group: Vec<Queued>) {
         let mut writer = state.writer.lock().await;
         let epoch = self.leadership_epoch.load(Ordering::SeqCst);
+        if state.external_append.swap(false, Ordering::SeqCst) {
+            *writer = None;
+        }
         if writer.as_ref().is_none_or(|w| w.leadership_epoch != epoch) {
             let loaded = match self.load_writer(topic, partition, epoch).await {
                 Ok(loaded) => txn_partition::load(self.storage.as_ref(), topic, partition).await.map(|txns| (loaded, txns)),
@@ -329,26 +337,17 @@ impl Appender {
         outcomes: &[ductstream_storage::Result<ductstream_storage::AppendOutcome>],
         log_start: i64,
     ) -> Result<()> {
-        if !accepted.iter().any(|(q, _)| q.batch.is_transactional()) {
+        let events: Vec<TxnEvent> = accepted
+            .iter()
+            .zip(outcomes)
+            .filter_map(|((q, _), outcome)| outcome.as_ref().ok().and_then(|o| TxnEvent::of(&q.batch, o.base_offset)))
+            .collect();
+        if events.is_empty() {
             return Ok(());
         }
-        let changed = {
-            let mut txns = state.txns.lock().map_err(|_| BrokerError::kafka(ResponseError::UnknownServerError, "transactions lock poisoned"))?;
-            let mut changed = false;
-            for ((q, _), outcome) in accepted.iter().zip(outcomes) {
-                if let Ok(outcome) = outcome {
-                    changed |= txns.apply(&q.batch, outcome.base_offset);
-                }
-            }
-            if changed {
-                txns.prune(log_start);
-            }
-            changed.then(|| txns.clone())
-        };
-        match changed {
-            Some(txns) => txn_partition::save(self.storage.as_ref(), topic, partition, &txns).await,
-            None => Ok(()),
-        }
+        let stored = txn_partition::record(self.storage.as_ref(), topic, partition, &events, log_start).await?;
+        *state.txns.lock().map_err(|_| BrokerError::kafka(ResponseError::UnknownServerError, "transactions lock poisoned"))? = stored;
+        Ok(())
     }
 
     async fn load_writer(&self, topic: &Topic, partition: i32, epoch: u64) -> Result<WriterState> {
@@ -391,6 +390,8 @@ impl Log {
             writer: tokio::sync::Mutex::new(None),
             queue: Mutex::new(Queue::default()),
             txns: Mutex::new(txns),
+            external_append: std::sync::atomic::AtomicBool::new(false),
+            external_txns: std::sync::atomic::AtomicBool::new(false),
         });
         Ok(self.lock_partitions()?.entry((topic.id, partition)).or_insert(state).clone())
     }
@@ -411,6 +412,8 @@ impl Log {
         if let Some(state) = state {
             state.raise_log_start(offsets.log_start);
             state.publish_high_watermark(offsets.high_watermark);
+            state.external_append.store(true, Ordering::SeqCst);
+            state.external_txns.store(true, Ordering::SeqCst);
         }
     }
 
@@ -501,6 +504,14 @@ impl Log {
     pub async fn stable(&self, topic: &Topic, partition: i32, from: i64) -> Result<(i64, Vec<AbortedTxn>)> {
         let high_watermark = self.offsets(topic, partition).await?.high_watermark;
         let state = self.partition(topic, partition).await?;
+        if state.external_txns.swap(false, Ordering::SeqCst) {
+            // Another broker may have opened or ended transactions here (a coordinator
+            // writes markers to partitions other brokers lead).
+            let stored = txn_partition::load(self.storage().as_ref(), topic, partition).await?;
+            if let Ok(mut txns) = state.txns.lock() {
+                *txns = stored;
+            }
+        }
         let txns = state.txns.lock().map_err(|_| BrokerError::kafka(ResponseError::UnknownServerError, "transactions lock poisoned"))?;
         let stable = txns.last_stable_offset(high_watermark);
         Ok((stable, if from < stable { txns.aborted_between(from, stable) } else { Vec::new() }))

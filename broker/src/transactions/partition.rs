@@ -42,28 +42,52 @@ impl PartitionTxns {
     }
 
     /// Takes an appended batch into account; true when something changed.
-    pub fn apply(&mut self, batch: &Batch, base_offset: i64) -> bool {
-        if !batch.is_transactional() {
-            return false;
-        }
-        let producer_id = batch.producer_id();
-        if batch.is_control() {
-            let Some(first_offset) = self.open.remove(&producer_id) else { return false };
-            if !is_commit_marker(batch) {
-                self.aborted.push(AbortedTxn { producer_id, first_offset, last_offset: base_offset });
+    pub fn apply(&mut self, event: TxnEvent) -> bool {
+        match event {
+            TxnEvent::Data { producer_id, offset } => {
+                if self.open.contains_key(&producer_id) {
+                    return false;
+                }
+                self.open.insert(producer_id, offset);
+                true
             }
-            return true;
+            TxnEvent::Marker { producer_id, commit, offset } => {
+                let Some(first_offset) = self.open.remove(&producer_id) else { return false };
+                if !commit {
+                    self.aborted.push(AbortedTxn { producer_id, first_offset, last_offset: offset });
+                }
+                true
+            }
         }
-        if self.open.contains_key(&producer_id) {
-            return false;
-        }
-        self.open.insert(producer_id, base_offset);
-        true
     }
 
     /// Forgets aborted ranges wholly below the log start.
     pub fn prune(&mut self, log_start: i64) {
         self.aborted.retain(|a| a.last_offset >= log_start);
+    }
+}
+
+/// What an appended transactional batch means to its partition.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxnEvent {
+    /// Records of a transaction, stored at `offset`.
+    Data { producer_id: i64, offset: i64 },
+    /// The transaction's end, its marker stored at `offset`.
+    Marker { producer_id: i64, commit: bool, offset: i64 },
+}
+
+impl TxnEvent {
+    /// The event of `batch` stored at `base_offset`, if it is transactional.
+    pub fn of(batch: &Batch, base_offset: i64) -> Option<TxnEvent> {
+        if !batch.is_transactional() {
+            return None;
+        }
+        let producer_id = batch.producer_id();
+        Some(if batch.is_control() {
+            TxnEvent::Marker { producer_id, commit: is_commit_marker(batch), offset: base_offset }
+        } else {
+            TxnEvent::Data { producer_id, offset: base_offset }
+        })
     }
 }
 
@@ -87,10 +111,26 @@ pub async fn load(storage: &dyn Storage, topic: &Topic, partition: i32) -> Resul
     }
 }
 
-pub async fn save(storage: &dyn Storage, topic: &Topic, partition: i32, txns: &PartitionTxns) -> Result<()> {
-    let bytes = if *txns == PartitionTxns::default() { None } else { Some(serde_json::to_vec(txns).map_err(|e| BrokerError::Storage(e.into()))?) };
-    storage.update_document(KIND, &key(topic, partition), &mut |_| Ok(bytes.clone())).await?;
-    Ok(())
+/// Applies `events` to the stored document atomically (brokers sharing a Postgres store may
+/// append to the same partition: a coordinator writes markers where another broker leads) and
+/// returns the partition's transactions as now stored.
+pub async fn record(storage: &dyn Storage, topic: &Topic, partition: i32, events: &[TxnEvent], log_start: i64) -> Result<PartitionTxns> {
+    let mut stored = PartitionTxns::default();
+    storage
+        .update_document(KIND, &key(topic, partition), &mut |current| {
+            let mut txns: PartitionTxns = match current {
+                Some(bytes) => serde_json::from_slice(bytes)?,
+                None => PartitionTxns::default(),
+            };
+            for event in events {
+                txns.apply(*event);
+            }
+            txns.prune(log_start);
+            stored = txns.clone();
+            Ok((txns != PartitionTxns::default()).then(|| serde_json::to_vec(&txns)).transpose()?)
+        })
+        .await?;
+    Ok(stored)
 }
 
 /// Forgets a deleted topic's partitions.
@@ -119,18 +159,20 @@ mod tests {
     #[test]
     fn open_transactions_hold_back_the_stable_offset_and_aborts_are_remembered() {
         let mut txns = PartitionTxns::default();
-        assert!(txns.apply(&data(7), 10));
-        assert!(!txns.apply(&data(7), 11), "the first offset stays");
-        assert!(txns.apply(&data(8), 12));
+        let event = |batch: Batch, offset| TxnEvent::of(&batch, offset).expect("transactional");
+        let marker = |producer_id, commit| batch_builder::transaction_marker(producer_id, 0, commit, 0).expect("marker");
+        assert!(txns.apply(event(data(7), 10)));
+        assert!(!txns.apply(event(data(7), 11)), "the first offset stays");
+        assert!(txns.apply(event(data(8), 12)));
         assert_eq!(txns.last_stable_offset(20), 10);
-        assert!(txns.apply(&batch_builder::transaction_marker(7, 0, false, 0).expect("marker"), 13));
+        assert!(txns.apply(event(marker(7, false), 13)));
         assert_eq!(txns.last_stable_offset(20), 12);
-        assert!(txns.apply(&batch_builder::transaction_marker(8, 0, true, 0).expect("marker"), 14));
+        assert!(txns.apply(event(marker(8, true), 14)));
         assert_eq!(txns.last_stable_offset(20), 20);
         assert_eq!(txns.aborted, vec![AbortedTxn { producer_id: 7, first_offset: 10, last_offset: 13 }]);
         assert_eq!(txns.aborted_between(14, 20), vec![]);
         assert_eq!(txns.aborted_between(0, 11).len(), 1);
-        assert!(!txns.apply(&batch_builder::transaction_marker(8, 0, true, 0).expect("marker"), 15), "a repeated marker changes nothing");
+        assert!(!txns.apply(event(marker(8, true), 15)), "a repeated marker changes nothing");
         txns.prune(14);
         assert!(txns.aborted.is_empty());
     }
