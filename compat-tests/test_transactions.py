@@ -155,6 +155,34 @@ def test_consume_transform_produce_commits_input_offsets_in_the_transaction(brok
     assert run(abort_first=False) == 0, "a restarted loop finds nothing left to do"
 
 
+def test_offsets_an_open_transaction_holds_are_unstable_until_it_commits(broker, topic):
+    """KIP-447: a read_committed consumer asking for the group's offsets (require_stable) waits
+    while a transaction holds new ones, so it cannot start from the old ones."""
+    b = broker.bootstrap
+    create_topics(b, {topic: 1})
+    group = f"g-{topic}"
+    c = Consumer({"bootstrap.servers": b, "group.id": group, "isolation.level": "read_committed", "enable.auto.commit": False})
+    try:
+        c.commit(offsets=[TopicPartition(topic, 0, 3)], asynchronous=False)
+        p = transactional(b, f"tx-{topic}")
+        p.begin_transaction()
+        p.produce(topic, value=b"v")
+        metadata = c.consumer_group_metadata()
+        p.send_offsets_to_transaction([TopicPartition(topic, 0, 7)], metadata, 30)
+        with pytest.raises(KafkaException):
+            c.committed([TopicPartition(topic, 0)], timeout=3)
+        # A consumer that does not ask for stable offsets gets the last committed ones.
+        loose = Consumer({"bootstrap.servers": b, "group.id": group, "isolation.level": "read_uncommitted"})
+        try:
+            assert loose.committed([TopicPartition(topic, 0)], timeout=15)[0].offset == 3
+        finally:
+            loose.close()
+        p.commit_transaction(30)
+        assert c.committed([TopicPartition(topic, 0)], timeout=15)[0].offset == 7
+    finally:
+        c.close()
+
+
 def test_a_new_producer_fences_the_old_one_and_aborts_its_transaction(broker, topic):
     b = broker.bootstrap
     create_topics(b, {topic: 1})

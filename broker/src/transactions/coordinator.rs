@@ -360,6 +360,19 @@ impl TxnCoordinator {
         Ok(out)
     }
 
+    /// The partitions whose offsets for `group` an unfinished transaction holds.
+    pub async fn pending_offsets(&self, group: &str) -> Result<std::collections::HashSet<(String, i32)>> {
+        let mut out = std::collections::HashSet::new();
+        for record in self.list().await? {
+            if matches!(record.state, TxnState::Ongoing | TxnState::PrepareCommit)
+                && let Some(offsets) = record.pending_offsets.get(group)
+            {
+                out.extend(offsets.iter().map(|o| (o.topic.clone(), o.partition)));
+            }
+        }
+        Ok(out)
+    }
+
     /// Every transactional id's record.
     pub async fn list(&self) -> Result<Vec<TxnRecord>> {
         let documents = self.storage.documents(KIND).await?;
