@@ -361,3 +361,51 @@ def test_transactions_across_two_brokers_on_one_postgres(postgres_cluster, broke
     expected += [f"plain-{i}" for i in range(4)]
     for b in (b1, b2):
         assert sorted(read_all(b.bootstrap, topic, "read_committed", 4)) == sorted(expected)
+
+
+def test_aiokafka_transactions(broker, topic):
+    """aiokafka's transactional producer (its own protocol code, not librdkafka's) and its
+    read_committed consumer, with offsets sent in a transaction."""
+    import asyncio
+
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+    from aiokafka.structs import TopicPartition as AioPartition
+
+    b = broker.bootstrap
+    create_topics(b, {topic: 1})
+
+    async def scenario():
+        producer = AIOKafkaProducer(bootstrap_servers=b, transactional_id=f"aio-{topic}")
+        await producer.start()
+        try:
+            async with producer.transaction():
+                for i in range(5):
+                    await producer.send(topic, f"kept-{i}".encode(), partition=0)
+                await producer.send_offsets_to_transaction({AioPartition(topic, 0): 5}, f"aio-group-{topic}")
+            await producer.begin_transaction()
+            await producer.send_and_wait(topic, b"dropped", partition=0)
+            await producer.abort_transaction()
+        finally:
+            await producer.stop()
+        consumer = AIOKafkaConsumer(bootstrap_servers=b, group_id=f"aio-group-{topic}", isolation_level="read_committed",
+                                    enable_auto_commit=False, auto_offset_reset="earliest")
+        await consumer.start()
+        try:
+            tp = AioPartition(topic, 0)
+            committed = await consumer.committed(tp)
+            consumer.assign([tp])
+            consumer.seek(tp, 0)
+            got = []
+            deadline = time.monotonic() + 20
+            while len(got) < 5 and time.monotonic() < deadline:
+                batch = await consumer.getmany(tp, timeout_ms=250)
+                got.extend(r.value.decode() for r in batch.get(tp, []))
+            extra = await consumer.getmany(tp, timeout_ms=1000)
+            got.extend(r.value.decode() for r in extra.get(tp, []))
+            return committed, got
+        finally:
+            await consumer.stop()
+
+    committed, got = asyncio.run(scenario())
+    assert committed == 5
+    assert got == [f"kept-{i}" for i in range(5)]

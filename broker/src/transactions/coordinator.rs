@@ -394,3 +394,69 @@ pub async fn run(broker: Arc<crate::Broker>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ductstream_storage::MemoryStorage;
+    use ductstream_storage::TopicSpec;
+
+    const FENCED: Fenced = Fenced(ResponseError::ProducerFenced);
+
+    async fn setup() -> Result<(Arc<TxnCoordinator>, Arc<Log>, ductstream_storage::Topic)> {
+        let storage: Arc<dyn Storage> = Arc::new(MemoryStorage::new());
+        let topic = storage.create_topic(TopicSpec { name: "t".into(), partitions: 1, configs: Default::default() }).await?;
+        let log = Arc::new(Log::new(storage.clone()));
+        Ok((TxnCoordinator::new(storage, log.clone()), log, topic))
+    }
+
+    /// Moves the id's record back in time, as if its broker had died long ago.
+    async fn age(coordinator: &TxnCoordinator, id: &str, state: Option<TxnState>) -> Result<()> {
+        coordinator
+            .update(id, |r| {
+                r.started_ms = 0;
+                r.updated_ms = 0;
+                if let Some(state) = state {
+                    r.state = state;
+                }
+                Ok(())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    #[tokio::test]
+    async fn a_transaction_left_preparing_is_completed_and_one_past_its_timeout_aborted() -> Result<()> {
+        let (coordinator, log, topic) = setup().await?;
+        let (pid, epoch) = coordinator.init_producer_id("a", 60_000, None, FENCED).await?;
+        coordinator.add_partitions("a", pid, epoch, &[("t".into(), 0)], FENCED).await?;
+        // EndTxn recorded PrepareCommit, then the broker died before the markers.
+        age(&coordinator, "a", Some(TxnState::PrepareCommit)).await?;
+        coordinator.expire(|_| true).await?;
+        let record = coordinator.load("a").await?.ok_or_else(|| unknown("a"))?;
+        assert_eq!((record.state, record.epoch), (TxnState::CompleteCommit, epoch));
+        assert_eq!(log.offsets(&topic, 0).await?.high_watermark, 1, "the commit marker was written");
+
+        coordinator.add_partitions("a", pid, epoch, &[("t".into(), 0)], FENCED).await?;
+        age(&coordinator, "a", None).await?;
+        coordinator.expire(|_| true).await?;
+        let record = coordinator.load("a").await?.ok_or_else(|| unknown("a"))?;
+        assert_eq!((record.state, record.epoch), (TxnState::CompleteAbort, epoch + 1), "aborted with the next epoch");
+        assert_eq!(log.offsets(&topic, 0).await?.high_watermark, 2);
+        let fenced = coordinator.end("a", pid, epoch, true, FENCED).await.map_err(|e| e.code());
+        assert_eq!(fenced.err(), Some(ResponseError::ProducerFenced));
+        Ok(())
+    }
+
+    #[tokio::test]
+    async fn ids_coordinated_elsewhere_are_left_alone() -> Result<()> {
+        let (coordinator, _, _) = setup().await?;
+        let (pid, epoch) = coordinator.init_producer_id("b", 60_000, None, FENCED).await?;
+        coordinator.add_partitions("b", pid, epoch, &[("t".into(), 0)], FENCED).await?;
+        age(&coordinator, "b", None).await?;
+        coordinator.expire(|_| false).await?;
+        let record = coordinator.load("b").await?.ok_or_else(|| unknown("b"))?;
+        assert_eq!(record.state, TxnState::Ongoing);
+        Ok(())
+    }
+}
