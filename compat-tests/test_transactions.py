@@ -409,3 +409,34 @@ def test_aiokafka_transactions(broker, topic):
     committed, got = asyncio.run(scenario())
     assert committed == 5
     assert got == [f"kept-{i}" for i in range(5)]
+
+
+def test_kafka_python_transactions(broker, topic):
+    """kafka-python's transactional producer and read_committed consumer (pure Python
+    protocol code)."""
+    from kafka import KafkaConsumer, KafkaProducer
+    from kafka import TopicPartition as KpPartition
+
+    b = broker.bootstrap
+    create_topics(b, {topic: 1})
+    producer = KafkaProducer(bootstrap_servers=b, transactional_id=f"kp-{topic}")
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        for i in range(3):
+            producer.send(topic, f"kept-{i}".encode(), partition=0)
+        producer.commit_transaction()
+        producer.begin_transaction()
+        producer.send(topic, b"dropped", partition=0)
+        producer.flush()
+        producer.abort_transaction()
+    finally:
+        producer.close()
+    consumer = KafkaConsumer(bootstrap_servers=b, isolation_level="read_committed", enable_auto_commit=False,
+                             auto_offset_reset="earliest", consumer_timeout_ms=3000)
+    try:
+        consumer.assign([KpPartition(topic, 0)])
+        got = [m.value.decode() for m in consumer]
+    finally:
+        consumer.close()
+    assert got == [f"kept-{i}" for i in range(3)]
