@@ -110,7 +110,7 @@ pub fn run(opts: &ClientOpts, args: &ProduceArgs) -> Result<ProduceReport> {
     let mut sent = 0u64;
     let mut send_error = None;
     'messages: while sent < args.messages {
-        if transactional && sent % args.transaction_size == 0 {
+        if transactional && sent.is_multiple_of(args.transaction_size) {
             if sent > 0 {
                 drain(&producer, timeout);
                 producer.commit_transaction(timeout).context("commit_transaction")?;
