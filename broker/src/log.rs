@@ -63,8 +63,10 @@ pub struct PartitionState {
     queue: Mutex<Queue>,
     /// Open and aborted transactions; changed by appends under the writer lock.
     txns: Mutex<PartitionTxns>,
-    /// Another broker appended (on a shared store): the writer state is read again before
-    /// the next append,
+    /// Where this broker's own appends have reached: a notice of a higher high watermark
+    /// (a shared store tells every broker of every append) comes from another writer.
+    local_end: AtomicI64,
+    /// Another writer appended: the writer state is read again before the next append,
     external_append: std::sync::atomic::AtomicBool,
     /// and the transactions before they are next asked for.
     external_txns: std::sync::atomic::AtomicBool,
@@ -221,6 +223,7 @@ impl Appender {
             match loaded {
                 Ok((loaded, txns)) => {
                     state.publish_high_watermark(loaded.next_offset);
+                    state.local_end.fetch_max(loaded.next_offset, Ordering::SeqCst);
                     *writer = Some(loaded);
                     if let Ok(mut held) = state.txns.lock() {
                         *held = txns;
@@ -285,6 +288,10 @@ impl Appender {
             (None, false) => self.storage.append_many(&topic.name, partition, batches).await,
         };
         let log_start = w.log_start;
+        // Before anything else is awaited: the store's notice of these appends may come soon.
+        if let Some(end) = outcomes.iter().filter_map(|o| o.as_ref().ok()).map(|o| o.high_watermark).max() {
+            state.local_end.fetch_max(end, Ordering::SeqCst);
+        }
         let mut outcomes = outcomes;
         if let Err(e) = self.track_transactions(topic, partition, state, &accepted, &outcomes, log_start).await {
             // The batches are stored, but what they opened or closed is not: answer them as
@@ -390,6 +397,7 @@ impl Log {
             writer: tokio::sync::Mutex::new(None),
             queue: Mutex::new(Queue::default()),
             txns: Mutex::new(txns),
+            local_end: AtomicI64::new(offsets.high_watermark),
             external_append: std::sync::atomic::AtomicBool::new(false),
             external_txns: std::sync::atomic::AtomicBool::new(false),
         });
@@ -412,8 +420,10 @@ impl Log {
         if let Some(state) = state {
             state.raise_log_start(offsets.log_start);
             state.publish_high_watermark(offsets.high_watermark);
-            state.external_append.store(true, Ordering::SeqCst);
-            state.external_txns.store(true, Ordering::SeqCst);
+            if offsets.high_watermark > state.local_end.load(Ordering::SeqCst) {
+                state.external_append.store(true, Ordering::SeqCst);
+                state.external_txns.store(true, Ordering::SeqCst);
+            }
         }
     }
 
