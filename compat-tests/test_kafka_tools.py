@@ -257,3 +257,42 @@ def test_log_dirs_sizes_match_kafka(ds_broker, reference_kafka, topic):
     ds, kafka = describe(ds_broker.bootstrap), describe(reference_kafka.bootstrap)
     assert ds == kafka, (ds, kafka)
     assert [p[0] for p in ds] == [f"{topic}-0", f"{topic}-1"] and all(p[1] > 0 for p in ds), ds
+
+
+TRANSACTIONS = "org.apache.kafka.tools.TransactionsCommand"
+
+
+def test_transactions_list_and_describe(target, topic):
+    """kafka-transactions.sh list and describe (ListTransactions, FindCoordinator for a
+    transactional id, DescribeTransactions) while a transaction is open, then after it
+    commits."""
+    from confluent_kafka import Producer
+
+    from groups import create_topics
+
+    name, bootstrap = target
+    create_topics(bootstrap, {topic: 2})
+    txn_id = f"tools-{topic}"
+    producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": txn_id, "transaction.timeout.ms": 60000})
+    producer.init_transactions(30)
+    producer.begin_transaction()
+    producer.produce(topic, value=b"v", partition=1)
+    producer.flush(30)
+
+    def row(lines: list[str], header_word: str) -> dict[str, str]:
+        header = next(line for line in lines if header_word in line).split()
+        rows = [line.split() for line in lines if txn_id in line.split()]
+        assert len(rows) == 1, lines
+        return dict(zip(header, rows[0]))
+
+    listed = row(tool(TRANSACTIONS, "--bootstrap-server", bootstrap, "list"), "TransactionalId")
+    assert listed["TransactionState"] == "Ongoing", listed
+    described = row(tool(TRANSACTIONS, "--bootstrap-server", bootstrap, "describe", "--transactional-id", txn_id), "TransactionalId")
+    assert (described["TransactionState"], described["ProducerEpoch"], described["TransactionTimeoutMs"]) == ("Ongoing", "0", "60000"), described
+    assert described["TopicPartitions"] == f"{topic}-1", described
+    assert int(described["CurrentTransactionStartTimeMs"]) > 0
+    producer.commit_transaction(30)
+    described = row(tool(TRANSACTIONS, "--bootstrap-server", bootstrap, "describe", "--transactional-id", txn_id), "TransactionalId")
+    assert described["TransactionState"] == "CompleteCommit", described
+    # Kafka keeps showing the completed transaction's start time.
+    assert int(described["CurrentTransactionStartTimeMs"]) > 0, described

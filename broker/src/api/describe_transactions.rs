@@ -24,11 +24,13 @@ pub async fn handle(ctx: &Ctx, request: DescribeTransactionsRequest) -> Result<D
                         None => topics.push(TopicData::default().with_topic(TopicName(StrBytes::from_string(topic.clone()))).with_partitions(vec![*partition])),
                     }
                 }
-                let ongoing = r.state == crate::transactions::record::TxnState::Ongoing;
+                // As Kafka: the last transaction's start stays visible after it completes; a
+                // producer that never began one has none.
+                let began = r.state != crate::transactions::record::TxnState::Empty;
                 state
                     .with_transaction_state(StrBytes::from_static_str(r.state.name()))
                     .with_transaction_timeout_ms(r.timeout_ms)
-                    .with_transaction_start_time_ms(if ongoing { r.started_ms } else { -1 })
+                    .with_transaction_start_time_ms(if began { r.started_ms } else { -1 })
                     .with_producer_id(ProducerId(r.producer_id))
                     .with_producer_epoch(r.epoch)
                     .with_topics(topics)
