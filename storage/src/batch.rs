@@ -52,6 +52,19 @@ pub enum Compression {
     Zstd,
 }
 
+impl Compression {
+    /// The codec's number in a batch's attributes.
+    pub fn code(self) -> i16 {
+        match self {
+            Compression::None => 0,
+            Compression::Gzip => 1,
+            Compression::Snappy => 2,
+            Compression::Lz4 => 3,
+            Compression::Zstd => 4,
+        }
+    }
+}
+
 /// One validated v2 record batch.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Batch {
@@ -59,8 +72,21 @@ pub struct Batch {
 }
 
 impl Batch {
-    /// Checks that `bytes` hold exactly one well-formed v2 batch.
+    /// Checks that `bytes` hold exactly one well-formed v2 batch, as a producer sends it: one
+    /// offset per record.
     pub fn parse(bytes: Bytes) -> Result<Batch, BatchError> {
+        let batch = Self::parse_stored(bytes)?;
+        let (count, last_offset_delta) = (batch.record_count(), batch.last_offset_delta());
+        if count < 1 || last_offset_delta != count - 1 {
+            return Err(BatchError::BadOffsets { count, last_offset_delta });
+        }
+        Ok(batch)
+    }
+
+    /// Checks `bytes` as a batch the log may hold, CRC included: as [`Batch::parse`], except
+    /// that a batch compaction rewrote keeps its offsets with fewer records than offsets, or
+    /// none.
+    pub fn parse_stored(bytes: Bytes) -> Result<Batch, BatchError> {
         let batch = Self::parse_unchecked_crc(bytes)?;
         let expected = batch.crc();
         let actual = crc32c::crc32c(&batch.bytes[ATTRIBUTES_AT..]);
@@ -93,7 +119,7 @@ impl Batch {
         }
         let batch = Batch { bytes };
         let (count, last_offset_delta) = (batch.record_count(), batch.last_offset_delta());
-        if count < 1 || last_offset_delta != count - 1 {
+        if count < 0 || last_offset_delta < 0 || i64::from(count) > i64::from(last_offset_delta) + 1 {
             return Err(BatchError::BadOffsets { count, last_offset_delta });
         }
         batch.compression()?;
@@ -143,6 +169,25 @@ impl Batch {
         let crc = crc32c::crc32c(&bytes[ATTRIBUTES_AT..]);
         bytes[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
         Batch { bytes: bytes.freeze() }
+    }
+
+    /// The same batch (offsets, timestamps, producer and flags) holding other records, as
+    /// compaction rewrites it: `records` are `count` encoded records, compressed with
+    /// `compression`, whose offset deltas stay those of the original records; the batch now
+    /// ends `last_offset_delta` after its base offset. Length and CRC are computed again.
+    pub fn with_records(&self, records: &[u8], count: i32, compression: Compression, last_offset_delta: i32) -> Result<Batch, BatchError> {
+        let mut bytes = BytesMut::with_capacity(RECORD_BATCH_OVERHEAD + records.len());
+        bytes.put_slice(&self.bytes[..RECORD_BATCH_OVERHEAD]);
+        bytes.put_slice(records);
+        let length = i32::try_from(bytes.len() - 12).map_err(|_| BatchError::TooShort(0))?;
+        bytes[BATCH_LENGTH_AT..BATCH_LENGTH_AT + 4].copy_from_slice(&length.to_be_bytes());
+        let attributes = (self.attributes() & !0x7) | compression.code();
+        bytes[ATTRIBUTES_AT..ATTRIBUTES_AT + 2].copy_from_slice(&attributes.to_be_bytes());
+        bytes[LAST_OFFSET_DELTA_AT..LAST_OFFSET_DELTA_AT + 4].copy_from_slice(&last_offset_delta.to_be_bytes());
+        bytes[RECORD_COUNT_AT..RECORD_COUNT_AT + 4].copy_from_slice(&count.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[ATTRIBUTES_AT..]);
+        bytes[CRC_AT..CRC_AT + 4].copy_from_slice(&crc.to_be_bytes());
+        Batch::parse_stored(bytes.freeze())
     }
 
     /// True when the broker stamped the batch (every record's timestamp is the max timestamp).

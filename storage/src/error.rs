@@ -21,6 +21,10 @@ pub enum StorageError {
     /// A document update refused the document's contents (see `Storage::update_document`).
     #[error("{0}")]
     Rejected(String),
+    /// A compaction rewrite found its range changed since it was read (see
+    /// `Storage::replace_range`); nothing was written.
+    #[error("{0}")]
+    RangeChanged(String),
     #[error("storage engine failed: {0}")]
     Engine(String),
     #[error("I/O on {path} failed: {source}")]

@@ -13,6 +13,7 @@ mod batch;
 mod embedded;
 mod error;
 mod groups;
+mod log_range;
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
@@ -24,6 +25,7 @@ pub use batch::{Batch, BatchError, Compression, RECORD_BATCH_OVERHEAD};
 pub use embedded::EmbeddedStorage;
 pub use error::{Result, StorageError};
 pub use groups::{CommittedOffset, GroupState, MemberState};
+pub use log_range::LogRange;
 pub use memory::MemoryStorage;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStorage;

@@ -6,8 +6,9 @@ use std::sync::Mutex;
 use async_trait::async_trait;
 use uuid::Uuid;
 
+use crate::log_range::{check_tiling, chunk_ranges, range_changed};
 use crate::{
-    AppendOutcome, Batch, CommittedOffset, DocumentUpdate, GroupState, PartitionOffsets, ProducerState, Result, Storage,
+    AppendOutcome, Batch, LogRange, CommittedOffset, DocumentUpdate, GroupState, PartitionOffsets, ProducerState, Result, Storage,
     StorageError, Topic, TopicSpec,
 };
 
@@ -213,6 +214,33 @@ impl Storage for MemoryStorage {
             // outranked may raise it now.
             p.time_index = running_max_index(p.batches.values());
             Ok(offset)
+        })
+    }
+
+    async fn compactable_ranges(&self, topic: &str, partition: i32) -> Result<Vec<LogRange>> {
+        self.with_partition(topic, partition, |p| {
+            // Every batch but the last, in chunks, as Postgres groups them.
+            let before_last = p.batches.len().saturating_sub(1);
+            Ok(chunk_ranges(p.batches.values().take(before_last).map(|b| (b.base_offset(), b.next_offset(), b.len() as u64))))
+        })
+    }
+
+    async fn replace_range(&self, topic: &str, partition: i32, range: LogRange, batches: Vec<Batch>) -> Result<()> {
+        check_tiling(range, &batches)?;
+        self.with_partition(topic, partition, |p| {
+            let old: Vec<i64> = p.batches.range(range.start..range.end).map(|(base, _)| *base).collect();
+            let last_end = old.last().and_then(|base| p.batches.get(base)).map(Batch::next_offset);
+            if old.first() != Some(&range.start) || last_end != Some(range.end) || p.next_offset == range.end {
+                return Err(range_changed(range));
+            }
+            for base in old {
+                p.batches.remove(&base);
+            }
+            for batch in batches {
+                p.batches.insert(batch.base_offset(), batch);
+            }
+            p.time_index = running_max_index(p.batches.values());
+            Ok(())
         })
     }
 

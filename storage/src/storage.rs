@@ -3,7 +3,7 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 
 use crate::{
-    AppendOutcome, Batch, PartitionWrite, BrokerInfo, CommittedOffset, GroupState, PartitionOffsets, ProducerState, Result, Topic, TopicSpec,
+    AppendOutcome, Batch, LogRange, PartitionWrite, BrokerInfo, CommittedOffset, GroupState, PartitionOffsets, ProducerState, Result, Topic, TopicSpec,
 };
 
 /// What [`Storage::update_document`] runs on a document's current contents.
@@ -114,6 +114,26 @@ pub trait Storage: Send + Sync + 'static {
     async fn partition_size(&self, topic: &str, partition: i32) -> Result<Option<u64>> {
         let _ = (topic, partition);
         Ok(None)
+    }
+
+    /// The parts of the log compaction may rewrite, oldest first, each replaced as a whole by
+    /// [`Storage::replace_range`]: the embedded engine's sealed segments (never the active one,
+    /// nor one the log start cuts through), chunks of whole batches on Postgres and in memory
+    /// (never the last batch). Empty from an engine that cannot rewrite its log.
+    async fn compactable_ranges(&self, topic: &str, partition: i32) -> Result<Vec<LogRange>> {
+        let _ = (topic, partition);
+        Ok(Vec::new())
+    }
+
+    /// Replaces the batches of `range`, which [`Storage::compactable_ranges`] gave, with
+    /// `batches` covering exactly the same offsets (the first starts at `range.start`, each
+    /// where the one before ends, the last ends at `range.end`). Offsets, the high watermark
+    /// and the log start do not move, and a reader in the middle of a read keeps the batches it
+    /// had. `StorageError::RangeChanged` when the log no longer has `range` as it was; then
+    /// nothing changed.
+    async fn replace_range(&self, topic: &str, partition: i32, range: LogRange, batches: Vec<Batch>) -> Result<()> {
+        let _ = (topic, partition, batches);
+        Err(crate::log_range::range_changed(range))
     }
 
     /// The idempotent producers this partition remembers.

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::{
+    Compression, LogRange,
     Batch, CommittedOffset, GroupState, MemberState, ProducerBatch, ProducerState, Storage, StorageError, TopicSpec,
 };
 
@@ -32,6 +33,7 @@ pub async fn run_all(storage: &dyn Storage) {
     append_partitions_writes_each_partition(storage).await;
     documents_are_stored_listed_and_deleted(storage).await;
     document_updates_are_atomic(storage).await;
+    compaction_replaces_ranges_keeping_offsets(storage).await;
 }
 
 /// A sample group with `members` members, for tests.
@@ -478,4 +480,48 @@ pub async fn append_partitions_writes_each_partition(s: &dyn Storage) {
     for (partition, hw) in [(0, 5), (1, 6), (2, 0)] {
         assert_eq!(s.offsets("wide", partition).await.expect("offsets").high_watermark, hw);
     }
+}
+
+/// Compaction's primitive: a compactable range (never the last batch) is replaced by batches
+/// covering the same offsets, which reads then return, from any offset in it; a rewrite that
+/// does not cover the range is refused, and one of a range retention removed is RangeChanged.
+pub async fn compaction_replaces_ranges_keeping_offsets(s: &dyn Storage) {
+    // segment.bytes=1: the embedded engine seals a segment per batch, so it has ranges too.
+    let configs = BTreeMap::from([("segment.bytes".to_string(), "1".to_string())]);
+    s.create_topic(TopicSpec { name: "compacted".into(), partitions: 1, configs }).await.expect("create");
+    for _ in 0..4 {
+        s.append("compacted", 0, batch(2, 10), None).await.expect("append");
+    }
+    let ranges = s.compactable_ranges("compacted", 0).await.expect("ranges");
+    if ranges.is_empty() {
+        return; // the engine does not compact
+    }
+    assert!(ranges.iter().all(|r| r.end <= 6), "the last batch is never compactable: {ranges:?}");
+    assert_eq!(ranges[0].start, 0);
+    let range = ranges[0];
+    let before = s.offsets("compacted", 0).await.expect("offsets");
+    let template = s.read("compacted", 0, range.start, 1).await.expect("read")[0].clone();
+    let width = i32::try_from(range.end - range.start).expect("small");
+    // Every record gone: one empty batch holds the range's offsets.
+    let empty = template.with_records(&[], 0, Compression::None, width - 1).expect("rewrite");
+
+    let short = template.with_records(&[], 0, Compression::None, width - 2).expect("rewrite");
+    assert!(matches!(s.replace_range("compacted", 0, range, vec![short]).await, Err(StorageError::Rejected(_))));
+
+    s.replace_range("compacted", 0, range, vec![empty.clone()]).await.expect("replace");
+    assert_eq!(s.offsets("compacted", 0).await.expect("offsets"), before, "offsets never move");
+    for offset in [range.start, range.end - 1] {
+        let read = s.read("compacted", 0, offset, 1 << 20).await.expect("read");
+        assert_eq!(read[0].bytes(), empty.bytes(), "read from {offset}");
+        assert_eq!(read[1].base_offset(), range.end, "the next batch follows");
+        assert_eq!(read.last().map(Batch::next_offset), Some(8));
+    }
+
+    s.delete_records("compacted", 0, range.end).await.expect("delete");
+    assert!(matches!(
+        s.replace_range("compacted", 0, range, vec![empty]).await,
+        Err(StorageError::RangeChanged(_))
+    ));
+    let left: Vec<LogRange> = s.compactable_ranges("compacted", 0).await.expect("ranges");
+    assert!(left.iter().all(|r| r.start >= range.end), "{left:?}");
 }

@@ -45,7 +45,7 @@ use self::dirty::DirtySet;
 use self::files::io_error;
 use self::partition::{Partition, RollPolicy};
 use crate::{
-    AppendOutcome, Batch, CommittedOffset, DocumentUpdate, GroupState, PartitionOffsets, ProducerState, Result, Storage, StorageError,
+    AppendOutcome, Batch, CommittedOffset, DocumentUpdate, GroupState, LogRange, PartitionOffsets, ProducerState, Result, Storage, StorageError,
     Topic, TopicSpec,
 };
 
@@ -367,6 +367,15 @@ impl Storage for EmbeddedStorage {
     async fn delete_records(&self, topic: &str, partition: i32, offset: i64) -> Result<i64> {
         let p = self.engine.partition(topic, partition)?;
         self.blocking(move |_| p.delete_records(offset)).await
+    }
+
+    async fn compactable_ranges(&self, topic: &str, partition: i32) -> Result<Vec<LogRange>> {
+        self.engine.partition(topic, partition)?.compactable_ranges()
+    }
+
+    async fn replace_range(&self, topic: &str, partition: i32, range: LogRange, batches: Vec<Batch>) -> Result<()> {
+        let p = self.engine.partition(topic, partition)?;
+        self.blocking(move |_| p.replace_range(range, batches)).await
     }
 
     async fn partition_size(&self, topic: &str, partition: i32) -> Result<Option<u64>> {

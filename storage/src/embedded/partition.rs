@@ -17,7 +17,8 @@ use super::segment_file::{BatchHeader, SegmentFile};
 use super::segment_index::{self, IndexFile, SegmentIndex};
 use super::Shared;
 use crate::memory::{check_deletable, check_in_range};
-use crate::{AppendOutcome, Batch, PartitionOffsets, ProducerState, Result, StorageError};
+use crate::log_range::{check_tiling, range_changed};
+use crate::{AppendOutcome, Batch, LogRange, PartitionOffsets, ProducerState, Result, StorageError};
 
 /// The topic configs that roll segments, as Kafka names them.
 const SEGMENT_BYTES: &str = "segment.bytes";
@@ -48,6 +49,9 @@ pub(super) struct State {
     /// Set when a failed write could not be undone: the file end is unknown, so no more appends.
     pub broken: Option<String>,
 }
+
+/// Added to a segment file's name while its compacted replacement is written.
+pub(super) const CLEANED_SUFFIX: &str = ".cleaned";
 
 /// When the active segment is sealed and a new one started.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -146,6 +150,88 @@ impl Partition {
             cut = Some(segment.end_offset.max(st.log_start));
         }
         Ok(cut.filter(|c| *c > st.log_start))
+    }
+
+    /// The sealed segments wholly at or after the log start: what compaction may rewrite.
+    pub fn compactable_ranges(&self) -> Result<Vec<LogRange>> {
+        let st = self.lock()?;
+        let sealed = st.segments.len().saturating_sub(1);
+        Ok(st.segments[..sealed]
+            .iter()
+            .filter(|s| s.base_offset >= st.log_start && s.size > 0)
+            .map(|s| LogRange { start: s.base_offset, end: s.end_offset, bytes: s.size })
+            .collect())
+    }
+
+    /// Replaces the sealed segment that is `range` with a file of `batches`.
+    /// Blocking (fsyncs): call it off the async runtime.
+    ///
+    /// The new file is written beside the old one and made durable, then renamed over it, so a
+    /// crash leaves the old segment or the new one, whole. Its index file goes first and comes
+    /// back after, so an old index never describes the new file (without one, the next open
+    /// scans it). Readers that hold the old file keep reading it until they let go.
+    pub fn replace_range(&self, range: LogRange, batches: Vec<Batch>) -> Result<()> {
+        check_tiling(range, &batches)?;
+        let _trim = self.trim.lock().map_err(|_| poisoned())?;
+        let is_the_segment = |st: &State| {
+            let sealed = st.segments.len().saturating_sub(1);
+            st.segments[..sealed]
+                .iter()
+                .position(|s| s.base_offset == range.start && s.end_offset == range.end && s.base_offset >= st.log_start)
+        };
+        let path = {
+            let st = self.lock()?;
+            let Some(i) = is_the_segment(&st).filter(|_| !st.closed) else { return Err(range_changed(range)) };
+            st.segments[i].file.path().to_owned()
+        };
+        let mut cleaned_path = path.as_os_str().to_owned();
+        cleaned_path.push(CLEANED_SUFFIX);
+        let cleaned_path = PathBuf::from(cleaned_path);
+        match std::fs::remove_file(&cleaned_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(files::io_error(&cleaned_path)(e)),
+        }
+        let cleaned = SegmentFile::create_at(&cleaned_path)?;
+        let mut index = SegmentIndex::default();
+        let mut size = 0u64;
+        let written = (|| {
+            for batch in &batches {
+                cleaned.write_at(batch.bytes(), size)?;
+                index.add(&BatchHeader::of(batch), size)?;
+                size += batch.len() as u64;
+            }
+            // Always durable before the rename, fsync or not: the rename replaces data that was.
+            cleaned.sync()
+        })();
+        if let Err(e) = written {
+            let _ = std::fs::remove_file(&cleaned_path);
+            return Err(e);
+        }
+        let index_path = segment_index::path(&self.dir, range.start);
+        match std::fs::remove_file(&index_path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                let _ = std::fs::remove_file(&cleaned_path);
+                return Err(files::io_error(&index_path)(e));
+            }
+        }
+        let mut st = self.lock()?;
+        let Some(i) = is_the_segment(&st).filter(|_| !st.closed) else {
+            let _ = std::fs::remove_file(&cleaned_path);
+            return Err(range_changed(range));
+        };
+        std::fs::rename(&cleaned_path, &path).map_err(files::io_error(&path))?;
+        files::sync_dir(&self.dir)?;
+        let segment = &mut st.segments[i];
+        segment.file = Arc::new(cleaned.renamed(path));
+        segment.size = size;
+        segment.index = index;
+        if let Err(e) = files::write_replacing(&index_path, &segment_index::encode(&segment.index_file())) {
+            tracing::warn!(path = %index_path.display(), error = %e, "cannot write a compacted segment's index; the next open scans the segment");
+        }
+        Ok(())
     }
 
     /// Stops appends for good (the topic is being deleted).

@@ -223,7 +223,7 @@ fn check_against_segment(ix: &IndexFile, base_offset: i64, file: &SegmentFile) -
     }
     let header = file.header_at(ix.index.last_position, len).map_err(|e| e.to_string())?;
     let bytes = file.read_at(ix.index.last_position, header.len as usize).map_err(|e| e.to_string())?;
-    let last = Batch::parse(bytes).map_err(|e| format!("last batch: {e}"))?;
+    let last = Batch::parse_stored(bytes).map_err(|e| format!("last batch: {e}"))?;
     if ix.index.last_position + last.len() as u64 != len || last.next_offset() != ix.end_offset {
         return Err("the last batch does not end the segment where the index says".into());
     }
@@ -235,6 +235,11 @@ fn segment_files(dir: &Path) -> Result<Vec<(i64, PathBuf)>> {
     let mut found = Vec::new();
     for entry in std::fs::read_dir(dir).map_err(io_error(dir))? {
         let entry = entry.map_err(io_error(dir))?;
+        if entry.file_name().to_str().is_some_and(|n| n.ends_with(super::partition::CLEANED_SUFFIX)) {
+            // A compaction cut off before its rename: the segment it would have replaced is whole.
+            std::fs::remove_file(entry.path()).map_err(io_error(&entry.path()))?;
+            continue;
+        }
         if let Some(base) = entry.file_name().to_str().and_then(SegmentFile::parse_name) {
             found.push((base, entry.path()));
         }

@@ -92,6 +92,17 @@ impl SegmentFile {
         Ok(SegmentFile { path, file, dirty: AtomicBool::new(false) })
     }
 
+    /// Creates a new, empty file at `path` (a compacted segment being written).
+    pub fn create_at(path: &Path) -> Result<SegmentFile> {
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path).map_err(io_error(path))?;
+        Ok(SegmentFile { path: path.to_owned(), file, dirty: AtomicBool::new(false) })
+    }
+
+    /// The same open file, known by the name it was renamed to.
+    pub fn renamed(self, path: PathBuf) -> SegmentFile {
+        SegmentFile { path, ..self }
+    }
+
     pub fn open(path: &Path) -> Result<SegmentFile> {
         let file = OpenOptions::new().read(true).write(true).open(path).map_err(io_error(path))?;
         Ok(SegmentFile { path: path.to_owned(), file, dirty: AtomicBool::new(false) })
@@ -193,7 +204,7 @@ impl SegmentFile {
             let mut bytes = vec![0u8; declared as usize];
             bytes[..LENGTH_PREFIX].copy_from_slice(&prefix);
             reader.read_exact(&mut bytes[LENGTH_PREFIX..]).map_err(io_error(&self.path))?;
-            let batch = match Batch::parse(Bytes::from(bytes)) {
+            let batch = match Batch::parse_stored(Bytes::from(bytes)) {
                 Ok(batch) => batch,
                 Err(e) => break Some(e.to_string()),
             };

@@ -580,3 +580,34 @@ async fn partition_size_is_the_segment_files() {
     let on_disk: u64 = segment_names(&path).iter().map(|n| std::fs::metadata(path.join(n)).expect("meta").len()).sum();
     assert_eq!(on_disk, total);
 }
+
+#[tokio::test]
+async fn a_compacted_segment_reopens_and_a_cut_off_cleaning_leaves_the_old_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let s = EmbeddedStorage::open_with_segment_bytes(dir.path(), false, SMALL).expect("open");
+    s.create_topic(spec("cleaned", 1)).await.expect("create");
+    for i in 0..6 {
+        s.append("cleaned", 0, batch(5, i), None).await.expect("append");
+    }
+    let path = partition_path(&s, "cleaned", 0).await;
+    let ranges = s.compactable_ranges("cleaned", 0).await.expect("ranges");
+    let (first, second) = (ranges[0], ranges[1]);
+    let old = s.read("cleaned", 0, first.start, 1).await.expect("read")[0].clone();
+    let empty = old.with_records(&[], 0, crate::Compression::None, i32::try_from(first.end - first.start - 1).expect("small")).expect("empty");
+    s.replace_range("cleaned", 0, first, vec![empty.clone()]).await.expect("replace");
+    let file = path.join(segment_names(&path)[0].clone());
+    assert_eq!(std::fs::metadata(&file).expect("segment").len(), empty.len() as u64, "the segment file is the compacted one");
+    assert_eq!(index_names(&path).len(), segment_names(&path).len() - 1, "its index was written again");
+
+    // A cleaning cut off before its rename leaves a `.cleaned` file beside a whole segment.
+    let second_name = segment_names(&path).into_iter().find(|n| n.starts_with(&format!("{:020}", second.start))).expect("second");
+    std::fs::write(path.join(format!("{second_name}.cleaned")), b"half written").expect("leftover");
+    drop(s);
+
+    let s = EmbeddedStorage::open_with_segment_bytes(dir.path(), false, SMALL).expect("reopen");
+    assert!(names_ending(&path, ".cleaned").is_empty(), "the leftover is removed at open");
+    let all = s.read("cleaned", 0, 0, 1 << 20).await.expect("read");
+    assert_eq!(all[0].bytes(), empty.bytes());
+    assert_eq!(bases(&all[1..]), (1..6).map(|i| i * 5).filter(|b| *b >= first.end).collect::<Vec<_>>());
+    assert_eq!(s.offsets("cleaned", 0).await.expect("offsets").high_watermark, 30);
+}

@@ -45,9 +45,10 @@ pub use self::notify::PartitionNotice;
 use self::pool::{describe, Conn, Pool};
 use self::queries::Query;
 use self::topic_cache::TopicCache;
+use crate::log_range::{check_tiling, range_changed, RANGE_BYTES};
 use crate::memory::{check_deletable, check_in_range};
 use crate::{
-    AppendOutcome, Batch, BrokerInfo, CommittedOffset, DocumentUpdate, GroupState, PartitionWrite, PartitionOffsets, ProducerBatch, ProducerState, Result,
+    AppendOutcome, Batch, BrokerInfo, LogRange, CommittedOffset, DocumentUpdate, GroupState, PartitionWrite, PartitionOffsets, ProducerBatch, ProducerState, Result,
     Storage, StorageError, Topic, TopicSpec,
 };
 
@@ -391,6 +392,60 @@ impl Storage for PostgresStorage {
         Err(StorageError::Engine(format!("delete_records on {topic}/{partition} kept failing")))
     }
 
+    async fn compactable_ranges(&self, topic: &str, partition: i32) -> Result<Vec<LogRange>> {
+        let mut conn = self.pool.get().await?;
+        let chunk = RANGE_BYTES as i64;
+        let rows = conn.query(Query::CompactableRanges, &[&topic, &partition, &chunk]).await?;
+        rows.iter()
+            .map(|row| Ok(LogRange { start: col(row, 0)?, end: col(row, 1)?, bytes: col::<i64>(row, 2)?.max(0) as u64 }))
+            .collect()
+    }
+
+    async fn replace_range(&self, topic: &str, partition: i32, range: LogRange, batches: Vec<Batch>) -> Result<()> {
+        check_tiling(range, &batches)?;
+        let mut conn = self.pool.get().await?;
+        let take = conn.statement(Query::TakeRange).await?;
+        let put = conn.statement(Query::PutRange).await?;
+        let failed = |query: Query| move |e| pool::query_error(query, e);
+        let tx = conn.client.transaction().await.map_err(failed(Query::TakeRange))?;
+        let taken = tx.query(&take, &[&topic, &partition, &range.start, &range.end]).await.map_err(failed(Query::TakeRange))?;
+        // (base offset, last offset, end position, bytes, running max timestamp), by offset.
+        let mut old: Vec<(i64, i64, i64, i32, i64)> = Vec::with_capacity(taken.len());
+        let mut topic_id: Option<Uuid> = None;
+        for row in &taken {
+            topic_id = Some(col(row, 0)?);
+            old.push((col(row, 1)?, col(row, 2)?, col(row, 3)?, col(row, 4)?, col(row, 5)?));
+        }
+        old.sort_unstable();
+        let (Some(topic_id), Some(first), Some(last)) = (topic_id, old.first().copied(), old.last().copied()) else {
+            return Err(range_changed(range));
+        };
+        if first.0 != range.start || last.1 + 1 != range.end {
+            return Err(range_changed(range));
+        }
+        // The new batches take the front of the old ones' place in the byte stream, so
+        // positions keep growing with offsets; what they saved is a gap before the next batch.
+        let start_position = first.2 - i64::from(first.3);
+        let new_bytes: i64 = batches.iter().map(|b| b.len() as i64).sum();
+        if new_bytes > last.2 - start_position {
+            return Err(StorageError::Rejected(format!(
+                "a rewrite of offsets [{}, {}) is larger than the batches it replaces",
+                range.start, range.end
+            )));
+        }
+        let mut columns = RangeColumns::default();
+        let mut position = start_position;
+        for batch in &batches {
+            position += batch.len() as i64;
+            // The running max timestamp as it stood after the old batches this one covers.
+            let time_index = old.iter().take_while(|o| o.1 <= batch.last_offset()).map(|o| o.4).max().unwrap_or(batch.max_timestamp());
+            columns.push(batch, time_index, position);
+        }
+        tx.execute(&put, &columns.params(&topic_id, &partition)).await.map_err(failed(Query::PutRange))?;
+        tx.commit().await.map_err(failed(Query::PutRange))?;
+        Ok(())
+    }
+
     async fn producers(&self, topic: &str, partition: i32) -> Result<Vec<ProducerState>> {
         let mut conn = self.pool.get().await?;
         let rows = conn.query(Query::Producers, &[&topic, &partition]).await?;
@@ -546,5 +601,55 @@ impl Storage for PostgresStorage {
     /// Every write committed its transaction before returning: nothing to do.
     async fn sync(&self) -> Result<()> {
         Ok(())
+    }
+}
+
+/// The rewritten batches of a compacted range as the parallel arrays `put_range` takes.
+#[derive(Default)]
+struct RangeColumns {
+    base_offset: Vec<i64>,
+    last_offset: Vec<i64>,
+    record_count: Vec<i32>,
+    max_timestamp: Vec<i64>,
+    time_index: Vec<i64>,
+    end_position: Vec<i64>,
+    byte_size: Vec<i32>,
+    producer_id: Vec<i64>,
+    producer_epoch: Vec<i16>,
+    base_sequence: Vec<i32>,
+    data: Vec<Vec<u8>>,
+}
+
+impl RangeColumns {
+    fn push(&mut self, batch: &Batch, time_index: i64, end_position: i64) {
+        self.base_offset.push(batch.base_offset());
+        self.last_offset.push(batch.last_offset());
+        self.record_count.push(batch.record_count());
+        self.max_timestamp.push(batch.max_timestamp());
+        self.time_index.push(time_index);
+        self.end_position.push(end_position);
+        self.byte_size.push(i32::try_from(batch.len()).unwrap_or(i32::MAX));
+        self.producer_id.push(batch.producer_id());
+        self.producer_epoch.push(batch.producer_epoch());
+        self.base_sequence.push(batch.base_sequence());
+        self.data.push(batch.bytes().to_vec());
+    }
+
+    fn params<'a>(&'a self, topic_id: &'a Uuid, partition: &'a i32) -> [&'a (dyn tokio_postgres::types::ToSql + Sync); 13] {
+        [
+            topic_id,
+            partition,
+            &self.base_offset,
+            &self.last_offset,
+            &self.record_count,
+            &self.max_timestamp,
+            &self.time_index,
+            &self.end_position,
+            &self.byte_size,
+            &self.producer_id,
+            &self.producer_epoch,
+            &self.base_sequence,
+            &self.data,
+        ]
     }
 }

@@ -29,6 +29,9 @@ pub(crate) enum Query {
     Offsets,
     PartitionSize,
     RetentionCut,
+    CompactableRanges,
+    TakeRange,
+    PutRange,
     BatchAtTime,
     BatchWithMaxTimestamp,
     BatchWithMaxTimestampScan,
@@ -53,7 +56,7 @@ pub(crate) enum Query {
 }
 
 impl Query {
-    pub(crate) const ALL: [Query; 42] = [
+    pub(crate) const ALL: [Query; 45] = [
         Query::MigrationsLock,
         Query::MigrationsTable,
         Query::MigrationsApplied,
@@ -75,6 +78,9 @@ impl Query {
         Query::Offsets,
         Query::PartitionSize,
         Query::RetentionCut,
+        Query::CompactableRanges,
+        Query::TakeRange,
+        Query::PutRange,
         Query::BatchAtTime,
         Query::BatchWithMaxTimestamp,
         Query::BatchWithMaxTimestampScan,
@@ -122,6 +128,9 @@ impl Query {
             Query::Offsets => "offsets",
             Query::PartitionSize => "partition_size",
             Query::RetentionCut => "retention_cut",
+            Query::CompactableRanges => "compactable_ranges",
+            Query::TakeRange => "take_range",
+            Query::PutRange => "put_range",
             Query::BatchAtTime => "batch_at_time",
             Query::BatchWithMaxTimestamp => "batch_with_max_timestamp",
             Query::BatchWithMaxTimestampScan => "batch_with_max_timestamp_scan",

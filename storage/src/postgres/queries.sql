@@ -182,6 +182,36 @@ SELECT (
 ), (SELECT base_offset FROM last)
 FROM part
 
+-- name: compactable_ranges
+-- Every batch but the last, grouped into ranges of about $3 bytes by their place in the
+-- partition's byte stream (end_position grows with the offset, so each group is a run of
+-- consecutive batches): (first offset, end offset, bytes), oldest first.
+SELECT min(b.base_offset), max(b.last_offset) + 1, sum(b.byte_size)::bigint
+FROM ductstream_batches b JOIN ductstream_topics t ON t.id = b.topic_id
+WHERE t.name = $1::text AND b.partition = $2::integer
+  AND b.base_offset < (
+    SELECT l.base_offset FROM ductstream_batches l
+    WHERE l.topic_id = b.topic_id AND l.partition = b.partition
+    ORDER BY l.base_offset DESC LIMIT 1)
+GROUP BY (b.end_position - 1) / $3::bigint
+ORDER BY 1
+
+-- name: take_range
+-- Compaction's first step: removes the batches based in [$3, $4) and returns what their
+-- replacements need (position, running max timestamp). The row locks make a concurrent
+-- DeleteRecords wait or win.
+DELETE FROM ductstream_batches b USING ductstream_topics t
+WHERE t.id = b.topic_id AND t.name = $1::text AND b.partition = $2::integer
+  AND b.base_offset >= $3::bigint AND b.base_offset < $4::bigint
+RETURNING b.topic_id, b.base_offset, b.last_offset, b.end_position, b.byte_size, b.time_index
+
+-- name: put_range
+-- Compaction's second step, in the same transaction: the rewritten batches, as parallel arrays.
+INSERT INTO ductstream_batches (topic_id, partition, base_offset, last_offset, record_count, max_timestamp,
+    time_index, end_position, byte_size, producer_id, producer_epoch, base_sequence, data)
+SELECT $1::uuid, $2::integer, * FROM unnest($3::bigint[], $4::bigint[], $5::integer[], $6::bigint[], $7::bigint[],
+    $8::bigint[], $9::integer[], $10::bigint[], $11::smallint[], $12::integer[], $13::bytea[])
+
 -- name: batch_at_time
 -- The first batch (in offset order) whose max timestamp is at or after $3. time_index never
 -- decreases in offset order, so ordering by it orders by offset; every batch with
