@@ -121,6 +121,21 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_LOG_RETENTION_CHECK_INTERVAL_MS", default_value_t = 300_000)]
     pub log_retention_check_interval_ms: u64,
 
+    /// Whether the log cleaner compacts topics whose `cleanup.policy` has `compact` (Kafka's
+    /// `log.cleaner.enable`).
+    #[arg(long, env = "DUCTSTREAM_LOG_CLEANER_ENABLE", default_value_t = true, action = clap::ArgAction::Set)]
+    pub log_cleaner_enable: bool,
+
+    /// How long the log cleaner sleeps between passes over the compacted partitions this broker
+    /// leads (Kafka's `log.cleaner.backoff.ms`).
+    #[arg(long, env = "DUCTSTREAM_LOG_CLEANER_BACKOFF_MS", default_value_t = 15_000)]
+    pub log_cleaner_backoff_ms: u64,
+
+    /// Memory for the cleaner's latest offset per key in one pass; a pass over more keys cleans
+    /// up to where it filled, the rest at the next (Kafka's `log.cleaner.dedupe.buffer.size`).
+    #[arg(long, env = "DUCTSTREAM_LOG_CLEANER_DEDUPE_BUFFER_SIZE", default_value_t = 128 * 1024 * 1024)]
+    pub log_cleaner_dedupe_buffer_size: usize,
+
     /// How long the first rebalance of an empty group waits for more members (Kafka's
     /// `group.initial.rebalance.delay.ms`).
     #[arg(long, env = "DUCTSTREAM_GROUP_INITIAL_REBALANCE_DELAY_MS", default_value_t = 3000)]
@@ -183,6 +198,9 @@ pub struct BrokerConfig {
     /// The default `retention.ms`; negative: forever.
     pub log_retention_ms: i64,
     pub retention_check_interval: std::time::Duration,
+    pub log_cleaner_enable: bool,
+    pub log_cleaner_backoff: std::time::Duration,
+    pub log_cleaner_dedupe_buffer_size: usize,
     /// Where the log lives, as DescribeLogDirs names it: the data dir for the embedded engines
     /// (shown as an absolute path), `postgres` or `memory` otherwise.
     pub log_dir: String,
@@ -270,6 +288,9 @@ impl BrokerConfig {
             broker_lease: std::time::Duration::from_millis(args.broker_lease_ms.max(300)),
             log_retention_ms: args.log_retention_ms,
             retention_check_interval: std::time::Duration::from_millis(args.log_retention_check_interval_ms.max(10)),
+            log_cleaner_enable: args.log_cleaner_enable,
+            log_cleaner_backoff: std::time::Duration::from_millis(args.log_cleaner_backoff_ms.max(10)),
+            log_cleaner_dedupe_buffer_size: args.log_cleaner_dedupe_buffer_size.max(1 << 20),
         })
     }
 }

@@ -12,6 +12,7 @@ mod broker;
 mod clock;
 pub mod cluster;
 mod committer;
+pub mod compaction;
 pub mod config;
 pub mod dash_flags;
 mod connection;

@@ -76,6 +76,7 @@ async fn run(args: Args) -> Result<()> {
     let broker = Broker::start(BrokerConfig::new(&args, bound)?, storage.clone(), args.group_config()).await?;
     tokio::spawn(ductstream_broker::cluster::keep_alive(broker.clone()));
     tokio::spawn(ductstream_broker::retention::run(broker.clone()));
+    tokio::spawn(ductstream_broker::compaction::run(broker.clone()));
     tokio::spawn(ductstream_broker::transactions::coordinator::run(broker.clone()));
     #[cfg(feature = "postgres")]
     if let Some(postgres) = opened.postgres {

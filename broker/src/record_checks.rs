@@ -37,15 +37,10 @@ pub struct Rejected {
 /// Kafka lists at most this many record errors in the partition-level message.
 const ERRORS_IN_MESSAGE: usize = 3;
 
-/// True when `configs` make the topic compacted (`compact` or `compact,delete`).
-pub fn is_compacted(configs: &BTreeMap<String, String>) -> bool {
-    configs.get("cleanup.policy").is_some_and(|p| p.split(',').any(|v| v.trim() == "compact"))
-}
-
 /// Checks every record of `batch` against the topic's rules at broker time `now` (ms);
 /// `Ok(None)` when all pass.
 pub fn check(batch: &Batch, topic: &str, partition: i32, configs: &BTreeMap<String, String>, now: i64) -> Result<Option<Rejected>> {
-    let compacted = is_compacted(configs);
+    let compacted = topic_config::is_compacted(configs);
     // CreateTime topics bound record timestamps around the broker's clock. With Kafka's
     // defaults only the upper bound is set, and the batch header's largest timestamp tells
     // whether any record passes it, so ordinary batches are not decoded.

@@ -35,6 +35,31 @@ impl Record {
     }
 }
 
+/// One record as stored, with what compaction decides on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRecord {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    /// A null value: the key's tombstone.
+    pub is_tombstone: bool,
+    /// The record's encoding, its length prefix included: copied as it is into a rewritten
+    /// batch with the same base offset.
+    pub bytes: Bytes,
+}
+
+/// Every record of the batch as stored, in order.
+pub fn raw_records(batch: &Batch) -> Result<Vec<RawRecord>> {
+    let mut out = Vec::with_capacity(batch.record_count().max(0) as usize);
+    each_record_raw(batch, |RecordPosition { offset, timestamp }, rest, bytes| {
+        let key = bytes_field(rest)?;
+        let value_length = varint(rest)?;
+        out.push(RawRecord { offset, timestamp, key, is_tombstone: value_length < 0, bytes: bytes.clone() });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
 /// Every record's offset and timestamp, in order.
 pub fn positions(batch: &Batch) -> Result<Vec<RecordPosition>> {
     let mut out = Vec::with_capacity(batch.record_count().max(0) as usize);
@@ -66,13 +91,20 @@ pub fn decode(batch: &Batch) -> Result<Vec<Record>> {
 
 /// Walks the records, handing each one's position and its fields after the offset delta.
 fn each_record(batch: &Batch, mut f: impl FnMut(RecordPosition, &mut Bytes) -> Result<()>) -> Result<()> {
+    each_record_raw(batch, |position, rest, _| f(position, rest))
+}
+
+/// [`each_record`], also handing each record's whole encoding.
+fn each_record_raw(batch: &Batch, mut f: impl FnMut(RecordPosition, &mut Bytes, &Bytes) -> Result<()>) -> Result<()> {
     let codec = batch.compression().map_err(|e| BrokerError::Decode(e.to_string()))?;
     let mut records = decompress(codec, batch.records())?;
     for _ in 0..batch.record_count() {
+        let before = records.clone();
         let length = usize::try_from(varint(&mut records)?).map_err(|_| corrupt("negative record length"))?;
         if length > records.len() {
             return Err(corrupt("record runs past the end of its batch"));
         }
+        let whole = before.slice(..before.len() - records.len() + length);
         let mut record = records.split_to(length);
         if !record.has_remaining() {
             return Err(corrupt("empty record"));
@@ -85,7 +117,7 @@ fn each_record(batch: &Batch, mut f: impl FnMut(RecordPosition, &mut Bytes) -> R
         } else {
             batch.base_timestamp() + timestamp_delta
         };
-        f(RecordPosition { offset: batch.base_offset() + offset_delta, timestamp }, &mut record)?;
+        f(RecordPosition { offset: batch.base_offset() + offset_delta, timestamp }, &mut record, &whole)?;
     }
     Ok(())
 }
@@ -149,6 +181,28 @@ pub fn decompress(codec: Compression, data: Bytes) -> Result<Bytes> {
         }
     }
     Ok(Bytes::from(out))
+}
+
+/// Compresses a records section with `codec`, as producers do (snappy without the Java
+/// clients' framing, as librdkafka writes it; every client reads both).
+pub fn compress(codec: Compression, data: &[u8]) -> Result<Vec<u8>> {
+    use std::io::Write;
+    let failed = |what: &str, e: std::io::Error| BrokerError::Decode(format!("{what} compression failed: {e}"));
+    Ok(match codec {
+        Compression::None => data.to_vec(),
+        Compression::Gzip => {
+            let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+            encoder.write_all(data).map_err(|e| failed("gzip", e))?;
+            encoder.finish().map_err(|e| failed("gzip", e))?
+        }
+        Compression::Lz4 => {
+            let mut encoder = lz4_flex::frame::FrameEncoder::new(Vec::new());
+            encoder.write_all(data).map_err(|e| failed("lz4", e))?;
+            encoder.finish().map_err(|e| failed("lz4", std::io::Error::other(e)))?
+        }
+        Compression::Zstd => zstd::stream::encode_all(data, 3).map_err(|e| failed("zstd", e))?,
+        Compression::Snappy => snap::raw::Encoder::new().compress_vec(data).map_err(|e| failed("snappy", std::io::Error::other(e)))?,
+    })
 }
 
 /// A zigzag varint, as record fields are written.

@@ -3,7 +3,8 @@
 //! `retention.ms` (the broker's `--log-retention-ms` by default), and the oldest segments
 //! beyond the topic's `retention.bytes` (where the store tracks sizes). Deletion goes through
 //! DeleteRecords' path, so the log start moves, fetches below it get OFFSET_OUT_OF_RANGE and
-//! other brokers hear of it.
+//! other brokers hear of it. Topics whose `cleanup.policy` is `compact` alone are left to the
+//! log cleaner (see `compaction`), as in Kafka.
 //!
 //! The cut is a prefix of the log: everything before the first batch whose timestamp is
 //! within retention (a later batch with an old timestamp stays until the ones before it go).
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use ductstream_storage::Topic;
 
 use crate::clock::now_ms;
-use crate::topic_config::{retention_bytes, retention_ms};
+use crate::topic_config::{deletes, retention_bytes, retention_ms};
 use crate::{Broker, Result};
 
 /// Runs until the broker shuts down.
@@ -32,6 +33,9 @@ pub async fn run(broker: Arc<Broker>) {
 /// One pass over every topic.
 pub async fn enforce(broker: &Broker) -> Result<()> {
     for topic in broker.storage().topics().await? {
+        if !deletes(&topic.configs) {
+            continue;
+        }
         let cutoff = retention_ms(&topic.configs, &broker.config).map(|ms| now_ms().saturating_sub(ms));
         let max_bytes = retention_bytes(&topic.configs);
         for partition in 0..topic.partitions {

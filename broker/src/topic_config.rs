@@ -44,14 +44,18 @@ pub const RETENTION_BYTES: &str = "retention.bytes";
 pub const TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
 pub const TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
 const REMOTE_STORAGE_ENABLE: &str = "remote.storage.enable";
+pub const CLEANUP_POLICY: &str = "cleanup.policy";
+pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
+pub const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
+pub const MIN_COMPACTION_LAG_MS: &str = "min.compaction.lag.ms";
 
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
-        name: "cleanup.policy",
+        name: CLEANUP_POLICY,
         default: "delete",
         kind: ConfigType::List,
         allowed: &["delete", "compact", "compact,delete", "delete,compact"],
-        doc: "Stored; compaction is not performed yet.",
+        doc: "compact keeps the latest record of each key (the log cleaner); delete removes records past retention.ms and retention.bytes; both do both (enforced).",
     },
     def("compression.gzip.level", "-1", ConfigType::Int, "Stored (-1 or 1 to 9); batches are kept as the producer compressed them."),
     def("compression.lz4.level", "9", ConfigType::Int, "Stored (1 to 17); batches are kept as the producer compressed them."),
@@ -63,7 +67,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         doc: "Stored; batches are always kept as the producer compressed them.",
     },
     def("compression.zstd.level", "3", ConfigType::Int, "Stored (-131072 to 22); batches are kept as the producer compressed them."),
-    def("delete.retention.ms", "86400000", ConfigType::Long, "Stored; not enforced yet."),
+    def(DELETE_RETENTION_MS, "86400000", ConfigType::Long, "How long a compacted topic keeps a key's tombstone after the cleaner first passed it (enforced)."),
     def("file.delete.delay.ms", "60000", ConfigType::Long, "Stored; not applicable."),
     def("flush.messages", "9223372036854775807", ConfigType::Long, "Stored; acks>=1 always waits for a sync."),
     def("flush.ms", "9223372036854775807", ConfigType::Long, "Stored; acks>=1 always waits for a sync."),
@@ -93,8 +97,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
         allowed: &["CreateTime", "LogAppendTime"],
         doc: "LogAppendTime stamps each batch with the broker's time on append (enforced).",
     },
-    def("min.cleanable.dirty.ratio", "0.5", ConfigType::Double, "Stored; not enforced yet."),
-    def("min.compaction.lag.ms", "0", ConfigType::Long, "Stored; not enforced yet."),
+    def(MIN_CLEANABLE_DIRTY_RATIO, "0.5", ConfigType::Double, "The share of a compacted log not yet cleaned that starts a cleaning (enforced)."),
+    def(MIN_COMPACTION_LAG_MS, "0", ConfigType::Long, "Records younger than this are not compacted yet (enforced)."),
     def("min.insync.replicas", "1", ConfigType::Int, "Stored; there is one copy of each partition."),
     def("preallocate", "false", ConfigType::Boolean, "Stored; not applicable."),
     def("remote.log.copy.disable", "false", ConfigType::Boolean, "Stored; there is no tiered storage."),
@@ -148,6 +152,9 @@ pub fn validate(name: &str, value: &str) -> Result<()> {
         "compression.zstd.level" => within(-131_072, 22),
         TIMESTAMP_BEFORE_MAX_MS | TIMESTAMP_AFTER_MAX_MS => within(0, i64::MAX),
         "local.retention.ms" | "local.retention.bytes" => within(-2, i64::MAX),
+        DELETE_RETENTION_MS | MIN_COMPACTION_LAG_MS => within(0, i64::MAX),
+        "max.compaction.lag.ms" => within(1, i64::MAX),
+        MIN_CLEANABLE_DIRTY_RATIO => value.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v)),
         "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => throttled_replicas(value),
         _ => true,
     };
@@ -194,6 +201,28 @@ pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<()> {
 /// The largest batch `topic` accepts.
 pub fn max_message_bytes(configs: &BTreeMap<String, String>, broker: &BrokerConfig) -> i32 {
     configs.get(MAX_MESSAGE_BYTES).and_then(|v| v.parse().ok()).unwrap_or(broker.message_max_bytes)
+}
+
+/// True when the topic is compacted (`compact` or `compact,delete`).
+pub fn is_compacted(configs: &BTreeMap<String, String>) -> bool {
+    policy(configs).any(|v| v == "compact")
+}
+
+/// True when retention deletes the topic's old records (`delete`, the default, or
+/// `compact,delete`); a topic that is only compacted keeps every key's latest record however
+/// old, as Kafka does.
+pub fn deletes(configs: &BTreeMap<String, String>) -> bool {
+    policy(configs).any(|v| v == "delete")
+}
+
+fn policy(configs: &BTreeMap<String, String>) -> impl Iterator<Item = &str> {
+    configs.get(CLEANUP_POLICY).map_or("delete", String::as_str).split(',').map(str::trim)
+}
+
+/// A config of Kafka type long or double, or its default from [`TOPIC_CONFIGS`].
+pub fn number(configs: &BTreeMap<String, String>, name: &str) -> f64 {
+    let parse = |v: &str| v.parse::<f64>().ok();
+    configs.get(name).and_then(|v| parse(v)).or_else(|| lookup(name).and_then(|d| parse(d.default))).unwrap_or(0.0)
 }
 
 /// How long `topic` keeps records, in ms; `None`: forever.

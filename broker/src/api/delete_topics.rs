@@ -43,6 +43,9 @@ async fn delete(ctx: &Ctx, name: Option<TopicName>, id: Uuid) -> Result<(String,
     if let Err(e) = crate::transactions::partition::forget_topic(storage.as_ref(), &topic).await {
         tracing::warn!(topic = %name, error = %e, "cannot forget the deleted topic's transactions");
     }
+    if let Err(e) = crate::compaction::forget_topic(storage.as_ref(), &topic).await {
+        tracing::warn!(topic = %name, error = %e, "cannot forget the deleted topic's cleaner checkpoints");
+    }
     tracing::info!(topic = %name, "deleted topic");
     Ok((topic.name, topic.id))
 }
