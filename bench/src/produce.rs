@@ -15,7 +15,7 @@ use crate::client::{Acks, ClientOpts, Compression, ProducerSettings};
 use crate::delivery::{DeliverySnapshot, DeliveryTracker};
 use crate::payload::filler;
 use crate::stats::{Report, Throughput};
-use crate::topic::ensure_topic;
+use crate::topic::ensure_topic_with;
 
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
@@ -28,9 +28,17 @@ pub struct ProduceArgs {
     /// Number of messages to send.
     #[arg(long, default_value_t = 1_000_000)]
     pub messages: u64,
-    /// Value size in bytes (messages have no key).
+    /// Value size in bytes.
     #[arg(long, default_value_t = 1024)]
     pub size: usize,
+    /// Keys to cycle through (`key-0` … `key-<N-1>`, message i gets key i mod N), as updates to
+    /// N rows would; 0 sends messages without a key.
+    #[arg(long, default_value_t = 0)]
+    pub keys: u64,
+    /// A topic config for the topic when it is created, `name=value` (repeatable), e.g.
+    /// `--topic-config cleanup.policy=compact`.
+    #[arg(long = "topic-config", value_parser = parse_config)]
+    pub topic_configs: Vec<(String, String)>,
     #[arg(long, value_enum, default_value_t = Acks::All)]
     pub acks: Acks,
     #[arg(long, value_enum, default_value_t = Compression::None)]
@@ -48,6 +56,10 @@ pub struct ProduceArgs {
     /// and the throughput includes the commits.
     #[arg(long, default_value_t = 0)]
     pub transaction_size: u64,
+}
+
+fn parse_config(text: &str) -> Result<(String, String), String> {
+    text.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{text:?} is not name=value"))
 }
 
 /// Waits until every record sent has its delivery report. commit_transaction flushes first,
@@ -79,7 +91,7 @@ pub struct ProduceReport {
 }
 
 pub fn run(opts: &ClientOpts, args: &ProduceArgs) -> Result<ProduceReport> {
-    ensure_topic(opts, &args.topic, args.partitions)?;
+    ensure_topic_with(opts, &args.topic, args.partitions, &args.topic_configs)?;
 
     let settings = ProducerSettings {
         acks: args.acks,
@@ -117,9 +129,13 @@ pub fn run(opts: &ClientOpts, args: &ProduceArgs) -> Result<ProduceReport> {
             }
             producer.begin_transaction().context("begin_transaction")?;
         }
+        let key = (args.keys > 0).then(|| format!("key-{}", sent % args.keys));
         let mut record =
-            BaseRecord::<(), [u8], usize>::with_opaque_to(&args.topic, tracker.stamp())
+            BaseRecord::<str, [u8], usize>::with_opaque_to(&args.topic, tracker.stamp())
                 .payload(payload.as_slice());
+        if let Some(key) = &key {
+            record = record.key(key.as_str());
+        }
         loop {
             match producer.send(record) {
                 Ok(()) => break,
@@ -159,13 +175,14 @@ pub fn run(opts: &ClientOpts, args: &ProduceArgs) -> Result<ProduceReport> {
     Ok(ProduceReport {
         topic: args.topic.clone(),
         settings: format!(
-            "size={} acks={} compression={} linger.ms={} batch.size={}{}",
+            "size={} acks={} compression={} linger.ms={} batch.size={}{}{}",
             args.size,
             args.acks.config_value(),
             args.compression.config_value(),
             args.linger_ms,
             args.batch_size,
-            if transactional { format!(" transaction.size={}", args.transaction_size) } else { String::new() }
+            if transactional { format!(" transaction.size={}", args.transaction_size) } else { String::new() },
+            if args.keys > 0 { format!(" keys={}", args.keys) } else { String::new() }
         ),
         sent,
         requested: args.messages,

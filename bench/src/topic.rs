@@ -18,6 +18,11 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// is absent. Returns the partition count the topic actually has (which can
 /// differ when it already existed).
 pub fn ensure_topic(opts: &ClientOpts, topic: &str, partitions: u32) -> Result<u32> {
+    ensure_topic_with(opts, topic, partitions, &[])
+}
+
+/// [`ensure_topic`], creating the topic with these topic configs (`cleanup.policy`, ...).
+pub fn ensure_topic_with(opts: &ClientOpts, topic: &str, partitions: u32, configs: &[(String, String)]) -> Result<u32> {
     // The admin client is a librdkafka producer, which by default asks the
     // broker to auto-create topics it looks up (with the broker's default
     // partition count); the lookup below must not.
@@ -40,7 +45,9 @@ pub fn ensure_topic(opts: &ClientOpts, topic: &str, partitions: u32) -> Result<u
 
     let num_partitions =
         i32::try_from(partitions).context("partition count does not fit in an i32")?;
-    let new_topic = NewTopic::new(topic, num_partitions, TopicReplication::Fixed(1));
+    let new_topic = configs
+        .iter()
+        .fold(NewTopic::new(topic, num_partitions, TopicReplication::Fixed(1)), |t, (k, v)| t.set(k, v));
     let options = AdminOptions::new()
         .operation_timeout(Some(REQUEST_TIMEOUT))
         .request_timeout(Some(REQUEST_TIMEOUT));

@@ -916,3 +916,51 @@ async fn snapshot_progress_is_published_where_the_backend_says() {
     let failed = wait_state(&broker, "unwritable", pb::FlowState::Failed).await;
     assert!(failed.last_error.contains("snapshot_state_path") && failed.last_error.contains("/proc/ductstream"), "{}", failed.last_error);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_compacted_cdc_topic_holds_its_tables_rows() {
+    let (pg, db) = source("CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users SELECT g, 'v0' FROM generate_series(1, 30) g;").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broker = Broker::start(&dir.path().join("data"), &["--log-cleaner-backoff-ms", "100"]);
+    let mut kafka = broker.client();
+    // Made before the flow writes, so the flow writes into it: segments roll after 100 ms, so
+    // all but the last writes can be cleaned.
+    let configs = [("cleanup.policy", "compact"), ("segment.ms", "100"), ("min.cleanable.dirty.ratio", "0.01")];
+    common::requests::create_topic(&mut kafka, "rows.public.users", 1, &configs);
+    let server = grpc(&broker);
+    create_flow(&server, dir.path(), "rows", &pg.url(), &[]);
+    let (ok, _, out) = admin(&server, &["flow", "start", "rows"]);
+    assert!(ok, "{out}");
+    assert_eq!(read_values(&broker, "rows.public.users", "snapshot", 30).await.len(), 30);
+    for round in 1..=10 {
+        db.batch_execute(&format!("UPDATE users SET name = 'v{round}'")).await.expect("update");
+    }
+    db.batch_execute("DELETE FROM users WHERE id <= 5").await.expect("delete");
+    // What comes last stays in the active segment; everything before it rolls.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    db.batch_execute("INSERT INTO users VALUES (100, 'last')").await.expect("insert");
+
+    // The table's rows: each key's last change, once (deleted rows by their delete).
+    let mut group = 0;
+    let events = loop {
+        group += 1;
+        let events = read_values(&broker, "rows.public.users", &format!("reader-{group}"), 100_000).await;
+        let keys: Vec<(String, i64)> = ops(&events);
+        let ids: std::collections::BTreeSet<i64> = keys.iter().map(|(_, id)| *id).collect();
+        if ids.len() == events.len() && ids.contains(&100) {
+            break events;
+        }
+        assert!(group < 60, "the topic never compacted: {} events for {} keys; broker log:\n{}", events.len(), ids.len(), broker.stderr());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let mut rows: Vec<(String, i64, String)> = events
+        .iter()
+        .zip(ops(&events))
+        .map(|(v, (op, id))| (op, id, v["after"]["name"].as_str().unwrap_or("").to_string()))
+        .collect();
+    rows.sort_by_key(|(_, id, _)| *id);
+    let mut expected: Vec<(String, i64, String)> = (1..=5).map(|id| ("d".to_string(), id, String::new())).collect();
+    expected.extend((6..=30).map(|id| ("u".to_string(), id, "v10".to_string())));
+    expected.push(("c".to_string(), 100, "last".to_string()));
+    assert_eq!(rows, expected);
+}

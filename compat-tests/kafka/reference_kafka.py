@@ -18,6 +18,7 @@ From the shell (start.sh / stop.sh call this):
 Environment:
   DUCTSTREAM_KAFKA_HOME   where fetch.sh put the jars (default ~/.cache/ductstream/kafka-<version>)
   DUCTSTREAM_KAFKA_HEAP   JVM heap (default 512m)
+  DUCTSTREAM_KAFKA_PROPS  extra broker properties for `start`, name=value,name=value
   JAVA                    java binary (default: java on PATH)
 """
 
@@ -329,7 +330,10 @@ def main(argv: list[str]) -> int:
         print(f"{base} already has a running reference Kafka (kafka.pid); stop it first",
               file=sys.stderr)
         return 1
-    k = ReferenceKafka(base)
+    # DUCTSTREAM_KAFKA_PROPS="name=value,name=value": broker properties beside the defaults
+    # (the bench sets the log cleaner's with it).
+    extra = dict(p.split("=", 1) for p in os.environ.get("DUCTSTREAM_KAFKA_PROPS", "").split(",") if "=" in p)
+    k = ReferenceKafka(base, extra)
     try:
         k.start()
     except RuntimeError as e:
