@@ -67,11 +67,11 @@ DS_BS="$(sed -n 's/.*listening kafka=\([^ ]*\).*/\1/p' "$WORK/ds.out" | head -n 
 METRICS="$(sed -n 's/.*listening metrics=\([^ ]*\).*/\1/p' "$WORK/ds.out" | head -n 1)"
 produce_both "DuctStream ($STORAGE)" "$DS_BS"
 curl -s "http://$METRICS/metrics" | awk '
-    /^ductstream_log_cleaner_read_bytes_total/ { read = $2 }
+    /^ductstream_log_cleaner_cleaned_bytes_total/ { read = $2 }
     /^ductstream_log_cleaner_written_bytes_total/ { written = $2 }
     /^ductstream_log_cleaner_milliseconds_total/ { ms = $2 }
     /^ductstream_log_cleaner_cleanings_total/ { n = $2 }
-    END { printf "cleaner: %d cleanings, %.1f MB of log processed in %.1f s (%.1f MB/s), %.1f MB written back\n",
+    END { printf "cleaner: %d cleanings, %.1f MB of log cleaned in %.1f s (%.1f MB/s), %.1f MB written back\n",
           n, read / 1e6, ms / 1000, (ms > 0 ? read / 1e3 / ms : 0), written / 1e6 }'
 left "$DS_BS"
 kill "$DS_PID"; wait "$DS_PID" 2>/dev/null || true; DS_PID=

@@ -571,7 +571,8 @@ def reference_kafka(tmp_path_factory):
         import reference_kafka as ref
     finally:
         sys.path.remove(str(HERE / "kafka"))
-    kafka = ref.ReferenceKafka(tmp_path_factory.mktemp("reference-kafka"))
+    # The log cleaner every second (Kafka's default is 15 s), as the compaction tests run ours.
+    kafka = ref.ReferenceKafka(tmp_path_factory.mktemp("reference-kafka"), {"log.cleaner.backoff.ms": "1000"})
     try:
         kafka.start()
     except Exception as e:  # noqa: BLE001 - reported by every test that needs it

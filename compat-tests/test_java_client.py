@@ -124,7 +124,8 @@ def java_run(request, tmp_path_factory):
         storage = target.partition("-")[2] or "embedded"
         require_group_support(broker_snapshot(tmp_path_factory))
         broker = _make_broker(request, tmp_path_factory, storage,
-                              [*group_args(), "--group-consumer-heartbeat-interval-ms", "1000"])
+                              [*group_args(), "--group-consumer-heartbeat-interval-ms", "1000",
+                               "--log-cleaner-backoff-ms", "1000"])
         try:
             yield _run_maven(target, broker.bootstrap, reports)
         finally:

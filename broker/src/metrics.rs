@@ -19,7 +19,7 @@ pub struct Metrics {
     bytes_in: AtomicU64,
     bytes_out: AtomicU64,
     connections: AtomicI64,
-    cleaner_read: AtomicU64,
+    cleaner_cleaned: AtomicU64,
     cleaner_written: AtomicU64,
     cleaner_ms: AtomicU64,
     cleanings: AtomicU64,
@@ -44,8 +44,8 @@ impl Metrics {
         self.connections.fetch_sub(1, Ordering::Relaxed);
     }
     /// One partition cleaned by the log cleaner.
-    pub fn cleaned(&self, read: u64, written: u64, ms: u64) {
-        self.cleaner_read.fetch_add(read, Ordering::Relaxed);
+    pub fn cleaned(&self, cleaned: u64, written: u64, ms: u64) {
+        self.cleaner_cleaned.fetch_add(cleaned, Ordering::Relaxed);
         self.cleaner_written.fetch_add(written, Ordering::Relaxed);
         self.cleaner_ms.fetch_add(ms, Ordering::Relaxed);
         self.cleanings.fetch_add(1, Ordering::Relaxed);
@@ -70,8 +70,8 @@ pub async fn render(broker: &Broker) -> String {
     counter(&mut out, "ductstream_bytes_in_total", "Request bytes received.", m.bytes_in.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_bytes_out_total", "Response bytes sent.", m.bytes_out.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_log_cleaner_cleanings_total", "Partitions the log cleaner compacted.", m.cleanings.load(Ordering::Relaxed));
-    counter(&mut out, "ductstream_log_cleaner_read_bytes_total", "Bytes of log the cleaner read.", m.cleaner_read.load(Ordering::Relaxed));
-    counter(&mut out, "ductstream_log_cleaner_written_bytes_total", "Bytes of log the cleaner wrote back.", m.cleaner_written.load(Ordering::Relaxed));
+    counter(&mut out, "ductstream_log_cleaner_cleaned_bytes_total", "Bytes of log the cleaner went over (as they were before cleaning).", m.cleaner_cleaned.load(Ordering::Relaxed));
+    counter(&mut out, "ductstream_log_cleaner_written_bytes_total", "What the cleaned log takes after cleaning.", m.cleaner_written.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_log_cleaner_milliseconds_total", "Time the cleaner spent compacting.", m.cleaner_ms.load(Ordering::Relaxed));
     let _ = write!(
         out,

@@ -3,6 +3,10 @@
 // per line on stdout, which compat-tests/test_sarama.py asserts on.
 //
 // Usage: sarama-compat <bootstrap host:port> <topic prefix>
+//        sarama-compat <bootstrap host:port> <topic> read
+//
+// The second form reads partition 0 of the topic from its first offset to its end and prints
+// the records as one JSON array of {offset, key, value} (test_compaction.py).
 //
 // Every step prints {"step": NAME, "ok": bool, "error": "...", ...}; a failed
 // step does not stop the later ones (unless they depend on it) so a single run
@@ -168,7 +172,70 @@ func produce(addrs []string, topic, codec string, base time.Time) ([]map[string]
 	return res, err
 }
 
+// readAll prints partition 0 of topic, from its first offset to its end, as a JSON array.
+func readAll(addrs []string, topic string) error {
+	client, err := sarama.NewClient(addrs, baseConfig())
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	end, err := client.GetOffset(topic, 0, sarama.OffsetNewest)
+	if err != nil {
+		return err
+	}
+	type row struct {
+		Offset int64   `json:"offset"`
+		Key    *string `json:"key"`
+		Value  *string `json:"value"`
+	}
+	str := func(b []byte) *string {
+		if b == nil {
+			return nil
+		}
+		s := string(b)
+		return &s
+	}
+	rows := []row{}
+	if end > 0 {
+		consumer, err := sarama.NewConsumerFromClient(client)
+		if err != nil {
+			return err
+		}
+		defer consumer.Close()
+		pc, err := consumer.ConsumePartition(topic, 0, sarama.OffsetOldest)
+		if err != nil {
+			return err
+		}
+		defer pc.Close()
+		timeout := time.After(30 * time.Second)
+		for done := false; !done; {
+			select {
+			case m := <-pc.Messages():
+				rows = append(rows, row{m.Offset, str(m.Key), str(m.Value)})
+				done = m.Offset >= end-1
+			case e := <-pc.Errors():
+				return e
+			case <-timeout:
+				return fmt.Errorf("no end of partition within 30 s; read %d", len(rows))
+			}
+		}
+	}
+	out, err := json.Marshal(rows)
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(out))
+	return nil
+}
+
 func main() {
+	if len(os.Args) == 4 && os.Args[3] == "read" {
+		if err := readAll([]string{os.Args[1]}, os.Args[2]); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		return
+	}
 	if len(os.Args) != 3 {
 		fmt.Fprintln(os.Stderr, "usage: sarama-compat <bootstrap> <topic-prefix>")
 		os.Exit(2)

@@ -67,10 +67,10 @@ pub async fn clean_all(broker: &Broker) -> Result<()> {
             }
             match clean_partition(broker, &topic, partition).await {
                 Ok(Some(done)) => {
-                    broker.metrics.cleaned(done.read_bytes, done.written_bytes, done.elapsed_ms);
+                    broker.metrics.cleaned(done.cleaned_bytes, done.written_bytes, done.elapsed_ms);
                     tracing::info!(
                         topic = %topic.name, partition, cleaned_to = done.cleaned_to, keys = done.keys,
-                        read_bytes = done.read_bytes, written_bytes = done.written_bytes, ms = done.elapsed_ms,
+                        cleaned_bytes = done.cleaned_bytes, written_bytes = done.written_bytes, ms = done.elapsed_ms,
                         "compacted"
                     );
                 }
@@ -92,7 +92,9 @@ pub async fn clean_all(broker: &Broker) -> Result<()> {
 pub struct Cleaned {
     pub cleaned_to: i64,
     pub keys: usize,
-    pub read_bytes: u64,
+    /// The log the cleaning rewrote (or found nothing to drop in), before.
+    pub cleaned_bytes: u64,
+    /// The bytes of the ranges it wrote again, after.
     pub written_bytes: u64,
     pub elapsed_ms: u64,
 }
@@ -133,7 +135,6 @@ pub async fn clean_partition(broker: &Broker, topic: &Topic, partition: i32) -> 
         return Ok(None);
     }
 
-    let mut read_bytes = 0u64;
     let mut latest = LatestOffsets::new(broker.config.log_cleaner_dedupe_buffer_size);
     let mut gathered_to = cleaned_to;
     for range in ranges.iter().filter(|r| r.end > cleaned_to) {
@@ -151,20 +152,19 @@ pub async fn clean_partition(broker: &Broker, topic: &Topic, partition: i32) -> 
                 }
             }
         }
-        read_bytes += range.bytes;
         gathered_to = range.end;
     }
     if gathered_to <= cleaned_to {
         return Ok(None);
     }
 
-    let mut written_bytes = 0u64;
+    let (mut cleaned_bytes, mut written_bytes) = (0u64, 0u64);
     for range in ranges.iter().filter(|r| r.end <= gathered_to) {
         let batches = read_range(broker, topic, partition, *range, offsets.log_start).await?;
         let before: u64 = batches.iter().map(|b| b.len() as u64).sum();
         let cleaned = rewrite::rewrite(&batches, |batch, record| keeps(batch, record, &latest, &aborted, cleaned_to, &settings))?;
         let after: u64 = cleaned.iter().map(|b| b.len() as u64).sum();
-        read_bytes += before;
+        cleaned_bytes += before;
         if after < before {
             storage.replace_range(&topic.name, partition, *range, cleaned).await?;
             written_bytes += after;
@@ -174,7 +174,7 @@ pub async fn clean_partition(broker: &Broker, topic: &Topic, partition: i32) -> 
     Ok(Some(Cleaned {
         cleaned_to: gathered_to,
         keys: latest.len(),
-        read_bytes,
+        cleaned_bytes,
         written_bytes,
         elapsed_ms: started.elapsed().as_millis() as u64,
     }))

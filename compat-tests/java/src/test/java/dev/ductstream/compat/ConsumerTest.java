@@ -42,6 +42,75 @@ class ConsumerTest {
         }
     }
 
+    /** Every record of partition 0 from its first offset to its end. */
+    static List<ConsumerRecord<String, String>> readAll(String topic) {
+        TopicPartition tp = new TopicPartition(topic, 0);
+        List<ConsumerRecord<String, String>> out = new ArrayList<>();
+        try (KafkaConsumer<String, String> c = Compat.consumer(Map.of())) {
+            c.assign(List.of(tp));
+            c.seekToBeginning(List.of(tp));
+            long end = c.endOffsets(List.of(tp)).get(tp);
+            long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(TIMEOUT_S);
+            while (c.position(tp) < end && System.nanoTime() < deadline) {
+                c.poll(Compat.POLL).forEach(out::add);
+            }
+            assertEquals(end, c.position(tp), "read to the end");
+        }
+        return out;
+    }
+
+    /**
+     * A compacted topic written by producers of every codec, read from offset 0 once the
+     * broker's log cleaner went over it: each key once, with its latest value, at the offset it
+     * was written to.
+     */
+    @Test
+    void readsACompactedTopicFromTheStart() throws Exception {
+        String topic = Compat.unique("compacted");
+        try (var admin = Compat.admin()) {
+            Compat.createTopic(admin, topic, 1,
+                    Map.of("cleanup.policy", "compact", "segment.ms", "100", "min.cleanable.dirty.ratio", "0.01"));
+        }
+        Map<String, String> expected = new HashMap<>();
+        Map<Long, String> valueAt = new HashMap<>();
+        int round = 0;
+        for (String codec : List.of("none", "gzip", "snappy", "lz4", "zstd")) {
+            try (KafkaProducer<String, String> p = Compat.producer(Map.of("compression.type", codec, "linger.ms", 20))) {
+                for (int r = 0; r < 4; r++, round++) {
+                    Map<String, java.util.concurrent.Future<org.apache.kafka.clients.producer.RecordMetadata>> sent = new HashMap<>();
+                    for (int k = 0; k < 20; k++) {
+                        if ((k * 7 + round) % 5 < 3) {
+                            String value = codec + "-" + round;
+                            sent.put(value + "/k" + k, p.send(new ProducerRecord<>(topic, 0, "k" + k, value)));
+                            expected.put("k" + k, value);
+                        }
+                    }
+                    p.flush();
+                    for (var e : sent.entrySet()) {
+                        valueAt.put(e.getValue().get().offset(), e.getKey().substring(0, e.getKey().indexOf('/')));
+                    }
+                }
+            }
+        }
+        // The last write, alone in the active segment once the one before rolled.
+        Thread.sleep(300);
+        try (KafkaProducer<String, String> p = Compat.producer(Map.of())) {
+            valueAt.put(p.send(new ProducerRecord<>(topic, 0, "end", "end")).get().offset(), "end");
+        }
+        expected.put("end", "end");
+        Compat.waitUntil("the topic compacted", 90, () -> readAll(topic).size() == expected.size());
+        List<ConsumerRecord<String, String>> got = readAll(topic);
+        Map<String, String> latest = new HashMap<>();
+        long previous = -1;
+        for (ConsumerRecord<String, String> r : got) {
+            assertTrue(r.offset() > previous, "offsets ascend");
+            assertEquals(valueAt.get(r.offset()), r.value(), "the record at offset " + r.offset());
+            previous = r.offset();
+            latest.put(r.key(), r.value());
+        }
+        assertEquals(expected, latest);
+    }
+
     @Test
     void assignSeekAndPositions() throws Exception {
         String topic = Compat.unique("seek");
