@@ -260,7 +260,7 @@ def test_aborted_records_go_and_committed_ones_stay(broker_factory, topic):
 def test_tombstones_go_after_delete_retention_and_compacted_topics_are_not_deleted_by_time(broker_factory, topic):
     broker = broker_factory(*CLEANER, "--log-retention-check-interval-ms", "100")
     b = broker.bootstrap
-    # delete.retention.ms=0: a tombstone goes at the first cleaning after the one that passed it.
+    # delete.retention.ms=0: a tombstone goes at the cleaning after the one that passed it.
     # retention.ms=1: would delete everything on a delete topic.
     create(b, topic, **{"delete.retention.ms": "0", "retention.ms": "1"})
     p = Producer({"bootstrap.servers": b})
@@ -274,16 +274,33 @@ def test_tombstones_go_after_delete_retention_and_compacted_topics_are_not_delet
         p.flush(30)
 
     write(b"end-1", (b"a", b"1"), (b"b", b"1"), (b"a", None))
-    helpers.wait_until(lambda: is_compacted(read_from_start(b, topic)), timeout=60, what="the first cleaning")
+    helpers.wait_until(lambda: b"a" not in latest(read_from_start(b, topic)), timeout=60, what="the tombstone removed")
     first = read_from_start(b, topic)
-    assert [(k, v) for _, k, v in first] == [(b"b", b"1"), (b"a", None), (b"end-1", b"end")], "the tombstone stays at first"
+    assert [(k, v) for _, k, v in first] == [(b"b", b"1"), (b"end-1", b"end")]
     assert first[0][0] == 1, "the log start did not move: retention.ms does not apply to a compact-only topic"
 
     write(b"end-2", (b"b", b"2"), (b"c", b"1"))
-    helpers.wait_until(lambda: b"a" not in latest(read_from_start(b, topic)), timeout=60, what="the tombstone removed")
+    helpers.wait_until(lambda: is_compacted(read_from_start(b, topic)), timeout=60, what="the second cleaning")
     # Offsets 0-2 are one empty batch now; 3 to 6 are as written.
     for name, read in READERS:
         assert [(k, v) for _, k, v in read(b, topic)] == [(b"end-1", b"end"), (b"b", b"2"), (b"c", b"1"), (b"end-2", b"end")], name
+
+
+def test_a_tombstone_goes_at_its_due_time_without_new_writes(cleaning_broker, topic):
+    b = cleaning_broker.bootstrap
+    create(b, topic, **{"delete.retention.ms": "8000"})
+    p = Producer({"bootstrap.servers": b})
+    for key, value in [(b"a", b"1"), (b"b", b"1"), (b"a", None)]:
+        p.produce(topic, key=key, value=value)
+        p.flush(30)
+    time.sleep(0.3)
+    p.produce(topic, key=b"end", value=b"end")
+    p.flush(30)
+    helpers.wait_until(lambda: is_compacted(read_from_start(b, topic)), timeout=60, what="the first cleaning")
+    assert (b"a", None) in [(k, v) for _, k, v in read_from_start(b, topic)], "the tombstone stays for delete.retention.ms"
+    # Nothing more is written: the tombstone's due time alone starts the cleaning that drops it.
+    helpers.wait_until(lambda: b"a" not in latest(read_from_start(b, topic)), timeout=60, what="the tombstone removed")
+    assert [(k, v) for _, k, v in read_from_start(b, topic)] == [(b"b", b"1"), (b"end", b"end")]
 
 
 def test_compaction_configs_are_validated(broker_factory, topic):

@@ -14,6 +14,10 @@ const KIND: &str = "log_cleaner";
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Checkpoint {
     pub cleaned_to: i64,
+    /// When the first tombstone the last cleaning kept may go (its timestamp plus
+    /// `delete.retention.ms`): a cleaning is due then even with nothing new written.
+    #[serde(default)]
+    pub tombstones_due_ms: Option<i64>,
 }
 
 fn key(topic: &Topic, partition: i32) -> String {

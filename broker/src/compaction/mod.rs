@@ -12,7 +12,8 @@
 //!    the same key replaces, records of aborted transactions and records without a key;
 //!    tombstones go too once they were cleaned before and are older than
 //!    `delete.retention.ms` (see [`rewrite`] for how offsets keep their places).
-//! 3. The checkpoint (see [`checkpoint`]) moves to the end of what was gathered.
+//! 3. The checkpoint (see [`checkpoint`]) moves to the end of what was gathered, with the time
+//!    the first tombstone kept may go: a cleaning is due then even if nothing new was written.
 //!
 //! Engines replace a range atomically and readers keep the batches they read, so a consumer
 //! in the middle of a cleaning sees the log before or after it, never a mix that loses a key.
@@ -101,7 +102,9 @@ pub struct Cleaned {
 
 /// The topic settings a cleaning follows.
 struct Settings {
+    now: i64,
     min_dirty_ratio: f64,
+    delete_retention_ms: i64,
     /// Records with a timestamp after this are not compacted yet.
     lag_horizon: i64,
     /// Tombstones (already cleaned once) with a timestamp before this go.
@@ -112,7 +115,9 @@ impl Settings {
     fn of(topic: &Topic, now: i64) -> Settings {
         let ms = |name: &str| topic_config::number(&topic.configs, name) as i64;
         Settings {
+            now,
             min_dirty_ratio: topic_config::number(&topic.configs, MIN_CLEANABLE_DIRTY_RATIO),
+            delete_retention_ms: ms(DELETE_RETENTION_MS),
             lag_horizon: now.saturating_sub(ms(MIN_COMPACTION_LAG_MS)),
             tombstone_horizon: now.saturating_sub(ms(DELETE_RETENTION_MS)),
         }
@@ -128,10 +133,11 @@ pub async fn clean_partition(broker: &Broker, topic: &Topic, partition: i32) -> 
     let (stable, aborted) = broker.log.stable(topic, partition, offsets.log_start).await?;
     let ranges: Vec<LogRange> =
         storage.compactable_ranges(&topic.name, partition).await?.into_iter().take_while(|r| r.end <= stable).collect();
-    let Checkpoint { cleaned_to } = checkpoint::load(storage.as_ref(), topic, partition).await?;
+    let Checkpoint { cleaned_to, tombstones_due_ms } = checkpoint::load(storage.as_ref(), topic, partition).await?;
     let total: u64 = ranges.iter().map(|r| r.bytes).sum();
     let dirty: u64 = ranges.iter().map(|r| dirty_bytes(r, cleaned_to)).sum();
-    if dirty == 0 || (dirty as f64) < settings.min_dirty_ratio * total as f64 {
+    let tombstones_due = tombstones_due_ms.is_some_and(|due| due <= settings.now);
+    if !tombstones_due && (dirty == 0 || (dirty as f64) < settings.min_dirty_ratio * total as f64) {
         return Ok(None);
     }
 
@@ -154,15 +160,23 @@ pub async fn clean_partition(broker: &Broker, topic: &Topic, partition: i32) -> 
         }
         gathered_to = range.end;
     }
-    if gathered_to <= cleaned_to {
+    if gathered_to <= cleaned_to && !tombstones_due {
         return Ok(None);
     }
 
     let (mut cleaned_bytes, mut written_bytes) = (0u64, 0u64);
+    let mut next_due: Option<i64> = None;
     for range in ranges.iter().filter(|r| r.end <= gathered_to) {
         let batches = read_range(broker, topic, partition, *range, offsets.log_start).await?;
         let before: u64 = batches.iter().map(|b| b.len() as u64).sum();
-        let cleaned = rewrite::rewrite(&batches, |batch, record| keeps(batch, record, &latest, &aborted, cleaned_to, &settings))?;
+        let cleaned = rewrite::rewrite(&batches, |batch, record| {
+            let kept = keeps(batch, record, &latest, &aborted, cleaned_to, &settings);
+            if kept && record.is_tombstone {
+                let due = record.timestamp.saturating_add(settings.delete_retention_ms);
+                next_due = Some(next_due.map_or(due, |d: i64| d.min(due)));
+            }
+            kept
+        })?;
         let after: u64 = cleaned.iter().map(|b| b.len() as u64).sum();
         cleaned_bytes += before;
         if after < before {
@@ -170,7 +184,10 @@ pub async fn clean_partition(broker: &Broker, topic: &Topic, partition: i32) -> 
             written_bytes += after;
         }
     }
-    checkpoint::save(storage.as_ref(), topic, partition, Checkpoint { cleaned_to: gathered_to }).await?;
+    // A tombstone in the part just gathered counts as cleaned once from now on: it goes at a
+    // later cleaning, which its due time starts even if nothing new is written.
+    let next_due = next_due.map(|due| due.max(settings.now.saturating_add(1)));
+    checkpoint::save(storage.as_ref(), topic, partition, Checkpoint { cleaned_to: gathered_to, tombstones_due_ms: next_due }).await?;
     Ok(Some(Cleaned {
         cleaned_to: gathered_to,
         keys: latest.len(),

@@ -223,12 +223,14 @@ impl Partition {
             return Err(range_changed(range));
         };
         std::fs::rename(&cleaned_path, &path).map_err(files::io_error(&path))?;
-        files::sync_dir(&self.dir)?;
         let segment = &mut st.segments[i];
         segment.file = Arc::new(cleaned.renamed(path));
         segment.size = size;
         segment.index = index;
-        if let Err(e) = files::write_replacing(&index_path, &segment_index::encode(&segment.index_file())) {
+        let index_file = segment_index::encode(&segment.index_file());
+        drop(st);
+        files::sync_dir(&self.dir)?;
+        if let Err(e) = files::write_replacing(&index_path, &index_file) {
             tracing::warn!(path = %index_path.display(), error = %e, "cannot write a compacted segment's index; the next open scans the segment");
         }
         Ok(())
