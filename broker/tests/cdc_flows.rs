@@ -849,11 +849,19 @@ async fn snapshot_progress_is_published_where_the_backend_says() {
     create_flow(&server, dir.path(), "intable", &pg.url(), &[split[0], split[1], ("publication_tables", "")]);
     admin(&server, &["flow", "start", "intable"]);
     assert_eq!(read_values(&broker, "intable.public.users", "check", 40).await.len(), 40);
-    let rows = db
-        .query("SELECT chunk_id, table_name, done_at IS NOT NULL FROM ductstream.snapshot_state WHERE flow_id = 'intable' ORDER BY chunk_id", &[])
-        .await
-        .expect("the snapshot-state table");
-    let chunks: Vec<(String, String, bool)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+    // A chunk is marked done after its rows are on the topic: wait for the last mark.
+    let mut chunks: Vec<(String, String, bool)> = Vec::new();
+    for _ in 0..300 {
+        let rows = db
+            .query("SELECT chunk_id, table_name, done_at IS NOT NULL FROM ductstream.snapshot_state WHERE flow_id = 'intable' ORDER BY chunk_id", &[])
+            .await
+            .expect("the snapshot-state table");
+        chunks = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+        if chunks.len() == 4 && chunks.iter().all(|c| c.2) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
     assert_eq!(chunks.len(), 4, "{chunks:?}");
     assert!(chunks.iter().all(|(id, table, done)| id.starts_with("public.users#") && table == "public.users" && *done), "{chunks:?}");
     // The flow publishes every table, its own included, and streams none of its own.
