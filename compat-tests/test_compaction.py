@@ -116,6 +116,17 @@ def latest(records) -> dict[bytes, bytes | None]:
     return out
 
 
+def write_then_roll(p: Producer, topic: str, sentinel: bytes, *pairs):
+    """Writes `pairs` one by one, then, after the segment rolled (segment.ms), `sentinel`
+    with value b"end": everything before it becomes compactable."""
+    for key, value in pairs:
+        p.produce(topic, key=key, value=value)
+        p.flush(30)
+    time.sleep(0.3)
+    p.produce(topic, key=sentinel, value=b"end")
+    p.flush(30)
+
+
 def is_compacted(records) -> bool:
     keys = [key for _, key, _ in records]
     return len(keys) == len(set(keys))
@@ -239,13 +250,7 @@ def test_aborted_records_go_and_committed_ones_stay(broker_factory, topic):
     txn.produce(topic, key=b"t", value=b"aborted")
     txn.produce(topic, key=b"u", value=b"aborted")
     txn.abort_transaction(30)
-    plain = Producer({"bootstrap.servers": b})
-    for i in range(3):
-        plain.produce(topic, key=b"p", value=f"{i}".encode())
-        plain.flush(30)
-    time.sleep(0.3)
-    plain.produce(topic, key=b"sentinel", value=b"end")
-    plain.flush(30)
+    write_then_roll(Producer({"bootstrap.servers": b}), topic, b"sentinel", *[(b"p", f"{i}".encode()) for i in range(3)])
 
     def cleaned():
         records = read_from_start(b, topic)
@@ -264,22 +269,13 @@ def test_tombstones_go_after_delete_retention_and_compacted_topics_are_not_delet
     # retention.ms=1: would delete everything on a delete topic.
     create(b, topic, **{"delete.retention.ms": "0", "retention.ms": "1"})
     p = Producer({"bootstrap.servers": b})
-
-    def write(sentinel: bytes, *pairs):
-        for key, value in pairs:
-            p.produce(topic, key=key, value=value)
-            p.flush(30)
-        time.sleep(0.3)
-        p.produce(topic, key=sentinel, value=b"end")
-        p.flush(30)
-
-    write(b"end-1", (b"a", b"1"), (b"b", b"1"), (b"a", None))
+    write_then_roll(p, topic, b"end-1", (b"a", b"1"), (b"b", b"1"), (b"a", None))
     helpers.wait_until(lambda: b"a" not in latest(read_from_start(b, topic)), timeout=60, what="the tombstone removed")
     first = read_from_start(b, topic)
     assert [(k, v) for _, k, v in first] == [(b"b", b"1"), (b"end-1", b"end")]
     assert first[0][0] == 1, "the log start did not move: retention.ms does not apply to a compact-only topic"
 
-    write(b"end-2", (b"b", b"2"), (b"c", b"1"))
+    write_then_roll(p, topic, b"end-2", (b"b", b"2"), (b"c", b"1"))
     helpers.wait_until(lambda: is_compacted(read_from_start(b, topic)), timeout=60, what="the second cleaning")
     # Offsets 0-2 are one empty batch now; 3 to 6 are as written.
     for name, read in READERS:
@@ -289,13 +285,7 @@ def test_tombstones_go_after_delete_retention_and_compacted_topics_are_not_delet
 def test_a_tombstone_goes_at_its_due_time_without_new_writes(cleaning_broker, topic):
     b = cleaning_broker.bootstrap
     create(b, topic, **{"delete.retention.ms": "8000"})
-    p = Producer({"bootstrap.servers": b})
-    for key, value in [(b"a", b"1"), (b"b", b"1"), (b"a", None)]:
-        p.produce(topic, key=key, value=value)
-        p.flush(30)
-    time.sleep(0.3)
-    p.produce(topic, key=b"end", value=b"end")
-    p.flush(30)
+    write_then_roll(Producer({"bootstrap.servers": b}), topic, b"end", (b"a", b"1"), (b"b", b"1"), (b"a", None))
     helpers.wait_until(lambda: is_compacted(read_from_start(b, topic)), timeout=60, what="the first cleaning")
     assert (b"a", None) in [(k, v) for _, k, v in read_from_start(b, topic)], "the tombstone stays for delete.retention.ms"
     # Nothing more is written: the tombstone's due time alone starts the cleaning that drops it.

@@ -107,8 +107,6 @@ struct Settings {
     delete_retention_ms: i64,
     /// Records with a timestamp after this are not compacted yet.
     lag_horizon: i64,
-    /// Tombstones (already cleaned once) with a timestamp before this go.
-    tombstone_horizon: i64,
 }
 
 impl Settings {
@@ -119,8 +117,12 @@ impl Settings {
             min_dirty_ratio: topic_config::number(&topic.configs, MIN_CLEANABLE_DIRTY_RATIO),
             delete_retention_ms: ms(DELETE_RETENTION_MS),
             lag_horizon: now.saturating_sub(ms(MIN_COMPACTION_LAG_MS)),
-            tombstone_horizon: now.saturating_sub(ms(DELETE_RETENTION_MS)),
         }
+    }
+
+    /// When `tombstone` may go, once a cleaning has passed it.
+    fn tombstone_due(&self, tombstone: &RawRecord) -> i64 {
+        tombstone.timestamp.saturating_add(self.delete_retention_ms)
     }
 }
 
@@ -172,7 +174,7 @@ pub async fn clean_partition(broker: &Broker, topic: &Topic, partition: i32) -> 
         let cleaned = rewrite::rewrite(&batches, |batch, record| {
             let kept = keeps(batch, record, &latest, &aborted, cleaned_to, &settings);
             if kept && record.is_tombstone {
-                let due = record.timestamp.saturating_add(settings.delete_retention_ms);
+                let due = settings.tombstone_due(record);
                 next_due = Some(next_due.map_or(due, |d: i64| d.min(due)));
             }
             kept
@@ -221,7 +223,7 @@ fn keeps(batch: &Batch, record: &RawRecord, latest: &LatestOffsets, aborted: &[A
         return false;
     }
     // A tombstone stays while consumers may still need to see the delete.
-    !(record.is_tombstone && record.offset < cleaned_to && record.timestamp < settings.tombstone_horizon)
+    !(record.is_tombstone && record.offset < cleaned_to && settings.tombstone_due(record) < settings.now)
 }
 
 fn is_aborted(batch: &Batch, offset: i64, aborted: &[AbortedTxn]) -> bool {

@@ -228,6 +228,7 @@ impl Partition {
         segment.size = size;
         segment.index = index;
         let index_file = segment_index::encode(&segment.index_file());
+        // Readers and appends need not wait for the directory sync or the index write.
         drop(st);
         files::sync_dir(&self.dir)?;
         if let Err(e) = files::write_replacing(&index_path, &index_file) {
