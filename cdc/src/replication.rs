@@ -200,6 +200,8 @@ impl ReplicationStream {
             shutdown: shutdown.clone(),
             sent: 0,
             pending: VecDeque::new(),
+            in_transaction: false,
+            received_upto: start.0,
         };
         let task = tokio::spawn(worker.run(tx, status_interval));
         ReplicationStream { rx, confirmed, wake, shutdown, task: Some(task) }
@@ -252,6 +254,11 @@ struct StreamTask {
     shutdown: Arc<Notify>,
     sent: u64,
     pending: VecDeque<XLogData>,
+    /// Between a pgoutput Begin and its Commit: the WAL up to here is not wholly received.
+    in_transaction: bool,
+    /// The LSN the caller must confirm before everything received so far counts as handled:
+    /// the end of the last commit, or the position of the last message outside a transaction.
+    received_upto: u64,
 }
 
 impl StreamTask {
@@ -311,15 +318,24 @@ impl StreamTask {
                         let wal_start = Lsn(body.get_u64());
                         let wal_end = Lsn(body.get_u64());
                         let server_time = body.get_i64();
+                        self.track_transaction(wal_start, &body);
                         self.pending.push_back(XLogData { wal_start, wal_end, server_time, data: body });
                     }
                     b'k' => {
                         if body.remaining() < 17 {
                             return Err(CdcError::protocol("short keepalive"));
                         }
-                        let _wal_end = body.get_u64();
+                        let wal_end = body.get_u64();
                         let _server_time = body.get_i64();
-                        if body.get_u8() == 1 {
+                        let reply_requested = body.get_u8() == 1;
+                        if self.caught_up() && wal_end > self.confirmed.load(Ordering::SeqCst) {
+                            // Everything the server sent is handled and the WAL since holds
+                            // nothing for us: confirm up to its end, as pg_recvlogical does.
+                            // Postgres' walsender waits at shutdown until its sent position is
+                            // flushed, so an idle stream that never said so would hold it.
+                            self.confirmed.fetch_max(wal_end, Ordering::SeqCst);
+                            self.send_status(false).await?;
+                        } else if reply_requested {
                             // The server wants an answer now (wal_sender_timeout is near).
                             self.send_status(false).await?;
                         }
@@ -335,6 +351,30 @@ impl StreamTask {
             _ => {}
         }
         Ok(())
+    }
+
+    /// Follows pgoutput's transaction boundaries (proto_version 1: a transaction arrives whole,
+    /// Begin to Commit, after it committed).
+    fn track_transaction(&mut self, wal_start: Lsn, data: &[u8]) {
+        match data.first() {
+            Some(b'B') => self.in_transaction = true,
+            Some(b'C') => {
+                self.in_transaction = false;
+                // Commit: flags (1), commit LSN (8), end LSN (8), timestamp (8).
+                let end = data.get(10..18).and_then(|b| <[u8; 8]>::try_from(b).ok()).map(u64::from_be_bytes);
+                self.received_upto = self.received_upto.max(end.unwrap_or(wal_start.0));
+            }
+            _ if !self.in_transaction => self.received_upto = self.received_upto.max(wal_start.0),
+            _ => {}
+        }
+    }
+
+    /// Whether the caller has confirmed everything received: nothing buffered, no transaction
+    /// half received, and the confirmed LSN at or past the last thing received.
+    fn caught_up(&self) -> bool {
+        !self.in_transaction
+            && self.pending.is_empty()
+            && self.confirmed.load(Ordering::SeqCst) >= self.received_upto
     }
 
     /// A standby status update ('r') reporting the confirmed LSN as written, flushed and applied.

@@ -131,3 +131,38 @@ async fn a_snapshot_interrupted_midway_resumes_without_loss() {
         rows.iter().map(|r| (i64::from(r.get::<_, i32>(0)), r.get::<_, Option<i32>>(1).map(i64::from))).collect();
     assert_eq!(state, table);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_flow_lets_its_source_shut_down_and_resumes_after() {
+    let pg = cluster();
+    let db = sql(&pg).await;
+    db.batch_execute("CREATE TABLE quiet (id int PRIMARY KEY); CREATE TABLE busy (id int PRIMARY KEY)")
+        .await
+        .expect("setup");
+    let writer = Arc::new(MemoryWriter::new());
+    let store = Arc::new(MemoryCheckpointStore::new());
+    // No heartbeats: they would give the flow something to confirm.
+    let opts = options(&pg, &[("publication_tables", "quiet"), ("heartbeat_interval", "0")]);
+    let flow = start(opts.clone(), &writer, &store);
+    flow.streaming().await;
+    // WAL the flow has no interest in: the server's sent position moves past anything the flow
+    // could confirm from its own records. Postgres' fast shutdown waits for replication clients
+    // to report their flush position at the sent one.
+    db.batch_execute("INSERT INTO busy SELECT g FROM generate_series(1, 1000) g").await.expect("insert");
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    drop(db);
+    let pg = tokio::task::spawn_blocking(move || pg.stop().map(|()| pg))
+        .await
+        .expect("stop task")
+        .expect("the source shuts down with an idle flow attached (pg_ctl stop -m fast)");
+    flow.task.abort();
+
+    pg.start_again().expect("start the source again");
+    let db = sql(&pg).await;
+    db.batch_execute("INSERT INTO quiet VALUES (1)").await.expect("insert after the restart");
+    let flow = start(opts, &writer, &store);
+    flow.streaming().await;
+    wait_ids(&writer, "cdc.public.quiet", 1).await;
+    assert_eq!(ids(&writer, "cdc.public.quiet").get(&1), Some(&1));
+    flow.stop().await.expect("clean stop");
+}
