@@ -45,6 +45,7 @@ DEFAULT_BIN = Path.home() / ".cache" / "ductstream" / "target" / "debug" / "duct
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
 LISTEN_RE = re.compile(r"listening kafka=(\S+)")
+NAMED_LISTEN_RE = re.compile(r"listening kafka\.(\S+)=(\S+)")
 METRICS_RE = re.compile(r"listening metrics=(\S+)")
 GRPC_RE = re.compile(r"listening grpc=(\S+)")
 TS_RE = re.compile(r"^\S*\d{4}-\d\d-\d\dT[\d:.]+Z\S*\s*")
@@ -256,6 +257,8 @@ class Broker:
         self.bootstrap: str | None = None
         self.metrics: str | None = None
         self.grpc: str | None = None
+        # host:port of each listener by name (--listeners), e.g. {"SASL_SSL": "127.0.0.1:40123"}
+        self.listeners: dict[str, str] = {}
         self.starts = 0
         self.stderr_paths: list[Path] = []
         self.stdout_lines: list[str] = []
@@ -329,6 +332,9 @@ class Broker:
                     f"stdout: {self.stdout_lines}\nstderr:\n{self.stderr_tail()}",
                     pytrace=False,
                 )
+            m = NAMED_LISTEN_RE.search(line)
+            if m:
+                self.listeners[m.group(1)] = m.group(2)
             m = LISTEN_RE.search(line)
             if m:
                 self.bootstrap = m.group(1)

@@ -3,7 +3,7 @@ use std::sync::Arc;
 
 use ductstream_sinks::runtime::SinkStatus;
 
-use ductstream_storage::{BrokerInfo, Storage, Topic, TopicSpec};
+use ductstream_storage::{Storage, Topic, TopicSpec};
 use kafka_protocol::error::ResponseError;
 use tokio_util::sync::CancellationToken;
 
@@ -33,8 +33,7 @@ pub struct Broker {
 impl Broker {
     /// A broker on `storage`, with its saved consumer groups restored.
     pub async fn start(config: BrokerConfig, storage: Arc<dyn Storage>, groups: GroupConfig) -> Result<Arc<Broker>> {
-        let me = BrokerInfo { node_id: config.node_id, host: config.advertised_host.clone(), port: config.advertised_port };
-        let cluster = Cluster::join(&storage, me, config.broker_lease).await?;
+        let cluster = Cluster::join(&storage, config.me(), config.broker_lease).await?;
         let groups = Coordinator::new(storage.clone(), groups);
         let log = Arc::new(Log::new(storage.clone()));
         let txns = TxnCoordinator::new(storage, log.clone());

@@ -126,7 +126,7 @@ mod tests {
     use super::*;
 
     fn broker(id: i32) -> BrokerInfo {
-        BrokerInfo { node_id: id, host: "127.0.0.1".into(), port: 9000 + id }
+        BrokerInfo::single(id, "PLAINTEXT", "127.0.0.1", 9000 + id)
     }
 
     #[test]

@@ -5,6 +5,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{ArgAction, Parser, ValueEnum};
+use ductstream_storage::Endpoint;
+
+use crate::security::listeners::{parse_advertised, parse_listeners, ListenerSpec, SecurityProtocol};
+use crate::security::sasl::MECHANISMS;
+use crate::security::tls::{ClientAuth, TlsFiles};
 
 #[derive(Debug, Clone, Parser)]
 #[command(name = "ductstream", version, about = "A Kafka-compatible broker, its data on local disk or in Postgres")]
@@ -17,6 +22,35 @@ pub struct Args {
     /// host:port that clients are told to connect to; defaults to the bound listener address.
     #[arg(long, env = "DUCTSTREAM_ADVERTISED_LISTENER")]
     pub advertised_listener: Option<String>,
+
+    /// Kafka listeners with their security protocols, instead of `--kafka-listen`:
+    /// `PLAINTEXT://127.0.0.1:9092,SASL_SSL://:9093` (Kafka's `listeners`). A listener is named
+    /// after its protocol (PLAINTEXT, SSL, SASL_PLAINTEXT, SASL_SSL) or mapped to one with
+    /// `--listener-security-protocol-map`.
+    #[arg(long, env = "DUCTSTREAM_LISTENERS")]
+    pub listeners: Option<String>,
+
+    /// What clients are told per listener, `NAME://host:port,...` (Kafka's
+    /// `advertised.listeners`); a listener not named here advertises its bound address.
+    #[arg(long, env = "DUCTSTREAM_ADVERTISED_LISTENERS")]
+    pub advertised_listeners: Option<String>,
+
+    /// Security protocols of listeners not named after one: `INTERNAL:SASL_SSL,EXTERNAL:SSL`.
+    #[arg(long, env = "DUCTSTREAM_LISTENER_SECURITY_PROTOCOL_MAP")]
+    pub listener_security_protocol_map: Option<String>,
+
+    #[command(flatten)]
+    pub tls: TlsArgs,
+
+    /// SASL mechanisms offered on SASL listeners (Kafka's `sasl.enabled.mechanisms`); PLAIN,
+    /// SCRAM-SHA-256 and SCRAM-SHA-512 check the SCRAM credentials in storage.
+    #[arg(long, env = "DUCTSTREAM_SASL_ENABLED_MECHANISMS", default_value = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512")]
+    pub sasl_enabled_mechanisms: String,
+
+    /// SASL clients must re-authenticate within this many milliseconds or have their
+    /// connection closed (Kafka's `connections.max.reauth.ms`, KIP-368); 0: never.
+    #[arg(long, env = "DUCTSTREAM_CONNECTIONS_MAX_REAUTH_MS", default_value_t = 0)]
+    pub connections_max_reauth_ms: u64,
 
     #[command(flatten)]
     pub store: StoreArgs,
@@ -168,6 +202,47 @@ pub struct Args {
     pub shutdown_timeout_s: u64,
 }
 
+/// TLS for the SSL and SASL_SSL listeners.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TlsArgs {
+    /// PEM certificate chain of the TLS listeners (server certificate first).
+    #[arg(long, env = "DUCTSTREAM_SSL_CERTIFICATE")]
+    pub ssl_certificate: Option<PathBuf>,
+
+    /// PEM private key of that certificate (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "DUCTSTREAM_SSL_KEY")]
+    pub ssl_key: Option<PathBuf>,
+
+    /// PEM bundle of the CAs that sign client certificates.
+    #[arg(long, env = "DUCTSTREAM_SSL_CLIENT_CA")]
+    pub ssl_client_ca: Option<PathBuf>,
+
+    /// Whether TLS clients must present a certificate (Kafka's `ssl.client.auth`); its subject
+    /// becomes the principal on SSL listeners.
+    #[arg(long, env = "DUCTSTREAM_SSL_CLIENT_AUTH", value_enum, default_value_t = ClientAuth::None)]
+    pub ssl_client_auth: ClientAuth,
+
+    /// How often the certificate, key and CA files are checked for changes, which are loaded
+    /// without a restart.
+    #[arg(long, env = "DUCTSTREAM_SSL_RELOAD_INTERVAL_MS", default_value_t = 10_000)]
+    pub ssl_reload_interval_ms: u64,
+}
+
+impl TlsArgs {
+    /// The files, when a TLS listener needs them.
+    pub fn files(&self) -> crate::Result<TlsFiles> {
+        let (Some(certificate), Some(key)) = (&self.ssl_certificate, &self.ssl_key) else {
+            return Err(crate::BrokerError::Config("an SSL or SASL_SSL listener needs --ssl-certificate and --ssl-key".into()));
+        };
+        Ok(TlsFiles {
+            certificate: certificate.clone(),
+            key: key.clone(),
+            client_ca: self.ssl_client_ca.clone(),
+            client_auth: self.ssl_client_auth,
+        })
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
@@ -179,8 +254,14 @@ pub enum LogFormat {
 pub struct BrokerConfig {
     pub node_id: i32,
     pub cluster_id: String,
+    /// The first listener's advertised address.
     pub advertised_host: String,
     pub advertised_port: i32,
+    /// Every listener's advertised address, in `--listeners` order.
+    pub advertised: Vec<Endpoint>,
+    pub sasl_mechanisms: Vec<String>,
+    /// `--connections-max-reauth-ms`, when not 0.
+    pub connections_max_reauth: Option<std::time::Duration>,
     pub auto_create_topics: bool,
     pub durable_auto_create: bool,
     /// What happens to a gated DDL change as it arrives.
@@ -210,6 +291,14 @@ pub struct BrokerConfig {
 }
 
 impl Args {
+    /// The listeners to bind: `--listeners`, else one PLAINTEXT listener at `--kafka-listen`.
+    pub fn listener_specs(&self) -> crate::Result<Vec<ListenerSpec>> {
+        match &self.listeners {
+            Some(listeners) => parse_listeners(listeners, self.listener_security_protocol_map.as_deref()),
+            None => Ok(vec![ListenerSpec { name: "PLAINTEXT".into(), protocol: SecurityProtocol::Plaintext, bind: self.kafka_listen }]),
+        }
+    }
+
     /// The store to open and its folder, after the checkpoint settings.
     pub fn store(&self) -> crate::Result<(String, PathBuf)> {
         self.store.resolve()
@@ -234,12 +323,21 @@ impl Args {
 }
 
 impl BrokerConfig {
-    /// Settings for a broker bound at `bound`, as `args` ask.
-    pub fn new(args: &Args, bound: SocketAddr) -> crate::Result<BrokerConfig> {
-        let (advertised_host, advertised_port) = match &args.advertised_listener {
-            Some(listener) => parse_host_port(listener)?,
-            None => (bound.ip().to_string(), i32::from(bound.port())),
+    /// Settings for a broker whose listeners are bound at `bound`, as `args` ask.
+    pub fn new(args: &Args, bound: &[(ListenerSpec, SocketAddr)]) -> crate::Result<BrokerConfig> {
+        let advertised = advertised_endpoints(args, bound)?;
+        let Some(first) = advertised.first() else {
+            return Err(crate::BrokerError::Config("no listener".into()));
         };
+        let (advertised_host, advertised_port) = (first.host.clone(), first.port);
+        let sasl_mechanisms: Vec<String> =
+            args.sasl_enabled_mechanisms.split(',').map(|m| m.trim().to_ascii_uppercase()).filter(|m| !m.is_empty()).collect();
+        if let Some(unknown) = sasl_mechanisms.iter().find(|m| !MECHANISMS.contains(&m.as_str())) {
+            return Err(crate::BrokerError::Config(format!(
+                "--sasl-enabled-mechanisms: {unknown:?} is not one of {}",
+                MECHANISMS.join(", ")
+            )));
+        }
         let schedule = args
             .schedule()
             .map(|cron| crate::flows::schedule::parse(&cron))
@@ -271,6 +369,10 @@ impl BrokerConfig {
             cluster_id: args.cluster_id.clone(),
             advertised_host,
             advertised_port,
+            advertised,
+            sasl_mechanisms,
+            connections_max_reauth: (args.connections_max_reauth_ms > 0)
+                .then(|| std::time::Duration::from_millis(args.connections_max_reauth_ms)),
             auto_create_topics: args.auto_create_topics,
             durable_auto_create: args.durable_auto_create,
             ddl_auto: match (args.ddl_auto_apply, args.ddl_auto_approve) {
@@ -293,6 +395,40 @@ impl BrokerConfig {
             log_cleaner_dedupe_buffer_size: args.log_cleaner_dedupe_buffer_size.max(1 << 20),
         })
     }
+}
+
+impl BrokerConfig {
+    /// This broker as the cluster knows it.
+    pub fn me(&self) -> ductstream_storage::BrokerInfo {
+        ductstream_storage::BrokerInfo {
+            node_id: self.node_id,
+            host: self.advertised_host.clone(),
+            port: self.advertised_port,
+            listeners: self.advertised.clone(),
+        }
+    }
+}
+
+/// Each listener's advertised address: from `--advertised-listeners`, or for the first
+/// listener `--advertised-listener`, or else where it is bound.
+fn advertised_endpoints(args: &Args, bound: &[(ListenerSpec, SocketAddr)]) -> crate::Result<Vec<Endpoint>> {
+    let mut named = match &args.advertised_listeners {
+        Some(text) => parse_advertised(text)?,
+        None => Default::default(),
+    };
+    if let Some(unknown) = named.keys().find(|name| !bound.iter().any(|(spec, _)| &spec.name == *name)) {
+        return Err(crate::BrokerError::Config(format!("--advertised-listeners names {unknown:?}, which is not in --listeners")));
+    }
+    let mut out = Vec::with_capacity(bound.len());
+    for (i, (spec, addr)) in bound.iter().enumerate() {
+        let (host, port) = match (named.remove(&spec.name), &args.advertised_listener) {
+            (Some(given), _) => given,
+            (None, Some(single)) if i == 0 => parse_host_port(single)?,
+            (None, _) => (addr.ip().to_string(), i32::from(addr.port())),
+        };
+        out.push(Endpoint { listener: spec.name.clone(), host, port });
+    }
+    Ok(out)
 }
 
 fn parse_host_port(listener: &str) -> crate::Result<(String, i32)> {
@@ -392,7 +528,7 @@ fn parse_optional_addr(text: &str) -> Result<OptionalAddr, String> {
 }
 
 /// `host:port`, or `:port` for every interface (as Go programs and our documents write it).
-fn parse_listen(text: &str) -> Result<SocketAddr, String> {
+pub(crate) fn parse_listen(text: &str) -> Result<SocketAddr, String> {
     let full = match text.strip_prefix(':') {
         Some(port) => format!("0.0.0.0:{port}"),
         None => text.to_owned(),

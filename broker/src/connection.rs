@@ -5,15 +5,12 @@
 //! does not hold up the requests behind it: its response is a future that the writer task
 //! awaits in turn, so responses still leave in order.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
 use kafka_protocol::protocol::{Decodable, Encodable};
-use tokio::io::{AsyncWriteExt, BufReader, BufWriter};
-use tokio::net::tcp::OwnedWriteHalf;
-use tokio::net::TcpStream;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use futures::FutureExt;
 use tokio::sync::mpsc;
 use tokio::sync::mpsc::error::TryRecvError;
@@ -21,6 +18,7 @@ use tracing::Instrument;
 
 use crate::api::{self, Ctx, Outcome};
 use crate::frame::read_frame;
+use crate::security::Session;
 use crate::{Broker, BrokerError, Result};
 
 /// How many answered-but-unsent responses a connection may queue before it stops reading.
@@ -32,14 +30,21 @@ struct Reply {
     outcome: Outcome,
 }
 
-/// Serves one connection until the client closes it, it misbehaves, or the broker stops.
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
+/// Serves one connection (its two halves, plaintext or TLS) until the client closes it, it
+/// misbehaves, or the broker stops.
+pub async fn serve<R, W>(broker: Arc<Broker>, read: R, write: W, session: Arc<Session>)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let peer = session.peer;
     broker.metrics.connection_opened();
-    let (read, write) = stream.into_split();
     let (tx, rx) = mpsc::channel(MAX_QUEUED_RESPONSES);
     let writer = tokio::spawn(write_replies(broker.clone(), write, rx));
-    match read_requests(&broker, peer, BufReader::with_capacity(64 * 1024, read), tx).await {
+    match read_requests(&broker, &session, BufReader::with_capacity(64 * 1024, read), tx).await {
         Ok(()) => tracing::debug!(%peer, "connection closed"),
+        // Logged where it failed, as the client's doing.
+        Err(BrokerError::Authentication(_)) => tracing::debug!(%peer, "connection closed after failed authentication"),
         Err(e) => tracing::warn!(%peer, error = %e, "closing connection"),
     }
     if let Err(e) = writer.await {
@@ -48,28 +53,50 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, peer: SocketAddr) {
     broker.metrics.connection_closed();
 }
 
-async fn read_requests(
+async fn read_requests<R: AsyncRead + Unpin>(
     broker: &Arc<Broker>,
-    peer: SocketAddr,
-    mut reader: BufReader<tokio::net::tcp::OwnedReadHalf>,
+    session: &Arc<Session>,
+    mut reader: BufReader<R>,
     replies: mpsc::Sender<Reply>,
 ) -> Result<()> {
     loop {
+        // Before authentication a client may only be asking to authenticate: keep its frames
+        // small, as Kafka does (`sasl.server.max.receive.size`).
+        let max = if session.principal().await.is_some() { broker.config.socket_request_max_bytes } else { MAX_SASL_FRAME };
         let frame = tokio::select! {
             _ = broker.shutdown.cancelled() => return Ok(()),
-            frame = read_frame(&mut reader, broker.config.socket_request_max_bytes) => frame?,
+            frame = read_frame(&mut reader, max) => frame?,
         };
         let Some(frame) = frame else { return Ok(()) };
         broker.metrics.bytes_in(frame.len() + 4);
-        let reply = handle_frame(broker, peer, frame).await?;
+        let reply = if session.expects_raw_token().await {
+            raw_sasl_token(broker, session, &frame).await?
+        } else {
+            handle_frame(broker, session, frame).await?
+        };
         if replies.send(reply).await.is_err() {
             return Ok(()); // the writer is gone: the socket broke
+        }
+        if session.failed().await {
+            return Err(BrokerError::Authentication(session.peer.to_string()));
         }
     }
 }
 
+/// Largest frame read from a connection that has not authenticated.
+const MAX_SASL_FRAME: usize = 512 * 1024;
+
+/// A bare SASL token after SaslHandshake v0: answered with a bare token, or the connection
+/// closes (there is no error field to carry a failure).
+async fn raw_sasl_token(broker: &Arc<Broker>, session: &Arc<Session>, token: &[u8]) -> Result<Reply> {
+    let reauth = broker.config.connections_max_reauth;
+    let reply = session.authenticate(broker, token, reauth).await?;
+    let ctx = Ctx::new(broker.clone(), ApiKey::SaslAuthenticate, 0, String::new(), session.clone());
+    Ok(Reply { correlation_id: 0, ctx, outcome: Outcome::Raw(reply.token) })
+}
+
 /// Decodes one request and runs its handler.
-async fn handle_frame(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) -> Result<Reply> {
+async fn handle_frame(broker: &Arc<Broker>, session: &Arc<Session>, mut frame: Bytes) -> Result<Reply> {
     if frame.len() < 8 {
         return Err(BrokerError::Decode(format!("request of {} bytes is too short for a header", frame.len())));
     }
@@ -85,7 +112,7 @@ async fn handle_frame(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) 
         if api == ApiKey::ApiVersions {
             // KIP-511: answer in v0, whatever version was asked, with the versions we do
             // support, so the client can ask again.
-            let ctx = Ctx::new(broker.clone(), api, 0, client_id, format!("/{}", peer.ip()));
+            let ctx = Ctx::new(broker.clone(), api, 0, client_id, session.clone());
             let _ = ctx.code(kafka_protocol::error::ResponseError::UnsupportedVersion);
             let outcome = Outcome::Now(Box::new(ResponseKind::ApiVersions(api::unsupported_version_response())));
             return Ok(Reply { correlation_id: header.correlation_id, ctx, outcome });
@@ -93,9 +120,13 @@ async fn handle_frame(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) 
         span.in_scope(|| tracing::warn!("unsupported version; closing connection"));
         return Err(BrokerError::UnsupportedVersion { api, version });
     }
+    if let Err(why) = session.admits(api).await {
+        span.in_scope(|| tracing::warn!(peer = %session.peer, "{why}; closing connection"));
+        return Err(BrokerError::Authentication(format!("{api:?}: {why}")));
+    }
     let request = RequestKind::decode(api, &mut frame, version)
         .map_err(|e| BrokerError::Decode(format!("{api:?} v{version}: {e}")))?;
-    let ctx = Ctx::new(broker.clone(), api, version, client_id, format!("/{}", peer.ip()));
+    let ctx = Ctx::new(broker.clone(), api, version, client_id, session.clone());
     let outcome = api::dispatch(&ctx, request).instrument(span).await?;
     Ok(Reply { correlation_id: header.correlation_id, ctx, outcome })
 }
@@ -103,7 +134,7 @@ async fn handle_frame(broker: &Arc<Broker>, peer: SocketAddr, mut frame: Bytes) 
 /// Writes responses in request order. Output is buffered, but flushed whenever the writer
 /// would otherwise wait (for the next reply, or for a reply still waiting on its sync), so a
 /// busy pipelined connection never holds finished responses back.
-async fn write_replies(broker: Arc<Broker>, write: OwnedWriteHalf, mut replies: mpsc::Receiver<Reply>) {
+async fn write_replies<W: AsyncWrite + Unpin>(broker: Arc<Broker>, write: W, mut replies: mpsc::Receiver<Reply>) {
     let mut out = BufWriter::with_capacity(64 * 1024, write);
     loop {
         let reply = match replies.try_recv() {
@@ -131,6 +162,16 @@ async fn write_replies(broker: Arc<Broker>, write: OwnedWriteHalf, mut replies: 
                 }
             },
             Outcome::Silent => None,
+            Outcome::Raw(token) => {
+                broker.metrics.request(reply.ctx.api, 0);
+                let mut frame = BytesMut::with_capacity(4 + token.len());
+                frame.put_i32(token.len() as i32);
+                frame.put_slice(&token);
+                if out.write_all(&frame).await.is_err() {
+                    return;
+                }
+                continue;
+            }
         };
         broker.metrics.request(reply.ctx.api, reply.ctx.first_error());
         let Some(response) = response else { continue };

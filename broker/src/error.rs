@@ -43,6 +43,9 @@ pub enum BrokerError {
     /// A position outside the log.
     #[error("{0}")]
     OutOfRange(String),
+    /// A connection that failed or skipped authentication (it is closed).
+    #[error("authentication: {0}")]
+    Authentication(String),
 }
 
 pub type Result<T, E = BrokerError> = std::result::Result<T, E>;
@@ -69,6 +72,7 @@ impl BrokerError {
             BrokerError::InvalidArgument(_) => ResponseError::InvalidRequest,
             BrokerError::OutOfRange(_) => ResponseError::OffsetOutOfRange,
             BrokerError::FailedPrecondition(_) => ResponseError::InvalidRequest,
+            BrokerError::Authentication(_) => ResponseError::SaslAuthenticationFailed,
         }
     }
 }

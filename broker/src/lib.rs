@@ -33,6 +33,7 @@ mod records;
 mod reconcile;
 mod record_checks;
 pub mod retention;
+pub mod security;
 pub mod server;
 pub mod sinks;
 mod topic_config;

@@ -1,12 +1,13 @@
 //! `ductstream`: the broker process.
 
 use std::process::ExitCode;
-#[cfg(feature = "postgres")]
 use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
 use ductstream_broker::config::{Args, BrokerConfig, LogFormat};
+use ductstream_broker::security::tls::ReloadingTls;
+use ductstream_broker::security::{Listener, ListenerSpec};
 use ductstream_broker::{server, Broker, BrokerError, Result};
 #[cfg(feature = "postgres")]
 use ductstream_storage::PostgresStorage;
@@ -69,11 +70,12 @@ async fn run(args: Args) -> Result<()> {
     let (store, data_dir) = args.store()?;
     let opened = ductstream_broker::open::open_storage(&store, &data_dir, args.fsync).await?;
     let storage = opened.storage;
-    let listener = TcpListener::bind(args.kafka_listen)
-        .await
-        .map_err(|e| BrokerError::Config(format!("cannot listen on {}: {e}", args.kafka_listen)))?;
-    let bound = listener.local_addr()?;
-    let broker = Broker::start(BrokerConfig::new(&args, bound)?, storage.clone(), args.group_config()).await?;
+    let (listeners, bound, tls) = bind_listeners(&args).await?;
+    let broker = Broker::start(BrokerConfig::new(&args, &bound)?, storage.clone(), args.group_config()).await?;
+    if let Some(tls) = tls {
+        let every = Duration::from_millis(args.tls.ssl_reload_interval_ms.max(10));
+        tokio::spawn(tls.watch(every, broker.shutdown.clone()));
+    }
     tokio::spawn(ductstream_broker::cluster::keep_alive(broker.clone()));
     tokio::spawn(ductstream_broker::retention::run(broker.clone()));
     tokio::spawn(ductstream_broker::compaction::run(broker.clone()));
@@ -110,13 +112,17 @@ async fn run(args: Args) -> Result<()> {
             }
         });
     }
-    println!("listening kafka={bound}");
+    // Every listener gets a line; the first also the line scripts have always read, last.
+    for (spec, addr) in &bound {
+        println!("listening kafka.{}={addr}", spec.name);
+    }
+    println!("listening kafka={}", bound[0].1);
     tracing::info!(
-        kafka = %bound,
+        listeners = %bound.iter().map(|(s, a)| format!("{}://{a}", s.name)).collect::<Vec<_>>().join(","),
         storage = storage.engine(),
         fsync = args.fsync,
         data_dir = %data_dir.display(),
-        advertised = %format!("{}:{}", broker.config.advertised_host, broker.config.advertised_port),
+        advertised = %broker.config.me().listeners_text(),
         "ductstream started"
     );
 
@@ -126,13 +132,34 @@ async fn run(args: Args) -> Result<()> {
         tracing::info!(signal, "shutting down");
         shutdown.cancel();
     });
-    server::run(listener, broker, Duration::from_secs(args.shutdown_timeout_s)).await;
+    server::run(listeners, broker, Duration::from_secs(args.shutdown_timeout_s)).await;
     // Flows write and confirm what they have read, and sinks stop between batches, before the
     // process exits.
     let _ = flows_task.await;
     let _ = sinks_task.await;
     tracing::info!("ductstream stopped");
     Ok(())
+}
+
+type Bound = (Vec<(TcpListener, Arc<Listener>)>, Vec<(ListenerSpec, std::net::SocketAddr)>, Option<Arc<ReloadingTls>>);
+
+/// Binds every Kafka listener; TLS files are loaded once and shared by the TLS listeners.
+async fn bind_listeners(args: &Args) -> Result<Bound> {
+    let specs = args.listener_specs()?;
+    let tls = match specs.iter().any(|s| s.protocol.uses_tls()) {
+        true => Some(ReloadingTls::load(args.tls.files()?)?),
+        false => None,
+    };
+    let (mut listeners, mut bound) = (Vec::new(), Vec::new());
+    for spec in specs {
+        let socket = TcpListener::bind(spec.bind)
+            .await
+            .map_err(|e| BrokerError::Config(format!("cannot listen on {} ({}): {e}", spec.bind, spec.name)))?;
+        let listener = Listener::new(&spec, spec.protocol.uses_tls().then(|| tls.clone()).flatten());
+        bound.push((spec, socket.local_addr()?));
+        listeners.push((socket, listener));
+    }
+    Ok((listeners, bound, tls))
 }
 
 /// Waits for SIGTERM or SIGINT and names it.

@@ -1,34 +1,29 @@
-//! Accepting connections, and stopping gracefully.
+//! Accepting connections on every listener, and stopping gracefully.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
+use crate::security::{Listener, Principal, Session};
 use crate::{connection, Broker};
 
-/// Serves Kafka clients on `listener` until `broker.shutdown` is cancelled, then lets
+/// How long a client has to finish its TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Serves Kafka clients on `listeners` until `broker.shutdown` is cancelled, then lets
 /// in-flight requests finish (for at most `grace`) and syncs storage.
-pub async fn run(listener: TcpListener, broker: Arc<Broker>, grace: Duration) {
+pub async fn run(listeners: Vec<(TcpListener, Arc<Listener>)>, broker: Arc<Broker>, grace: Duration) {
     let connections = TaskTracker::new();
-    loop {
-        tokio::select! {
-            _ = broker.shutdown.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(connection::serve(broker.clone(), stream, peer));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: back off instead of spinning.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-        }
+    let accepting: Vec<_> = listeners
+        .into_iter()
+        .map(|(socket, listener)| tokio::spawn(accept(socket, listener, broker.clone(), connections.clone())))
+        .collect();
+    for task in accepting {
+        let _ = task.await;
     }
-    drop(listener);
     connections.close();
     tracing::info!(connections = connections.len(), "shutting down: finishing in-flight requests");
     if tokio::time::timeout(grace, connections.wait()).await.is_err() {
@@ -37,4 +32,57 @@ pub async fn run(listener: TcpListener, broker: Arc<Broker>, grace: Duration) {
     if let Err(e) = broker.storage().sync().await {
         tracing::error!(error = %e, "final storage sync failed");
     }
+}
+
+async fn accept(socket: TcpListener, listener: Arc<Listener>, broker: Arc<Broker>, connections: TaskTracker) {
+    loop {
+        tokio::select! {
+            _ = broker.shutdown.cancelled() => return,
+            accepted = socket.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    connections.spawn(open(stream, peer, listener.clone(), broker.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, listener = %listener.name, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+/// Runs the TLS handshake where the listener has TLS, then serves the connection.
+async fn open(stream: TcpStream, peer: SocketAddr, listener: Arc<Listener>, broker: Arc<Broker>) {
+    let Some(tls) = &listener.tls else {
+        let session = Arc::new(Session::new(listener.clone(), peer, None));
+        let (read, write) = stream.into_split();
+        return connection::serve(broker, read, write, session).await;
+    };
+    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await;
+    let stream = match handshake {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => {
+            // A plaintext client on a TLS port ends here too.
+            tracing::info!(%peer, listener = %listener.name, error = %e, "TLS handshake failed; closing connection");
+            broker.metrics.tls_handshake_failed();
+            return;
+        }
+        Err(_) => {
+            tracing::info!(%peer, listener = %listener.name, "TLS handshake timed out; closing connection");
+            broker.metrics.tls_handshake_failed();
+            return;
+        }
+    };
+    let subject = stream
+        .get_ref()
+        .1
+        .peer_certificates()
+        .and_then(|chain| chain.first())
+        .and_then(|certificate| crate::security::subject_of(certificate.as_ref()))
+        .map(Principal::user);
+    let session = Arc::new(Session::new(listener.clone(), peer, subject));
+    let (read, write) = tokio::io::split(stream);
+    connection::serve(broker, read, write, session).await;
 }

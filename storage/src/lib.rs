@@ -31,6 +31,6 @@ pub use memory::MemoryStorage;
 pub use postgres::PostgresStorage;
 pub use storage::{DocumentUpdate, Storage};
 pub use types::{
-    AppendOutcome, BrokerInfo, PartitionOffsets, PartitionWrite, ProducerBatch, ProducerState, Topic, TopicSpec,
+    AppendOutcome, BrokerInfo, Endpoint, PartitionOffsets, PartitionWrite, ProducerBatch, ProducerState, Topic, TopicSpec,
     PRODUCER_BATCHES_KEPT,
 };

@@ -85,10 +85,61 @@ pub struct AppendOutcome {
     pub high_watermark: i64,
 }
 
-/// A broker as the cluster knows it.
+/// A broker as the cluster knows it: its first advertised listener's address, and every
+/// listener's by name.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct BrokerInfo {
     pub node_id: i32,
     pub host: String,
     pub port: i32,
+    pub listeners: Vec<Endpoint>,
+}
+
+/// Where clients reach a broker through one named listener (`SSL://broker1:9093`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Endpoint {
+    pub listener: String,
+    pub host: String,
+    pub port: i32,
+}
+
+impl BrokerInfo {
+    /// A broker with one listener.
+    pub fn single(node_id: i32, listener: &str, host: &str, port: i32) -> BrokerInfo {
+        let endpoint = Endpoint { listener: listener.to_string(), host: host.to_string(), port };
+        BrokerInfo { node_id, host: host.to_string(), port, listeners: vec![endpoint] }
+    }
+
+    /// The address behind `listener`; a broker that names no listeners (registered by an older
+    /// version) is reached at its one address.
+    pub fn endpoint(&self, listener: &str) -> Option<(&str, i32)> {
+        if self.listeners.is_empty() {
+            return Some((&self.host, self.port));
+        }
+        self.listeners.iter().find(|e| e.listener == listener).map(|e| (e.host.as_str(), e.port))
+    }
+
+    /// The listeners as Kafka writes `advertised.listeners`: `NAME://host:port,...`.
+    pub fn listeners_text(&self) -> String {
+        let one = |e: &Endpoint| {
+            if e.host.contains(':') {
+                format!("{}://[{}]:{}", e.listener, e.host, e.port)
+            } else {
+                format!("{}://{}:{}", e.listener, e.host, e.port)
+            }
+        };
+        self.listeners.iter().map(one).collect::<Vec<_>>().join(",")
+    }
+
+    /// Parses [`BrokerInfo::listeners_text`]; entries it cannot read are skipped.
+    pub fn parse_listeners(text: &str) -> Vec<Endpoint> {
+        text.split(',')
+            .filter_map(|entry| {
+                let (listener, address) = entry.trim().split_once("://")?;
+                let (host, port) = address.rsplit_once(':')?;
+                let host = host.trim_start_matches('[').trim_end_matches(']');
+                Some(Endpoint { listener: listener.to_string(), host: host.to_string(), port: port.parse().ok()? })
+            })
+            .collect()
+    }
 }

@@ -490,12 +490,16 @@ async fn broker_leases_are_taken_renewed_refused_and_expire() {
     use std::time::Duration;
     let pg = cluster();
     let (a, b) = (connect(&pg).await, connect(&pg).await);
-    let one = BrokerInfo { node_id: 1, host: "127.0.0.1".into(), port: 9092 };
-    let two = BrokerInfo { node_id: 2, host: "127.0.0.1".into(), port: 9093 };
+    let one = BrokerInfo::single(1, "PLAINTEXT", "127.0.0.1", 9092);
+    // A broker with two listeners: both are kept, each address under its name.
+    let mut two = BrokerInfo::single(2, "PLAINTEXT", "127.0.0.1", 9093);
+    two.listeners.push(ductstream_storage::Endpoint { listener: "SSL".into(), host: "::1".into(), port: 9094 });
     assert_eq!(a.heartbeat_broker(&one, Duration::from_secs(30)).await.expect("one"), vec![one.clone()]);
     let live = b.heartbeat_broker(&two, Duration::from_millis(300)).await.expect("two");
     assert_eq!(live, vec![one.clone(), two.clone()]);
-    let impostor = BrokerInfo { node_id: 1, host: "127.0.0.1".into(), port: 9999 };
+    assert_eq!(live[1].endpoint("SSL"), Some(("::1", 9094)));
+    assert_eq!(live[1].endpoint("SASL_SSL"), None);
+    let impostor = BrokerInfo::single(1, "PLAINTEXT", "127.0.0.1", 9999);
     let refused = b.heartbeat_broker(&impostor, Duration::from_secs(30)).await;
     assert!(refused.expect_err("node id 1 is taken").to_string().contains("127.0.0.1:9092"));
     // Broker two stops renewing: its lease runs out and it drops from the live list.
@@ -509,14 +513,14 @@ async fn broker_leases_are_taken_renewed_refused_and_expire() {
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // Once expired, its node id may be taken by a broker at another address.
-    let moved = BrokerInfo { node_id: 2, host: "127.0.0.1".into(), port: 7777 };
+    let moved = BrokerInfo::single(2, "PLAINTEXT", "127.0.0.1", 7777);
     assert!(b.heartbeat_broker(&moved, Duration::from_secs(30)).await.expect("taken over").contains(&moved));
 }
 
 #[tokio::test]
 async fn embedded_engines_are_a_one_broker_cluster() {
     use ductstream_storage::{BrokerInfo, MemoryStorage};
-    let me = BrokerInfo { node_id: 7, host: "h".into(), port: 1 };
+    let me = BrokerInfo::single(7, "PLAINTEXT", "h", 1);
     let live = MemoryStorage::new().heartbeat_broker(&me, std::time::Duration::from_secs(1)).await.expect("live");
     assert_eq!(live, vec![me]);
 }

@@ -28,10 +28,8 @@ pub fn handle(ctx: &Ctx, request: DescribeClusterRequest) -> DescribeClusterResp
     response.with_controller_id(BrokerId(live.first().map_or(config.node_id, |b| b.node_id))).with_brokers(
         live.iter()
             .map(|b| {
-                DescribeClusterBroker::default()
-                    .with_broker_id(BrokerId(b.node_id))
-                    .with_host(StrBytes::from_string(b.host.clone()))
-                    .with_port(b.port)
+                let (host, port) = ctx.address_of(b);
+                DescribeClusterBroker::default().with_broker_id(BrokerId(b.node_id)).with_host(host).with_port(port)
             })
             .collect(),
     )

@@ -98,7 +98,14 @@ fn broker_entries(ctx: &Ctx, keys: Option<&[String]>) -> Vec<ConfigEntry> {
     let c = &ctx.broker.config;
     let entries = [
         ("broker.id", c.node_id.to_string(), ConfigType::Int, "This broker's node id (--node-id)."),
-        ("advertised.listeners", format!("PLAINTEXT://{}:{}", c.advertised_host, c.advertised_port), ConfigType::String, "--advertised-listener"),
+        ("advertised.listeners", c.me().listeners_text(), ConfigType::String, "--advertised-listeners"),
+        ("sasl.enabled.mechanisms", c.sasl_mechanisms.join(","), ConfigType::List, "--sasl-enabled-mechanisms"),
+        (
+            "connections.max.reauth.ms",
+            c.connections_max_reauth.map_or(0, |d| d.as_millis()).to_string(),
+            ConfigType::Long,
+            "--connections-max-reauth-ms",
+        ),
         ("auto.create.topics.enable", c.auto_create_topics.to_string(), ConfigType::Boolean, "--auto-create-topics"),
         ("num.partitions", c.num_partitions.to_string(), ConfigType::Int, "--num-partitions"),
         ("message.max.bytes", c.message_max_bytes.to_string(), ConfigType::Int, "--message-max-bytes"),

@@ -27,7 +27,10 @@ pub fn handle(ctx: &Ctx, request: FindCoordinatorRequest) -> FindCoordinatorResp
             .map(|key| {
                 let coordinator = Coordinator::default().with_key(key.clone());
                 match found(request.key_type, key.as_str()) {
-                    Ok(b) => coordinator.with_node_id(BrokerId(b.node_id)).with_host(StrBytes::from_string(b.host)).with_port(b.port),
+                    Ok(b) => {
+                        let (host, port) = ctx.address_of(&b);
+                        coordinator.with_node_id(BrokerId(b.node_id)).with_host(host).with_port(port)
+                    }
                     Err((code, message)) => coordinator
                         .with_node_id(BrokerId(-1))
                         .with_port(-1)
@@ -39,7 +42,10 @@ pub fn handle(ctx: &Ctx, request: FindCoordinatorRequest) -> FindCoordinatorResp
         return FindCoordinatorResponse::default().with_coordinators(coordinators);
     }
     match found(request.key_type, request.key.as_str()) {
-        Ok(b) => FindCoordinatorResponse::default().with_node_id(BrokerId(b.node_id)).with_host(StrBytes::from_string(b.host)).with_port(b.port),
+        Ok(b) => {
+            let (host, port) = ctx.address_of(&b);
+            FindCoordinatorResponse::default().with_node_id(BrokerId(b.node_id)).with_host(host).with_port(port)
+        }
         Err((code, message)) => {
             let response = FindCoordinatorResponse::default().with_error_code(ctx.code(code)).with_node_id(BrokerId(-1)).with_port(-1);
             if ctx.version >= 1 { response.with_error_message(Some(StrBytes::from_static_str(message))) } else { response }

@@ -55,10 +55,8 @@ pub async fn handle(ctx: &Ctx, request: MetadataRequest) -> Result<MetadataRespo
     let brokers = live
         .iter()
         .map(|b| {
-            MetadataResponseBroker::default()
-                .with_node_id(BrokerId(b.node_id))
-                .with_host(StrBytes::from_string(b.host.clone()))
-                .with_port(b.port)
+            let (host, port) = ctx.address_of(b);
+            MetadataResponseBroker::default().with_node_id(BrokerId(b.node_id)).with_host(host).with_port(port)
         })
         .collect();
     // There is no controller of our own; the lowest live node id stands in for one.

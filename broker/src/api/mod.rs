@@ -3,6 +3,7 @@
 
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
+mod alter_user_scram_credentials;
 mod alter_configs;
 mod api_versions;
 mod consumer_group_describe;
@@ -20,6 +21,7 @@ mod describe_configs;
 mod describe_groups;
 mod describe_log_dirs;
 mod describe_transactions;
+mod describe_user_scram_credentials;
 mod end_txn;
 mod fetch;
 mod find_coordinator;
@@ -36,6 +38,8 @@ mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod produce;
+mod sasl_authenticate;
+mod sasl_handshake;
 mod sync_group;
 mod txn_offset_commit;
 
@@ -47,6 +51,7 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
+use crate::security::Session;
 use crate::{Broker, BrokerError, Result};
 
 pub use api_versions::unsupported_version_response;
@@ -92,6 +97,10 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::TxnOffsetCommit, 0, 4),
     (ApiKey::DescribeTransactions, 0, 0),
     (ApiKey::ListTransactions, 0, 1),
+    (ApiKey::SaslHandshake, 0, 1),
+    (ApiKey::SaslAuthenticate, 0, 2),
+    (ApiKey::DescribeUserScramCredentials, 0, 0),
+    (ApiKey::AlterUserScramCredentials, 0, 0),
 ];
 
 /// Whether `version` of `key` is implemented.
@@ -108,12 +117,23 @@ pub struct Ctx {
     pub client_id: String,
     /// The client's address as Kafka shows it (`/127.0.0.1`).
     pub client_host: String,
+    /// The connection's listener and who it authenticated as.
+    pub session: Arc<Session>,
     first_error: AtomicI16,
 }
 
 impl Ctx {
-    pub fn new(broker: Arc<Broker>, api: ApiKey, version: i16, client_id: String, client_host: String) -> Arc<Ctx> {
-        Arc::new(Ctx { broker, api, version, client_id, client_host, first_error: AtomicI16::new(0) })
+    pub fn new(broker: Arc<Broker>, api: ApiKey, version: i16, client_id: String, session: Arc<Session>) -> Arc<Ctx> {
+        let client_host = format!("/{}", session.peer.ip());
+        Arc::new(Ctx { broker, api, version, client_id, client_host, session, first_error: AtomicI16::new(0) })
+    }
+
+    /// Where the client reaches `broker`: its address on the listener this request came in
+    /// by (brokers sharing a database are expected to name the same listeners), else its
+    /// first.
+    pub fn address_of(&self, broker: &ductstream_storage::BrokerInfo) -> (StrBytes, i32) {
+        let (host, port) = broker.endpoint(&self.session.listener.name).unwrap_or((&broker.host, broker.port));
+        (StrBytes::from_string(host.to_string()), port)
     }
 
     /// Notes an error code going into the response and returns it.
@@ -143,6 +163,8 @@ pub enum Outcome {
     Later(BoxFuture<'static, ResponseKind>),
     /// Send nothing (a produce with acks=0).
     Silent,
+    /// A bare SASL token, framed but without a response header (after SaslHandshake v0).
+    Raw(Vec<u8>),
 }
 
 /// Runs the handler for `request`.
@@ -192,6 +214,14 @@ pub async fn dispatch(ctx: &Arc<Ctx>, request: RequestKind) -> Result<Outcome> {
         RequestKind::TxnOffsetCommit(r) => now(ResponseKind::TxnOffsetCommit(txn_offset_commit::handle(ctx, r).await?)),
         RequestKind::DescribeTransactions(r) => now(ResponseKind::DescribeTransactions(describe_transactions::handle(ctx, r).await?)),
         RequestKind::ListTransactions(r) => now(ResponseKind::ListTransactions(list_transactions::handle(ctx, r).await?)),
+        RequestKind::SaslHandshake(r) => now(ResponseKind::SaslHandshake(sasl_handshake::handle(ctx, r).await)),
+        RequestKind::SaslAuthenticate(r) => now(ResponseKind::SaslAuthenticate(sasl_authenticate::handle(ctx, r).await)),
+        RequestKind::DescribeUserScramCredentials(r) => {
+            now(ResponseKind::DescribeUserScramCredentials(describe_user_scram_credentials::handle(ctx, r).await))
+        }
+        RequestKind::AlterUserScramCredentials(r) => {
+            now(ResponseKind::AlterUserScramCredentials(alter_user_scram_credentials::handle(ctx, r).await))
+        }
         _ => Err(BrokerError::UnsupportedVersion { api: ctx.api, version: ctx.version }),
     }
 }

@@ -19,6 +19,7 @@ pub fn to_status(error: BrokerError) -> Status {
         // The store is away or failing: worth retrying.
         BrokerError::Storage(_) | BrokerError::Io(_) => Code::Unavailable,
         BrokerError::Kafka { .. } => Code::FailedPrecondition,
+        BrokerError::Authentication(_) => Code::Unauthenticated,
         _ => Code::Internal,
     };
     Status::new(code, error.to_string())

@@ -61,6 +61,7 @@ const MIGRATIONS: &[(i32, &str, &str)] = &[
     (2, "brokers", include_str!("migrations/0002_brokers.sql")),
     (3, "offset_metadata_bytes", include_str!("migrations/0003_offset_metadata_bytes.sql")),
     (4, "documents", include_str!("migrations/0004_documents.sql")),
+    (5, "broker_listeners", include_str!("migrations/0005_broker_listeners.sql")),
 ];
 
 /// Reads never ask for more than this many bytes (keeps position arithmetic in range).
@@ -579,7 +580,7 @@ impl Storage for PostgresStorage {
     async fn heartbeat_broker(&self, me: &BrokerInfo, lease: std::time::Duration) -> Result<Vec<BrokerInfo>> {
         let mut conn = self.pool.get().await?;
         let lease_ms = lease.as_millis() as f64;
-        let renewed = conn.query_opt(Query::BrokerHeartbeat, &[&me.node_id, &me.host, &me.port, &lease_ms]).await?;
+        let renewed = conn.query_opt(Query::BrokerHeartbeat, &[&me.node_id, &me.host, &me.port, &lease_ms, &me.listeners_text()]).await?;
         if renewed.is_none() {
             let holder = conn.query_opt(Query::BrokerHolding, &[&me.node_id]).await?;
             let at = match holder {
@@ -594,7 +595,15 @@ impl Storage for PostgresStorage {
         conn.query(Query::LiveBrokers, &[])
             .await?
             .iter()
-            .map(|row| Ok(BrokerInfo { node_id: col(row, 0)?, host: col(row, 1)?, port: col(row, 2)? }))
+            .map(|row| {
+                let listeners: String = col(row, 3)?;
+                Ok(BrokerInfo {
+                    node_id: col(row, 0)?,
+                    host: col(row, 1)?,
+                    port: col(row, 2)?,
+                    listeners: BrokerInfo::parse_listeners(&listeners),
+                })
+            })
             .collect()
     }
 

@@ -334,16 +334,16 @@ SELECT nextval('ductstream_producer_ids')
 
 -- name: broker_heartbeat
 -- Takes or renews node $1's lease for $4 milliseconds, unless another live broker holds it.
-INSERT INTO ductstream_brokers (node_id, host, port, lease_until)
-VALUES ($1, $2, $3, now() + $4::float8 * interval '1 millisecond')
+INSERT INTO ductstream_brokers (node_id, host, port, lease_until, listeners)
+VALUES ($1, $2, $3, now() + $4::float8 * interval '1 millisecond', $5)
 ON CONFLICT (node_id) DO UPDATE
-    SET host = excluded.host, port = excluded.port, lease_until = excluded.lease_until
+    SET host = excluded.host, port = excluded.port, lease_until = excluded.lease_until, listeners = excluded.listeners
     WHERE ductstream_brokers.lease_until < now()
        OR (ductstream_brokers.host, ductstream_brokers.port) = (excluded.host, excluded.port)
 RETURNING node_id;
 
 -- name: live_brokers
-SELECT node_id, host, port FROM ductstream_brokers WHERE lease_until > now() ORDER BY node_id;
+SELECT node_id, host, port, listeners FROM ductstream_brokers WHERE lease_until > now() ORDER BY node_id;
 
 -- name: broker_holding
 SELECT host, port FROM ductstream_brokers WHERE node_id = $1;

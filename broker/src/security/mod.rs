@@ -1,0 +1,43 @@
+//! Who a connection is: listeners and their security protocols, TLS, SASL authentication and
+//! the credentials it checks.
+//!
+//! Each listener has one of Kafka's four security protocols. TLS wraps the socket before the
+//! first byte of Kafka; SASL is a conversation in Kafka requests (SaslHandshake,
+//! SaslAuthenticate) that must end well before any other request is served.
+
+pub mod credentials;
+pub mod listeners;
+pub mod sasl;
+pub mod session;
+mod subject;
+pub mod tls;
+
+use std::fmt;
+
+pub use listeners::{Listener, ListenerSpec, SecurityProtocol};
+pub use session::Session;
+pub use subject::rfc2253 as subject_of;
+
+/// Who made a request, as Kafka names principals: `User:alice`, `User:CN=client,O=acme`,
+/// `User:ANONYMOUS` on a listener that authenticates nobody.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal {
+    pub kind: String,
+    pub name: String,
+}
+
+impl Principal {
+    pub fn user(name: impl Into<String>) -> Principal {
+        Principal { kind: "User".to_string(), name: name.into() }
+    }
+
+    pub fn anonymous() -> Principal {
+        Principal::user("ANONYMOUS")
+    }
+}
+
+impl fmt::Display for Principal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.kind, self.name)
+    }
+}
