@@ -181,6 +181,21 @@ else
     log "current sarama driver up to date"
 fi
 
+# The TLS and SASL drivers (test_security.py): sarama with xdg-go/scram, franz-go with its own
+# SASL packages; in the same modules as the drivers above.
+for driver in "sarama-modern:sarama-secure-compat" "franz-go:franz-go-secure-compat"; do
+    module="${driver%%:*}"
+    bin="$BIN_DIR/${driver##*:}"
+    if [ ! -x "$bin" ] || [ "$HERE/$module/secure/main.go" -nt "$bin" ] || [ "$HERE/$module/go.sum" -nt "$bin" ]; then
+        log "building $module's TLS and SASL driver -> $bin"
+        (cd "$HERE/$module" && GOMODCACHE="$CACHE/go-mod" GOCACHE="$CACHE/go-build" GOFLAGS=-mod=mod \
+            "$GO_NEW" build -o "$bin.tmp" ./secure)
+        mv "$bin.tmp" "$bin"
+    else
+        log "$module's TLS and SASL driver up to date"
+    fi
+done
+
 # grpcurl, from the Go module proxy (pinned), for the gRPC API tests.
 GRPCURL_VERSION=v1.9.3
 GRPCURL_BIN="$BIN_DIR/grpcurl"
