@@ -7,8 +7,9 @@ use ductstream_storage::{Storage, Topic, TopicSpec};
 use kafka_protocol::error::ResponseError;
 use tokio_util::sync::CancellationToken;
 
-use crate::config::BrokerConfig;
+use crate::config::{AuthorizerKind, BrokerConfig};
 use crate::cluster::Cluster;
+use crate::security::authorizer::Authorizer;
 use crate::groups::{Coordinator, GroupConfig};
 use crate::log::Log;
 use crate::metrics::Metrics;
@@ -26,6 +27,8 @@ pub struct Broker {
     pub shutdown: CancellationToken,
     /// Transactional ids and their transactions.
     pub txns: Arc<TxnCoordinator>,
+    /// Decides what each principal may do (or lets everyone do everything).
+    pub authorizer: Arc<Authorizer>,
     /// The sinks this broker runs, by id, for metrics.
     pub sink_statuses: std::sync::Mutex<BTreeMap<String, Arc<SinkStatus>>>,
 }
@@ -34,6 +37,14 @@ impl Broker {
     /// A broker on `storage`, with its saved consumer groups restored.
     pub async fn start(config: BrokerConfig, storage: Arc<dyn Storage>, groups: GroupConfig) -> Result<Arc<Broker>> {
         let cluster = Cluster::join(&storage, config.me(), config.broker_lease).await?;
+        let authorizer = Arc::new(match config.authorizer {
+            AuthorizerKind::None => Authorizer::disabled(),
+            AuthorizerKind::Acl => Authorizer::new(&config.super_users, config.allow_everyone_if_no_acl_found),
+        });
+        // The first requests are decided with the stored ACLs, not with none.
+        if authorizer.enabled() {
+            authorizer.refresh(storage.as_ref()).await?;
+        }
         let groups = Coordinator::new(storage.clone(), groups);
         let log = Arc::new(Log::new(storage.clone()));
         let txns = TxnCoordinator::new(storage, log.clone());
@@ -45,6 +56,7 @@ impl Broker {
             metrics: Metrics::default(),
             groups,
             shutdown: CancellationToken::new(),
+            authorizer,
             sink_statuses: Default::default(),
         }))
     }

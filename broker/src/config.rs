@@ -47,6 +47,20 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_SASL_ENABLED_MECHANISMS", default_value = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512")]
     pub sasl_enabled_mechanisms: String,
 
+    /// `acl` checks every request against the ACLs in storage (Kafka's StandardAuthorizer);
+    /// `none` lets every client do everything (the ACL APIs then answer SECURITY_DISABLED).
+    #[arg(long, env = "DUCTSTREAM_AUTHORIZER", value_enum, default_value_t = AuthorizerKind::None)]
+    pub authorizer: AuthorizerKind,
+
+    /// Principals the authorizer allows everything, separated by `;` (Kafka's `super.users`):
+    /// `User:admin;User:CN=ops,O=Acme`.
+    #[arg(long, env = "DUCTSTREAM_SUPER_USERS", default_value = "")]
+    pub super_users: String,
+
+    /// Allow a request on a resource no ACL names (Kafka's `allow.everyone.if.no.acl.found`).
+    #[arg(long, env = "DUCTSTREAM_ALLOW_EVERYONE_IF_NO_ACL_FOUND", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub allow_everyone_if_no_acl_found: bool,
+
     /// SASL clients must re-authenticate within this many milliseconds or have their
     /// connection closed (Kafka's `connections.max.reauth.ms`, KIP-368); 0: never.
     #[arg(long, env = "DUCTSTREAM_CONNECTIONS_MAX_REAUTH_MS", default_value_t = 0)]
@@ -244,6 +258,12 @@ impl TlsArgs {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuthorizerKind {
+    None,
+    Acl,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
     Text,
     Json,
@@ -262,6 +282,9 @@ pub struct BrokerConfig {
     pub sasl_mechanisms: Vec<String>,
     /// `--connections-max-reauth-ms`, when not 0.
     pub connections_max_reauth: Option<std::time::Duration>,
+    pub authorizer: AuthorizerKind,
+    pub super_users: String,
+    pub allow_everyone_if_no_acl_found: bool,
     pub auto_create_topics: bool,
     pub durable_auto_create: bool,
     /// What happens to a gated DDL change as it arrives.
@@ -371,6 +394,9 @@ impl BrokerConfig {
             advertised_port,
             advertised,
             sasl_mechanisms,
+            authorizer: args.authorizer,
+            super_users: args.super_users.clone(),
+            allow_everyone_if_no_acl_found: args.allow_everyone_if_no_acl_found,
             connections_max_reauth: (args.connections_max_reauth_ms > 0)
                 .then(|| std::time::Duration::from_millis(args.connections_max_reauth_ms)),
             auto_create_topics: args.auto_create_topics,

@@ -62,7 +62,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
     loop {
         // Before authentication a client may only be asking to authenticate: keep its frames
         // small, as Kafka does (`sasl.server.max.receive.size`).
-        let max = if session.principal().await.is_some() { broker.config.socket_request_max_bytes } else { MAX_SASL_FRAME };
+        let max = if session.principal().is_some() { broker.config.socket_request_max_bytes } else { MAX_SASL_FRAME };
         let frame = tokio::select! {
             _ = broker.shutdown.cancelled() => return Ok(()),
             frame = read_frame(&mut reader, max) => frame?,

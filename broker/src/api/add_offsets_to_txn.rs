@@ -5,9 +5,16 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse};
 
 use super::Ctx;
+use crate::security::acl::{Operation, ResourceType};
 use crate::transactions::Fenced;
 
 pub async fn handle(ctx: &Ctx, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse {
+    if !ctx.allowed(Operation::Write, ResourceType::TransactionalId, request.transactional_id.0.as_str()) {
+        return AddOffsetsToTxnResponse::default().with_error_code(ctx.code(ResponseError::TransactionalIdAuthorizationFailed));
+    }
+    if let Some(e) = super::group_denied(ctx, Operation::Read, request.group_id.0.as_str()) {
+        return AddOffsetsToTxnResponse::default().with_error_code(ctx.code(e));
+    }
     let fenced = Fenced(if ctx.version >= 2 { ResponseError::ProducerFenced } else { ResponseError::InvalidProducerEpoch });
     let added = ctx
         .broker

@@ -11,12 +11,28 @@ use kafka_protocol::messages::{AlterUserScramCredentialsRequest, AlterUserScramC
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::acl::Operation;
 use crate::security::credentials::{self, ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS};
 
 /// One alteration: a credential to set, or None to delete.
 type Change = (i8, Option<ScramCredential>);
 
 pub async fn handle(ctx: &Ctx, request: AlterUserScramCredentialsRequest) -> AlterUserScramCredentialsResponse {
+    if !ctx.allowed_on_cluster(Operation::Alter) {
+        // Every user named gets the refusal.
+        let names: std::collections::BTreeSet<String> =
+            request.deletions.iter().map(|d| d.name.to_string()).chain(request.upsertions.iter().map(|u| u.name.to_string())).collect();
+        let results = names
+            .into_iter()
+            .map(|name| {
+                AlterUserScramCredentialsResult::default()
+                    .with_user(StrBytes::from_string(name))
+                    .with_error_code(ctx.code(ResponseError::ClusterAuthorizationFailed))
+                    .with_error_message(Some(StrBytes::from_static_str("Cluster authorization failed.")))
+            })
+            .collect();
+        return AlterUserScramCredentialsResponse::default().with_results(results);
+    }
     let mut by_user: BTreeMap<String, Result<Vec<Change>, (ResponseError, String)>> = BTreeMap::new();
     let mut seen = HashSet::new();
     let deletions = request.deletions.into_iter().map(|d| (d.name.to_string(), d.mechanism, None));

@@ -10,6 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::Ctx;
+use crate::security::acl::Operation;
 use crate::groups::consumer_group::TopicPartition;
 use crate::Result;
 
@@ -33,6 +34,10 @@ pub async fn handle(ctx: &Ctx, request: ConsumerGroupDescribeRequest) -> Result<
     let mut groups = Vec::with_capacity(request.group_ids.len());
     for id in request.group_ids {
         let described = DescribedGroup::default().with_group_id(id.clone());
+        if let Some(e) = super::group_denied(ctx, Operation::Describe, id.0.as_str()) {
+            groups.push(described.with_error_code(ctx.code(e)));
+            continue;
+        }
         let Some(handle) = ctx.broker.groups.consumer_group(id.0.as_str()).await? else {
             groups.push(
                 described

@@ -10,6 +10,7 @@ use kafka_protocol::messages::{ConsumerGroupHeartbeatRequest, ConsumerGroupHeart
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::acl::{Operation, ResourceType};
 use crate::groups::consumer_group::{Heartbeat, Topics};
 use crate::Result;
 
@@ -23,6 +24,20 @@ pub async fn handle(ctx: &Ctx, request: ConsumerGroupHeartbeatRequest) -> Result
     };
     if group_id.is_empty() {
         return Ok(error(ResponseError::InvalidRequest, "the group id is empty".into()));
+    }
+    if let Some(e) = super::group_denied(ctx, Operation::Read, &group_id) {
+        return Ok(error(e, format!("Not authorized to access group: {group_id}")));
+    }
+    let denied_topics: Vec<&str> = request
+        .subscribed_topic_names
+        .iter()
+        .flatten()
+        .map(|n| n.0.as_str())
+        .filter(|n| !ctx.allowed(Operation::Describe, ResourceType::Topic, n))
+        .collect();
+    if !denied_topics.is_empty() {
+        let message = format!("Not authorized to access topics: [{}]", denied_topics.join(", "));
+        return Ok(error(ResponseError::TopicAuthorizationFailed, message));
     }
     if let Some(e) = super::not_coordinator(ctx, &group_id) {
         return Ok(error(e, "another broker coordinates this group".into()));

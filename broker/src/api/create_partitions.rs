@@ -6,6 +6,8 @@ use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicR
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse};
 
 use super::{message, Ctx};
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::not_authorized;
 use crate::{BrokerError, Result};
 
 pub async fn handle(ctx: &Ctx, request: CreatePartitionsRequest) -> CreatePartitionsResponse {
@@ -23,6 +25,9 @@ pub async fn handle(ctx: &Ctx, request: CreatePartitionsRequest) -> CreatePartit
 async fn grow(ctx: &Ctx, wanted: CreatePartitionsTopic, validate_only: bool) -> Result<()> {
     let storage = ctx.broker.storage();
     let name = wanted.name.0.as_str();
+    if !ctx.allowed(Operation::Alter, ResourceType::Topic, name) {
+        return Err(not_authorized(ResourceType::Topic, name));
+    }
     let topic = storage
         .topic(name)
         .await?

@@ -11,6 +11,8 @@ use kafka_protocol::messages::{CreateTopicsRequest, CreateTopicsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{message, Ctx};
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::not_authorized;
 use crate::api::describe_configs::{topic_entries, ConfigEntry};
 use crate::{topic_config, BrokerError, Result};
 
@@ -42,6 +44,9 @@ pub async fn handle(ctx: &Ctx, request: CreateTopicsRequest) -> CreateTopicsResp
 async fn create(ctx: &Ctx, wanted: CreatableTopic, validate_only: bool) -> Result<Topic> {
     let broker = &ctx.broker;
     let name = wanted.name.0.as_str().to_owned();
+    if !ctx.allowed_on_cluster(Operation::Create) && !ctx.allowed(Operation::Create, ResourceType::Topic, &name) {
+        return Err(not_authorized(ResourceType::Topic, &name));
+    }
     topic_config::validate_topic_name(&name)?;
     let node = broker.config.node_id;
     let partitions = if !wanted.assignments.is_empty() {

@@ -5,6 +5,7 @@ use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse};
 
 use super::Ctx;
+use crate::security::acl::Operation;
 use crate::Result;
 
 pub async fn handle(ctx: &Ctx, request: DeleteGroupsRequest) -> Result<DeleteGroupsResponse> {
@@ -19,6 +20,9 @@ pub async fn handle(ctx: &Ctx, request: DeleteGroupsRequest) -> Result<DeleteGro
 }
 
 async fn delete(ctx: &Ctx, id: &str, has_offsets: bool) -> Result<Option<ResponseError>> {
+    if let Some(e) = super::group_denied(ctx, Operation::Delete, id) {
+        return Ok(Some(e));
+    }
     // A KIP-848 group lives in its own table; it is deleted only without members, and its
     // lock is held until its commits are gone so that no member joins in between.
     let consumer = ctx.broker.groups.consumer_group(id).await?;

@@ -5,16 +5,21 @@ use kafka_protocol::messages::delete_records_response::{DeleteRecordsPartitionRe
 use kafka_protocol::messages::{DeleteRecordsRequest, DeleteRecordsResponse};
 
 use super::Ctx;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::not_authorized;
 use crate::BrokerError;
 
 pub async fn handle(ctx: &Ctx, request: DeleteRecordsRequest) -> DeleteRecordsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
     for wanted in request.topics {
-        let topic = ctx.broker.storage().topic(wanted.name.0.as_str()).await;
+        let name = wanted.name.0.as_str();
+        let allowed = ctx.allowed(Operation::Delete, ResourceType::Topic, name);
+        let topic = if allowed { ctx.broker.storage().topic(name).await } else { Ok(None) };
         let mut partitions = Vec::with_capacity(wanted.partitions.len());
         for p in wanted.partitions {
             let result = DeleteRecordsPartitionResult::default().with_partition_index(p.partition_index);
             let deleted = match &topic {
+                _ if !allowed => Err(not_authorized(ResourceType::Topic, name)),
                 Ok(Some(topic)) if (0..topic.partitions).contains(&p.partition_index) => {
                     ctx.broker.log.delete_records(topic, p.partition_index, p.offset).await
                 }

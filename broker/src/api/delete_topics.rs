@@ -7,6 +7,8 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::{message, Ctx};
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::not_authorized;
 use crate::{BrokerError, Result};
 
 pub async fn handle(ctx: &Ctx, request: DeleteTopicsRequest) -> DeleteTopicsResponse {
@@ -38,6 +40,9 @@ async fn delete(ctx: &Ctx, name: Option<TopicName>, id: Uuid) -> Result<(String,
             .map(|t| t.name)
             .ok_or_else(|| BrokerError::kafka(ResponseError::UnknownTopicId, "no topic with that id"))?,
     };
+    if !ctx.allowed(Operation::Delete, ResourceType::Topic, &name) {
+        return Err(not_authorized(ResourceType::Topic, &name));
+    }
     let topic = storage.delete_topic(&name).await?;
     ctx.broker.log.forget_topic(&topic)?;
     if let Err(e) = crate::transactions::partition::forget_topic(storage.as_ref(), &topic).await {

@@ -6,6 +6,7 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::acl::Operation;
 
 /// Endpoint type 1 is "brokers"; 2 ("controllers") has no separate endpoint here.
 const ENDPOINT_BROKERS: i8 = 1;
@@ -23,6 +24,11 @@ pub fn handle(ctx: &Ctx, request: DescribeClusterRequest) -> DescribeClusterResp
                 .with_error_code(ctx.code(ResponseError::UnsupportedEndpointType))
                 .with_error_message(Some(StrBytes::from_static_str("only the brokers endpoint type is served")));
         }
+    }
+    if !ctx.allowed_on_cluster(Operation::Describe) {
+        return response
+            .with_error_code(ctx.code(ResponseError::ClusterAuthorizationFailed))
+            .with_error_message(Some(StrBytes::from_static_str("Cluster authorization failed.")));
     }
     let live = ctx.broker.cluster.brokers();
     response.with_controller_id(BrokerId(live.first().map_or(config.node_id, |b| b.node_id))).with_brokers(

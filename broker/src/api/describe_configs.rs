@@ -10,6 +10,8 @@ use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::{message, Ctx};
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::not_authorized;
 use crate::topic_config::{self, ConfigType, TOPIC_CONFIGS};
 use crate::BrokerError;
 
@@ -44,6 +46,10 @@ pub async fn handle(ctx: &Ctx, request: DescribeConfigsRequest) -> DescribeConfi
             .with_resource_type(resource.resource_type)
             .with_resource_name(resource.resource_name.clone());
         let entries = match resource.resource_type {
+            RESOURCE_TOPIC if !ctx.allowed(Operation::DescribeConfigs, ResourceType::Topic, resource.resource_name.as_str()) => {
+                Err(not_authorized(ResourceType::Topic, resource.resource_name.as_str()))
+            }
+            RESOURCE_BROKER if !ctx.allowed_on_cluster(Operation::DescribeConfigs) => Err(not_authorized(ResourceType::Cluster, "")),
             RESOURCE_TOPIC => match ctx.broker.storage().topic(resource.resource_name.as_str()).await {
                 Ok(Some(topic)) => Ok(topic_entries(ctx, &topic, keys.as_deref(), true)),
                 Ok(None) => Err(BrokerError::kafka(ResponseError::UnknownTopicOrPartition, "unknown topic")),

@@ -7,6 +7,7 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::acl::Operation;
 use crate::groups::group::State;
 use crate::Result;
 
@@ -17,6 +18,10 @@ pub async fn handle(ctx: &Ctx, request: DescribeGroupsRequest) -> Result<Describ
         let described = DescribedGroup::default().with_group_id(id.clone());
         if id.0.is_empty() {
             groups.push(described.with_error_code(ctx.code(ResponseError::InvalidGroupId)));
+            continue;
+        }
+        if let Some(e) = super::group_denied(ctx, Operation::Describe, id.0.as_str()) {
+            groups.push(described.with_error_code(ctx.code(e)));
             continue;
         }
         let Some(handle) = ctx.broker.groups.group(id.0.as_str()).await? else {

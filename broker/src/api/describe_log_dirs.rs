@@ -18,6 +18,7 @@ use kafka_protocol::messages::{DescribeLogDirsRequest, DescribeLogDirsResponse, 
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::acl::Operation;
 use crate::Result;
 
 /// How much of a partition is read at a time while counting its bytes.
@@ -25,6 +26,11 @@ const READ_CHUNK_BYTES: usize = 8 << 20;
 
 pub async fn handle(ctx: &Ctx, request: DescribeLogDirsRequest) -> Result<DescribeLogDirsResponse> {
     let broker = &ctx.broker;
+    if !ctx.allowed_on_cluster(Operation::Describe) {
+        // Kafka answers an unauthorized client with no log dirs (and the code, from v3).
+        let response = DescribeLogDirsResponse::default();
+        return Ok(if ctx.version >= 3 { response.with_error_code(ctx.code(ResponseError::ClusterAuthorizationFailed)) } else { response });
+    }
     let mut result = DescribeLogDirsResult::default().with_total_bytes(-1).with_usable_bytes(-1);
     match &broker.config.log_volume {
         Some(dir) => {

@@ -7,14 +7,20 @@ use kafka_protocol::messages::{DescribeTransactionsRequest, DescribeTransactions
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::acl::{Operation, ResourceType};
 use crate::Result;
 
 pub async fn handle(ctx: &Ctx, request: DescribeTransactionsRequest) -> Result<DescribeTransactionsResponse> {
     let ids: Vec<String> = request.transactional_ids.iter().map(|t| t.0.to_string()).collect();
     let mut states = Vec::with_capacity(ids.len());
     for (id, record) in ctx.broker.txns.describe(&ids).await? {
+        let denied = !ctx.allowed(Operation::Describe, ResourceType::TransactionalId, &id);
         let state = TransactionState::default().with_transactional_id(StrBytes::from_string(id).into());
         states.push(match record {
+            _ if denied => state
+                .with_error_code(ctx.code(ResponseError::TransactionalIdAuthorizationFailed))
+                .with_producer_id(ProducerId(-1))
+                .with_producer_epoch(-1),
             None => state.with_error_code(ctx.code(ResponseError::TransactionalIdNotFound)).with_producer_id(ProducerId(-1)).with_producer_epoch(-1),
             Some(r) => {
                 let mut topics: Vec<TopicData> = Vec::new();

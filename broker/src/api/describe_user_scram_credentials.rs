@@ -9,10 +9,16 @@ use kafka_protocol::messages::{DescribeUserScramCredentialsRequest, DescribeUser
 use kafka_protocol::protocol::StrBytes;
 
 use super::{message, Ctx};
+use crate::security::acl::Operation;
 use crate::security::credentials::{self, ScramMechanism, UserCredentials};
 use crate::Result;
 
 pub async fn handle(ctx: &Ctx, request: DescribeUserScramCredentialsRequest) -> DescribeUserScramCredentialsResponse {
+    if !ctx.allowed_on_cluster(Operation::Describe) {
+        return DescribeUserScramCredentialsResponse::default()
+            .with_error_code(ctx.code(ResponseError::ClusterAuthorizationFailed))
+            .with_error_message(Some(StrBytes::from_static_str("Cluster authorization failed.")));
+    }
     match describe(ctx, request).await {
         Ok(results) => DescribeUserScramCredentialsResponse::default().with_results(results),
         Err(e) => DescribeUserScramCredentialsResponse::default().with_error_code(ctx.error_code(&e)).with_error_message(message(&e)),

@@ -18,6 +18,8 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::Ctx;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::not_authorized;
 use crate::transactions::partition::AbortedTxn;
 use crate::{BrokerError, Result};
 
@@ -32,7 +34,13 @@ pub async fn handle(ctx: &Ctx, request: FetchRequest) -> Result<FetchResponse> {
     }
     let mut topics = Vec::with_capacity(request.topics.len());
     for wanted in request.topics {
-        let topic = ctx.broker.storage().topic(wanted.topic.0.as_str()).await?;
+        let name = wanted.topic.0.as_str();
+        // A topic the client may not read answers TOPIC_AUTHORIZATION_FAILED, whether it
+        // exists or not.
+        let topic = match ctx.allowed(Operation::Read, ResourceType::Topic, name) {
+            true => Ok(ctx.broker.storage().topic(name).await?),
+            false => Err(()),
+        };
         topics.push((wanted, topic));
     }
     let wait = Duration::from_millis(request.max_wait_ms.max(0) as u64).min(MAX_WAIT);
@@ -57,7 +65,8 @@ struct Round {
 
 /// One partition asked for, with its topic as this broker knows it.
 struct Wanted<'a> {
-    topic: Option<&'a Topic>,
+    /// Err: the client may not read it.
+    topic: Result<Option<&'a Topic>, &'a str>,
     partition: &'a FetchPartition,
 }
 
@@ -78,14 +87,17 @@ type PartitionRead = Result<ReadPartition>;
 /// their answers are then taken in request order, as if read one by one.
 async fn read_round(
     ctx: &Ctx,
-    topics: &[(FetchTopic, Option<Topic>)],
+    topics: &[(FetchTopic, Result<Option<Topic>, ()>)],
     max_bytes: usize,
     read_committed: bool,
     wakers: &mut Vec<watch::Receiver<i64>>,
 ) -> Round {
     let wanted: Vec<Wanted<'_>> = topics
         .iter()
-        .flat_map(|(fetch, topic)| fetch.partitions.iter().map(move |partition| Wanted { topic: topic.as_ref(), partition }))
+        .flat_map(|(fetch, topic)| {
+            let topic = topic.as_ref().map(Option::as_ref).map_err(|()| fetch.topic.0.as_str());
+            fetch.partitions.iter().map(move |partition| Wanted { topic, partition })
+        })
         .collect();
     let mut reads: Vec<PartitionRead> = Vec::with_capacity(wanted.len());
     let mut bytes = 0;
@@ -169,7 +181,11 @@ fn partition_limit(p: &FetchPartition) -> usize {
 /// last stable offset.
 async fn read_partition(ctx: &Ctx, wanted: &Wanted<'_>, limit: Option<usize>, read_committed: bool) -> (PartitionRead, Option<watch::Receiver<i64>>) {
     let p = wanted.partition;
-    let Some(topic) = wanted.topic.filter(|t| (0..t.partitions).contains(&p.partition)) else {
+    let topic = match wanted.topic {
+        Ok(topic) => topic,
+        Err(name) => return (Err(not_authorized(ResourceType::Topic, name)), None),
+    };
+    let Some(topic) = topic.filter(|t| (0..t.partitions).contains(&p.partition)) else {
         return (Err(BrokerError::kafka(ResponseError::UnknownTopicOrPartition, "no such topic partition")), None);
     };
     // Subscribe before reading, so an append right after the read still wakes us.

@@ -7,6 +7,7 @@ use kafka_protocol::messages::{BrokerId, FindCoordinatorRequest, FindCoordinator
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::acl::{Operation, ResourceType};
 
 const KEY_TYPE_GROUP: i8 = 0;
 const KEY_TYPE_TRANSACTION: i8 = 1;
@@ -15,6 +16,12 @@ pub fn handle(ctx: &Ctx, request: FindCoordinatorRequest) -> FindCoordinatorResp
     let cluster = &ctx.broker.cluster;
     let found = |key_type: i8, key: &str| -> Result<ductstream_storage::BrokerInfo, (ResponseError, &'static str)> {
         match key_type {
+            KEY_TYPE_GROUP if !ctx.allowed(Operation::Describe, ResourceType::Group, key) => {
+                Err((ResponseError::GroupAuthorizationFailed, "Not authorized to access the group"))
+            }
+            KEY_TYPE_TRANSACTION if !ctx.allowed(Operation::Describe, ResourceType::TransactionalId, key) => {
+                Err((ResponseError::TransactionalIdAuthorizationFailed, "Transactional Id authorization failed."))
+            }
             KEY_TYPE_GROUP => Ok(cluster.coordinator(key)),
             KEY_TYPE_TRANSACTION => Ok(cluster.coordinator(&crate::transactions::coordinator_key(key))),
             _ => Err((ResponseError::InvalidRequest, "unknown coordinator key type")),

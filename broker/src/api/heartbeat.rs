@@ -4,9 +4,13 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse};
 
 use super::Ctx;
+use crate::security::acl::Operation;
 use crate::Result;
 
 pub async fn handle(ctx: &Ctx, request: HeartbeatRequest) -> Result<HeartbeatResponse> {
+    if let Some(e) = super::group_denied(ctx, Operation::Read, request.group_id.0.as_str()) {
+        return Ok(HeartbeatResponse::default().with_error_code(ctx.code(e)));
+    }
     if let Some(e) = super::not_coordinator(ctx, request.group_id.0.as_str()) {
         return Ok(HeartbeatResponse::default().with_error_code(ctx.code(e)));
     }

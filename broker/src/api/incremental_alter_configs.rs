@@ -9,6 +9,8 @@ use kafka_protocol::messages::incremental_alter_configs_response::AlterConfigsRe
 use kafka_protocol::messages::{IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse};
 
 use super::describe_configs::{RESOURCE_BROKER, RESOURCE_TOPIC};
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::not_authorized;
 use super::{message, Ctx};
 use crate::{topic_config, BrokerError, Result};
 
@@ -53,6 +55,9 @@ pub(super) async fn change_topic_configs(
     validate_only: bool,
     change: impl FnOnce(&BTreeMap<String, String>) -> Result<BTreeMap<String, String>>,
 ) -> Result<()> {
+    if !ctx.allowed(Operation::AlterConfigs, ResourceType::Topic, name) {
+        return Err(not_authorized(ResourceType::Topic, name));
+    }
     let storage = ctx.broker.storage();
     let topic = storage
         .topic(name)

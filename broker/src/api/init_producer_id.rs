@@ -6,12 +6,16 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{InitProducerIdRequest, InitProducerIdResponse, ProducerId};
 
 use super::Ctx;
+use crate::security::acl::{Operation, ResourceType};
 use crate::transactions::Fenced;
 
 pub async fn handle(ctx: &Ctx, request: InitProducerIdRequest) -> InitProducerIdResponse {
     let response = InitProducerIdResponse::default().with_producer_id(ProducerId(-1)).with_producer_epoch(-1);
     let (id, epoch) = (request.producer_id.0, request.producer_epoch);
     if let Some(transactional_id) = request.transactional_id.as_ref().filter(|t| !t.0.is_empty()) {
+        if !ctx.allowed(Operation::Write, ResourceType::TransactionalId, transactional_id.0.as_str()) {
+            return response.with_error_code(ctx.code(ResponseError::TransactionalIdAuthorizationFailed));
+        }
         let expected = (id >= 0).then_some((id, epoch));
         let fenced = Fenced(if ctx.version >= 4 { ResponseError::ProducerFenced } else { ResponseError::InvalidProducerEpoch });
         return match ctx.broker.txns.init_producer_id(transactional_id.0.as_str(), request.transaction_timeout_ms, expected, fenced).await {
@@ -21,6 +25,15 @@ pub async fn handle(ctx: &Ctx, request: InitProducerIdRequest) -> InitProducerId
                 response.with_error_code(ctx.error_code(&e))
             }
         };
+    }
+    // An idempotent producer needs IDEMPOTENT_WRITE on the cluster, or WRITE on some topic
+    // (KIP-679).
+    let principal = ctx.principal();
+    let host = ctx.session.peer.ip().to_string();
+    if !ctx.allowed_on_cluster(Operation::IdempotentWrite)
+        && !ctx.broker.authorizer.allows_any(&principal, &host, Operation::Write, ResourceType::Topic)
+    {
+        return response.with_error_code(ctx.code(ResponseError::ClusterAuthorizationFailed));
     }
     // KIP-360: a producer that knows its id asks for a bumped epoch after an error.
     if id >= 0 && (0..i16::MAX - 1).contains(&epoch) {

@@ -10,10 +10,14 @@ use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::acl::Operation;
 use crate::groups::group::{JoinOutcome, JoinRequest, JoinResult};
 use crate::Result;
 
 pub async fn handle(ctx: &Ctx, request: JoinGroupRequest) -> Result<JoinGroupResponse> {
+    if let Some(e) = super::group_denied(ctx, Operation::Read, request.group_id.0.as_str()) {
+        return Ok(JoinGroupResponse::default().with_error_code(ctx.code(e)).with_generation_id(-1));
+    }
     let result = join(ctx, request).await?;
     if let Some(error) = result.error {
         ctx.code(error);

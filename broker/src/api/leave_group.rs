@@ -5,6 +5,7 @@ use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse};
 
 use super::Ctx;
+use crate::security::acl::Operation;
 use crate::Result;
 
 pub async fn handle(ctx: &Ctx, request: LeaveGroupRequest) -> Result<LeaveGroupResponse> {
@@ -13,7 +14,8 @@ pub async fn handle(ctx: &Ctx, request: LeaveGroupRequest) -> Result<LeaveGroupR
     } else {
         vec![(request.member_id.as_str().to_owned(), None)]
     };
-    if let Some(e) = super::not_coordinator(ctx, request.group_id.0.as_str()) {
+    let denied = super::group_denied(ctx, Operation::Read, request.group_id.0.as_str());
+    if let Some(e) = denied.or_else(|| super::not_coordinator(ctx, request.group_id.0.as_str())) {
         return Ok(LeaveGroupResponse::default().with_error_code(ctx.code(e)));
     }
     let Some(handle) = ctx.broker.groups.group(request.group_id.0.as_str()).await? else {

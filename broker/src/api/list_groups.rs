@@ -6,6 +6,7 @@ use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::acl::Operation;
 use crate::groups::group::State;
 use crate::Result;
 
@@ -47,6 +48,10 @@ pub async fn handle(ctx: &Ctx, request: ListGroupsRequest) -> Result<ListGroupsR
         }
     }
     listed.sort_by(|a, b| a.0.cmp(&b.0));
+    // DESCRIBE on the cluster lists every group; otherwise the groups the client may describe.
+    if !ctx.allowed_on_cluster(Operation::Describe) {
+        listed.retain(|(id, ..)| super::group_denied(ctx, Operation::Describe, id).is_none());
+    }
     let wanted = |filter: &[StrBytes], value: &str| filter.is_empty() || filter.iter().any(|f| f.as_str().eq_ignore_ascii_case(value));
     let groups = listed
         .into_iter()

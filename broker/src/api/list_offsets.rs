@@ -7,6 +7,8 @@ use kafka_protocol::messages::list_offsets_response::{ListOffsetsPartitionRespon
 use kafka_protocol::messages::{ListOffsetsRequest, ListOffsetsResponse};
 
 use super::Ctx;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::not_authorized;
 use crate::records::{self, RecordPosition};
 use crate::{BrokerError, Result};
 
@@ -18,11 +20,14 @@ const READ_COMMITTED: i8 = 1;
 pub async fn handle(ctx: &Ctx, request: ListOffsetsRequest) -> ListOffsetsResponse {
     let mut topics = Vec::with_capacity(request.topics.len());
     for wanted in request.topics {
-        let topic = ctx.broker.storage().topic(wanted.name.0.as_str()).await;
+        let name = wanted.name.0.as_str();
+        let allowed = ctx.allowed(Operation::Describe, ResourceType::Topic, name);
+        let topic = if allowed { ctx.broker.storage().topic(name).await } else { Ok(None) };
         let mut partitions = Vec::with_capacity(wanted.partitions.len());
         for p in wanted.partitions {
             let response = ListOffsetsPartitionResponse::default().with_partition_index(p.partition_index);
             let found = match &topic {
+                _ if !allowed => Err(not_authorized(ResourceType::Topic, name)),
                 Ok(Some(topic)) => lookup(ctx, topic, p.partition_index, p.timestamp, request.isolation_level == READ_COMMITTED).await,
                 Ok(None) => Err(BrokerError::kafka(ResponseError::UnknownTopicOrPartition, "unknown topic")),
                 Err(e) => Err(BrokerError::kafka(ResponseError::KafkaStorageError, e.to_string())),

@@ -6,6 +6,7 @@ use kafka_protocol::messages::{ListTransactionsRequest, ListTransactionsResponse
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::acl::{Operation, ResourceType};
 use crate::transactions::record::TxnState;
 use crate::Result;
 
@@ -21,6 +22,7 @@ pub async fn handle(ctx: &Ctx, request: ListTransactionsRequest) -> Result<ListT
         .list()
         .await?
         .into_iter()
+        .filter(|r| ctx.allowed(Operation::Describe, ResourceType::TransactionalId, &r.transactional_id))
         .filter(|r| request.state_filters.is_empty() || request.state_filters.iter().any(|f| f.as_str() == r.state.name()))
         .filter(|r| request.producer_id_filters.is_empty() || request.producer_id_filters.contains(&ProducerId(r.producer_id)))
         .filter(|r| request.duration_filter < 0 || (r.state == TxnState::Ongoing && now - r.started_ms >= request.duration_filter))

@@ -9,6 +9,8 @@ use kafka_protocol::protocol::StrBytes;
 use ductstream_storage::Topic;
 
 use super::Ctx;
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::not_authorized;
 use crate::Result;
 
 pub async fn handle(ctx: &Ctx, request: MetadataRequest) -> Result<MetadataResponse> {
@@ -21,7 +23,15 @@ pub async fn handle(ctx: &Ctx, request: MetadataRequest) -> Result<MetadataRespo
     };
     let auto_create = ctx.version < 4 || request.allow_auto_topic_creation;
     let topics = match wanted {
-        None => broker.storage().topics().await?.iter().map(|t| describe(ctx, t)).collect(),
+        // Listing shows only the topics the client may describe.
+        None => broker
+            .storage()
+            .topics()
+            .await?
+            .iter()
+            .filter(|t| ctx.allowed(Operation::Describe, ResourceType::Topic, &t.name))
+            .map(|t| describe(ctx, t))
+            .collect(),
         Some(requested) => {
             let mut out = Vec::with_capacity(requested.len());
             let mut all = None;
@@ -30,14 +40,24 @@ pub async fn handle(ctx: &Ctx, request: MetadataRequest) -> Result<MetadataRespo
                 // asks by id with the name left at its default, "" (Kafka looks ids up first).
                 let by_name = want.name.as_ref().filter(|_| want.topic_id.is_nil());
                 let found = match by_name {
-                    Some(name) => broker.topic_or_create(name, auto_create).await,
+                    // A topic the client may not describe is refused whether it exists or not,
+                    // so its existence is not told; creating one needs CREATE too.
+                    Some(name) if !ctx.allowed(Operation::Describe, ResourceType::Topic, name) => {
+                        Err(not_authorized(ResourceType::Topic, name))
+                    }
+                    Some(name) => {
+                        let may_create = ctx.allowed_on_cluster(Operation::Create) || ctx.allowed(Operation::Create, ResourceType::Topic, name);
+                        broker.topic_or_create(name, auto_create && may_create).await
+                    }
                     None => {
                         if all.is_none() {
                             all = Some(broker.storage().topics().await?);
                         }
-                        all.iter().flatten().find(|t| t.id == want.topic_id).cloned().ok_or_else(|| {
-                            crate::BrokerError::kafka(ResponseError::UnknownTopicId, "no topic with that id")
-                        })
+                        match all.iter().flatten().find(|t| t.id == want.topic_id) {
+                            Some(t) if ctx.allowed(Operation::Describe, ResourceType::Topic, &t.name) => Ok(t.clone()),
+                            Some(t) => Err(not_authorized(ResourceType::Topic, &t.name)),
+                            None => Err(crate::BrokerError::kafka(ResponseError::UnknownTopicId, "no topic with that id")),
+                        }
                     }
                 };
                 out.push(match found {

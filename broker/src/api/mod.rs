@@ -1,6 +1,7 @@
 //! One file per Kafka request. Each `handle` takes the decoded request and returns the
 //! response; the connection decodes, dispatches and encodes.
 
+mod acl_filter;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
 mod alter_user_scram_credentials;
@@ -51,7 +52,8 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ApiKey, RequestKind, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
 
-use crate::security::Session;
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
+use crate::security::{Principal, Session};
 use crate::{Broker, BrokerError, Result};
 
 pub use api_versions::unsupported_version_response;
@@ -126,6 +128,22 @@ impl Ctx {
     pub fn new(broker: Arc<Broker>, api: ApiKey, version: i16, client_id: String, session: Arc<Session>) -> Arc<Ctx> {
         let client_host = format!("/{}", session.peer.ip());
         Arc::new(Ctx { broker, api, version, client_id, client_host, session, first_error: AtomicI16::new(0) })
+    }
+
+    /// Who made the request (ANONYMOUS on a listener that authenticates nobody).
+    pub fn principal(&self) -> Principal {
+        self.session.principal().unwrap_or_else(Principal::anonymous)
+    }
+
+    /// Whether the authorizer lets this request's principal do `operation` on the resource.
+    pub fn allowed(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+        let host = self.session.peer.ip().to_string();
+        self.broker.authorizer.authorize(&self.principal(), &host, operation, resource_type, name)
+    }
+
+    /// [`Ctx::allowed`] on the cluster.
+    pub fn allowed_on_cluster(&self, operation: Operation) -> bool {
+        self.allowed(operation, ResourceType::Cluster, CLUSTER_NAME)
     }
 
     /// Where the client reaches `broker`: its address on the listener this request came in
@@ -205,9 +223,9 @@ pub async fn dispatch(ctx: &Arc<Ctx>, request: RequestKind) -> Result<Outcome> {
         }
         RequestKind::AlterConfigs(r) => now(ResponseKind::AlterConfigs(alter_configs::handle(ctx, r).await)),
         RequestKind::DescribeLogDirs(r) => now(ResponseKind::DescribeLogDirs(describe_log_dirs::handle(ctx, r).await?)),
-        RequestKind::CreateAcls(r) => now(ResponseKind::CreateAcls(create_acls::handle(ctx, r))),
-        RequestKind::DescribeAcls(r) => now(ResponseKind::DescribeAcls(describe_acls::handle(ctx, r))),
-        RequestKind::DeleteAcls(r) => now(ResponseKind::DeleteAcls(delete_acls::handle(ctx, r))),
+        RequestKind::CreateAcls(r) => now(ResponseKind::CreateAcls(create_acls::handle(ctx, r).await)),
+        RequestKind::DescribeAcls(r) => now(ResponseKind::DescribeAcls(describe_acls::handle(ctx, r).await)),
+        RequestKind::DeleteAcls(r) => now(ResponseKind::DeleteAcls(delete_acls::handle(ctx, r).await)),
         RequestKind::AddPartitionsToTxn(r) => now(ResponseKind::AddPartitionsToTxn(add_partitions_to_txn::handle(ctx, r).await?)),
         RequestKind::AddOffsetsToTxn(r) => now(ResponseKind::AddOffsetsToTxn(add_offsets_to_txn::handle(ctx, r).await)),
         RequestKind::EndTxn(r) => now(ResponseKind::EndTxn(end_txn::handle(ctx, r).await)),
@@ -229,6 +247,11 @@ pub async fn dispatch(ctx: &Arc<Ctx>, request: RequestKind) -> Result<Outcome> {
 /// NOT_COORDINATOR when another broker coordinates `group`.
 pub fn not_coordinator(ctx: &Ctx, group: &str) -> Option<ResponseError> {
     (!ctx.broker.cluster.coordinates(group)).then_some(ResponseError::NotCoordinator)
+}
+
+/// GROUP_AUTHORIZATION_FAILED unless the client may do `operation` on `group`.
+pub fn group_denied(ctx: &Ctx, operation: Operation, group: &str) -> Option<ResponseError> {
+    (!ctx.allowed(operation, ResourceType::Group, group)).then_some(ResponseError::GroupAuthorizationFailed)
 }
 
 /// An optional message for a response's `error_message` field.

@@ -8,6 +8,7 @@ use kafka_protocol::messages::offset_commit_response::{OffsetCommitResponseParti
 use kafka_protocol::messages::{OffsetCommitRequest, OffsetCommitResponse, TopicName};
 
 use super::Ctx;
+use crate::security::acl::{Operation, ResourceType};
 use crate::Result;
 
 /// A partition and why its commit was refused, if it was.
@@ -32,6 +33,8 @@ pub async fn handle(ctx: &Ctx, request: OffsetCommitRequest) -> Result<OffsetCom
             let metadata = p.committed_metadata.as_ref().map_or("", |m| m.as_str()).to_owned();
             let error = if let Some(e) = group_error {
                 Some(e)
+            } else if !ctx.allowed(Operation::Read, ResourceType::Topic, topic.name.0.as_str()) {
+                Some(ResponseError::TopicAuthorizationFailed)
             } else if !known.as_ref().is_some_and(|t| (0..t.partitions).contains(&p.partition_index)) {
                 Some(ResponseError::UnknownTopicOrPartition)
             } else if metadata.len() > MAX_METADATA_BYTES {
@@ -92,6 +95,9 @@ pub(super) async fn check_committer(
 ) -> Result<Option<ResponseError>> {
     if group_id.is_empty() {
         return Ok(Some(ResponseError::InvalidGroupId));
+    }
+    if let Some(e) = super::group_denied(ctx, Operation::Read, group_id) {
+        return Ok(Some(e));
     }
     if let Some(e) = super::not_coordinator(ctx, group_id) {
         return Ok(Some(e));

@@ -6,10 +6,14 @@ use kafka_protocol::messages::offset_delete_response::{OffsetDeleteResponseParti
 use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse};
 
 use super::Ctx;
+use crate::security::acl::{Operation, ResourceType};
 use crate::Result;
 
 pub async fn handle(ctx: &Ctx, request: OffsetDeleteRequest) -> Result<OffsetDeleteResponse> {
     let group_id = request.group_id.0.as_str();
+    if let Some(e) = super::group_denied(ctx, Operation::Delete, group_id) {
+        return Ok(OffsetDeleteResponse::default().with_error_code(ctx.code(e)));
+    }
     let handle = ctx.broker.groups.group(group_id).await?;
     // KIP-848 groups live in their own table; their members' subscriptions count the same
     let consumer = ctx.broker.groups.consumer_group(group_id).await?;
@@ -33,7 +37,9 @@ pub async fn handle(ctx: &Ctx, request: OffsetDeleteRequest) -> Result<OffsetDel
             .partitions
             .into_iter()
             .map(|p| {
-                let error = if !known.as_ref().is_some_and(|t| (0..t.partitions).contains(&p.partition_index)) {
+                let error = if !ctx.allowed(Operation::Read, ResourceType::Topic, &name) {
+                    Some(ResponseError::TopicAuthorizationFailed)
+                } else if !known.as_ref().is_some_and(|t| (0..t.partitions).contains(&p.partition_index)) {
                     Some(ResponseError::UnknownTopicOrPartition)
                 } else if subscribed.contains(&name) {
                     Some(ResponseError::GroupSubscribedToTopic)

@@ -15,6 +15,7 @@ use kafka_protocol::messages::{OffsetFetchRequest, OffsetFetchResponse, TopicNam
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::acl::{Operation, ResourceType};
 use crate::Result;
 
 /// One answered partition: (topic, partition, offset, leader epoch, metadata, error).
@@ -25,7 +26,11 @@ pub async fn handle(ctx: &Ctx, request: OffsetFetchRequest) -> Result<OffsetFetc
         let mut groups = Vec::with_capacity(request.groups.len());
         for group in request.groups {
             let wanted = group.topics.map(|t| t.into_iter().map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes)).collect());
-            let answers = fetch(ctx, group.group_id.0.as_str(), wanted, request.require_stable).await?;
+            let Some(answers) = fetch(ctx, group.group_id.0.as_str(), wanted, request.require_stable).await? else {
+                let denied = OffsetFetchResponseGroup::default().with_group_id(group.group_id);
+                groups.push(denied.with_error_code(ctx.code(ResponseError::GroupAuthorizationFailed)));
+                continue;
+            };
             groups.push(OffsetFetchResponseGroup::default().with_group_id(group.group_id).with_topics(by_topic(answers, |name, partitions| {
                 OffsetFetchResponseTopics::default().with_name(name).with_partitions(
                     partitions
@@ -45,7 +50,9 @@ pub async fn handle(ctx: &Ctx, request: OffsetFetchRequest) -> Result<OffsetFetc
         return Ok(OffsetFetchResponse::default().with_groups(groups));
     }
     let wanted = request.topics.map(|t| t.into_iter().map(|t| (t.name.0.as_str().to_owned(), t.partition_indexes)).collect());
-    let answers = fetch(ctx, request.group_id.0.as_str(), wanted, ctx.version >= 7 && request.require_stable).await?;
+    let Some(answers) = fetch(ctx, request.group_id.0.as_str(), wanted, ctx.version >= 7 && request.require_stable).await? else {
+        return Ok(OffsetFetchResponse::default().with_error_code(ctx.code(ResponseError::GroupAuthorizationFailed)));
+    };
     let topics = by_topic(answers, |name, partitions| {
         OffsetFetchResponseTopic::default().with_name(name).with_partitions(
             partitions
@@ -64,17 +71,23 @@ pub async fn handle(ctx: &Ctx, request: OffsetFetchRequest) -> Result<OffsetFetc
     Ok(OffsetFetchResponse::default().with_topics(topics))
 }
 
-/// The group's commits for `wanted` partitions (all commits when `None`); with `stable`, those
-/// an open transaction holds offsets for are UNSTABLE_OFFSET_COMMIT.
-async fn fetch(ctx: &Ctx, group_id: &str, wanted: Option<Vec<(String, Vec<i32>)>>, stable: bool) -> Result<Vec<Answer>> {
-    let committed = ctx.broker.storage().committed_offsets(group_id).await?;
+/// The group's commits for `wanted` partitions (all commits when `None`, of the topics the
+/// client may describe); with `stable`, those an open transaction holds offsets for are
+/// UNSTABLE_OFFSET_COMMIT. None: the client may not describe the group.
+async fn fetch(ctx: &Ctx, group_id: &str, wanted: Option<Vec<(String, Vec<i32>)>>, stable: bool) -> Result<Option<Vec<Answer>>> {
+    if super::group_denied(ctx, Operation::Describe, group_id).is_some() {
+        return Ok(None);
+    }
+    let may_describe = |topic: &str| ctx.allowed(Operation::Describe, ResourceType::Topic, topic);
+    let mut committed = ctx.broker.storage().committed_offsets(group_id).await?;
+    committed.retain(|c| may_describe(&c.topic));
     let pending: HashSet<(String, i32)> = if stable { ctx.broker.txns.pending_offsets(group_id).await? } else { HashSet::new() };
     let unstable = |topic: &str, p: i32| pending.contains(&(topic.to_owned(), p)).then_some(ResponseError::UnstableOffsetCommit);
     let answer = |c: &CommittedOffset| match unstable(&c.topic, c.partition) {
         Some(e) => (c.topic.clone(), c.partition, -1, -1, String::new(), Some(e)),
         None => (c.topic.clone(), c.partition, c.offset, c.leader_epoch, c.metadata.clone(), None),
     };
-    Ok(match wanted {
+    Ok(Some(match wanted {
         None => committed.iter().map(answer).collect(),
         Some(topics) => topics
             .into_iter()
@@ -85,12 +98,15 @@ async fn fetch(ctx: &Ctx, group_id: &str, wanted: Option<Vec<(String, Vec<i32>)>
                     .find(|c| c.topic == topic && c.partition == p)
                     .map(answer)
                     .unwrap_or_else(|| {
-                        let error = unstable(&topic, p);
+                        let error = match may_describe(&topic) {
+                            true => unstable(&topic, p),
+                            false => Some(ResponseError::TopicAuthorizationFailed),
+                        };
                         (topic, p, -1, -1, String::new(), error)
                     })
             })
             .collect(),
-    })
+    }))
 }
 
 /// Groups answers by topic, in first-seen order.

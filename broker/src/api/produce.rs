@@ -16,6 +16,8 @@ use crate::clock::now_ms;
 use crate::committer::Durable;
 use crate::log::Turn;
 use crate::record_checks::{self, RecordError, Rejected};
+use crate::security::acl::{Operation, ResourceType};
+use crate::security::not_authorized;
 use crate::{topic_config, BrokerError, Result};
 
 /// A partition's batch, checked and queued in request order, not yet stored.
@@ -134,6 +136,14 @@ pub async fn handle(ctx: &Arc<Ctx>, request: ProduceRequest) -> Result<Outcome> 
 /// open transaction.
 async fn accept(ctx: &Ctx, topic: &str, partition: i32, records: Option<Bytes>, transactional_id: Option<&str>) -> Result<Accepted, Refusal> {
     let broker = &ctx.broker;
+    if let Some(id) = transactional_id
+        && !ctx.allowed(Operation::Write, ResourceType::TransactionalId, id)
+    {
+        return Err(not_authorized(ResourceType::TransactionalId, id).into());
+    }
+    if !ctx.allowed(Operation::Write, ResourceType::Topic, topic) {
+        return Err(not_authorized(ResourceType::Topic, topic).into());
+    }
     let topic = broker.topic_or_create(topic, false).await?;
     if partition < 0 || partition >= topic.partitions {
         return Err(BrokerError::kafka(ResponseError::UnknownTopicOrPartition, format!("no partition {partition}")).into());

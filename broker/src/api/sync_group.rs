@@ -5,6 +5,7 @@ use kafka_protocol::messages::{SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::acl::Operation;
 use crate::Result;
 
 pub async fn handle(ctx: &Ctx, request: SyncGroupRequest) -> Result<SyncGroupResponse> {
@@ -12,6 +13,9 @@ pub async fn handle(ctx: &Ctx, request: SyncGroupRequest) -> Result<SyncGroupRes
     let member_id = request.member_id.as_str();
     let instance = request.group_instance_id.as_ref().map(|i| i.as_str());
     let error = |e: ResponseError| SyncGroupResponse::default().with_error_code(ctx.code(e));
+    if let Some(e) = super::group_denied(ctx, Operation::Read, group_id) {
+        return Ok(error(e));
+    }
     if let Some(e) = super::not_coordinator(ctx, group_id) {
         return Ok(error(e));
     }

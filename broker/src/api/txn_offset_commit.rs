@@ -8,6 +8,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{TxnOffsetCommitRespon
 use kafka_protocol::messages::{TxnOffsetCommitRequest, TxnOffsetCommitResponse};
 
 use super::Ctx;
+use crate::security::acl::{Operation, ResourceType};
 use crate::transactions::Fenced;
 use crate::Result;
 
@@ -18,7 +19,11 @@ pub async fn handle(ctx: &Ctx, request: TxnOffsetCommitRequest) -> Result<TxnOff
     let storage = ctx.broker.storage();
     let group = request.group_id.0.as_str();
     // Before v3 the committer is not named; from v3 it is checked as OffsetCommit checks it.
-    let member_error = if ctx.version >= 3 {
+    let member_error = if !ctx.allowed(Operation::Write, ResourceType::TransactionalId, request.transactional_id.0.as_str()) {
+        Some(ResponseError::TransactionalIdAuthorizationFailed)
+    } else if let Some(e) = super::group_denied(ctx, Operation::Read, group) {
+        Some(e)
+    } else if ctx.version >= 3 {
         let instance = request.group_instance_id.as_ref().map(|i| i.as_str());
         super::offset_commit::check_committer(ctx, group, request.member_id.as_str(), instance, request.generation_id).await?
     } else if group.is_empty() {
@@ -36,6 +41,8 @@ pub async fn handle(ctx: &Ctx, request: TxnOffsetCommitRequest) -> Result<TxnOff
             let metadata = p.committed_metadata.as_ref().map_or("", |m| m.as_str()).to_owned();
             let error = if let Some(e) = member_error {
                 Some(e)
+            } else if !ctx.allowed(Operation::Read, ResourceType::Topic, topic.name.0.as_str()) {
+                Some(ResponseError::TopicAuthorizationFailed)
             } else if !known.as_ref().is_some_and(|t| (0..t.partitions).contains(&p.partition_index)) {
                 Some(ResponseError::UnknownTopicOrPartition)
             } else if metadata.len() > MAX_METADATA_BYTES {

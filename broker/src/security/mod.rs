@@ -5,6 +5,8 @@
 //! first byte of Kafka; SASL is a conversation in Kafka requests (SaslHandshake,
 //! SaslAuthenticate) that must end well before any other request is served.
 
+pub mod acl;
+pub mod authorizer;
 pub mod credentials;
 pub mod listeners;
 pub mod sasl;
@@ -13,6 +15,10 @@ mod subject;
 pub mod tls;
 
 use std::fmt;
+
+use kafka_protocol::error::ResponseError;
+
+use crate::BrokerError;
 
 pub use listeners::{Listener, ListenerSpec, SecurityProtocol};
 pub use session::Session;
@@ -40,4 +46,19 @@ impl fmt::Display for Principal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}", self.kind, self.name)
     }
+}
+
+/// The error for an operation the authorizer refused, with Kafka's code and words for the
+/// resource type.
+pub fn not_authorized(resource_type: acl::ResourceType, name: &str) -> BrokerError {
+    use acl::ResourceType;
+    let (code, message) = match resource_type {
+        ResourceType::Topic => (ResponseError::TopicAuthorizationFailed, format!("Not authorized to access topics: [{name}]")),
+        ResourceType::Group => (ResponseError::GroupAuthorizationFailed, format!("Not authorized to access group: {name}")),
+        ResourceType::TransactionalId => {
+            (ResponseError::TransactionalIdAuthorizationFailed, "Transactional Id authorization failed.".to_string())
+        }
+        _ => (ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed.".to_string()),
+    };
+    BrokerError::kafka(code, message)
 }

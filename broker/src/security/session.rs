@@ -17,6 +17,9 @@ pub struct Session {
     pub listener: Arc<Listener>,
     pub peer: SocketAddr,
     state: tokio::sync::Mutex<State>,
+    /// Who the connection is, for the authorizer: kept beside `state` (whose lock is held
+    /// across a SASL step) so that every request can read it without waiting.
+    principal: std::sync::RwLock<Option<Principal>>,
 }
 
 enum State {
@@ -46,19 +49,27 @@ pub struct AuthReply {
 impl Session {
     /// A connection on `listener`; `tls_principal` is its client certificate's subject.
     pub fn new(listener: Arc<Listener>, peer: SocketAddr, tls_principal: Option<Principal>) -> Session {
-        let state = if listener.protocol.uses_sasl() {
-            State::Unauthenticated
+        let (state, principal) = if listener.protocol.uses_sasl() {
+            (State::Unauthenticated, None)
         } else {
-            State::Authenticated(Authenticated { principal: tls_principal.unwrap_or_else(Principal::anonymous), expires: None })
+            let principal = tls_principal.unwrap_or_else(Principal::anonymous);
+            (State::Authenticated(Authenticated { principal: principal.clone(), expires: None }), Some(principal))
         };
-        Session { listener, peer, state: tokio::sync::Mutex::new(state) }
+        Session { listener, peer, state: tokio::sync::Mutex::new(state), principal: std::sync::RwLock::new(principal) }
     }
 
     /// Who the connection is, once authenticated.
-    pub async fn principal(&self) -> Option<Principal> {
-        match &*self.state.lock().await {
-            State::Authenticated(a) | State::Exchanging { previous: Some(a), .. } => Some(a.principal.clone()),
-            _ => None,
+    pub fn principal(&self) -> Option<Principal> {
+        match self.principal.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn set_principal(&self, principal: Option<Principal>) {
+        match self.principal.write() {
+            Ok(mut p) => *p = principal,
+            Err(poisoned) => *poisoned.into_inner() = principal,
         }
     }
 
@@ -123,12 +134,14 @@ impl Session {
                 {
                     broker.metrics.sasl_failed();
                     *state = State::Failed;
+                    self.set_principal(None);
                     return Err(BrokerError::kafka(
                         ResponseError::SaslAuthenticationFailed,
                         format!("re-authentication as {principal} on a connection of {}", previous.principal),
                     ));
                 }
                 tracing::debug!(peer = %self.peer, %principal, mechanism, "authenticated");
+                self.set_principal(Some(principal.clone()));
                 *state = State::Authenticated(Authenticated { principal, expires: reauth_after.map(|d| Instant::now() + d) });
                 let lifetime = reauth_after.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
                 Ok(AuthReply { token: reply, session_lifetime_ms: lifetime })
@@ -137,6 +150,7 @@ impl Session {
                 broker.metrics.sasl_failed();
                 tracing::info!(peer = %self.peer, mechanism, error = %e, "authentication failed");
                 *state = State::Failed;
+                self.set_principal(None);
                 Err(e)
             }
         }
