@@ -521,3 +521,29 @@ def test_kafka_configs_manages_users_and_the_java_client_logs_in(secure_broker, 
     out = kafka_tool("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", bootstrap, "--topic", topic,
                      "--from-beginning", "--max-messages", "3", "--timeout-ms", "30000", "--consumer.config", str(client))
     assert out == ["one", "two", "three"]
+
+
+def test_connections_past_the_per_address_limit_are_closed(broker_factory):
+    b = broker_factory("--max-connections-per-ip", "3")
+    host, port = b.bootstrap.rsplit(":", 1)
+
+    def api_versions_answered(sock: socket.socket) -> bool:
+        try:
+            sock.sendall(kafka_frame(18, 0))
+            return read_frame(sock) is not None
+        except (ConnectionResetError, BrokenPipeError):
+            return False
+
+    held = [socket.create_connection((host, int(port)), timeout=10) for _ in range(3)]
+    assert all(api_versions_answered(s) for s in held)
+    with socket.create_connection((host, int(port)), timeout=10) as fourth:
+        assert not api_versions_answered(fourth)
+    held.pop().close()
+    # The freed place is taken again (the broker notices the close shortly after).
+    def one_more():
+        with socket.create_connection((host, int(port)), timeout=10) as s:
+            return api_versions_answered(s)
+    helpers.wait_until(one_more, timeout=15, what="a connection in the freed place")
+    assert helpers_metrics(b)["ductstream_connections_refused_total"] >= 1
+    for s in held:
+        s.close()

@@ -61,6 +61,15 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_ALLOW_EVERYONE_IF_NO_ACL_FOUND", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub allow_everyone_if_no_acl_found: bool,
 
+    /// Most open connections from one client address; more are closed as they are accepted
+    /// (Kafka's `max.connections.per.ip`).
+    #[arg(long, env = "DUCTSTREAM_MAX_CONNECTIONS_PER_IP", default_value_t = usize::MAX, hide_default_value = true)]
+    pub max_connections_per_ip: usize,
+
+    /// Most open Kafka connections in all (Kafka's `max.connections`).
+    #[arg(long, env = "DUCTSTREAM_MAX_CONNECTIONS", default_value_t = usize::MAX, hide_default_value = true)]
+    pub max_connections: usize,
+
     /// SASL clients must re-authenticate within this many milliseconds or have their
     /// connection closed (Kafka's `connections.max.reauth.ms`, KIP-368); 0: never.
     #[arg(long, env = "DUCTSTREAM_CONNECTIONS_MAX_REAUTH_MS", default_value_t = 0)]
@@ -284,6 +293,8 @@ pub struct BrokerConfig {
     pub connections_max_reauth: Option<std::time::Duration>,
     pub authorizer: AuthorizerKind,
     pub super_users: String,
+    pub max_connections_per_ip: usize,
+    pub max_connections: usize,
     pub allow_everyone_if_no_acl_found: bool,
     pub auto_create_topics: bool,
     pub durable_auto_create: bool,
@@ -395,6 +406,8 @@ impl BrokerConfig {
             advertised,
             sasl_mechanisms,
             authorizer: args.authorizer,
+            max_connections_per_ip: args.max_connections_per_ip,
+            max_connections: args.max_connections,
             super_users: args.super_users.clone(),
             allow_everyone_if_no_acl_found: args.allow_everyone_if_no_acl_found,
             connections_max_reauth: (args.connections_max_reauth_ms > 0)

@@ -59,6 +59,8 @@ async fn read_requests<R: AsyncRead + Unpin>(
     mut reader: BufReader<R>,
     replies: mpsc::Sender<Reply>,
 ) -> Result<()> {
+    // Only SASL listeners have authentication state to consult between requests.
+    let sasl = session.listener.protocol.uses_sasl();
     loop {
         // Before authentication a client may only be asking to authenticate: keep its frames
         // small, as Kafka does (`sasl.server.max.receive.size`).
@@ -69,7 +71,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
         };
         let Some(frame) = frame else { return Ok(()) };
         broker.metrics.bytes_in(frame.len() + 4);
-        let reply = if session.expects_raw_token().await {
+        let reply = if sasl && session.expects_raw_token().await {
             raw_sasl_token(broker, session, &frame).await?
         } else {
             handle_frame(broker, session, frame).await?
@@ -77,7 +79,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
         if replies.send(reply).await.is_err() {
             return Ok(()); // the writer is gone: the socket broke
         }
-        if session.failed().await {
+        if sasl && session.failed().await {
             return Err(BrokerError::Authentication(session.peer.to_string()));
         }
     }
@@ -120,7 +122,9 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Arc<Session>, mut frame: B
         span.in_scope(|| tracing::warn!("unsupported version; closing connection"));
         return Err(BrokerError::UnsupportedVersion { api, version });
     }
-    if let Err(why) = session.admits(api).await {
+    if session.listener.protocol.uses_sasl()
+        && let Err(why) = session.admits(api).await
+    {
         span.in_scope(|| tracing::warn!(peer = %session.peer, "{why}; closing connection"));
         return Err(BrokerError::Authentication(format!("{api:?}: {why}")));
     }

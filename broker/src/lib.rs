@@ -16,6 +16,7 @@ pub mod compaction;
 pub mod config;
 pub mod dash_flags;
 mod connection;
+mod connection_limits;
 mod documents;
 pub mod enum_names;
 pub mod durable;

@@ -25,6 +25,7 @@ pub struct Metrics {
     cleanings: AtomicU64,
     tls_handshake_failures: AtomicU64,
     sasl_failures: AtomicU64,
+    connections_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -44,6 +45,9 @@ impl Metrics {
     }
     pub fn tls_handshake_failed(&self) {
         self.tls_handshake_failures.fetch_add(1, Ordering::Relaxed);
+    }
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
     pub fn sasl_failed(&self) {
         self.sasl_failures.fetch_add(1, Ordering::Relaxed);
@@ -80,6 +84,7 @@ pub async fn render(broker: &Broker) -> String {
     counter(&mut out, "ductstream_log_cleaner_cleanings_total", "Partitions the log cleaner compacted.", m.cleanings.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_log_cleaner_cleaned_bytes_total", "Bytes of log the cleaner went over (as they were before cleaning).", m.cleaner_cleaned.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_tls_handshake_failures_total", "Connections closed because their TLS handshake failed.", m.tls_handshake_failures.load(Ordering::Relaxed));
+    counter(&mut out, "ductstream_connections_refused_total", "Connections closed at accept: past --max-connections(-per-ip).", m.connections_refused.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_sasl_authentication_failures_total", "SASL exchanges that failed.", m.sasl_failures.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_log_cleaner_written_bytes_total", "What the cleaned log takes after cleaning.", m.cleaner_written.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_log_cleaner_milliseconds_total", "Time the cleaner spent compacting.", m.cleaner_ms.load(Ordering::Relaxed));

@@ -7,6 +7,7 @@ use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::task::TaskTracker;
 
+use crate::connection_limits::ConnectionLimits;
 use crate::security::{Listener, Principal, Session};
 use crate::{connection, Broker};
 
@@ -17,9 +18,10 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// in-flight requests finish (for at most `grace`) and syncs storage.
 pub async fn run(listeners: Vec<(TcpListener, Arc<Listener>)>, broker: Arc<Broker>, grace: Duration) {
     let connections = TaskTracker::new();
+    let limits = ConnectionLimits::new(broker.config.max_connections_per_ip, broker.config.max_connections);
     let accepting: Vec<_> = listeners
         .into_iter()
-        .map(|(socket, listener)| tokio::spawn(accept(socket, listener, broker.clone(), connections.clone())))
+        .map(|(socket, listener)| tokio::spawn(accept(socket, listener, broker.clone(), connections.clone(), limits.clone())))
         .collect();
     for task in accepting {
         let _ = task.await;
@@ -34,14 +36,24 @@ pub async fn run(listeners: Vec<(TcpListener, Arc<Listener>)>, broker: Arc<Broke
     }
 }
 
-async fn accept(socket: TcpListener, listener: Arc<Listener>, broker: Arc<Broker>, connections: TaskTracker) {
+async fn accept(socket: TcpListener, listener: Arc<Listener>, broker: Arc<Broker>, connections: TaskTracker, limits: Arc<ConnectionLimits>) {
     loop {
         tokio::select! {
             _ = broker.shutdown.cancelled() => return,
             accepted = socket.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Some(place) = limits.admit(peer.ip()) else {
+                        // Dropping the stream closes it.
+                        tracing::debug!(%peer, listener = %listener.name, "too many connections; closing the new one");
+                        broker.metrics.connection_refused();
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
-                    connections.spawn(open(stream, peer, listener.clone(), broker.clone()));
+                    let (listener, broker) = (listener.clone(), broker.clone());
+                    connections.spawn(async move {
+                        open(stream, peer, listener, broker).await;
+                        drop(place);
+                    });
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: back off instead of spinning.

@@ -19,6 +19,8 @@ Environment:
   DUCTSTREAM_KAFKA_HOME   where fetch.sh put the jars (default ~/.cache/ductstream/kafka-<version>)
   DUCTSTREAM_KAFKA_HEAP   JVM heap (default 512m)
   DUCTSTREAM_KAFKA_PROPS  extra broker properties for `start`, name=value,name=value
+  DUCTSTREAM_KAFKA_SSL_PEM  a PEM file with a private key (PKCS#8) and its certificate chain:
+                          `start` adds an SSL listener with it, its address in DIR/ssl_bootstrap
   JAVA                    java binary (default: java on PATH)
 """
 
@@ -157,9 +159,11 @@ def _api_versions_ok(host: str, port: int, timeout: float = 2.0) -> bool:
 class ReferenceKafka:
     """One Kafka process; `base` is its own folder (config, data, logs)."""
 
-    def __init__(self, base: Path, extra_props: dict[str, str] | None = None):
+    def __init__(self, base: Path, extra_props: dict[str, str] | None = None, ssl_pem: Path | None = None):
         self.base = Path(base)
         self.extra_props = dict(extra_props or {})
+        self.ssl_pem = ssl_pem
+        self.ssl_port: int | None = None
         self.proc: subprocess.Popen | None = None
         self.port: int | None = None
         self.controller_port: int | None = None
@@ -212,6 +216,12 @@ class ReferenceKafka:
             "auto.create.topics.enable": "true",
             **self.extra_props,
         }
+        if self.ssl_pem is not None:
+            props["listeners"] += f",SSL://127.0.0.1:{self.ssl_port}"
+            props["advertised.listeners"] += f",SSL://127.0.0.1:{self.ssl_port}"
+            props["listener.security.protocol.map"] += ",SSL:SSL"
+            props["ssl.keystore.type"] = "PEM"
+            props["ssl.keystore.location"] = str(self.ssl_pem)
         (self.base / "server.properties").write_text(
             "".join(f"{k}={v}\n" for k, v in props.items()))
         (self.base / "log4j2.yaml").write_text(LOG4J2_YAML.format(log=self.server_log))
@@ -223,6 +233,10 @@ class ReferenceKafka:
         self.controller_port = _free_port()
         while self.controller_port == self.port:
             self.controller_port = _free_port()
+        if self.ssl_pem is not None:
+            self.ssl_port = _free_port()
+            while self.ssl_port in (self.port, self.controller_port):
+                self.ssl_port = _free_port()
         self._write_config()
         # An id starting with "-" reads as an option to kafka-storage (one run in 64 failed
         # so); Kafka's own Uuid.randomUuid() avoids them for the same reason.
@@ -244,6 +258,8 @@ class ReferenceKafka:
         (self.base / "kafka.pid").write_text(f"{self.proc.pid}\n")
         self._wait_ready()
         (self.base / "bootstrap").write_text(self.bootstrap + "\n")
+        if self.ssl_port is not None:
+            (self.base / "ssl_bootstrap").write_text(f"127.0.0.1:{self.ssl_port}\n")
         return self
 
     def _wait_ready(self):
@@ -333,7 +349,8 @@ def main(argv: list[str]) -> int:
     # DUCTSTREAM_KAFKA_PROPS="name=value,name=value": broker properties beside the defaults
     # (the bench sets the log cleaner's with it).
     extra = dict(p.split("=", 1) for p in os.environ.get("DUCTSTREAM_KAFKA_PROPS", "").split(",") if "=" in p)
-    k = ReferenceKafka(base, extra)
+    ssl_pem = os.environ.get("DUCTSTREAM_KAFKA_SSL_PEM")
+    k = ReferenceKafka(base, extra, Path(ssl_pem) if ssl_pem else None)
     try:
         k.start()
     except RuntimeError as e:

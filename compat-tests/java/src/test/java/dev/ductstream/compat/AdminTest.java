@@ -352,15 +352,6 @@ class AdminTest {
         String topic = Compat.unique("admin-byid");
         try (Admin admin = Compat.admin()) {
             Compat.createTopic(admin, topic, 2, Map.of());
-            // Apache Kafka answers CreateTopics before every broker's metadata has the topic.
-            Compat.waitUntil("topic described", () -> {
-                try {
-                    get(admin.describeTopics(List.of(topic)).allTopicNames());
-                    return true;
-                } catch (Exception e) {
-                    return false;
-                }
-            });
             Uuid id = get(admin.describeTopics(List.of(topic)).allTopicNames()).get(topic).topicId();
             assertNotNull(id);
             assertFalse(Uuid.ZERO_UUID.equals(id));

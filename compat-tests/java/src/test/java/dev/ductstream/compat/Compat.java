@@ -101,6 +101,16 @@ final class Compat {
             throws Exception {
         NewTopic t = new NewTopic(topic, partitions, (short) 1).configs(configs);
         admin.createTopics(List.of(t)).all().get(TIMEOUT_S, TimeUnit.SECONDS);
+        // Apache Kafka answers CreateTopics before its metadata has the topic: wait until the
+        // topic is listed and described, so tests start from the same state on both brokers.
+        waitUntil("topic " + topic + " listed and described", () -> {
+            try {
+                return admin.listTopics().names().get(TIMEOUT_S, TimeUnit.SECONDS).contains(topic)
+                        && admin.describeTopics(List.of(topic)).allTopicNames().get(TIMEOUT_S, TimeUnit.SECONDS).containsKey(topic);
+            } catch (Exception e) {
+                return false;
+            }
+        });
     }
 
     static void createTopic(String topic, int partitions) throws Exception {
