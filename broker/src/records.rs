@@ -48,9 +48,16 @@ pub struct RawRecord {
     pub bytes: Bytes,
 }
 
+/// Room to reserve for a batch's records: its count, as the producer stated it, but never
+/// more than its bytes (a record takes several), so a stated count of 2^31 in a small batch
+/// does not reserve gigabytes (a failed reservation aborts the process).
+fn expected_records(batch: &Batch) -> usize {
+    (batch.record_count().max(0) as usize).min(batch.len())
+}
+
 /// Every record of the batch as stored, in order.
 pub fn raw_records(batch: &Batch) -> Result<Vec<RawRecord>> {
-    let mut out = Vec::with_capacity(batch.record_count().max(0) as usize);
+    let mut out = Vec::with_capacity(expected_records(batch));
     each_record_raw(batch, |RecordPosition { offset, timestamp }, rest, bytes| {
         let key = bytes_field(rest)?;
         let value_length = varint(rest)?;
@@ -62,7 +69,7 @@ pub fn raw_records(batch: &Batch) -> Result<Vec<RawRecord>> {
 
 /// Every record's offset and timestamp, in order.
 pub fn positions(batch: &Batch) -> Result<Vec<RecordPosition>> {
-    let mut out = Vec::with_capacity(batch.record_count().max(0) as usize);
+    let mut out = Vec::with_capacity(expected_records(batch));
     each_record(batch, |position, _| {
         out.push(position);
         Ok(())
@@ -72,7 +79,7 @@ pub fn positions(batch: &Batch) -> Result<Vec<RecordPosition>> {
 
 /// Every record of the batch, in order.
 pub fn decode(batch: &Batch) -> Result<Vec<Record>> {
-    let mut out = Vec::with_capacity(batch.record_count().max(0) as usize);
+    let mut out = Vec::with_capacity(expected_records(batch));
     each_record(batch, |RecordPosition { offset, timestamp }, rest| {
         let key = bytes_field(rest)?;
         let value = bytes_field(rest)?;
@@ -150,20 +157,41 @@ pub fn max_timestamp(batch: &Batch) -> Result<Option<RecordPosition>> {
 /// Xerial's framing around snappy blocks, as Kafka's Java clients write it.
 const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
 
+/// The most a batch's records may take once decompressed. A producer's batch is at most
+/// `message.max.bytes` compressed; a few kilobytes of zeros can say gigabytes, and reading
+/// them whole would take the broker's memory.
+pub const MAX_DECOMPRESSED: usize = 256 << 20;
+
 pub fn decompress(codec: Compression, data: Bytes) -> Result<Bytes> {
+    decompress_within(codec, data, MAX_DECOMPRESSED)
+}
+
+fn decompress_within(codec: Compression, data: Bytes, limit: usize) -> Result<Bytes> {
     let mut out = Vec::new();
+    // Reads at most one byte past the limit, to tell "exactly the limit" from "more".
+    let bounded = |reader: &mut dyn Read, out: &mut Vec<u8>, what: &str| -> Result<()> {
+        reader.take(limit as u64 + 1).read_to_end(out).map_err(|e| corrupt(&format!("{what}: {e}")))?;
+        if out.len() > limit {
+            return Err(corrupt(&format!("{what}: the records take more than {limit} bytes decompressed")));
+        }
+        Ok(())
+    };
     match codec {
         Compression::None => return Ok(data),
-        Compression::Gzip => {
-            flate2::read::GzDecoder::new(&data[..]).read_to_end(&mut out).map_err(|e| corrupt(&format!("gzip: {e}")))?;
-        }
-        Compression::Lz4 => {
-            lz4_flex::frame::FrameDecoder::new(&data[..]).read_to_end(&mut out).map_err(|e| corrupt(&format!("lz4: {e}")))?;
-        }
+        Compression::Gzip => bounded(&mut flate2::read::GzDecoder::new(&data[..]), &mut out, "gzip")?,
+        Compression::Lz4 => bounded(&mut lz4_flex::frame::FrameDecoder::new(&data[..]), &mut out, "lz4")?,
         Compression::Zstd => {
-            out = zstd::stream::decode_all(&data[..]).map_err(|e| corrupt(&format!("zstd: {e}")))?;
+            let mut decoder = zstd::stream::read::Decoder::new(&data[..]).map_err(|e| corrupt(&format!("zstd: {e}")))?;
+            bounded(&mut decoder, &mut out, "zstd")?;
         }
         Compression::Snappy => {
+            let snappy_len = |block: &[u8]| -> Result<()> {
+                let len = snap::raw::decompress_len(block).map_err(|e| corrupt(&format!("snappy: {e}")))?;
+                match len > limit {
+                    true => Err(corrupt(&format!("snappy: the records take more than {limit} bytes decompressed"))),
+                    false => Ok(()),
+                }
+            };
             if data.starts_with(XERIAL_MAGIC) {
                 // magic, then version and compatible version (4 bytes each), then blocks
                 let mut rest = data.slice((XERIAL_MAGIC.len() + 8).min(data.len())..);
@@ -173,9 +201,14 @@ pub fn decompress(codec: Compression, data: Bytes) -> Result<Bytes> {
                         return Err(corrupt("snappy block runs past the end"));
                     }
                     let block = rest.split_to(len);
+                    snappy_len(&block)?;
                     out.extend(snap::raw::Decoder::new().decompress_vec(&block).map_err(|e| corrupt(&format!("snappy: {e}")))?);
+                    if out.len() > limit {
+                        return Err(corrupt(&format!("snappy: the records take more than {limit} bytes decompressed")));
+                    }
                 }
             } else {
+                snappy_len(&data)?;
                 out = snap::raw::Decoder::new().decompress_vec(&data).map_err(|e| corrupt(&format!("snappy: {e}")))?;
             }
         }
@@ -229,6 +262,34 @@ fn corrupt(what: &str) -> BrokerError {
 mod tests {
     use super::*;
     use ductstream_storage::testsuite::make_batch;
+
+    #[test]
+    fn decompression_stops_at_the_limit_in_every_codec() {
+        let zeros = vec![0u8; 3 << 20];
+        for codec in [Compression::Gzip, Compression::Lz4, Compression::Zstd, Compression::Snappy] {
+            let small = Bytes::from(compress(codec, &zeros[..1 << 20]).expect("compress"));
+            assert_eq!(decompress_within(codec, small, 2 << 20).expect("within the limit").len(), 1 << 20, "{codec:?}");
+            let bomb = Bytes::from(compress(codec, &zeros).expect("compress"));
+            let refused = decompress_within(codec, bomb, 2 << 20).expect_err("past the limit");
+            assert!(refused.to_string().contains("decompressed"), "{codec:?}: {refused}");
+        }
+    }
+
+    #[test]
+    fn a_stated_record_count_of_billions_reserves_no_more_than_the_batch() {
+        let batch = Batch::parse(make_batch(3, 1000, None)).expect("valid");
+        let mut bytes = batch.bytes().to_vec();
+        // Record count and last offset delta agree on 2^31-1; the CRC is made right again.
+        bytes[23..27].copy_from_slice(&(i32::MAX - 1).to_be_bytes());
+        bytes[57..61].copy_from_slice(&i32::MAX.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[21..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        let lying = Batch::parse(Bytes::from(bytes)).expect("a batch that states 2^31-1 records");
+        assert!(expected_records(&lying) <= lying.len());
+        // The fourth record is not there: refused as corrupt, after reserving little.
+        let refused = decode(&lying).expect_err("fewer records than stated");
+        assert!(refused.to_string().contains("record"), "{refused}");
+    }
 
     #[test]
     fn reads_offsets_and_timestamps() {

@@ -96,6 +96,35 @@ fn garbage_unknown_keys_and_unsupported_versions_close_only_that_connection() {
 }
 
 #[test]
+fn an_array_count_of_two_billion_in_a_tiny_request_is_refused_not_allocated() {
+    let (_dir, broker) = broker();
+    // CreateTopics v2: header v1 (api key, version, correlation id, client id), then the
+    // topics array's count, 2^31-1, and nothing after it. Reserving the count as stated asks
+    // for hundreds of gigabytes; the failed allocation used to abort the broker.
+    for (api, version) in [(19i16, 2i16), (3, 1), (0, 3)] {
+        let mut client = broker.client();
+        let mut body = BytesMut::new();
+        body.put_i16(api);
+        body.put_i16(version);
+        body.put_i32(1);
+        body.put_i16(1);
+        body.put_slice(b"x");
+        if api == 0 {
+            body.put_i16(-1); // Produce v3: transactional id (null), acks, timeout
+            body.put_i16(1);
+            body.put_i32(1000);
+        }
+        body.put_i32(i32::MAX);
+        let mut raw = BytesMut::new();
+        raw.put_i32(body.len() as i32);
+        raw.put_slice(&body);
+        client.send_raw(&raw).expect("send");
+        assert!(client.is_closed(), "api {api} v{version}: an array longer than the request closes the connection");
+    }
+    still_serving(&broker);
+}
+
+#[test]
 fn a_two_gib_frame_is_refused_without_allocating_it() {
     let (_dir, broker) = broker();
     let mut client = broker.client();

@@ -137,6 +137,10 @@ impl Ctx {
 
     /// Whether the authorizer lets this request's principal do `operation` on the resource.
     pub fn allowed(&self, operation: Operation, resource_type: ResourceType, name: &str) -> bool {
+        // Without an authorizer, the hot paths (produce, fetch) pay nothing for the question.
+        if !self.broker.authorizer.enabled() {
+            return true;
+        }
         let host = self.session.peer.ip().to_string();
         self.broker.authorizer.authorize(&self.principal(), &host, operation, resource_type, name)
     }

@@ -1,9 +1,10 @@
-//! Who a connection is: listeners and their security protocols, TLS, SASL authentication and
-//! the credentials it checks.
+//! Who a connection is and what it may do: listeners and their security protocols, TLS, SASL
+//! authentication and the credentials it checks, and the ACL authorizer.
 //!
 //! Each listener has one of Kafka's four security protocols. TLS wraps the socket before the
 //! first byte of Kafka; SASL is a conversation in Kafka requests (SaslHandshake,
-//! SaslAuthenticate) that must end well before any other request is served.
+//! SaslAuthenticate) that must end well before any other request is served. The authorizer
+//! then decides each request by its principal.
 
 pub mod acl;
 pub mod authorizer;
