@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, KafkaError, KafkaException, Producer
 from confluent_kafka.admin import (AclBinding, AclBindingFilter, AclOperation, AclPermissionType, AdminClient, NewTopic,
                                    ResourcePatternType, ResourceType)
 
@@ -139,8 +139,7 @@ def test_produce_and_consume_follow_topic_and_group_acls(acl_broker):
     assert consume("alice-group", "alice-secret") == KafkaError.TOPIC_AUTHORIZATION_FAILED
     # The committed offset is there for alice's group, and described only with the group.
     admin = AdminClient(conf(acl_broker, "alice"))
-    committed = admin.list_consumer_group_offsets(
-        [__import__("confluent_kafka").ConsumerGroupTopicPartitions("alice-group")])["alice-group"].result(timeout=30)
+    committed = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions("alice-group")])["alice-group"].result(timeout=30)
     assert [(tp.topic, tp.offset) for tp in committed.topic_partitions] == [("alice-orders", 1)]
 
 

@@ -15,7 +15,6 @@ import shutil
 import socket
 import ssl
 import struct
-import subprocess
 import time
 from pathlib import Path
 
