@@ -28,11 +28,11 @@ pub async fn handle(ctx: &Ctx, request: InitProducerIdRequest) -> InitProducerId
     }
     // An idempotent producer needs IDEMPOTENT_WRITE on the cluster, or WRITE on some topic
     // (KIP-679).
-    let principal = ctx.principal();
-    let host = ctx.session.peer.ip().to_string();
-    if !ctx.allowed_on_cluster(Operation::IdempotentWrite)
-        && !ctx.broker.authorizer.allows_any(&principal, &host, Operation::Write, ResourceType::Topic)
-    {
+    let may_write_a_topic = || {
+        let host = ctx.session.peer.ip().to_string();
+        ctx.broker.authorizer.allows_any(&ctx.principal(), &host, Operation::Write, ResourceType::Topic)
+    };
+    if !ctx.allowed_on_cluster(Operation::IdempotentWrite) && !may_write_a_topic() {
         return response.with_error_code(ctx.code(ResponseError::ClusterAuthorizationFailed));
     }
     // KIP-360: a producer that knows its id asks for a bumped epoch after an error.
