@@ -226,3 +226,22 @@ def test_acls_made_through_one_broker_hold_on_another(broker_factory, postgres_c
     assert produce_error(two, "alice", "alice-shared").code() == KafkaError.TOPIC_AUTHORIZATION_FAILED
     create_acls(one, "admin", [allow("User:alice", ResourceType.TOPIC, "alice-shared", AclOperation.WRITE)])
     helpers.wait_until(lambda: produce_error(two, "alice", "alice-shared") is None, timeout=30, what="the ACL on broker two")
+
+
+def test_authorized_operations_are_reported_per_principal(acl_broker):
+    from confluent_kafka import TopicCollection
+    create_topics(acl_broker, "alice-ops")
+    create_acls(acl_broker, "admin", [
+        allow("User:alice", ResourceType.TOPIC, "alice-", AclOperation.READ, ResourcePatternType.PREFIXED),
+        allow("User:alice", ResourceType.TOPIC, "alice-ops", AclOperation.ALTER_CONFIGS),
+        allow("User:alice", ResourceType.BROKER, "kafka-cluster", AclOperation.DESCRIBE),
+    ])
+    admin = AdminClient(conf(acl_broker, "alice"))
+    topic = admin.describe_topics(TopicCollection(["alice-ops"]), include_authorized_operations=True)["alice-ops"].result(timeout=30)
+    # READ implies DESCRIBE, ALTER_CONFIGS implies DESCRIBE_CONFIGS.
+    assert sorted(op.name for op in topic.authorized_operations) == ["ALTER_CONFIGS", "DESCRIBE", "DESCRIBE_CONFIGS", "READ"]
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(timeout=30)
+    assert [op.name for op in cluster.authorized_operations] == ["DESCRIBE"]
+    super_admin = AdminClient(conf(acl_broker, "admin"))
+    everything = super_admin.describe_cluster(include_authorized_operations=True).result(timeout=30)
+    assert {op.name for op in everything.authorized_operations} >= {"ALTER", "CREATE", "DESCRIBE", "IDEMPOTENT_WRITE"}

@@ -10,7 +10,7 @@ use kafka_protocol::protocol::StrBytes;
 use uuid::Uuid;
 
 use super::Ctx;
-use crate::security::acl::Operation;
+use crate::security::acl::{Operation, ResourceType};
 use crate::groups::consumer_group::TopicPartition;
 use crate::Result;
 
@@ -63,8 +63,13 @@ pub async fn handle(ctx: &Ctx, request: ConsumerGroupDescribeRequest) -> Result<
                     .with_target_assignment(assignment(&group.target.get(&m.id).cloned().unwrap_or_default()))
             })
             .collect();
+        let operations = match request.include_authorized_operations {
+            true => ctx.authorized_operations(ResourceType::Group, &group.id),
+            false => i32::MIN,
+        };
         groups.push(
             described
+                .with_authorized_operations(operations)
                 .with_group_state(StrBytes::from_static_str(group.state()))
                 .with_group_epoch(group.epoch)
                 .with_assignment_epoch(group.assignment_epoch)

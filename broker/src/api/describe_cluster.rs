@@ -6,7 +6,7 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
-use crate::security::acl::Operation;
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 /// Endpoint type 1 is "brokers"; 2 ("controllers") has no separate endpoint here.
 const ENDPOINT_BROKERS: i8 = 1;
@@ -16,7 +16,10 @@ pub fn handle(ctx: &Ctx, request: DescribeClusterRequest) -> DescribeClusterResp
     let mut response = DescribeClusterResponse::default()
         .with_cluster_id(StrBytes::from_string(config.cluster_id.clone()))
         .with_controller_id(BrokerId(config.node_id))
-        .with_cluster_authorized_operations(i32::MIN);
+        .with_cluster_authorized_operations(match request.include_cluster_authorized_operations {
+            true => ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME),
+            false => i32::MIN,
+        });
     if ctx.version >= 1 {
         response = response.with_endpoint_type(request.endpoint_type);
         if request.endpoint_type != ENDPOINT_BROKERS {

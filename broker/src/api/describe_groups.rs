@@ -7,7 +7,7 @@ use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
-use crate::security::acl::Operation;
+use crate::security::acl::{Operation, ResourceType};
 use crate::groups::group::State;
 use crate::Result;
 
@@ -49,8 +49,13 @@ pub async fn handle(ctx: &Ctx, request: DescribeGroupsRequest) -> Result<Describ
                 }
             })
             .collect();
+        let operations = match request.include_authorized_operations {
+            true => ctx.authorized_operations(ResourceType::Group, &group.id),
+            false => i32::MIN,
+        };
         groups.push(
             described
+                .with_authorized_operations(operations)
                 .with_group_state(StrBytes::from_static_str(group.state.name()))
                 .with_protocol_type(StrBytes::from_string(group.protocol_type.clone().unwrap_or_default()))
                 .with_protocol_data(StrBytes::from_string(if settled { protocol } else { String::new() }))

@@ -9,7 +9,7 @@ use kafka_protocol::protocol::StrBytes;
 use ductstream_storage::Topic;
 
 use super::Ctx;
-use crate::security::acl::{Operation, ResourceType};
+use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 use crate::security::not_authorized;
 use crate::Result;
 
@@ -30,7 +30,7 @@ pub async fn handle(ctx: &Ctx, request: MetadataRequest) -> Result<MetadataRespo
             .await?
             .iter()
             .filter(|t| ctx.allowed(Operation::Describe, ResourceType::Topic, &t.name))
-            .map(|t| describe(ctx, t))
+            .map(|t| describe(ctx, t, request.include_topic_authorized_operations))
             .collect(),
         Some(requested) => {
             let mut out = Vec::with_capacity(requested.len());
@@ -61,7 +61,7 @@ pub async fn handle(ctx: &Ctx, request: MetadataRequest) -> Result<MetadataRespo
                     }
                 };
                 out.push(match found {
-                    Ok(topic) => describe(ctx, &topic),
+                    Ok(topic) => describe(ctx, &topic, request.include_topic_authorized_operations),
                     Err(e) => MetadataResponseTopic::default()
                         .with_error_code(ctx.error_code(&e))
                         .with_name(want.name.clone())
@@ -81,14 +81,20 @@ pub async fn handle(ctx: &Ctx, request: MetadataRequest) -> Result<MetadataRespo
         .collect();
     // There is no controller of our own; the lowest live node id stands in for one.
     let controller = live.first().map_or(config.node_id, |b| b.node_id);
+    // v8-10 carry the cluster's operations here (later versions ask DescribeCluster).
+    let cluster_operations = match request.include_cluster_authorized_operations && (8..=10).contains(&ctx.version) {
+        true => ctx.authorized_operations(ResourceType::Cluster, CLUSTER_NAME),
+        false => i32::MIN,
+    };
     Ok(MetadataResponse::default()
+        .with_cluster_authorized_operations(cluster_operations)
         .with_brokers(brokers)
         .with_cluster_id(Some(StrBytes::from_string(config.cluster_id.clone())))
         .with_controller_id(BrokerId(controller))
         .with_topics(topics))
 }
 
-fn describe(ctx: &Ctx, topic: &Topic) -> MetadataResponseTopic {
+fn describe(ctx: &Ctx, topic: &Topic, with_operations: bool) -> MetadataResponseTopic {
     let partitions = (0..topic.partitions)
         .map(|index| {
             let node = BrokerId(ctx.broker.cluster.leader(topic.id, index).node_id);
@@ -100,7 +106,9 @@ fn describe(ctx: &Ctx, topic: &Topic) -> MetadataResponseTopic {
                 .with_isr_nodes(vec![node])
         })
         .collect();
+    let operations = if with_operations { ctx.authorized_operations(ResourceType::Topic, &topic.name) } else { i32::MIN };
     MetadataResponseTopic::default()
+        .with_topic_authorized_operations(operations)
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic.id)
         .with_partitions(partitions)

@@ -145,6 +145,17 @@ impl Ctx {
         self.broker.authorizer.authorize(&self.principal(), &host, operation, resource_type, name)
     }
 
+    /// What the principal may do with the resource, as Kafka's authorized-operations fields
+    /// carry it: bit `code` set for each allowed operation the resource type supports (all of
+    /// them without an authorizer, as in Kafka).
+    pub fn authorized_operations(&self, resource_type: ResourceType, name: &str) -> i32 {
+        resource_type
+            .supported_operations()
+            .iter()
+            .filter(|op| self.allowed(**op, resource_type, name))
+            .fold(0, |bits, op| bits | (1 << op.code()))
+    }
+
     /// [`Ctx::allowed`] on the cluster.
     pub fn allowed_on_cluster(&self, operation: Operation) -> bool {
         self.allowed(operation, ResourceType::Cluster, CLUSTER_NAME)

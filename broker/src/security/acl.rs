@@ -80,6 +80,23 @@ codes!(Operation {
 });
 codes!(Permission { Any = 1, Deny = 2, Allow = 3 });
 
+impl ResourceType {
+    /// The operations that mean something for this type (Kafka's `AclEntry.supportedOperations`),
+    /// which an authorized-operations bitfield reports on.
+    pub fn supported_operations(self) -> &'static [Operation] {
+        use Operation::*;
+        match self {
+            ResourceType::Topic => &[Read, Write, Create, Describe, Delete, Alter, DescribeConfigs, AlterConfigs],
+            ResourceType::Group => &[Read, Describe, Delete, DescribeConfigs, AlterConfigs],
+            ResourceType::Cluster => &[Create, ClusterAction, DescribeConfigs, AlterConfigs, IdempotentWrite, Alter, Describe],
+            ResourceType::TransactionalId => &[Describe, Write],
+            ResourceType::DelegationToken => &[Describe],
+            ResourceType::User => &[CreateTokens, DescribeTokens],
+            ResourceType::Any => &[],
+        }
+    }
+}
+
 impl Operation {
     /// Whether an ALLOW of `self` allows `wanted`: ALL allows everything, and READ, WRITE,
     /// DELETE and ALTER imply DESCRIBE, ALTER_CONFIGS implies DESCRIBE_CONFIGS (as in Kafka).
