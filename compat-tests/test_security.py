@@ -48,8 +48,9 @@ def secure_broker(broker_factory, certs):
     return b
 
 
-def round_trip(bootstrap: str, conf: dict[str, str], topic: str, n: int = 20):
-    """Produces n records and reads them back with librdkafka over `conf`."""
+def round_trip(bootstrap: str, conf: dict[str, str], topic: str, n: int = 20, patience: float = 30):
+    """Produces n records and reads them back with librdkafka over `conf`, within `patience`
+    seconds for the reading."""
     producer = Producer({"bootstrap.servers": bootstrap, **conf, "acks": "all"})
     for i in range(n):
         producer.produce(topic, key=f"k{i}".encode(), value=f"v{i}".encode())
@@ -58,7 +59,7 @@ def round_trip(bootstrap: str, conf: dict[str, str], topic: str, n: int = 20):
                          "auto.offset.reset": "earliest", "enable.partition.eof": False})
     consumer.subscribe([topic])
     got = []
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + patience
     try:
         while len(got) < n and time.monotonic() < deadline:
             m = consumer.poll(0.5)
@@ -349,12 +350,16 @@ def test_brokers_on_one_postgres_share_credentials_and_advertise_each_listener(b
     two = broker_factory(*broker_args(certs), "--node-id", "2", storage="postgres", storage_url=url)
     add_user(one.listeners["PLAINTEXT"], "carol", "carol-secret")
     conf = librdkafka("SASL_SSL", certs, "SCRAM-SHA-512", "carol", "carol-secret")
-    # Broker two checks a credential made through broker one.
+    # Broker two checks a credential made through broker one. Each broker learns of the other
+    # at its next lease renewal: wait until both see both, so that the group and the partition
+    # do not move while the round trip runs.
     admin = AdminClient({"bootstrap.servers": two.listeners["SASL_SSL"], **conf})
-    helpers.wait_until(lambda: len(admin.list_topics(timeout=10).brokers) == 2, timeout=30, what="both brokers live")
+    admin_one = AdminClient({"bootstrap.servers": one.listeners["SASL_SSL"], **conf})
+    helpers.wait_until(lambda: all(len(a.list_topics(timeout=10).brokers) == 2 for a in (admin, admin_one)),
+                       timeout=30, what="both brokers live, seen from each")
     advertised = sorted(f"{b.host}:{b.port}" for b in admin.list_topics(timeout=10).brokers.values())
     assert advertised == sorted([one.listeners["SASL_SSL"], two.listeners["SASL_SSL"]])
-    round_trip(two.listeners["SASL_SSL"], conf, topic)
+    round_trip(two.listeners["SASL_SSL"], conf, topic, patience=60)
 
 
 def sasl_handshake(sock: socket.socket, version: int, mechanism: bytes = b"PLAIN") -> int:
