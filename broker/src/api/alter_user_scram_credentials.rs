@@ -11,6 +11,7 @@ use kafka_protocol::messages::{AlterUserScramCredentialsRequest, AlterUserScramC
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::CLUSTER_DENIED;
 use crate::security::acl::Operation;
 use crate::security::credentials::{self, ScramCredential, ScramMechanism, MAX_ITERATIONS, MIN_ITERATIONS};
 
@@ -28,7 +29,7 @@ pub async fn handle(ctx: &Ctx, request: AlterUserScramCredentialsRequest) -> Alt
                 AlterUserScramCredentialsResult::default()
                     .with_user(StrBytes::from_string(name))
                     .with_error_code(ctx.code(ResponseError::ClusterAuthorizationFailed))
-                    .with_error_message(Some(StrBytes::from_static_str("Cluster authorization failed.")))
+                    .with_error_message(Some(StrBytes::from_static_str(CLUSTER_DENIED)))
             })
             .collect();
         return AlterUserScramCredentialsResponse::default().with_results(results);

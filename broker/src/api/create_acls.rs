@@ -9,6 +9,7 @@ use kafka_protocol::messages::{CreateAclsRequest, CreateAclsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::CLUSTER_DENIED;
 use crate::security::acl::{AclBinding, Operation, PatternType, Permission, ResourceType};
 
 /// Kafka's words for this case (CreateAcls and DeleteAcls), so tools print the same line.
@@ -26,7 +27,7 @@ pub async fn handle(ctx: &Ctx, request: CreateAclsRequest) -> CreateAclsResponse
         return refuse_all(ResponseError::SecurityDisabled, NO_AUTHORIZER);
     }
     if !ctx.allowed_on_cluster(Operation::Alter) {
-        return refuse_all(ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed.");
+        return refuse_all(ResponseError::ClusterAuthorizationFailed, CLUSTER_DENIED);
     }
     let checked: Vec<Result<AclBinding, String>> = request.creations.iter().map(|c| binding(ctx.version, c)).collect();
     let valid: Vec<AclBinding> = checked.iter().filter_map(|c| c.as_ref().ok().cloned()).collect();

@@ -8,6 +8,7 @@ use kafka_protocol::messages::{DeleteAclsRequest, DeleteAclsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::acl_filter::filter;
+use crate::security::CLUSTER_DENIED;
 use super::create_acls::NO_AUTHORIZER;
 use super::Ctx;
 use crate::security::acl::{AclFilter, Operation};
@@ -25,7 +26,7 @@ pub async fn handle(ctx: &Ctx, request: DeleteAclsRequest) -> DeleteAclsResponse
         return refuse_all(ResponseError::SecurityDisabled, NO_AUTHORIZER);
     }
     if !ctx.allowed_on_cluster(Operation::Alter) {
-        return refuse_all(ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed.");
+        return refuse_all(ResponseError::ClusterAuthorizationFailed, CLUSTER_DENIED);
     }
     let filters: Vec<Result<AclFilter, String>> = request
         .filters

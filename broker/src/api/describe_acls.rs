@@ -8,6 +8,7 @@ use kafka_protocol::messages::{DescribeAclsRequest, DescribeAclsResponse};
 use kafka_protocol::protocol::StrBytes;
 
 use super::acl_filter::filter;
+use crate::security::CLUSTER_DENIED;
 use super::Ctx;
 use crate::security::acl::Operation;
 
@@ -23,7 +24,7 @@ pub async fn handle(ctx: &Ctx, request: DescribeAclsRequest) -> DescribeAclsResp
         return refuse(ResponseError::SecurityDisabled, NO_AUTHORIZER.into());
     }
     if !ctx.allowed_on_cluster(Operation::Describe) {
-        return refuse(ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed.".into());
+        return refuse(ResponseError::ClusterAuthorizationFailed, CLUSTER_DENIED.into());
     }
     let wanted = match filter(
         request.resource_type_filter,

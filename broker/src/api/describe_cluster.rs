@@ -6,6 +6,7 @@ use kafka_protocol::messages::{BrokerId, DescribeClusterRequest, DescribeCluster
 use kafka_protocol::protocol::StrBytes;
 
 use super::Ctx;
+use crate::security::CLUSTER_DENIED;
 use crate::security::acl::{Operation, ResourceType, CLUSTER_NAME};
 
 /// Endpoint type 1 is "brokers"; 2 ("controllers") has no separate endpoint here.
@@ -31,7 +32,7 @@ pub fn handle(ctx: &Ctx, request: DescribeClusterRequest) -> DescribeClusterResp
     if !ctx.allowed_on_cluster(Operation::Describe) {
         return response
             .with_error_code(ctx.code(ResponseError::ClusterAuthorizationFailed))
-            .with_error_message(Some(StrBytes::from_static_str("Cluster authorization failed.")));
+            .with_error_message(Some(StrBytes::from_static_str(CLUSTER_DENIED)));
     }
     let live = ctx.broker.cluster.brokers();
     response.with_controller_id(BrokerId(live.first().map_or(config.node_id, |b| b.node_id))).with_brokers(

@@ -9,6 +9,7 @@ use kafka_protocol::messages::{DescribeUserScramCredentialsRequest, DescribeUser
 use kafka_protocol::protocol::StrBytes;
 
 use super::{message, Ctx};
+use crate::security::CLUSTER_DENIED;
 use crate::security::acl::Operation;
 use crate::security::credentials::{self, ScramMechanism, UserCredentials};
 use crate::Result;
@@ -17,7 +18,7 @@ pub async fn handle(ctx: &Ctx, request: DescribeUserScramCredentialsRequest) -> 
     if !ctx.allowed_on_cluster(Operation::Describe) {
         return DescribeUserScramCredentialsResponse::default()
             .with_error_code(ctx.code(ResponseError::ClusterAuthorizationFailed))
-            .with_error_message(Some(StrBytes::from_static_str("Cluster authorization failed.")));
+            .with_error_message(Some(StrBytes::from_static_str(CLUSTER_DENIED)));
     }
     match describe(ctx, request).await {
         Ok(results) => DescribeUserScramCredentialsResponse::default().with_results(results),

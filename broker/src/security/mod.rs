@@ -49,6 +49,9 @@ impl fmt::Display for Principal {
     }
 }
 
+/// Kafka's words for a refused cluster operation, in every response that carries a message.
+pub const CLUSTER_DENIED: &str = "Cluster authorization failed.";
+
 /// The error for an operation the authorizer refused, with Kafka's code and words for the
 /// resource type.
 pub fn not_authorized(resource_type: acl::ResourceType, name: &str) -> BrokerError {
@@ -59,7 +62,7 @@ pub fn not_authorized(resource_type: acl::ResourceType, name: &str) -> BrokerErr
         ResourceType::TransactionalId => {
             (ResponseError::TransactionalIdAuthorizationFailed, "Transactional Id authorization failed.".to_string())
         }
-        _ => (ResponseError::ClusterAuthorizationFailed, "Cluster authorization failed.".to_string()),
+        _ => (ResponseError::ClusterAuthorizationFailed, CLUSTER_DENIED.to_string()),
     };
     BrokerError::kafka(code, message)
 }
