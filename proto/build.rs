@@ -16,6 +16,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 std::path::PathBuf::from("proto/ductstream/v1/flow.proto"),
                 std::path::PathBuf::from("proto/ductstream/v1/change.proto"),
                 std::path::PathBuf::from("proto/ductstream/v1/sink.proto"),
+                std::path::PathBuf::from("proto/ductstream/v1/security.proto"),
             ],
             &[std::path::PathBuf::from("proto"), well_known],
         )?;

@@ -88,6 +88,12 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_GRPC_LISTEN", default_value = "127.0.0.1:8080", value_parser = parse_optional_addr)]
     pub grpc_listen: OptionalAddr,
 
+    /// Serve the gRPC API over TLS, with the certificate, key and client CA of the Kafka
+    /// listeners (`--ssl-*`, reloaded alike); a client certificate's subject is the caller's
+    /// principal unless the call carries a user and password.
+    #[arg(long, env = "DUCTSTREAM_GRPC_TLS", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub grpc_tls: bool,
+
     /// CDC flows pause at each DDL change until it is approved (`ductstream-admin ddl`), unless
     /// a flow's source options say otherwise.
     #[arg(long, env = "DUCTSTREAM_DDL_GATE", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
@@ -255,7 +261,9 @@ impl TlsArgs {
     /// The files, when a TLS listener needs them.
     pub fn files(&self) -> crate::Result<TlsFiles> {
         let (Some(certificate), Some(key)) = (&self.ssl_certificate, &self.ssl_key) else {
-            return Err(crate::BrokerError::Config("an SSL or SASL_SSL listener needs --ssl-certificate and --ssl-key".into()));
+            return Err(crate::BrokerError::Config(
+                "an SSL or SASL_SSL listener, or --grpc-tls, needs --ssl-certificate and --ssl-key".into(),
+            ));
         };
         Ok(TlsFiles {
             certificate: certificate.clone(),

@@ -105,10 +105,19 @@ async fn run(args: Args) -> Result<()> {
         let grpc = TcpListener::bind(addr)
             .await
             .map_err(|e| BrokerError::Config(format!("cannot listen for gRPC on {addr}: {e}")))?;
+        let tls = match args.grpc_tls {
+            // HTTP/2 negotiated by ALPN, as gRPC clients over TLS require.
+            true => Some(ReloadingTls::load(args.tls.files()?, &[b"h2"])?),
+            false => None,
+        };
+        if let Some(tls) = tls.clone() {
+            let every = Duration::from_millis(args.tls.ssl_reload_interval_ms.max(10));
+            tokio::spawn(tls.watch(every, broker.shutdown.clone()));
+        }
         println!("listening grpc={}", grpc.local_addr()?);
         let (broker, flows, sinks) = (broker.clone(), flows.clone(), sinks.clone());
         tokio::spawn(async move {
-            if let Err(e) = ductstream_broker::grpc::serve(grpc, broker, flows, sinks).await {
+            if let Err(e) = ductstream_broker::grpc::serve(grpc, tls, broker, flows, sinks).await {
                 tracing::error!(error = %e, "the gRPC API stopped");
             }
         });
@@ -148,7 +157,7 @@ type Bound = (Vec<(TcpListener, Arc<Listener>)>, Vec<(ListenerSpec, std::net::So
 async fn bind_listeners(args: &Args) -> Result<Bound> {
     let specs = args.listener_specs()?;
     let tls = match specs.iter().any(|s| s.protocol.uses_tls()) {
-        true => Some(ReloadingTls::load(args.tls.files()?)?),
+        true => Some(ReloadingTls::load(args.tls.files()?, &[])?),
         false => None,
     };
     let (mut listeners, mut bound) = (Vec::new(), Vec::new());

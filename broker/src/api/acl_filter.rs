@@ -13,12 +13,15 @@ pub fn filter(
     permission: i8,
 ) -> Result<AclFilter, String> {
     Ok(AclFilter {
-        resource_type: ResourceType::from_code(resource_type).ok_or_else(|| format!("unknown resource type {resource_type}"))?,
+        resource_type: ResourceType::from_code(resource_type)
+            .filter(|t| t.is_kafka())
+            .ok_or_else(|| format!("unknown resource type {resource_type}"))?,
         resource_name: resource_name.map(String::from),
         pattern_type: PatternType::from_code(pattern_type).ok_or_else(|| format!("unknown pattern type {pattern_type}"))?,
         principal: principal.map(String::from),
         host: host.map(String::from),
         operation: Operation::from_code(operation).ok_or_else(|| format!("unknown operation {operation}"))?,
         permission: Permission::from_code(permission).ok_or_else(|| format!("unknown permission type {permission}"))?,
+        kafka_types_only: true,
     })
 }

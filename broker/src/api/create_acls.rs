@@ -50,7 +50,9 @@ pub async fn handle(ctx: &Ctx, request: CreateAclsRequest) -> CreateAclsResponse
 
 fn binding(version: i16, c: &AclCreation) -> Result<AclBinding, String> {
     let binding = AclBinding {
-        resource_type: ResourceType::from_code(c.resource_type).ok_or_else(|| format!("unknown resource type {}", c.resource_type))?,
+        resource_type: ResourceType::from_code(c.resource_type)
+            .filter(|t| t.is_kafka())
+            .ok_or_else(|| format!("unknown resource type {}", c.resource_type))?,
         resource_name: c.resource_name.to_string(),
         // v0 had no pattern type: literal.
         pattern_type: if version >= 1 {

@@ -10,20 +10,46 @@ use ductstream_proto::v1::flow_service_server::FlowService;
 use tonic::{Request, Response, Status};
 
 use ductstream_proto::timestamp_from_ms;
+use super::guard::{Caller, Guard};
 use super::status::to_status;
 use crate::enum_names;
+use crate::security::acl::{Operation, ResourceType};
 use crate::flows::ddl::{DdlEntry, DdlStatus};
 use crate::flows::{Endpoint, FlowDef, FlowManager, FlowState, FlowView, PublicationSync};
 use crate::{BrokerError, Result};
 
 pub struct FlowApi {
     flows: Arc<FlowManager>,
+    guard: Arc<Guard>,
 }
 
 impl FlowApi {
-    pub fn new(flows: Arc<FlowManager>) -> FlowApi {
-        FlowApi { flows }
+    pub fn new(flows: Arc<FlowManager>, guard: Arc<Guard>) -> FlowApi {
+        FlowApi { flows, guard }
     }
+
+    /// PERMISSION_DENIED unless the caller may do `operation` on flow `id`.
+    async fn allowed<T>(&self, request: &Request<T>, operation: Operation, id: &str) -> std::result::Result<Caller, Status> {
+        self.guard.check(request, operation, ResourceType::Flow, id).await
+    }
+
+    /// The flow a DDL decision is about: the one named, or the one flow with that change
+    /// pending (the decision itself reports none or several).
+    async fn ddl_flow(&self, flow_id: &str, id: u64) -> std::result::Result<String, Status> {
+        if !flow_id.is_empty() {
+            return Ok(flow_id.to_string());
+        }
+        let entries = self.flows.ddl.list("").await.map_err(to_status)?;
+        let mut owners = entries.into_iter().filter(|e| e.id == id).map(|e| e.flow_id);
+        Ok(match (owners.next(), owners.next()) {
+            (Some(only), None) => only,
+            _ => String::new(),
+        })
+    }
+}
+
+fn described(caller: &Caller, flow_id: &str) -> bool {
+    caller.may(Operation::Describe, ResourceType::Flow, flow_id)
 }
 
 type Answer<T> = std::result::Result<Response<T>, Status>;
@@ -130,43 +156,59 @@ fn reply(view: Result<FlowView>) -> Answer<pb::Flow> {
 #[tonic::async_trait]
 impl FlowService for FlowApi {
     async fn create_flow(&self, request: Request<pb::CreateFlowRequest>) -> Answer<pb::Flow> {
+        // A flow without an id gets one from its name: the check is on that one.
+        let id = match request.get_ref().flow.as_ref() {
+            Some(f) if f.id.is_empty() => FlowDef::id_from_name(&f.name).unwrap_or_default(),
+            Some(f) => f.id.clone(),
+            None => String::new(),
+        };
+        self.allowed(&request, Operation::Create, &id).await?;
         let def = definition(request.into_inner().flow).map_err(to_status)?;
         reply(self.flows.create(def).await)
     }
 
     async fn update_flow(&self, request: Request<pb::UpdateFlowRequest>) -> Answer<pb::Flow> {
+        self.allowed(&request, Operation::Alter, request.get_ref().flow.as_ref().map_or("", |f| f.id.as_str())).await?;
         let def = definition(request.into_inner().flow).map_err(to_status)?;
         reply(self.flows.update(def).await)
     }
 
     async fn get_flow(&self, request: Request<pb::FlowRef>) -> Answer<pb::Flow> {
+        self.allowed(&request, Operation::Describe, &request.get_ref().id).await?;
         reply(self.flows.get(&request.into_inner().id).await)
     }
 
-    async fn list_flows(&self, _: Request<pb::ListFlowsRequest>) -> Answer<pb::ListFlowsResponse> {
+    async fn list_flows(&self, request: Request<pb::ListFlowsRequest>) -> Answer<pb::ListFlowsResponse> {
+        let caller = self.guard.caller(&request).await?;
         let views = self.flows.list().await.map_err(to_status)?;
-        Ok(Response::new(pb::ListFlowsResponse { flows: views.into_iter().map(flow_pb).collect() }))
+        let flows = views.into_iter().filter(|v| described(&caller, &v.def.id)).map(flow_pb).collect();
+        Ok(Response::new(pb::ListFlowsResponse { flows }))
     }
 
     async fn delete_flow(&self, request: Request<pb::DeleteFlowRequest>) -> Answer<pb::DeleteFlowResponse> {
+        self.allowed(&request, Operation::Delete, &request.get_ref().id).await?;
         let request = request.into_inner();
         let (slot, slot_outcome) = self.flows.delete(&request.id, request.keep_slot).await.map_err(to_status)?;
         Ok(Response::new(pb::DeleteFlowResponse { slot, slot_outcome }))
     }
 
     async fn start_flow(&self, request: Request<pb::FlowRef>) -> Answer<pb::Flow> {
+        self.allowed(&request, Operation::Alter, &request.get_ref().id).await?;
         reply(self.flows.start(&request.into_inner().id).await)
     }
 
     async fn stop_flow(&self, request: Request<pb::FlowRef>) -> Answer<pb::Flow> {
+        self.allowed(&request, Operation::Alter, &request.get_ref().id).await?;
         reply(self.flows.stop(&request.into_inner().id).await)
     }
 
     async fn resume_flow(&self, request: Request<pb::FlowRef>) -> Answer<pb::Flow> {
+        self.allowed(&request, Operation::Alter, &request.get_ref().id).await?;
         reply(self.flows.resume(&request.into_inner().id).await)
     }
 
     async fn run_flow_once(&self, request: Request<pb::RunFlowOnceRequest>) -> Answer<pb::RunFlowOnceResponse> {
+        self.allowed(&request, Operation::Alter, &request.get_ref().id).await?;
         let r = request.into_inner();
         let idle = Duration::from_millis(if r.idle_ms == 0 { 2000 } else { r.idle_ms });
         let timeout = Duration::from_millis(if r.timeout_ms == 0 { 600_000 } else { r.timeout_ms });
@@ -175,12 +217,14 @@ impl FlowService for FlowApi {
     }
 
     async fn list_publication(&self, request: Request<pb::FlowRef>) -> Answer<pb::Publication> {
+        self.allowed(&request, Operation::Describe, &request.get_ref().id).await?;
         let id = request.into_inner().id;
         let (name, tables) = self.flows.publication(&id, None).await.map_err(to_status)?;
         Ok(Response::new(pb::Publication { flow_id: id, name, tables, snapshot_tables: Vec::new() }))
     }
 
     async fn sync_publication(&self, request: Request<pb::SyncPublicationRequest>) -> Answer<pb::Publication> {
+        self.allowed(&request, Operation::Alter, &request.get_ref().id).await?;
         let r = request.into_inner();
         let sync = PublicationSync { mode: r.mode, tables: r.tables, schemas: r.schemas, snapshot: r.snapshot };
         let (name, tables, snapshot_tables) = self.flows.sync_publication(&r.id, &sync).await.map_err(to_status)?;
@@ -188,6 +232,7 @@ impl FlowService for FlowApi {
     }
 
     async fn resolve_staging(&self, request: Request<pb::ResolveStagingRequest>) -> Answer<pb::ResolveStagingResponse> {
+        self.allowed(&request, Operation::Alter, &request.get_ref().id).await?;
         let r = request.into_inner();
         let broker = self.flows.broker();
         self.flows.get(&r.id).await.map_err(to_status)?;
@@ -212,21 +257,28 @@ fn ddl_pb(e: DdlEntry) -> pb::PendingDdl {
 #[tonic::async_trait]
 impl DdlService for FlowApi {
     async fn list_pending(&self, request: Request<pb::ListPendingRequest>) -> Answer<pb::ListPendingResponse> {
+        let caller = self.guard.caller(&request).await?;
         let entries = self.flows.ddl.list(&request.into_inner().flow_id).await.map_err(to_status)?;
-        Ok(Response::new(pb::ListPendingResponse { ddl: entries.into_iter().map(ddl_pb).collect() }))
+        Ok(Response::new(pb::ListPendingResponse { ddl: entries.into_iter().filter(|e| described(&caller, &e.flow_id)).map(ddl_pb).collect() }))
     }
 
     async fn approve(&self, request: Request<pb::DdlRef>) -> Answer<pb::PendingDdl> {
+        let flow = self.ddl_flow(&request.get_ref().flow_id, request.get_ref().id).await?;
+        self.allowed(&request, Operation::Alter, &flow).await?;
         let r = request.into_inner();
         self.flows.ddl.decide(&r.flow_id, r.id, DdlStatus::Approved, "").await.map(|e| Response::new(ddl_pb(e))).map_err(to_status)
     }
 
     async fn reject(&self, request: Request<pb::RejectRequest>) -> Answer<pb::PendingDdl> {
+        let flow = self.ddl_flow(&request.get_ref().flow_id, request.get_ref().id).await?;
+        self.allowed(&request, Operation::Alter, &flow).await?;
         let r = request.into_inner();
         self.flows.ddl.decide(&r.flow_id, r.id, DdlStatus::Rejected, &r.reason).await.map(|e| Response::new(ddl_pb(e))).map_err(to_status)
     }
 
     async fn apply(&self, request: Request<pb::DdlRef>) -> Answer<pb::PendingDdl> {
+        let flow = self.ddl_flow(&request.get_ref().flow_id, request.get_ref().id).await?;
+        self.allowed(&request, Operation::Alter, &flow).await?;
         let r = request.into_inner();
         self.flows.ddl.decide(&r.flow_id, r.id, DdlStatus::Applied, "").await.map(|e| Response::new(ddl_pb(e))).map_err(to_status)
     }
@@ -248,6 +300,7 @@ fn checkpoint_pb(flow_id: String, c: ductstream_cdc::Checkpoint) -> pb::Checkpoi
 #[tonic::async_trait]
 impl CheckpointService for FlowApi {
     async fn get(&self, request: Request<pb::FlowRef>) -> Answer<pb::Checkpoint> {
+        self.allowed(&request, Operation::Describe, &request.get_ref().id).await?;
         let id = request.into_inner().id;
         let checkpoint = self.flows.checkpoint(&id).await.map_err(to_status)?;
         match checkpoint {
@@ -256,8 +309,10 @@ impl CheckpointService for FlowApi {
         }
     }
 
-    async fn list(&self, _: Request<pb::ListCheckpointsRequest>) -> Answer<pb::ListCheckpointsResponse> {
+    async fn list(&self, request: Request<pb::ListCheckpointsRequest>) -> Answer<pb::ListCheckpointsResponse> {
+        let caller = self.guard.caller(&request).await?;
         let all = self.flows.checkpoints().await.map_err(to_status)?;
-        Ok(Response::new(pb::ListCheckpointsResponse { checkpoints: all.into_iter().map(|(id, c)| checkpoint_pb(id, c)).collect() }))
+        let checkpoints = all.into_iter().filter(|(id, _)| described(&caller, id)).map(|(id, c)| checkpoint_pb(id, c)).collect();
+        Ok(Response::new(pb::ListCheckpointsResponse { checkpoints }))
     }
 }

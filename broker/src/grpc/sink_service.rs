@@ -8,17 +8,25 @@ use ductstream_proto::v1::sink_service_server::SinkService;
 use ductstream_sinks::runtime::SinkPhase;
 use tonic::{Request, Response, Status};
 
+use super::guard::Guard;
 use super::status::to_status;
+use crate::security::acl::{Operation, ResourceType};
 use crate::sinks::{SinkDef, SinkManager, SinkState, SinkView};
 use crate::{BrokerError, Result};
 
 pub struct SinkApi {
     sinks: Arc<SinkManager>,
+    guard: Arc<Guard>,
 }
 
 impl SinkApi {
-    pub fn new(sinks: Arc<SinkManager>) -> SinkApi {
-        SinkApi { sinks }
+    pub fn new(sinks: Arc<SinkManager>, guard: Arc<Guard>) -> SinkApi {
+        SinkApi { sinks, guard }
+    }
+
+    /// PERMISSION_DENIED unless the caller may do `operation` on sink `id`.
+    async fn allowed<T>(&self, request: &Request<T>, operation: Operation, id: &str) -> std::result::Result<(), Status> {
+        self.guard.check(request, operation, ResourceType::Sink, id).await.map(drop)
     }
 }
 
@@ -115,33 +123,52 @@ fn to_pb(view: SinkView) -> pb::Sink {
 #[tonic::async_trait]
 impl SinkService for SinkApi {
     async fn create_sink(&self, request: Request<pb::CreateSinkRequest>) -> Answer<pb::Sink> {
+        let caller = self.guard.caller(&request).await?;
+        if let Some(sink) = &request.get_ref().sink {
+            caller.require(Operation::Create, ResourceType::Sink, &sink.id)?;
+            // A sink reads its topics for whoever made it: they must be theirs to read (a
+            // pattern, every topic it may come to match).
+            for topic in &sink.topics {
+                caller.require(Operation::Read, ResourceType::Topic, topic)?;
+            }
+            if !sink.topic_pattern.is_empty() {
+                caller.require(Operation::Read, ResourceType::Topic, crate::security::acl::WILDCARD)?;
+            }
+        }
         let r = request.into_inner();
         let created = async { self.sinks.create(definition(r.sink)?, r.paused).await };
         answer(created.await.map(to_pb))
     }
 
     async fn get_sink(&self, request: Request<pb::SinkRef>) -> Answer<pb::Sink> {
+        self.allowed(&request, Operation::Describe, &request.get_ref().id).await?;
         answer(self.sinks.get(&request.into_inner().id).await.map(to_pb))
     }
 
-    async fn list_sinks(&self, _: Request<pb::ListSinksRequest>) -> Answer<pb::ListSinksResponse> {
-        answer(self.sinks.list().await.map(|all| pb::ListSinksResponse { sinks: all.into_iter().map(to_pb).collect() }))
+    async fn list_sinks(&self, request: Request<pb::ListSinksRequest>) -> Answer<pb::ListSinksResponse> {
+        let caller = self.guard.caller(&request).await?;
+        let described = |view: &SinkView| caller.may(Operation::Describe, ResourceType::Sink, &view.def.id);
+        answer(self.sinks.list().await.map(|all| pb::ListSinksResponse { sinks: all.into_iter().filter(described).map(to_pb).collect() }))
     }
 
     async fn start_sink(&self, request: Request<pb::SinkRef>) -> Answer<pb::Sink> {
+        self.allowed(&request, Operation::Alter, &request.get_ref().id).await?;
         answer(self.sinks.start(&request.into_inner().id).await.map(to_pb))
     }
 
     async fn stop_sink(&self, request: Request<pb::SinkRef>) -> Answer<pb::Sink> {
+        self.allowed(&request, Operation::Alter, &request.get_ref().id).await?;
         answer(self.sinks.stop(&request.into_inner().id).await.map(to_pb))
     }
 
     async fn delete_sink(&self, request: Request<pb::SinkRef>) -> Answer<pb::DeleteSinkResponse> {
+        self.allowed(&request, Operation::Delete, &request.get_ref().id).await?;
         let id = request.into_inner().id;
         answer(self.sinks.delete(&id).await.map(|()| pb::DeleteSinkResponse { id }))
     }
 
     async fn reset_sink(&self, request: Request<pb::ResetSinkRequest>) -> Answer<pb::Sink> {
+        self.allowed(&request, Operation::Alter, &request.get_ref().id).await?;
         let r = request.into_inner();
         answer(self.sinks.reset(&r.id, &r.to).await.map(to_pb))
     }

@@ -14,6 +14,10 @@ pub enum ResourceType {
     TransactionalId = 5,
     DelegationToken = 6,
     User = 7,
+    /// DuctStream's own: a CDC flow, by id (managed over gRPC; Kafka's ACL APIs do not see it).
+    Flow = 100,
+    /// DuctStream's own: a sink, by id.
+    Sink = 101,
 }
 
 /// How a binding's resource name matches (`ANY` and `MATCH` only in filters).
@@ -72,13 +76,48 @@ macro_rules! codes {
     };
 }
 
-codes!(ResourceType { Any = 1, Topic = 2, Group = 3, Cluster = 4, TransactionalId = 5, DelegationToken = 6, User = 7 });
+codes!(ResourceType { Any = 1, Topic = 2, Group = 3, Cluster = 4, TransactionalId = 5, DelegationToken = 6, User = 7, Flow = 100, Sink = 101 });
 codes!(PatternType { Any = 1, Match = 2, Literal = 3, Prefixed = 4 });
 codes!(Operation {
     Any = 1, All = 2, Read = 3, Write = 4, Create = 5, Delete = 6, Alter = 7, Describe = 8, ClusterAction = 9,
     DescribeConfigs = 10, AlterConfigs = 11, IdempotentWrite = 12, CreateTokens = 13, DescribeTokens = 14,
 });
 codes!(Permission { Any = 1, Deny = 2, Allow = 3 });
+
+/// Names as the CLI and the gRPC API write them (`transactional-id`, `describe-configs`).
+macro_rules! names {
+    ($ty:ident { $($variant:ident = $name:literal),* $(,)? }) => {
+        impl $ty {
+            pub fn name(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)*
+                }
+            }
+
+            /// In any case, with `_` for `-` as well.
+            pub fn from_name(name: &str) -> Option<$ty> {
+                let name = name.trim().to_ascii_lowercase().replace('_', "-");
+                match name.as_str() {
+                    $($name => Some($ty::$variant),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+names!(ResourceType {
+    Any = "any", Topic = "topic", Group = "group", Cluster = "cluster", TransactionalId = "transactional-id",
+    DelegationToken = "delegation-token", User = "user", Flow = "flow", Sink = "sink",
+});
+names!(PatternType { Any = "any", Match = "match", Literal = "literal", Prefixed = "prefixed" });
+names!(Operation {
+    Any = "any", All = "all", Read = "read", Write = "write", Create = "create", Delete = "delete", Alter = "alter",
+    Describe = "describe", ClusterAction = "cluster-action", DescribeConfigs = "describe-configs",
+    AlterConfigs = "alter-configs", IdempotentWrite = "idempotent-write", CreateTokens = "create-tokens",
+    DescribeTokens = "describe-tokens",
+});
+names!(Permission { Any = "any", Deny = "deny", Allow = "allow" });
 
 impl ResourceType {
     /// The operations that mean something for this type (Kafka's `AclEntry.supportedOperations`),
@@ -92,8 +131,15 @@ impl ResourceType {
             ResourceType::TransactionalId => &[Describe, Write],
             ResourceType::DelegationToken => &[Describe],
             ResourceType::User => &[CreateTokens, DescribeTokens],
+            ResourceType::Flow | ResourceType::Sink => &[Create, Describe, Alter, Delete],
             ResourceType::Any => &[],
         }
+    }
+
+    /// Whether Kafka's ACL APIs know this type (flows and sinks are DuctStream's and stay out
+    /// of them, so Kafka's tools never meet a type they cannot name).
+    pub fn is_kafka(self) -> bool {
+        !matches!(self, ResourceType::Flow | ResourceType::Sink)
     }
 }
 
@@ -177,10 +223,15 @@ pub struct AclFilter {
     pub host: Option<String>,
     pub operation: Operation,
     pub permission: Permission,
+    /// Set for Kafka's ACL APIs: DuctStream's own types (flows, sinks) are not theirs to see.
+    pub kafka_types_only: bool,
 }
 
 impl AclFilter {
     pub fn matches(&self, binding: &AclBinding) -> bool {
+        if self.kafka_types_only && !binding.resource_type.is_kafka() {
+            return false;
+        }
         let resource_type = self.resource_type == ResourceType::Any || self.resource_type == binding.resource_type;
         let pattern = match (self.pattern_type, &self.resource_name) {
             (PatternType::Any, None) => true,
@@ -244,8 +295,12 @@ mod tests {
             host: None,
             operation: Operation::Any,
             permission: Permission::Any,
+            kafka_types_only: false,
         };
         assert!(any.matches(&b));
+        let flow = AclBinding { resource_type: ResourceType::Flow, ..b.clone() };
+        assert!(any.matches(&flow));
+        assert!(!AclFilter { kafka_types_only: true, ..any.clone() }.matches(&flow));
         assert!(AclFilter { pattern_type: PatternType::Match, resource_name: Some("orders-eu".into()), ..any.clone() }.matches(&b));
         assert!(!AclFilter { pattern_type: PatternType::Literal, ..any.clone() }.matches(&b));
         assert!(!AclFilter { principal: Some("User:bob".into()), ..any.clone() }.matches(&b));

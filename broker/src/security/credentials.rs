@@ -158,6 +158,18 @@ pub async fn user(broker: &Broker, name: &str) -> Result<Option<UserCredentials>
     }
 }
 
+/// Whether `password` is `name`'s, checked against whichever SCRAM credential the user has
+/// (for logins that carry the password itself: SASL/PLAIN, the gRPC API's Basic scheme).
+pub async fn check_password(broker: &Broker, name: &str, password: &str) -> Result<bool> {
+    let Some(stored) = user(broker, name).await? else {
+        return Ok(false);
+    };
+    match ScramMechanism::ALL.into_iter().find_map(|m| stored.get(m).map(|c| (m, c))) {
+        Some((mechanism, credential)) => credential.matches(mechanism, password),
+        None => Ok(false),
+    }
+}
+
 /// Every user with credentials, by name.
 pub async fn users(broker: &Broker) -> Result<Vec<(String, UserCredentials)>> {
     let mut out = Vec::new();

@@ -39,15 +39,18 @@ pub struct TlsFiles {
 /// The current acceptor, replaced when the files change.
 pub struct ReloadingTls {
     files: TlsFiles,
+    /// ALPN protocols offered (`h2` for the gRPC API; none for Kafka).
+    alpn: Vec<Vec<u8>>,
     current: RwLock<(TlsAcceptor, Vec<Option<SystemTime>>)>,
 }
 
 impl ReloadingTls {
     /// Loads the files; a missing or unreadable file is a configuration error.
-    pub fn load(files: TlsFiles) -> Result<Arc<ReloadingTls>> {
-        let acceptor = build(&files)?;
+    pub fn load(files: TlsFiles, alpn: &[&[u8]]) -> Result<Arc<ReloadingTls>> {
+        let alpn: Vec<Vec<u8>> = alpn.iter().map(|p| p.to_vec()).collect();
+        let acceptor = build(&files, &alpn)?;
         let stamps = stamps(&files);
-        Ok(Arc::new(ReloadingTls { files, current: RwLock::new((acceptor, stamps)) }))
+        Ok(Arc::new(ReloadingTls { files, alpn, current: RwLock::new((acceptor, stamps)) }))
     }
 
     /// The acceptor for a new connection.
@@ -69,7 +72,7 @@ impl ReloadingTls {
         if !changed {
             return Ok(false);
         }
-        let acceptor = build(&self.files)?;
+        let acceptor = build(&self.files, &self.alpn)?;
         let mut current = match self.current.write() {
             Ok(current) => current,
             Err(poisoned) => poisoned.into_inner(),
@@ -103,7 +106,7 @@ fn stamps(files: &TlsFiles) -> Vec<Option<SystemTime>> {
     out
 }
 
-fn build(files: &TlsFiles) -> Result<TlsAcceptor> {
+fn build(files: &TlsFiles, alpn: &[Vec<u8>]) -> Result<TlsAcceptor> {
     let config_error = |what: &str, path: &Path, e: &dyn std::fmt::Display| {
         BrokerError::Config(format!("TLS {what} {}: {e}", path.display()))
     };
@@ -134,8 +137,9 @@ fn build(files: &TlsFiles) -> Result<TlsAcceptor> {
             builder.with_client_cert_verifier(verifier)
         }
     };
-    let config = builder
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| config_error("certificate and key", &files.certificate, &e))?;
+    config.alpn_protocols = alpn.to_vec();
     Ok(TlsAcceptor::from(Arc::new(config)))
 }

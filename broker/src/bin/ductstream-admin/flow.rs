@@ -11,6 +11,7 @@ use ductstream_proto::v1::flow_service_client::FlowServiceClient;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::connect::{connect, Target};
 use crate::output::{self, time_text, Format};
 
 #[derive(Debug, Args)]
@@ -225,16 +226,8 @@ pub(crate) fn failed(s: tonic::Status) -> String {
     format!("{:?}: {}", s.code(), s.message())
 }
 
-pub(crate) async fn connect(server: &str) -> Result<tonic::transport::Channel, String> {
-    tonic::transport::Endpoint::from_shared(server.to_owned())
-        .map_err(|e| format!("bad server address {server}: {e}"))?
-        .connect()
-        .await
-        .map_err(|e| format!("cannot reach the gRPC API at {server}: {e}"))
-}
-
-pub async fn run_flow(server: &str, command: FlowCommand, format: Format) -> Result<(), String> {
-    let mut client = FlowServiceClient::new(connect(server).await?);
+pub async fn run_flow(target: &Target, command: FlowCommand, format: Format) -> Result<(), String> {
+    let mut client = FlowServiceClient::new(connect(target).await?);
     let one = |f: pb::Flow| print_flows(format, &[f], false);
     match command {
         FlowCommand::Create { file } => {
@@ -333,8 +326,8 @@ fn print_flows(format: Format, flows: &[pb::Flow], as_list: bool) {
     output::print(format, &json, &["ID", "STATE", "PHASE", "RECORDS", "CONFIRMED LSN", "LAST ERROR"], rows);
 }
 
-pub async fn run_publication(server: &str, command: PublicationCommand, format: Format) -> Result<(), String> {
-    let mut client = FlowServiceClient::new(connect(server).await?);
+pub async fn run_publication(target: &Target, command: PublicationCommand, format: Format) -> Result<(), String> {
+    let mut client = FlowServiceClient::new(connect(target).await?);
     let publication = match command {
         PublicationCommand::List(flow) => client.list_publication(pb::FlowRef { id: flow.id() }).await.map_err(failed)?,
         PublicationCommand::Sync { flow, mode, tables, schemas, snapshot, pause, resume } => {
@@ -366,8 +359,8 @@ pub async fn run_publication(server: &str, command: PublicationCommand, format: 
     Ok(())
 }
 
-pub async fn run_ddl(server: &str, command: DdlCommand, format: Format) -> Result<(), String> {
-    let mut client = DdlServiceClient::new(connect(server).await?);
+pub async fn run_ddl(target: &Target, command: DdlCommand, format: Format) -> Result<(), String> {
+    let mut client = DdlServiceClient::new(connect(target).await?);
     let entries = match command {
         DdlCommand::List { flow, status } => {
             let all = client.list_pending(pb::ListPendingRequest { flow_id: flow }).await.map_err(failed)?.into_inner().ddl;
@@ -397,8 +390,8 @@ pub async fn run_ddl(server: &str, command: DdlCommand, format: Format) -> Resul
     Ok(())
 }
 
-pub async fn run_checkpoint(server: &str, command: CheckpointCommand, format: Format) -> Result<(), String> {
-    let mut client = CheckpointServiceClient::new(connect(server).await?);
+pub async fn run_checkpoint(target: &Target, command: CheckpointCommand, format: Format) -> Result<(), String> {
+    let mut client = CheckpointServiceClient::new(connect(target).await?);
     let (checkpoints, as_list) = match command {
         CheckpointCommand::Get(f) => (vec![client.get(pb::FlowRef { id: f.id }).await.map_err(failed)?.into_inner()], false),
         CheckpointCommand::List => (client.list(pb::ListCheckpointsRequest {}).await.map_err(failed)?.into_inner().checkpoints, true),

@@ -1,13 +1,20 @@
 //! `ductstream-admin`: the command line for DuctStream's gRPC API.
 //!
+//! `--server https://...` with `--ca-cert` reaches a broker started with `--grpc-tls`;
+//! `--user` and `--password` (or DUCTSTREAM_USER and DUCTSTREAM_PASSWORD) log in as a SCRAM
+//! user, `--cert` and `--key` present a client certificate.
+//!
 //! Human-readable tables by default; `--json` prints one JSON document, `--pretty` the same
 //! indented. Exits 1 with the server's message when a call fails.
 
+mod acl;
+mod connect;
 mod durations;
 mod flow;
 mod output;
 mod sink;
 mod stream;
+mod user;
 
 use std::process::ExitCode;
 
@@ -17,9 +24,8 @@ use output::Format;
 #[derive(Debug, Parser)]
 #[command(name = "ductstream-admin", version, about = "Administer DuctStream over its gRPC API")]
 struct Cli {
-    /// The broker's gRPC address.
-    #[arg(long, global = true, env = "DUCTSTREAM_SERVER", default_value = "http://127.0.0.1:8080")]
-    server: String,
+    #[command(flatten)]
+    target: connect::Target,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]
     json: bool,
@@ -62,6 +68,16 @@ enum Command {
         #[command(subcommand)]
         command: stream::StreamCommand,
     },
+    /// SCRAM users: list, set (create or change the password), delete, whoami.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
+    /// ACLs (with --authorizer acl), flows and sinks included: list, add, remove.
+    Acl {
+        #[command(subcommand)]
+        command: acl::AclCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -80,12 +96,14 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Stream { command } => stream::run(&cli.server, command, format).await,
-            Command::Sink { command } => sink::run(&cli.server, command, format).await,
-            Command::Flow { command } => flow::run_flow(&cli.server, command, format).await,
-            Command::Publication { command } => flow::run_publication(&cli.server, command, format).await,
-            Command::Ddl { command } => flow::run_ddl(&cli.server, command, format).await,
-            Command::Checkpoint { command } => flow::run_checkpoint(&cli.server, command, format).await,
+            Command::Stream { command } => stream::run(&cli.target, command, format).await,
+            Command::Sink { command } => sink::run(&cli.target, command, format).await,
+            Command::Flow { command } => flow::run_flow(&cli.target, command, format).await,
+            Command::Publication { command } => flow::run_publication(&cli.target, command, format).await,
+            Command::Ddl { command } => flow::run_ddl(&cli.target, command, format).await,
+            Command::Checkpoint { command } => flow::run_checkpoint(&cli.target, command, format).await,
+            Command::User { command } => user::run(&cli.target, command, format).await,
+            Command::Acl { command } => acl::run(&cli.target, command, format).await,
         }
     });
     match result {

@@ -6,7 +6,8 @@ use ductstream_proto::v1::sink_service_client::SinkServiceClient;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::flow::{connect, endpoint, failed, EndpointFile};
+use crate::connect::{connect, Target};
+use crate::flow::{endpoint, failed, EndpointFile};
 use crate::output::{self, time_text, Format};
 
 #[derive(Debug, Subcommand)]
@@ -53,8 +54,8 @@ fn read_sink(path: &std::path::Path) -> Result<pb::Sink, String> {
     Ok(pb::Sink { id: file.id, topics: file.topics, topic_pattern: file.topic_pattern, destination: Some(endpoint(file.destination)), ..Default::default() })
 }
 
-pub async fn run(server: &str, command: SinkCommand, format: Format) -> Result<(), String> {
-    let mut client = SinkServiceClient::new(connect(server).await?);
+pub async fn run(target: &Target, command: SinkCommand, format: Format) -> Result<(), String> {
+    let mut client = SinkServiceClient::new(connect(target).await?);
     let reference = |id: String| pb::SinkRef { id };
     let sink = match command {
         SinkCommand::Create { file, paused } => {

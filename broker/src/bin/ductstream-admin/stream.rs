@@ -6,6 +6,7 @@ use ductstream_proto::v1::stream_service_client::StreamServiceClient;
 use ductstream_proto::timestamp_from_ms;
 use serde_json::{json, Value};
 
+use crate::connect::{connect, Target as ApiTarget};
 use crate::durations::{parse_ms, parse_time_ms};
 use crate::output::{self, bytes_text, time_text, Format};
 
@@ -120,10 +121,8 @@ pub enum StreamCommand {
     },
 }
 
-pub async fn run(server: &str, command: StreamCommand, format: Format) -> Result<(), String> {
-    let mut client = StreamServiceClient::connect(server.to_owned())
-        .await
-        .map_err(|e| format!("cannot reach the gRPC API at {server}: {e}"))?;
+pub async fn run(target: &ApiTarget, command: StreamCommand, format: Format) -> Result<(), String> {
+    let mut client = StreamServiceClient::new(connect(target).await?);
     let failed = |s: tonic::Status| format!("{:?}: {}", s.code(), s.message());
     match command {
         StreamCommand::Create(settings) => {

@@ -5,7 +5,7 @@
 use async_trait::async_trait;
 
 use super::{failed, malformed, Exchange, Step};
-use crate::security::credentials::{self, ScramMechanism};
+use crate::security::credentials;
 use crate::security::Principal;
 use crate::{Broker, Result};
 
@@ -31,16 +31,9 @@ impl Exchange for Plain {
         if !authzid.is_empty() && authzid != user {
             return Err(malformed(NAME, "an authorization id other than the user is not supported"));
         }
-        let Some(stored) = credentials::user(broker, user).await? else {
-            return Err(failed(NAME));
-        };
-        // Whichever SCRAM credential the user has checks the password.
-        let checked = ScramMechanism::ALL.into_iter().find_map(|m| stored.get(m).map(|c| (m, c)));
-        match checked {
-            Some((mechanism, credential)) if credential.matches(mechanism, password)? => {
-                Ok(Step::Done { principal: Principal::user(user), reply: Vec::new() })
-            }
-            _ => Err(failed(NAME)),
+        match credentials::check_password(broker, user, password).await? {
+            true => Ok(Step::Done { principal: Principal::user(user), reply: Vec::new() }),
+            false => Err(failed(NAME)),
         }
     }
 }
