@@ -493,9 +493,8 @@ def kafka_tool(main_class: str, *args: str, input: str | None = None) -> list[st
 def test_kafka_configs_manages_users_and_the_java_client_logs_in(secure_broker, reference_kafka, certs, topic, tmp_path):
     """kafka-configs.sh adds SCRAM users (AlterUserScramCredentials) on DuctStream as on Apache
     Kafka, and both describe them alike; the Java client (console producer and consumer) logs
-    in with SCRAM-SHA-512 over SASL_SSL. (kafka-configs --describe of users also asks for
-    client quotas, which DuctStream does not serve yet, so the description is read with
-    confluent-kafka's admin.)"""
+    in with SCRAM-SHA-512 over SASL_SSL. (The description is read with confluent-kafka's admin;
+    test_quotas.py reads kafka-configs' own.)"""
     configs = "kafka.admin.ConfigCommand"
     user = f"dave-{topic[-8:]}"
     described = {}

@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{AuthorizerKind, BrokerConfig};
 use crate::cluster::Cluster;
+use crate::quotas::Quotas;
 use crate::security::authorizer::Authorizer;
 use crate::groups::{Coordinator, GroupConfig};
 use crate::log::Log;
@@ -29,6 +30,8 @@ pub struct Broker {
     pub txns: Arc<TxnCoordinator>,
     /// Decides what each principal may do (or lets everyone do everything).
     pub authorizer: Arc<Authorizer>,
+    /// Produce and fetch byte-rate quotas, and the traffic counted against them.
+    pub quotas: Arc<Quotas>,
     /// The sinks this broker runs, by id, for metrics.
     pub sink_statuses: std::sync::Mutex<BTreeMap<String, Arc<SinkStatus>>>,
 }
@@ -45,6 +48,9 @@ impl Broker {
         if authorizer.enabled() {
             authorizer.refresh(storage.as_ref()).await?;
         }
+        // Likewise the first requests are held to the stored quotas.
+        let quotas = Arc::new(Quotas::default());
+        quotas.refresh(storage.as_ref()).await?;
         let groups = Coordinator::new(storage.clone(), groups);
         let log = Arc::new(Log::new(storage.clone()));
         let txns = TxnCoordinator::new(storage, log.clone());
@@ -57,6 +63,7 @@ impl Broker {
             groups,
             shutdown: CancellationToken::new(),
             authorizer,
+            quotas,
             sink_statuses: Default::default(),
         }))
     }

@@ -65,6 +65,13 @@ async fn read_requests<R: AsyncRead + Unpin>(
         // Before authentication a client may only be asking to authenticate: keep its frames
         // small, as Kafka does (`sasl.server.max.receive.size`).
         let max = if session.principal().is_some() { broker.config.socket_request_max_bytes } else { MAX_SASL_FRAME };
+        // A throttled client (quotas) is not read from until its throttle time has passed.
+        if let Some(until) = session.take_mute() {
+            tokio::select! {
+                _ = broker.shutdown.cancelled() => return Ok(()),
+                _ = tokio::time::sleep_until(until.into()) => {}
+            }
+        }
         let frame = tokio::select! {
             _ = broker.shutdown.cancelled() => return Ok(()),
             frame = read_frame(&mut reader, max) => frame?,

@@ -30,6 +30,7 @@ mod idempotence;
 pub mod log;
 mod metrics;
 pub mod open;
+pub mod quotas;
 mod records;
 mod reconcile;
 mod record_checks;

@@ -78,6 +78,7 @@ async fn run(args: Args) -> Result<()> {
     }
     tokio::spawn(ductstream_broker::cluster::keep_alive(broker.clone()));
     tokio::spawn(broker.authorizer.clone().follow(storage.clone(), broker.shutdown.clone()));
+    tokio::spawn(broker.quotas.clone().follow(storage.clone(), broker.shutdown.clone()));
     tokio::spawn(ductstream_broker::retention::run(broker.clone()));
     tokio::spawn(ductstream_broker::compaction::run(broker.clone()));
     tokio::spawn(ductstream_broker::transactions::coordinator::run(broker.clone()));

@@ -25,6 +25,7 @@ pub struct Metrics {
     cleanings: AtomicU64,
     tls_handshake_failures: AtomicU64,
     sasl_failures: AtomicU64,
+    throttle_ms: AtomicU64,
     connections_refused: AtomicU64,
 }
 
@@ -51,6 +52,10 @@ impl Metrics {
     }
     pub fn sasl_failed(&self) {
         self.sasl_failures.fetch_add(1, Ordering::Relaxed);
+    }
+    /// A client held back this long by a quota.
+    pub fn throttled(&self, ms: u64) {
+        self.throttle_ms.fetch_add(ms, Ordering::Relaxed);
     }
     pub fn connection_closed(&self) {
         self.connections.fetch_sub(1, Ordering::Relaxed);
@@ -86,6 +91,7 @@ pub async fn render(broker: &Broker) -> String {
     counter(&mut out, "ductstream_tls_handshake_failures_total", "Connections closed because their TLS handshake failed.", m.tls_handshake_failures.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_connections_refused_total", "Connections closed at accept: past --max-connections(-per-ip).", m.connections_refused.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_sasl_authentication_failures_total", "SASL exchanges that failed.", m.sasl_failures.load(Ordering::Relaxed));
+    counter(&mut out, "ductstream_quota_throttle_ms_total", "Milliseconds clients were held back by quotas.", m.throttle_ms.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_log_cleaner_written_bytes_total", "What the cleaned log takes after cleaning.", m.cleaner_written.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_log_cleaner_milliseconds_total", "Time the cleaner spent compacting.", m.cleaner_ms.load(Ordering::Relaxed));
     let _ = write!(

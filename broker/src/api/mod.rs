@@ -4,6 +4,7 @@
 mod acl_filter;
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
+mod alter_client_quotas;
 mod alter_user_scram_credentials;
 mod alter_configs;
 mod api_versions;
@@ -17,6 +18,7 @@ mod delete_groups;
 mod delete_records;
 mod delete_topics;
 mod describe_acls;
+mod describe_client_quotas;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
@@ -42,6 +44,7 @@ mod produce;
 mod sasl_authenticate;
 mod sasl_handshake;
 mod sync_group;
+mod throttle;
 mod txn_offset_commit;
 
 use std::sync::atomic::{AtomicI16, Ordering};
@@ -103,6 +106,8 @@ pub const SUPPORTED: &[(ApiKey, i16, i16)] = &[
     (ApiKey::SaslAuthenticate, 0, 2),
     (ApiKey::DescribeUserScramCredentials, 0, 0),
     (ApiKey::AlterUserScramCredentials, 0, 0),
+    (ApiKey::DescribeClientQuotas, 0, 1),
+    (ApiKey::AlterClientQuotas, 0, 1),
 ];
 
 /// Whether `version` of `key` is implemented.
@@ -133,6 +138,23 @@ impl Ctx {
     /// Who made the request (ANONYMOUS on a listener that authenticates nobody).
     pub fn principal(&self) -> Principal {
         self.session.principal().unwrap_or_else(Principal::anonymous)
+    }
+
+    /// Counts `bytes` against the client's `key` quota (by user and client id) and holds its
+    /// connection for the throttle; returns the throttle in ms for the response, 0 without
+    /// a quota.
+    pub fn throttle(&self, key: &str, bytes: usize) -> i32 {
+        if !self.broker.quotas.any() {
+            return 0;
+        }
+        let wait = self.broker.quotas.record(key, &self.principal().name, &self.client_id, bytes);
+        if wait.is_zero() {
+            return 0;
+        }
+        self.session.mute_for(wait);
+        let ms = wait.as_millis().min(i32::MAX as u128) as i32;
+        self.broker.metrics.throttled(ms as u64);
+        ms
     }
 
     /// Whether the authorizer lets this request's principal do `operation` on the resource.
@@ -206,8 +228,11 @@ pub async fn dispatch(ctx: &Arc<Ctx>, request: RequestKind) -> Result<Outcome> {
     match request {
         RequestKind::ApiVersions(r) => now(ResponseKind::ApiVersions(api_versions::handle(ctx, r))),
         RequestKind::Metadata(r) => now(ResponseKind::Metadata(metadata::handle(ctx, r).await?)),
-        RequestKind::Produce(r) => produce::handle(ctx, r).await,
-        RequestKind::Fetch(r) => now(ResponseKind::Fetch(fetch::handle(ctx, r).await?)),
+        RequestKind::Produce(r) => {
+            let bytes = throttle::produced_bytes(&r);
+            Ok(throttle::produce(ctx, bytes, produce::handle(ctx, r).await?))
+        }
+        RequestKind::Fetch(r) => now(ResponseKind::Fetch(throttle::fetch(ctx, fetch::handle(ctx, r).await?))),
         RequestKind::ListOffsets(r) => now(ResponseKind::ListOffsets(list_offsets::handle(ctx, r).await)),
         RequestKind::CreateTopics(r) => now(ResponseKind::CreateTopics(create_topics::handle(ctx, r).await)),
         RequestKind::DeleteTopics(r) => now(ResponseKind::DeleteTopics(delete_topics::handle(ctx, r).await)),
@@ -255,6 +280,8 @@ pub async fn dispatch(ctx: &Arc<Ctx>, request: RequestKind) -> Result<Outcome> {
         RequestKind::AlterUserScramCredentials(r) => {
             now(ResponseKind::AlterUserScramCredentials(alter_user_scram_credentials::handle(ctx, r).await))
         }
+        RequestKind::DescribeClientQuotas(r) => now(ResponseKind::DescribeClientQuotas(describe_client_quotas::handle(ctx, r))),
+        RequestKind::AlterClientQuotas(r) => now(ResponseKind::AlterClientQuotas(alter_client_quotas::handle(ctx, r).await)),
         _ => Err(BrokerError::UnsupportedVersion { api: ctx.api, version: ctx.version }),
     }
 }

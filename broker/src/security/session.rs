@@ -20,6 +20,8 @@ pub struct Session {
     /// Who the connection is, for the authorizer: kept beside `state` (whose lock is held
     /// across a SASL step) so that every request can read it without waiting.
     principal: std::sync::RwLock<Option<Principal>>,
+    /// A quota throttled the client: nothing more is read from it until then (KIP-219).
+    muted_until: std::sync::Mutex<Option<Instant>>,
 }
 
 enum State {
@@ -55,7 +57,26 @@ impl Session {
             let principal = tls_principal.unwrap_or_else(Principal::anonymous);
             (State::Authenticated(Authenticated { principal: principal.clone(), expires: None }), Some(principal))
         };
-        Session { listener, peer, state: tokio::sync::Mutex::new(state), principal: std::sync::RwLock::new(principal) }
+        Session {
+            listener,
+            peer,
+            state: tokio::sync::Mutex::new(state),
+            principal: std::sync::RwLock::new(principal),
+            muted_until: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// Holds the connection's next request back for `throttle` (added to any hold already
+    /// set, the later end winning).
+    pub fn mute_for(&self, throttle: Duration) {
+        let until = Instant::now() + throttle;
+        let mut muted = self.muted_until.lock().unwrap_or_else(|p| p.into_inner());
+        *muted = Some(muted.map_or(until, |m| m.max(until)));
+    }
+
+    /// Until when the connection is held back, clearing it.
+    pub fn take_mute(&self) -> Option<Instant> {
+        self.muted_until.lock().unwrap_or_else(|p| p.into_inner()).take()
     }
 
     /// Who the connection is, once authenticated.
