@@ -47,6 +47,9 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_SASL_ENABLED_MECHANISMS", default_value = "PLAIN,SCRAM-SHA-256,SCRAM-SHA-512")]
     pub sasl_enabled_mechanisms: String,
 
+    #[command(flatten)]
+    pub oauth: OAuthArgs,
+
     /// `acl` checks every request against the ACLs in storage (Kafka's StandardAuthorizer);
     /// `none` lets every client do everything (the ACL APIs then answer SECURITY_DISABLED).
     #[arg(long, env = "DUCTSTREAM_AUTHORIZER", value_enum, default_value_t = AuthorizerKind::None)]
@@ -257,6 +260,60 @@ pub struct TlsArgs {
     pub ssl_reload_interval_ms: u64,
 }
 
+/// OAuth bearer tokens (SASL/OAUTHBEARER, and `authorization: Bearer` on the gRPC API):
+/// JWTs checked against the identity provider's public keys (Kafka's `sasl.oauthbearer.*`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct OAuthArgs {
+    /// The identity provider's keys as a JWKS file (`{"keys": [...]}`), read again when it
+    /// changes.
+    #[arg(long, env = "DUCTSTREAM_SASL_OAUTHBEARER_JWKS_FILE")]
+    pub sasl_oauthbearer_jwks_file: Option<PathBuf>,
+
+    /// Or one PEM public key (RSA, EC or Ed25519) that signs the tokens.
+    #[arg(long, env = "DUCTSTREAM_SASL_OAUTHBEARER_PUBLIC_KEY_FILE")]
+    pub sasl_oauthbearer_public_key_file: Option<PathBuf>,
+
+    /// The `iss` a token must have.
+    #[arg(long, env = "DUCTSTREAM_SASL_OAUTHBEARER_EXPECTED_ISSUER")]
+    pub sasl_oauthbearer_expected_issuer: Option<String>,
+
+    /// Audiences a token's `aud` must include one of, comma-separated.
+    #[arg(long, env = "DUCTSTREAM_SASL_OAUTHBEARER_EXPECTED_AUDIENCE", default_value = "")]
+    pub sasl_oauthbearer_expected_audience: String,
+
+    /// The claim that names the principal.
+    #[arg(long, env = "DUCTSTREAM_SASL_OAUTHBEARER_SUB_CLAIM_NAME", default_value = "sub")]
+    pub sasl_oauthbearer_sub_claim_name: String,
+
+    /// Clock difference allowed when checking `exp` and `nbf`.
+    #[arg(long, env = "DUCTSTREAM_SASL_OAUTHBEARER_CLOCK_SKEW_SECONDS", default_value_t = 30)]
+    pub sasl_oauthbearer_clock_skew_seconds: u64,
+}
+
+impl OAuthArgs {
+    /// The validator, when keys are configured.
+    pub fn validator(&self) -> crate::Result<Option<std::sync::Arc<crate::security::jwt::TokenValidator>>> {
+        if self.sasl_oauthbearer_jwks_file.is_none() && self.sasl_oauthbearer_public_key_file.is_none() {
+            return Ok(None);
+        }
+        let settings = crate::security::jwt::TokenSettings {
+            jwks_file: self.sasl_oauthbearer_jwks_file.clone(),
+            public_key_file: self.sasl_oauthbearer_public_key_file.clone(),
+            expected_issuer: self.sasl_oauthbearer_expected_issuer.clone(),
+            expected_audience: self
+                .sasl_oauthbearer_expected_audience
+                .split(',')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(String::from)
+                .collect(),
+            sub_claim_name: self.sasl_oauthbearer_sub_claim_name.clone(),
+            clock_skew_s: self.sasl_oauthbearer_clock_skew_seconds,
+        };
+        Ok(Some(std::sync::Arc::new(crate::security::jwt::TokenValidator::load(settings)?)))
+    }
+}
+
 impl TlsArgs {
     /// The files, when a TLS listener needs them.
     pub fn files(&self) -> crate::Result<TlsFiles> {
@@ -297,6 +354,8 @@ pub struct BrokerConfig {
     /// Every listener's advertised address, in `--listeners` order.
     pub advertised: Vec<Endpoint>,
     pub sasl_mechanisms: Vec<String>,
+    /// Checks OAuth bearer tokens, when keys are configured.
+    pub oauth: Option<std::sync::Arc<crate::security::jwt::TokenValidator>>,
     /// `--connections-max-reauth-ms`, when not 0.
     pub connections_max_reauth: Option<std::time::Duration>,
     pub authorizer: AuthorizerKind,
@@ -380,6 +439,12 @@ impl BrokerConfig {
                 MECHANISMS.join(", ")
             )));
         }
+        let oauth = args.oauth.validator()?;
+        if oauth.is_none() && sasl_mechanisms.iter().any(|m| m == "OAUTHBEARER") {
+            return Err(crate::BrokerError::Config(
+                "OAUTHBEARER needs --sasl-oauthbearer-jwks-file or --sasl-oauthbearer-public-key-file".into(),
+            ));
+        }
         let schedule = args
             .schedule()
             .map(|cron| crate::flows::schedule::parse(&cron))
@@ -413,6 +478,7 @@ impl BrokerConfig {
             advertised_port,
             advertised,
             sasl_mechanisms,
+            oauth,
             authorizer: args.authorizer,
             max_connections_per_ip: args.max_connections_per_ip,
             max_connections: args.max_connections,

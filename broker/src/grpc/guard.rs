@@ -1,7 +1,8 @@
 //! Who calls the gRPC API and whether they may: each call's principal comes from its
-//! `authorization` header (`Basic`: a SCRAM user's name and password) or else the client
-//! certificate of its TLS connection, or is User:ANONYMOUS; the ACL authorizer then decides
-//! each operation as it does for Kafka requests.
+//! `authorization` header (`Basic`: a SCRAM user's name and password; `Bearer`: an OAuth JWT,
+//! checked as SASL/OAUTHBEARER checks it) or else the client certificate of its TLS
+//! connection, or is User:ANONYMOUS; the ACL authorizer then decides each operation as it
+//! does for Kafka requests.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -33,7 +34,7 @@ pub struct Guard {
 pub struct Caller {
     pub principal: Principal,
     pub host: String,
-    /// `basic`, `certificate` or `anonymous`.
+    /// `basic`, `bearer`, `certificate` or `anonymous`.
     pub authenticated_by: &'static str,
     authorizer: Arc<Authorizer>,
 }
@@ -74,6 +75,9 @@ impl Guard {
         };
         if let Some(header) = request.metadata().get("authorization") {
             let header = header.to_str().map_err(|_| Status::unauthenticated("the authorization header is not text"))?;
+            if let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) {
+                return Ok(caller(self.bearer(token.trim())?, "bearer"));
+            }
             return Ok(caller(self.basic(header).await?, "basic"));
         }
         if let Some(subject) = peer.and_then(|p| p.certificate_subject.clone()) {
@@ -89,9 +93,24 @@ impl Guard {
         Ok(caller)
     }
 
+    fn bearer(&self, token: &str) -> Result<Principal, Status> {
+        let Some(validator) = &self.broker.config.oauth else {
+            return Err(Status::unauthenticated("bearer tokens are not accepted: the broker has no --sasl-oauthbearer-* keys"));
+        };
+        match validator.verify(token) {
+            Ok(verified) => Ok(Principal::user(verified.subject)),
+            Err(why) => {
+                self.broker.metrics.sasl_failed();
+                Err(Status::unauthenticated(format!("invalid token: {why}")))
+            }
+        }
+    }
+
     async fn basic(&self, header: &str) -> Result<Principal, Status> {
         let Some(encoded) = header.strip_prefix("Basic ").or_else(|| header.strip_prefix("basic ")) else {
-            return Err(Status::unauthenticated("unsupported authorization scheme: use Basic with a SCRAM user's name and password"));
+            return Err(Status::unauthenticated(
+                "unsupported authorization scheme: use Basic (a SCRAM user's name and password) or Bearer (an OAuth token)",
+            ));
         };
         let key: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, header.as_bytes()).as_ref().try_into().unwrap_or([0; 32]);
         if let Some(principal) = self.remembered(&key) {

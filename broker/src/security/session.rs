@@ -149,7 +149,7 @@ impl Session {
         let previous = previous.clone();
         match step {
             Ok(Step::Challenge(token)) => Ok(AuthReply { token, session_lifetime_ms: 0 }),
-            Ok(Step::Done { principal, reply }) => {
+            Ok(Step::Done { principal, reply, expires_at }) => {
                 if let Some(previous) = &previous
                     && previous.principal != principal
                 {
@@ -163,6 +163,11 @@ impl Session {
                 }
                 tracing::debug!(peer = %self.peer, %principal, mechanism, "authenticated");
                 self.set_principal(Some(principal.clone()));
+                // With re-authentication on, a token's session ends with the token (KIP-368).
+                let reauth_after = reauth_after.map(|d| match expires_at {
+                    Some(at) => d.min(Duration::from_secs(at).saturating_sub(unix_now())),
+                    None => d,
+                });
                 *state = State::Authenticated(Authenticated { principal, expires: reauth_after.map(|d| Instant::now() + d) });
                 let lifetime = reauth_after.map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
                 Ok(AuthReply { token: reply, session_lifetime_ms: lifetime })
@@ -176,4 +181,8 @@ impl Session {
             }
         }
     }
+}
+
+fn unix_now() -> Duration {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default()
 }

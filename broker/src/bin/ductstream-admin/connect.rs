@@ -1,6 +1,6 @@
 //! Reaching the broker's gRPC API: TLS when the address is `https://` (trusting `--ca-cert`,
 //! or the system's CAs), a client certificate when `--cert` and `--key` are given, and a SCRAM
-//! user's name and password sent as Basic credentials with every call.
+//! user's name and password (Basic) or an OAuth token (Bearer) sent with every call.
 
 use std::path::PathBuf;
 
@@ -22,6 +22,10 @@ pub struct Target {
     /// That user's password.
     #[arg(long, global = true, env = "DUCTSTREAM_PASSWORD", hide_env_values = true)]
     pub password: Option<String>,
+    /// An OAuth bearer token (a JWT the broker's --sasl-oauthbearer-* keys verify), instead of
+    /// a user and password.
+    #[arg(long, global = true, env = "DUCTSTREAM_TOKEN", hide_env_values = true, conflicts_with = "user")]
+    pub token: Option<String>,
     /// PEM CA bundle that signed the broker's certificate (default: the system's CAs).
     #[arg(long, global = true, env = "DUCTSTREAM_CA_CERT")]
     pub ca_cert: Option<PathBuf>,
@@ -67,6 +71,10 @@ pub async fn connect(target: &Target) -> Result<Api, String> {
         endpoint = endpoint.tls_config(tls).map_err(|e| format!("TLS for {server}: {e}"))?;
     }
     let credentials = match (&target.user, &target.password) {
+        (None, None) if target.token.is_some() => {
+            let token = target.token.as_deref().unwrap_or_default().trim();
+            Credentials(Some(format!("Bearer {token}").parse().map_err(|e| format!("the token cannot be sent: {e}"))?))
+        }
         (Some(user), Some(password)) => {
             let encoded = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
             let value = format!("Basic {encoded}").parse().map_err(|e| format!("credentials cannot be sent: {e}"))?;

@@ -1,6 +1,7 @@
 //! SASL mechanisms as server-side exchanges: each client token gets a reply, until the
 //! exchange names the authenticated principal or fails.
 
+mod oauthbearer;
 mod plain;
 mod scram;
 
@@ -12,14 +13,15 @@ use super::Principal;
 use crate::{Broker, BrokerError, Result};
 
 /// Every mechanism this broker can serve, in the order SaslHandshake lists them.
-pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"];
+pub const MECHANISMS: &[&str] = &["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER"];
 
 /// What one client token leads to.
 pub enum Step {
     /// Send this challenge and wait for the next token.
     Challenge(Vec<u8>),
-    /// Authenticated: send this last reply (possibly empty).
-    Done { principal: Principal, reply: Vec<u8> },
+    /// Authenticated: send this last reply (possibly empty). `expires_at` (seconds since the
+    /// Unix epoch) is when the credential itself ends, for a token.
+    Done { principal: Principal, reply: Vec<u8>, expires_at: Option<u64> },
 }
 
 /// One authentication in progress.
@@ -35,6 +37,9 @@ pub trait Exchange: Send {
 pub fn start(mechanism: &str) -> Option<Box<dyn Exchange>> {
     if mechanism == "PLAIN" {
         return Some(Box::new(plain::Plain));
+    }
+    if mechanism == "OAUTHBEARER" {
+        return Some(Box::new(oauthbearer::OAuthBearer));
     }
     ScramMechanism::from_name(mechanism).map(|m| Box::new(scram::Scram::new(m)) as Box<dyn Exchange>)
 }

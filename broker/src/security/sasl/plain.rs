@@ -32,7 +32,7 @@ impl Exchange for Plain {
             return Err(malformed(NAME, "an authorization id other than the user is not supported"));
         }
         match credentials::check_password(broker, user, password).await? {
-            true => Ok(Step::Done { principal: Principal::user(user), reply: Vec::new() }),
+            true => Ok(Step::Done { principal: Principal::user(user), reply: Vec::new(), expires_at: None }),
             false => Err(failed(NAME)),
         }
     }

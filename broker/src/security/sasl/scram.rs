@@ -133,7 +133,7 @@ impl Scram {
             return refuse("wrong proof (password)");
         }
         let server_signature = self.mechanism.hmac_sign(&credential.server_key_bytes()?, auth_message.as_bytes());
-        Ok(Step::Done { principal: Principal::user(user.clone()), reply: format!("v={}", BASE64.encode(server_signature)).into_bytes() })
+        Ok(Step::Done { principal: Principal::user(user.clone()), reply: format!("v={}", BASE64.encode(server_signature)).into_bytes(), expires_at: None })
     }
 }
 
