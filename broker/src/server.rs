@@ -11,9 +11,6 @@ use crate::connection_limits::ConnectionLimits;
 use crate::security::{Listener, Principal, Session};
 use crate::{connection, Broker};
 
-/// How long a client has to finish its TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves Kafka clients on `listeners` until `broker.shutdown` is cancelled, then lets
 /// in-flight requests finish (for at most `grace`) and syncs storage.
 pub async fn run(listeners: Vec<(TcpListener, Arc<Listener>)>, broker: Arc<Broker>, grace: Duration) {
@@ -72,28 +69,15 @@ async fn open(stream: TcpStream, peer: SocketAddr, listener: Arc<Listener>, brok
         let (read, write) = stream.into_split();
         return connection::serve(broker, read, write, session).await;
     };
-    let handshake = tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await;
-    let stream = match handshake {
-        Ok(Ok(stream)) => stream,
-        Ok(Err(e)) => {
-            // A plaintext client on a TLS port ends here too.
-            tracing::info!(%peer, listener = %listener.name, error = %e, "TLS handshake failed; closing connection");
-            broker.metrics.tls_handshake_failed();
-            return;
-        }
-        Err(_) => {
-            tracing::info!(%peer, listener = %listener.name, "TLS handshake timed out; closing connection");
+    let (stream, subject) = match tls.accept(stream).await {
+        Ok(accepted) => accepted,
+        Err(why) => {
+            tracing::info!(%peer, listener = %listener.name, error = %why, "TLS handshake failed; closing connection");
             broker.metrics.tls_handshake_failed();
             return;
         }
     };
-    let subject = stream
-        .get_ref()
-        .1
-        .peer_certificates()
-        .and_then(|chain| chain.first())
-        .and_then(|certificate| crate::security::subject_of(certificate.as_ref()))
-        .map(Principal::user);
+    let subject = subject.map(Principal::user);
     let session = Arc::new(Session::new(listener.clone(), peer, subject));
     let (read, write) = tokio::io::split(stream);
     connection::serve(broker, read, write, session).await;

@@ -18,9 +18,6 @@ use tokio_util::sync::CancellationToken;
 use crate::security::tls::ReloadingTls;
 use crate::Broker;
 
-/// How long a client has to finish its TLS handshake.
-const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What a service learns about the connection a call came on (a request extension).
 #[derive(Debug, Clone)]
 pub struct Peer {
@@ -76,22 +73,12 @@ pub fn accept(
             };
             let (ready, broker) = (ready.clone(), broker.clone());
             tokio::spawn(async move {
-                match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, tls.acceptor().accept(stream)).await {
-                    Ok(Ok(stream)) => {
-                        let certificate_subject = stream
-                            .get_ref()
-                            .1
-                            .peer_certificates()
-                            .and_then(|chain| chain.first())
-                            .and_then(|certificate| crate::security::subject_of(certificate.as_ref()));
+                match tls.accept(stream).await {
+                    Ok((stream, certificate_subject)) => {
                         let _ = ready.send(Ok(Connection::Tls(Box::new(stream), Peer { addr, certificate_subject }))).await;
                     }
-                    Ok(Err(e)) => {
-                        tracing::info!(peer = %addr, error = %e, "gRPC TLS handshake failed; closing connection");
-                        broker.metrics.tls_handshake_failed();
-                    }
-                    Err(_) => {
-                        tracing::info!(peer = %addr, "gRPC TLS handshake timed out; closing connection");
+                    Err(why) => {
+                        tracing::info!(peer = %addr, error = %why, "gRPC TLS handshake failed; closing connection");
                         broker.metrics.tls_handshake_failed();
                     }
                 }

@@ -10,10 +10,15 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig};
+use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use crate::{BrokerError, Result};
+
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Whether clients must present a certificate (Kafka's `ssl.client.auth`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -59,6 +64,23 @@ impl ReloadingTls {
             Ok(current) => current.0.clone(),
             Err(poisoned) => poisoned.into_inner().0.clone(),
         }
+    }
+
+    /// The TLS handshake of a new connection (within 10 s) and its client certificate's
+    /// subject (RFC 2253), or why it failed: a plaintext client on a TLS port ends there too.
+    pub async fn accept(&self, stream: TcpStream) -> std::result::Result<(TlsStream<TcpStream>, Option<String>), String> {
+        let stream = match tokio::time::timeout(HANDSHAKE_TIMEOUT, self.acceptor().accept(stream)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => return Err(e.to_string()),
+            Err(_) => return Err(format!("no handshake within {} s", HANDSHAKE_TIMEOUT.as_secs())),
+        };
+        let subject = stream
+            .get_ref()
+            .1
+            .peer_certificates()
+            .and_then(|chain| chain.first())
+            .and_then(|certificate| super::subject_of(certificate.as_ref()));
+        Ok((stream, subject))
     }
 
     /// Reads the files again if any changed since they were loaded. A broken new file keeps
