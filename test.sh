@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole DuctStream test suite: Rust unit and integration tests (they start the real broker
 # binary on port 0, and throwaway Postgres clusters), then the real-client compatibility suite
-# (kcat, confluent-kafka, kafka-python, aiokafka, kafkajs, sarama). Installs what the tests need
-# on first run.
+# (kcat, confluent-kafka, kafka-python, aiokafka, kafkajs, sarama), then each fuzz target for a
+# bounded time. Installs what the tests need on first run.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ductstream/target}"
@@ -28,3 +28,11 @@ else
 fi
 
 DUCTSTREAM_BIN="$CARGO_TARGET_DIR/debug/ductstream" bash compat-tests/run.sh
+
+# The fuzzers (libFuzzer needs the nightly toolchain; the stable run above already replayed
+# their committed corpus in broker/tests/fuzz_corpus.rs). A crash fails the run.
+if cargo +nightly --version >/dev/null 2>&1 || rustup toolchain install nightly --profile minimal; then
+    bash fuzz/run.sh "${DUCTSTREAM_FUZZ_SECONDS:-30}"
+else
+    echo "fuzz: SKIPPED, no nightly toolchain could be installed (the corpus replay ran on stable)"
+fi

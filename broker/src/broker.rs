@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{AuthorizerKind, BrokerConfig};
 use crate::cluster::Cluster;
 use crate::quotas::Quotas;
+use crate::request_memory::RequestMemory;
 use crate::security::authorizer::Authorizer;
 use crate::groups::{Coordinator, GroupConfig};
 use crate::log::Log;
@@ -32,6 +33,8 @@ pub struct Broker {
     pub authorizer: Arc<Authorizer>,
     /// Produce and fetch byte-rate quotas, and the traffic counted against them.
     pub quotas: Arc<Quotas>,
+    /// The memory in-flight requests hold, bounded (`--queued-max-request-bytes`).
+    pub(crate) request_memory: RequestMemory,
     /// The sinks this broker runs, by id, for metrics.
     pub sink_statuses: std::sync::Mutex<BTreeMap<String, Arc<SinkStatus>>>,
 }
@@ -54,6 +57,7 @@ impl Broker {
         let groups = Coordinator::new(storage.clone(), groups);
         let log = Arc::new(Log::new(storage.clone()));
         let txns = TxnCoordinator::new(storage, log.clone());
+        let request_memory = RequestMemory::new(config.queued_max_request_bytes);
         Ok(Arc::new(Broker {
             cluster,
             config,
@@ -64,6 +68,7 @@ impl Broker {
             shutdown: CancellationToken::new(),
             authorizer,
             quotas,
+            request_memory,
             sink_statuses: Default::default(),
         }))
     }

@@ -173,6 +173,11 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_SOCKET_REQUEST_MAX_BYTES", default_value_t = 100 * 1024 * 1024)]
     pub socket_request_max_bytes: usize,
 
+    /// Memory all connections' in-flight requests may hold at once (Kafka's
+    /// `queued.max.request.bytes`); past it, connections stop reading until responses go out.
+    #[arg(long, env = "DUCTSTREAM_QUEUED_MAX_REQUEST_BYTES", default_value_t = 256 * 1024 * 1024)]
+    pub queued_max_request_bytes: usize,
+
     /// Largest record batch accepted, unless a topic overrides it (Kafka's `message.max.bytes`).
     #[arg(long, env = "DUCTSTREAM_MESSAGE_MAX_BYTES", default_value_t = 1_048_588)]
     pub message_max_bytes: i32,
@@ -375,6 +380,7 @@ pub struct BrokerConfig {
     pub wire_enforce: bool,
     pub num_partitions: i32,
     pub socket_request_max_bytes: usize,
+    pub queued_max_request_bytes: usize,
     pub message_max_bytes: i32,
     pub broker_lease: std::time::Duration,
     /// The default `retention.ms`; negative: forever.
@@ -499,6 +505,7 @@ impl BrokerConfig {
             schedule_empty_reads: args.schedule_empty_reads,
             num_partitions: args.num_partitions,
             socket_request_max_bytes: args.socket_request_max_bytes,
+            queued_max_request_bytes: args.queued_max_request_bytes,
             message_max_bytes: args.message_max_bytes,
             broker_lease: std::time::Duration::from_millis(args.broker_lease_ms.max(300)),
             log_retention_ms: args.log_retention_ms,

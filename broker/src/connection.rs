@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use bytes::{BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{Decodable, Encodable};
+use kafka_protocol::messages::{ApiKey, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::Encodable;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, BufReader, BufWriter};
 use futures::FutureExt;
 use tokio::sync::mpsc;
@@ -17,7 +17,9 @@ use tokio::sync::mpsc::error::TryRecvError;
 use tracing::Instrument;
 
 use crate::api::{self, Ctx, Outcome};
-use crate::frame::read_frame;
+use crate::frame::{Frame, read_frame};
+use crate::request_memory::Reservation;
+use crate::request;
 use crate::security::Session;
 use crate::{Broker, BrokerError, Result};
 
@@ -29,6 +31,9 @@ struct Reply {
     ctx: Arc<Ctx>,
     outcome: Outcome,
 }
+
+/// A reply on its way out, with the request memory its request holds until it is written.
+type Queued = (Reply, Reservation);
 
 /// Serves one connection (its two halves, plaintext or TLS) until the client closes it, it
 /// misbehaves, or the broker stops.
@@ -57,7 +62,7 @@ async fn read_requests<R: AsyncRead + Unpin>(
     broker: &Arc<Broker>,
     session: &Arc<Session>,
     mut reader: BufReader<R>,
-    replies: mpsc::Sender<Reply>,
+    replies: mpsc::Sender<Queued>,
 ) -> Result<()> {
     // Only SASL listeners have authentication state to consult between requests.
     let sasl = session.listener.protocol.uses_sasl();
@@ -74,16 +79,16 @@ async fn read_requests<R: AsyncRead + Unpin>(
         }
         let frame = tokio::select! {
             _ = broker.shutdown.cancelled() => return Ok(()),
-            frame = read_frame(&mut reader, max) => frame?,
+            frame = read_frame(&mut reader, max, &broker.request_memory) => frame?,
         };
-        let Some(frame) = frame else { return Ok(()) };
+        let Some(Frame { bytes: frame, memory }) = frame else { return Ok(()) };
         broker.metrics.bytes_in(frame.len() + 4);
         let reply = if sasl && session.expects_raw_token().await {
             raw_sasl_token(broker, session, &frame).await?
         } else {
             handle_frame(broker, session, frame).await?
         };
-        if replies.send(reply).await.is_err() {
+        if replies.send((reply, memory)).await.is_err() {
             return Ok(()); // the writer is gone: the socket broke
         }
         if sasl && session.failed().await {
@@ -106,14 +111,7 @@ async fn raw_sasl_token(broker: &Arc<Broker>, session: &Arc<Session>, token: &[u
 
 /// Decodes one request and runs its handler.
 async fn handle_frame(broker: &Arc<Broker>, session: &Arc<Session>, mut frame: Bytes) -> Result<Reply> {
-    if frame.len() < 8 {
-        return Err(BrokerError::Decode(format!("request of {} bytes is too short for a header", frame.len())));
-    }
-    let raw_key = i16::from_be_bytes([frame[0], frame[1]]);
-    let version = i16::from_be_bytes([frame[2], frame[3]]);
-    let api = ApiKey::try_from(raw_key).map_err(|_| BrokerError::UnknownApiKey(raw_key))?;
-    let header = RequestHeader::decode(&mut frame, api.request_header_version(version))
-        .map_err(|e| BrokerError::Decode(format!("{api:?} v{version} header: {e}")))?;
+    let request::Header { api, version, header } = request::header(&mut frame)?;
     let client_id = header.client_id.as_ref().map_or("", |c| c.as_str()).to_owned();
     let span = tracing::info_span!("request", api = ?api, version, client_id = %client_id, correlation_id = header.correlation_id);
 
@@ -135,8 +133,7 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Arc<Session>, mut frame: B
         span.in_scope(|| tracing::warn!(peer = %session.peer, "{why}; closing connection"));
         return Err(BrokerError::Authentication(format!("{api:?}: {why}")));
     }
-    let request = RequestKind::decode(api, &mut frame, version)
-        .map_err(|e| BrokerError::Decode(format!("{api:?} v{version}: {e}")))?;
+    let request = request::body(api, version, &mut frame)?;
     let ctx = Ctx::new(broker.clone(), api, version, client_id, session.clone());
     let outcome = api::dispatch(&ctx, request).instrument(span).await?;
     Ok(Reply { correlation_id: header.correlation_id, ctx, outcome })
@@ -145,18 +142,19 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Arc<Session>, mut frame: B
 /// Writes responses in request order. Output is buffered, but flushed whenever the writer
 /// would otherwise wait (for the next reply, or for a reply still waiting on its sync), so a
 /// busy pipelined connection never holds finished responses back.
-async fn write_replies<W: AsyncWrite + Unpin>(broker: Arc<Broker>, write: W, mut replies: mpsc::Receiver<Reply>) {
+async fn write_replies<W: AsyncWrite + Unpin>(broker: Arc<Broker>, write: W, mut replies: mpsc::Receiver<Queued>) {
     let mut out = BufWriter::with_capacity(64 * 1024, write);
     loop {
-        let reply = match replies.try_recv() {
-            Ok(reply) => reply,
+        // The request's memory goes back to the pool as this iteration ends.
+        let (reply, _memory) = match replies.try_recv() {
+            Ok(queued) => queued,
             Err(TryRecvError::Disconnected) => break,
             Err(TryRecvError::Empty) => {
                 if out.flush().await.is_err() {
                     return;
                 }
                 match replies.recv().await {
-                    Some(reply) => reply,
+                    Some(queued) => queued,
                     None => break,
                 }
             }

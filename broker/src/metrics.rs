@@ -94,6 +94,13 @@ pub async fn render(broker: &Broker) -> String {
     counter(&mut out, "ductstream_quota_throttle_ms_total", "Milliseconds clients were held back by quotas.", m.throttle_ms.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_log_cleaner_written_bytes_total", "What the cleaned log takes after cleaning.", m.cleaner_written.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_log_cleaner_milliseconds_total", "Time the cleaner spent compacting.", m.cleaner_ms.load(Ordering::Relaxed));
+    counter(&mut out, "ductstream_request_memory_waits_total", "Requests that waited for memory (--queued-max-request-bytes).", broker.request_memory.waits());
+    for (name, help, value) in [
+        ("ductstream_request_memory_used_bytes", "Bytes in-flight requests hold.", broker.request_memory.used()),
+        ("ductstream_request_memory_limit_bytes", "Bytes in-flight requests may hold (--queued-max-request-bytes).", broker.request_memory.limit()),
+    ] {
+        let _ = write!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}\n");
+    }
     let _ = write!(
         out,
         "# HELP ductstream_connections Open client connections.\n# TYPE ductstream_connections gauge\nductstream_connections {}\n",

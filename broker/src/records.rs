@@ -119,12 +119,14 @@ fn each_record_raw(batch: &Batch, mut f: impl FnMut(RecordPosition, &mut Bytes, 
         record.advance(1); // attributes
         let timestamp_delta = varint(&mut record)?;
         let offset_delta = varint(&mut record)?;
+        // The deltas are the producer's: a sum past i64 is a corrupt record, not a panic.
         let timestamp = if batch.is_log_append_time() {
             batch.max_timestamp()
         } else {
-            batch.base_timestamp() + timestamp_delta
+            batch.base_timestamp().checked_add(timestamp_delta).ok_or_else(|| corrupt("timestamp delta out of range"))?
         };
-        f(RecordPosition { offset: batch.base_offset() + offset_delta, timestamp }, &mut record, &whole)?;
+        let offset = batch.base_offset().checked_add(offset_delta).ok_or_else(|| corrupt("offset delta out of range"))?;
+        f(RecordPosition { offset, timestamp }, &mut record, &whole)?;
     }
     Ok(())
 }
@@ -289,6 +291,20 @@ mod tests {
         // The fourth record is not there: refused as corrupt, after reserving little.
         let refused = decode(&lying).expect_err("fewer records than stated");
         assert!(refused.to_string().contains("record"), "{refused}");
+    }
+
+    #[test]
+    fn a_timestamp_delta_past_i64_is_a_corrupt_record() {
+        // Found by the record_batch fuzzer: the sum overflowed (a panic in a debug build).
+        let mut bytes = make_batch(3, 0, None).to_vec();
+        // Base timestamp (the records' deltas are 0, 1, 2) and max timestamp, CRC made right.
+        bytes[27..35].copy_from_slice(&(i64::MAX - 1).to_be_bytes());
+        bytes[35..43].copy_from_slice(&i64::MAX.to_be_bytes());
+        let crc = crc32c::crc32c(&bytes[21..]);
+        bytes[17..21].copy_from_slice(&crc.to_be_bytes());
+        let batch = Batch::parse(Bytes::from(bytes)).expect("a valid header");
+        let refused = decode(&batch).expect_err("the third record's timestamp is past i64");
+        assert!(refused.to_string().contains("timestamp delta out of range"), "{refused}");
     }
 
     #[test]

@@ -71,15 +71,6 @@ async fn get(api: &mut Api, stream: &str, group: &str) -> pb::Consumer {
     api.get_consumer(pb::ConsumerRef { stream: stream.into(), group: group.into() }).await.expect("get").into_inner()
 }
 
-fn metrics(broker: &Broker) -> String {
-    use std::io::{Read, Write};
-    let mut http = std::net::TcpStream::connect(broker.metrics.expect("metrics address")).expect("connect");
-    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
-    let mut body = String::new();
-    http.read_to_string(&mut body).expect("response");
-    body
-}
-
 fn ids(messages: &[pb::Message]) -> Vec<String> {
     messages.iter().map(|m| m.id.clone()).collect()
 }
@@ -172,7 +163,7 @@ async fn max_deliver_sends_to_the_dead_letter_topic_with_headers() {
     assert!(pull(&mut api, "jobs", "w", 10, 100).await.is_empty());
     let stats = get(&mut api, "jobs", "w").await.stats.expect("stats");
     assert_eq!((stats.dead_lettered, stats.pending, stats.lag), (1, 0, 0));
-    let metrics = metrics(&broker);
+    let metrics = broker.metrics_text();
     for line in [
         "ductstream_durable_dead_lettered_total{stream=\"jobs\",group=\"w\"} 1",
         "ductstream_durable_redelivered_total{stream=\"jobs\",group=\"w\"} 1",

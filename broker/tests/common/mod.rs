@@ -76,6 +76,22 @@ impl Broker {
         Broker { child, addr, metrics, grpc, data_dir: data_dir.to_owned(), stderr_log }
     }
 
+    /// The Prometheus text on `GET /metrics` (the broker must have `--metrics-listen`).
+    pub fn metrics_text(&self) -> String {
+        let mut http = TcpStream::connect(self.metrics.expect("started with --metrics-listen")).expect("connect");
+        http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n").expect("request");
+        let mut body = String::new();
+        http.read_to_string(&mut body).expect("response");
+        body
+    }
+
+    /// One unlabelled series' value from [`Broker::metrics_text`].
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = self.metrics_text();
+        let line = text.lines().find(|l| l.split(' ').next() == Some(name)).unwrap_or_else(|| panic!("no {name} in:\n{text}"));
+        line.rsplit(' ').next().and_then(|v| v.parse().ok()).expect("a number")
+    }
+
     pub fn client(&self) -> Client {
         Client::connect(self.addr)
     }
