@@ -135,7 +135,9 @@ async fn handle_frame(broker: &Arc<Broker>, session: &Arc<Session>, mut frame: B
     }
     let request = request::body(api, version, &mut frame)?;
     let ctx = Ctx::new(broker.clone(), api, version, client_id, session.clone());
+    let started = std::time::Instant::now();
     let outcome = api::dispatch(&ctx, request).instrument(span).await?;
+    let outcome = api::throttle::request_time(&ctx, started.elapsed(), outcome);
     Ok(Reply { correlation_id: header.correlation_id, ctx, outcome })
 }
 

@@ -44,7 +44,7 @@ mod produce;
 mod sasl_authenticate;
 mod sasl_handshake;
 mod sync_group;
-mod throttle;
+pub(crate) mod throttle;
 mod txn_offset_commit;
 
 use std::sync::atomic::{AtomicI16, Ordering};
@@ -140,14 +140,14 @@ impl Ctx {
         self.session.principal().unwrap_or_else(Principal::anonymous)
     }
 
-    /// Counts `bytes` against the client's `key` quota (by user and client id) and holds its
+    /// Counts `amount` against the client's `key` quota (by user and client id) and holds its
     /// connection for the throttle; returns the throttle in ms for the response, 0 without
     /// a quota.
-    pub fn throttle(&self, key: &str, bytes: usize) -> i32 {
+    pub fn throttle(&self, key: &str, amount: f64) -> i32 {
         if !self.broker.quotas.any() {
             return 0;
         }
-        let wait = self.broker.quotas.record(key, &self.principal().name, &self.client_id, bytes);
+        let wait = self.broker.quotas.record(key, &self.principal().name, &self.client_id, amount);
         if wait.is_zero() {
             return 0;
         }

@@ -1,5 +1,5 @@
-//! Client quotas (DescribeClientQuotas, AlterClientQuotas): produce and fetch byte rates per
-//! user, client id, or both, enforced as Kafka does: the response carries `throttle_time_ms`
+//! Client quotas (DescribeClientQuotas, AlterClientQuotas): produce and fetch byte rates and
+//! request-handling time per user, client id, or both, enforced as Kafka does: the response carries `throttle_time_ms`
 //! and the connection reads nothing more from the client until that time has passed.
 //!
 //! The configuration is one document in the broker's storage, so brokers sharing a Postgres
@@ -46,9 +46,10 @@ impl Quotas {
         !self.config().entries.is_empty()
     }
 
-    /// Counts `bytes` of `key` (a byte-rate quota key) for `user` with `client_id`; returns how
-    /// long the client must wait, zero when no quota applies.
-    pub fn record(&self, key: &str, user: &str, client_id: &str, bytes: usize) -> Duration {
+    /// Counts `amount` of `key` (bytes for a byte rate, percent-seconds of handling time for
+    /// `request_percentage`) for `user` with `client_id`; returns how long the client must
+    /// wait, zero when no quota applies.
+    pub fn record(&self, key: &str, user: &str, client_id: &str, amount: f64) -> Duration {
         let config = self.config();
         if config.entries.is_empty() {
             return Duration::ZERO;
@@ -57,7 +58,7 @@ impl Quotas {
             return Duration::ZERO;
         };
         let mut limiter = self.limiter.lock().unwrap_or_else(|p| p.into_inner());
-        limiter.take(&bucket, rate, bytes as f64, Instant::now())
+        limiter.take(&bucket, rate, amount, Instant::now())
     }
 
     pub async fn refresh(&self, storage: &dyn Storage) -> Result<()> {

@@ -14,9 +14,12 @@ pub const IP: &str = "ip";
 pub const PRODUCER_BYTE_RATE: &str = "producer_byte_rate";
 /// Bytes per second a (user, client id) may fetch.
 pub const CONSUMER_BYTE_RATE: &str = "consumer_byte_rate";
-/// Kafka's other user and client-id keys: known, but not enforced here, so refused rather
-/// than stored to no effect.
-pub const NOT_ENFORCED: &[&str] = &["request_percentage", "controller_mutation_rate"];
+/// The share of one request-handling thread's time a (user, client id) may take, in percent
+/// (100 is a whole thread): every request's handling time counts against it.
+pub const REQUEST_PERCENTAGE: &str = "request_percentage";
+/// Kafka's other user and client-id key: known, but not enforced here (topic creations and
+/// deletions are rare), so refused rather than stored to no effect.
+pub const NOT_ENFORCED: &[&str] = &["controller_mutation_rate"];
 
 /// One side of an entity: a name, or the default for every name without its own.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -126,7 +129,10 @@ pub fn matches(entity: &Entity, components: &[(String, Match)], strict: bool) ->
 /// Why `value` cannot be set for `key`, if it cannot.
 pub fn invalid_value(key: &str, value: f64) -> Option<String> {
     if NOT_ENFORCED.contains(&key) {
-        return Some(format!("{key} is not supported: DuctStream enforces producer_byte_rate and consumer_byte_rate"));
+        return Some(format!("{key} is not supported: DuctStream enforces producer_byte_rate, consumer_byte_rate and request_percentage"));
+    }
+    if key == REQUEST_PERCENTAGE {
+        return (!(value.is_finite() && value > 0.0)).then(|| format!("{key} must be a percentage above 0"));
     }
     if key != PRODUCER_BYTE_RATE && key != CONSUMER_BYTE_RATE {
         return Some(format!("Invalid configuration key {key}"));
@@ -180,11 +186,13 @@ mod tests {
     }
 
     #[test]
-    fn only_enforced_keys_with_whole_positive_rates() {
+    fn only_enforced_keys_with_positive_values() {
         assert_eq!(invalid_value(PRODUCER_BYTE_RATE, 1024.0), None);
         assert!(invalid_value(PRODUCER_BYTE_RATE, 0.0).is_some());
         assert!(invalid_value(CONSUMER_BYTE_RATE, 10.5).is_some());
-        assert!(invalid_value("request_percentage", 50.0).is_some());
+        assert_eq!(invalid_value(REQUEST_PERCENTAGE, 0.5), None);
+        assert!(invalid_value(REQUEST_PERCENTAGE, 0.0).is_some());
+        assert!(invalid_value("controller_mutation_rate", 5.0).is_some());
         assert!(invalid_value("bogus", 1.0).is_some());
     }
 }
