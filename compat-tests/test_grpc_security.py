@@ -149,13 +149,19 @@ def test_flows_sinks_and_durable_consumers_follow_acls(secured, certs, tmp_path)
     ok(cli(secured, certs, "sink", "create", "-f", new_sink, "--paused", login=ALICE))
     ok(cli(secured, certs, "sink", "delete", "team-a-2", login=ALICE))
 
-    # Flows: refused before anything about the source is looked at.
+    # Flows need CREATE on the flow, refused before anything about the source is looked at...
     flow = tmp_path / "flow.json"
     flow.write_text(json.dumps({"name": "Team A orders", "source": {
-        "type": "postgres", "options": {"dsn": "postgres://u:p@127.0.0.1:9/db"}}}))
+        "type": "postgres", "options": {"dsn": "postgres://u:p@127.0.0.1:9/db"}},
+        "destinations": [{"name": "topics", "type": "topics", "options": {"topic_prefix": "team-a.orders"}}]}))
     denied(cli(secured, certs, "flow", "create", "-f", str(flow), login=ALICE))
     ok(cli(secured, certs, "acl", "add", "--resource-type", "flow", "--resource-name", "team-a-", "--pattern-type", "prefixed",
            "--principal", "User:alice", "--operation", "create", login=ADMIN))
+    # ...and WRITE on every topic it may come to write (one per table, named by its prefix).
+    code, _, err = cli(secured, certs, "flow", "create", "-f", str(flow), login=ALICE)
+    assert code != 0 and "may not write every topic named \"team-a.orders.\"" in err, err
+    ok(cli(secured, certs, "acl", "add", "--resource-type", "topic", "--resource-name", "team-a.", "--pattern-type", "prefixed",
+           "--principal", "User:alice", "--operation", "write", login=ADMIN))
     code, _, err = cli(secured, certs, "flow", "create", "-f", str(flow), login=ALICE)
     assert "PermissionDenied" not in err, err
     assert code == 0 or "InvalidArgument" in err or "FailedPrecondition" in err, err
@@ -172,7 +178,7 @@ def test_flows_sinks_and_durable_consumers_follow_acls(secured, certs, tmp_path)
     kafka_admin = AdminClient(kafka_as_admin(secured))
     everything = AclBindingFilter(ResourceType.ANY, None, ResourcePatternType.ANY, None, None, AclOperation.ANY, AclPermissionType.ANY)
     seen = kafka_admin.describe_acls(everything).result(timeout=30)
-    assert sorted(b.restype.name for b in seen) == ["GROUP", "TOPIC"]
+    assert sorted({b.restype.name for b in seen}) == ["GROUP", "TOPIC"]
     removed = json.loads(ok(cli(secured, certs, "acl", "remove", "--resource-type", "sink", login=ADMIN)))
     assert len(removed) == 2
     assert json.loads(ok(cli(secured, certs, "sink", "list", login=ALICE))) == []

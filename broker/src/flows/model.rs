@@ -118,6 +118,14 @@ impl FlowDef {
     }
 
     /// The flow's `pgstream` destination, if any, and the stream it names.
+    /// What the flow writes in this broker: every topic named `<topic_prefix>.` and more
+    /// (one per table, and its `_schemas`, `_ddl` and `_transactions` topics), and the
+    /// topic of its pgstream stream, if it has one.
+    pub fn topics_written(&self) -> (String, Option<String>) {
+        let prefix = self.source_options(false).remove("topic_prefix").unwrap_or_default();
+        (format!("{prefix}."), self.pgstream().map(|(_, stream)| stream))
+    }
+
     fn pgstream(&self) -> Option<(&Endpoint, String)> {
         let d = self.destinations.iter().find(|d| d.kind == "pgstream")?;
         let stream = d.options.get("stream").filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| d.name.clone());

@@ -48,6 +48,16 @@ impl FlowApi {
     }
 }
 
+/// A flow writes its topics for whoever made it: they must be theirs to write.
+fn writes_its_topics(caller: &Caller, def: &FlowDef) -> std::result::Result<(), Status> {
+    let (prefix, stream) = def.topics_written();
+    caller.require_prefix(Operation::Write, ResourceType::Topic, &prefix)?;
+    if let Some(stream) = stream {
+        caller.require(Operation::Write, ResourceType::Topic, &stream)?;
+    }
+    Ok(())
+}
+
 fn described(caller: &Caller, flow_id: &str) -> bool {
     caller.may(Operation::Describe, ResourceType::Flow, flow_id)
 }
@@ -162,14 +172,16 @@ impl FlowService for FlowApi {
             Some(f) => f.id.clone(),
             None => String::new(),
         };
-        self.allowed(&request, Operation::Create, &id).await?;
+        let caller = self.allowed(&request, Operation::Create, &id).await?;
         let def = definition(request.into_inner().flow).map_err(to_status)?;
+        writes_its_topics(&caller, &def)?;
         reply(self.flows.create(def).await)
     }
 
     async fn update_flow(&self, request: Request<pb::UpdateFlowRequest>) -> Answer<pb::Flow> {
-        self.allowed(&request, Operation::Alter, request.get_ref().flow.as_ref().map_or("", |f| f.id.as_str())).await?;
+        let caller = self.allowed(&request, Operation::Alter, request.get_ref().flow.as_ref().map_or("", |f| f.id.as_str())).await?;
         let def = definition(request.into_inner().flow).map_err(to_status)?;
+        writes_its_topics(&caller, &def)?;
         reply(self.flows.update(def).await)
     }
 

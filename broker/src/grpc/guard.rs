@@ -44,6 +44,20 @@ impl Caller {
         self.authorizer.authorize(&self.principal, &self.host, operation, resource_type, name)
     }
 
+    /// PERMISSION_DENIED unless the caller may do `operation` on every resource of the type
+    /// whose name starts with `prefix`.
+    pub fn require_prefix(&self, operation: Operation, resource_type: ResourceType, prefix: &str) -> Result<(), Status> {
+        if self.authorizer.authorize_prefix(&self.principal, &self.host, operation, resource_type, prefix) {
+            return Ok(());
+        }
+        Err(Status::permission_denied(format!(
+            "{} may not {} every {} named {prefix:?}...",
+            self.principal,
+            operation.name(),
+            resource_type.name()
+        )))
+    }
+
     /// PERMISSION_DENIED unless the caller may.
     pub fn require(&self, operation: Operation, resource_type: ResourceType, name: &str) -> Result<(), Status> {
         if self.may(operation, resource_type, name) {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use ductstream_storage::Storage;
 
-use super::acl::{AclBinding, AclFilter, Operation, Permission, ResourceType};
+use super::acl::{AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType};
 use super::Principal;
 use crate::{documents, BrokerError, Result};
 
@@ -90,6 +90,45 @@ impl Authorizer {
         })
     }
 
+    /// Whether `principal` may do `operation` on every resource of the type whose name starts
+    /// with `prefix` (a CDC flow writes topics it names as tables appear): some ALLOW must
+    /// cover them all (a PREFIXED one on a prefix of `prefix`, or the literal `*`) and no DENY
+    /// any of them; with `--allow-everyone-if-no-acl-found`, no ACL naming any of them will
+    /// also do.
+    pub fn authorize_prefix(&self, principal: &Principal, host: &str, operation: Operation, resource_type: ResourceType, prefix: &str) -> bool {
+        if !self.enabled {
+            return true;
+        }
+        let principal = principal.to_string();
+        if self.super_users.contains(&principal) {
+            return true;
+        }
+        let acls = self.bindings();
+        let mut touched = false;
+        let mut allowed = false;
+        for binding in acls.iter().filter(|b| b.resource_type == resource_type) {
+            let (covers_some, covers_all) = match binding.pattern_type {
+                PatternType::Literal if binding.resource_name == super::acl::WILDCARD => (true, true),
+                PatternType::Literal => (binding.resource_name.starts_with(prefix), false),
+                PatternType::Prefixed => {
+                    let all = prefix.starts_with(&binding.resource_name);
+                    (all || binding.resource_name.starts_with(prefix), all)
+                }
+                PatternType::Any | PatternType::Match => (false, false),
+            };
+            touched |= covers_some;
+            if !covers_some || !binding.applies_to(&principal, host) {
+                continue;
+            }
+            match binding.permission {
+                Permission::Deny if binding.operation == Operation::All || binding.operation == operation => return false,
+                Permission::Allow if covers_all && binding.operation.allows(operation) => allowed = true,
+                _ => {}
+            }
+        }
+        allowed || (!touched && self.allow_if_no_acl)
+    }
+
     /// The ACLs as last read.
     pub fn bindings(&self) -> Arc<Vec<AclBinding>> {
         match self.acls.read() {
@@ -164,7 +203,6 @@ impl Authorizer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::security::acl::PatternType;
 
     fn acl(name: &str, pattern_type: PatternType, principal: &str, operation: Operation, permission: Permission) -> AclBinding {
         AclBinding {
@@ -198,5 +236,25 @@ mod tests {
         assert!(!authorizer.allows_any(&alice, "10.0.0.1", Operation::Write, ResourceType::Topic));
         let open = Authorizer::new("", true);
         assert!(open.authorize(&alice, "10.0.0.1", Operation::Write, ResourceType::Topic, "payments"));
+    }
+
+    #[test]
+    fn a_prefix_is_allowed_only_when_every_name_under_it_is() {
+        let authorizer = Authorizer::new("", false);
+        authorizer.replace(vec![
+            acl("inventory", PatternType::Prefixed, "User:alice", Operation::Write, Permission::Allow),
+            acl("inventory.secret", PatternType::Literal, "User:alice", Operation::Write, Permission::Deny),
+            acl("billing.public.invoices", PatternType::Literal, "User:alice", Operation::Write, Permission::Allow),
+        ]);
+        let alice = Principal::user("alice");
+        let can = |prefix| authorizer.authorize_prefix(&alice, "10.0.0.1", Operation::Write, ResourceType::Topic, prefix);
+        assert!(can("inventory.public."), "a prefixed ALLOW on a shorter prefix covers it");
+        assert!(!can("inventory."), "a DENY on one name under the prefix refuses it");
+        assert!(!can("billing."), "an ALLOW on one name under it is not all of them");
+        assert!(!can("other."), "nothing covers it");
+        let open = Authorizer::new("", true);
+        assert!(open.authorize_prefix(&alice, "10.0.0.1", Operation::Write, ResourceType::Topic, "other."));
+        open.replace(vec![acl("other.t", PatternType::Literal, "User:bob", Operation::Read, Permission::Allow)]);
+        assert!(!open.authorize_prefix(&alice, "10.0.0.1", Operation::Write, ResourceType::Topic, "other."), "an ACL names a topic under it");
     }
 }
