@@ -1,15 +1,20 @@
 """SASL/OAUTHBEARER and bearer tokens on the gRPC API: JWTs made here (RS256, signed with
-`openssl`) and checked by the broker against a JWKS file or a PEM key. librdkafka
-(confluent-kafka), kafka-python and aiokafka log in with them; the subject is the principal
-the ACLs decide by; expired, foreign, unsigned and wrong-issuer tokens are refused with the
-reason; a rotated JWKS file is used without a restart."""
+`openssl`) and checked by the broker against the identity provider's JWKS endpoint (HTTPS,
+served here), a JWKS file or a PEM key. librdkafka (confluent-kafka), kafka-python and
+aiokafka log in with them; the subject is the principal the ACLs decide by; expired, foreign,
+unsigned and wrong-issuer tokens are refused with the reason; rotated keys (a rewritten file,
+a new key at the endpoint) are used without a restart; an endpoint that is down keeps the
+keys already fetched."""
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import http.server
 import json
+import ssl
 import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -18,6 +23,7 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic, ResourcePatternType,
                                    ResourceType)
 
+from security_support import make_certs
 from sink_support import admin_binary
 
 ISSUER = "https://idp.example.test"
@@ -210,4 +216,69 @@ def test_a_pem_public_key_serves_as_well(broker_factory, idp):
 def test_oauthbearer_without_keys_does_not_start(broker_factory):
     with pytest.raises(pytest.fail.Exception) as failed:
         broker_factory("--listeners", "SASL_PLAINTEXT://127.0.0.1:0", "--sasl-enabled-mechanisms", "OAUTHBEARER")
-    assert "OAUTHBEARER needs --sasl-oauthbearer-jwks-file" in str(failed.value), failed.value
+    assert "OAUTHBEARER needs one of --sasl-oauthbearer-jwks-endpoint-url" in str(failed.value), failed.value
+
+
+class JwksEndpoint:
+    """The identity provider's JWKS endpoint over HTTPS; counts its requests, and can go down."""
+
+    def __init__(self, certs, keys: list[dict]):
+        self.keys, self.requests, self.down = keys, 0, False
+        endpoint = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):
+                endpoint.requests += 1
+                if endpoint.down:
+                    self.send_error(503)
+                    return
+                body = json.dumps({"keys": endpoint.keys}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(certs.server_cert, certs.server_key)
+        self.server.socket = context.wrap_socket(self.server.socket, server_side=True)
+        self.url = f"https://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()
+
+
+def test_keys_come_from_the_jwks_endpoint_and_rotate_there(broker_factory, idp, tmp_path):
+    certs = make_certs(tmp_path / "certs")
+    endpoint = JwksEndpoint(certs, [idp.jwk])
+    try:
+        b = broker_factory("--listeners", "SASL_PLAINTEXT://127.0.0.1:0", "--sasl-enabled-mechanisms", "OAUTHBEARER",
+                           "--sasl-oauthbearer-jwks-endpoint-url", endpoint.url,
+                           "--sasl-oauthbearer-jwks-endpoint-ca-file", str(certs.ca),
+                           "--sasl-oauthbearer-expected-issuer", ISSUER, "--sasl-oauthbearer-expected-audience", AUDIENCE)
+        assert produce(librdkafka_conf(b, idp.token("svc-orders")), "endpoint-topic") == []
+        fetched = endpoint.requests
+        assert fetched >= 1
+
+        # The provider rotates: a token naming the new key makes the broker fetch again (at
+        # most every 10 s, so this may wait for that).
+        rotated = IdentityProvider(tmp_path / "rotated", "key-2")
+        endpoint.keys = [idp.jwk, rotated.jwk]
+        deadline = time.monotonic() + 30
+        while produce(librdkafka_conf(b, rotated.token("svc-orders")), "endpoint-topic", n=1, patience_ms=3000):
+            assert time.monotonic() < deadline, "the rotated key was never fetched"
+        assert endpoint.requests > fetched
+
+        # The endpoint goes down: the keys already fetched still serve; an unknown key is refused.
+        endpoint.down = True
+        assert produce(librdkafka_conf(b, idp.token("svc-orders")), "endpoint-topic", n=1) == []
+        stranger = IdentityProvider(tmp_path / "stranger", "key-3")
+        errors = produce(librdkafka_conf(b, stranger.token("svc-orders")), "endpoint-topic", n=1, patience_ms=2000)
+        assert any("no key \"key-3\"" in str(e) for e in errors), errors
+    finally:
+        endpoint.close()

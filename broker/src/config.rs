@@ -269,7 +269,20 @@ pub struct TlsArgs {
 /// JWTs checked against the identity provider's public keys (Kafka's `sasl.oauthbearer.*`).
 #[derive(Debug, Clone, clap::Args)]
 pub struct OAuthArgs {
-    /// The identity provider's keys as a JWKS file (`{"keys": [...]}`), read again when it
+    /// The identity provider's JWKS endpoint (`https://idp.example.com/.well-known/jwks.json`):
+    /// its keys are fetched at start, every refresh interval, and when a token names a new one.
+    #[arg(long, env = "DUCTSTREAM_SASL_OAUTHBEARER_JWKS_ENDPOINT_URL")]
+    pub sasl_oauthbearer_jwks_endpoint_url: Option<String>,
+
+    /// How often the endpoint's keys are fetched again.
+    #[arg(long, env = "DUCTSTREAM_SASL_OAUTHBEARER_JWKS_ENDPOINT_REFRESH_MS", default_value_t = 3_600_000)]
+    pub sasl_oauthbearer_jwks_endpoint_refresh_ms: u64,
+
+    /// A PEM certificate to trust for the endpoint beside the system's roots.
+    #[arg(long, env = "DUCTSTREAM_SASL_OAUTHBEARER_JWKS_ENDPOINT_CA_FILE")]
+    pub sasl_oauthbearer_jwks_endpoint_ca_file: Option<PathBuf>,
+
+    /// Or the identity provider's keys as a JWKS file (`{"keys": [...]}`), read again when it
     /// changes.
     #[arg(long, env = "DUCTSTREAM_SASL_OAUTHBEARER_JWKS_FILE")]
     pub sasl_oauthbearer_jwks_file: Option<PathBuf>,
@@ -298,10 +311,16 @@ pub struct OAuthArgs {
 impl OAuthArgs {
     /// The validator, when keys are configured.
     pub fn validator(&self) -> crate::Result<Option<std::sync::Arc<crate::security::jwt::TokenValidator>>> {
-        if self.sasl_oauthbearer_jwks_file.is_none() && self.sasl_oauthbearer_public_key_file.is_none() {
+        if self.sasl_oauthbearer_jwks_endpoint_url.is_none()
+            && self.sasl_oauthbearer_jwks_file.is_none()
+            && self.sasl_oauthbearer_public_key_file.is_none()
+        {
             return Ok(None);
         }
         let settings = crate::security::jwt::TokenSettings {
+            jwks_endpoint_url: self.sasl_oauthbearer_jwks_endpoint_url.clone(),
+            jwks_endpoint_refresh: std::time::Duration::from_millis(self.sasl_oauthbearer_jwks_endpoint_refresh_ms),
+            jwks_endpoint_ca_file: self.sasl_oauthbearer_jwks_endpoint_ca_file.clone(),
             jwks_file: self.sasl_oauthbearer_jwks_file.clone(),
             public_key_file: self.sasl_oauthbearer_public_key_file.clone(),
             expected_issuer: self.sasl_oauthbearer_expected_issuer.clone(),
@@ -447,9 +466,7 @@ impl BrokerConfig {
         }
         let oauth = args.oauth.validator()?;
         if oauth.is_none() && sasl_mechanisms.iter().any(|m| m == "OAUTHBEARER") {
-            return Err(crate::BrokerError::Config(
-                "OAUTHBEARER needs --sasl-oauthbearer-jwks-file or --sasl-oauthbearer-public-key-file".into(),
-            ));
+            return Err(crate::BrokerError::Config(format!("OAUTHBEARER needs one of {}", crate::security::jwt::SOURCES)));
         }
         let schedule = args
             .schedule()

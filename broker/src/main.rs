@@ -79,6 +79,9 @@ async fn run(args: Args) -> Result<()> {
     tokio::spawn(ductstream_broker::cluster::keep_alive(broker.clone()));
     tokio::spawn(broker.authorizer.clone().follow(storage.clone(), broker.shutdown.clone()));
     tokio::spawn(broker.quotas.clone().follow(storage.clone(), broker.shutdown.clone()));
+    if let Some(oauth) = &broker.config.oauth {
+        tokio::spawn(oauth.clone().follow(broker.shutdown.clone()));
+    }
     tokio::spawn(ductstream_broker::retention::run(broker.clone()));
     tokio::spawn(ductstream_broker::compaction::run(broker.clone()));
     tokio::spawn(ductstream_broker::transactions::coordinator::run(broker.clone()));

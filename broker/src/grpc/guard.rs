@@ -90,7 +90,7 @@ impl Guard {
         if let Some(header) = request.metadata().get("authorization") {
             let header = header.to_str().map_err(|_| Status::unauthenticated("the authorization header is not text"))?;
             if let Some(token) = header.strip_prefix("Bearer ").or_else(|| header.strip_prefix("bearer ")) {
-                return Ok(caller(self.bearer(token.trim())?, "bearer"));
+                return Ok(caller(self.bearer(token.trim()).await?, "bearer"));
             }
             return Ok(caller(self.basic(header).await?, "basic"));
         }
@@ -107,11 +107,11 @@ impl Guard {
         Ok(caller)
     }
 
-    fn bearer(&self, token: &str) -> Result<Principal, Status> {
+    async fn bearer(&self, token: &str) -> Result<Principal, Status> {
         let Some(validator) = &self.broker.config.oauth else {
             return Err(Status::unauthenticated("bearer tokens are not accepted: the broker has no --sasl-oauthbearer-* keys"));
         };
-        match validator.verify(token) {
+        match validator.verify(token).await {
             Ok(verified) => Ok(Principal::user(verified.subject)),
             Err(why) => {
                 self.broker.metrics.sasl_failed();

@@ -9,6 +9,7 @@
 pub mod acl;
 pub mod authorizer;
 pub mod credentials;
+pub mod jwks_endpoint;
 pub mod jwt;
 pub mod listeners;
 pub mod sasl;

@@ -60,7 +60,7 @@ impl Exchange for OAuthBearer {
         let Some(validator) = &broker.config.oauth else {
             return Err(malformed(NAME, "no token validator configured"));
         };
-        let verified = validator.verify(bearer).map_err(|why| {
+        let verified = validator.verify(bearer).await.map_err(|why| {
             BrokerError::kafka(ResponseError::SaslAuthenticationFailed, format!("Authentication failed: invalid token: {why}"))
         })?;
         if authzid.is_some_and(|a| a != verified.subject) {
