@@ -1,7 +1,7 @@
 """SASL/OAUTHBEARER and bearer tokens on the gRPC API: JWTs made here (RS256, signed with
 `openssl`) and checked by the broker against the identity provider's JWKS endpoint (HTTPS,
-served here), a JWKS file or a PEM key. librdkafka (confluent-kafka), kafka-python and
-aiokafka log in with them; the subject is the principal the ACLs decide by; expired, foreign,
+served here), a JWKS file or a PEM key. librdkafka (confluent-kafka), kafka-python, aiokafka,
+kafkajs, sarama, franz-go and the Java client (its file token retriever) log in with them; the subject is the principal the ACLs decide by; expired, foreign,
 unsigned and wrong-issuer tokens are refused with the reason; rotated keys (a rewritten file,
 a new key at the endpoint) are used without a restart; an endpoint that is down keeps the
 keys already fetched."""
@@ -23,8 +23,11 @@ from confluent_kafka import Consumer, KafkaError, Producer
 from confluent_kafka.admin import (AclBinding, AclOperation, AclPermissionType, AdminClient, NewTopic, ResourcePatternType,
                                    ResourceType)
 
+import helpers
+from conftest import HERE
 from security_support import make_certs
 from sink_support import admin_binary
+from test_security import go_driver, kafka_tool
 
 ISSUER = "https://idp.example.test"
 AUDIENCE = "ductstream"
@@ -282,3 +285,49 @@ def test_keys_come_from_the_jwks_endpoint_and_rotate_there(broker_factory, idp, 
         assert any("no key \"key-3\"" in str(e) for e in errors), errors
     finally:
         endpoint.close()
+
+
+@pytest.fixture
+def open_oauth_broker(broker_factory, jwks):
+    """Tokens on SASL_PLAINTEXT, no authorizer: the clients' own topics and groups."""
+    return broker_factory("--listeners", "SASL_PLAINTEXT://127.0.0.1:0", "--sasl-enabled-mechanisms", "OAUTHBEARER",
+                          "--sasl-oauthbearer-jwks-file", str(jwks), "--sasl-oauthbearer-expected-issuer", ISSUER,
+                          "--sasl-oauthbearer-expected-audience", AUDIENCE)
+
+
+@pytest.mark.parametrize("client", ["kafkajs", "sarama", "franz-go"])
+def test_kafkajs_sarama_and_franz_go_log_in_with_a_token(open_oauth_broker, idp, topic, client):
+    bootstrap, token = open_oauth_broker.listeners["SASL_PLAINTEXT"], idp.token("svc-orders")
+    # Each produces five records, reads them back, then tries again with a token that is no JWT.
+    if client == "kafkajs":
+        out = helpers.run(["node", str(HERE / "node" / "kafkajs_secure.js"), bootstrap, topic, "", "oauthbearer", "", token],
+                          timeout=120)
+        result = json.loads(out.stdout.decode().strip().splitlines()[-1])
+    elif client == "sarama":
+        result = go_driver("sarama-secure-compat", bootstrap, topic, "", "OAUTHBEARER", "", token, "1")
+    else:
+        result = go_driver("franz-go-secure-compat", bootstrap, topic, "", "OAUTHBEARER", "", token)
+    assert result.get("values") == [f"v{i}" for i in range(5)], result
+    assert result["wrongPassword"] != "connected", result
+    if client != "sarama":  # sarama reports only that the connection failed
+        assert "not a JWT" in result["wrongPassword"] or "Authentication failed" in result["wrongPassword"], result
+
+
+def test_the_java_client_logs_in_with_a_token_from_a_file(open_oauth_broker, idp, topic, tmp_path, monkeypatch):
+    token = tmp_path / "token.jwt"
+    token.write_text(idp.token("svc-orders"))
+    # Kafka's clients read a token endpoint only from URLs they are told to trust.
+    monkeypatch.setenv("JAVA_TOOL_OPTIONS", f"-Dorg.apache.kafka.sasl.oauthbearer.allowed.urls={token.as_uri()}")
+    client = tmp_path / "client.properties"
+    client.write_text(
+        "security.protocol=SASL_PLAINTEXT\n"
+        "sasl.mechanism=OAUTHBEARER\n"
+        "sasl.login.callback.handler.class=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginCallbackHandler\n"
+        f"sasl.oauthbearer.token.endpoint.url={token.as_uri()}\n"
+        "sasl.jaas.config=org.apache.kafka.common.security.oauthbearer.OAuthBearerLoginModule required ;\n")
+    bootstrap = open_oauth_broker.listeners["SASL_PLAINTEXT"]
+    kafka_tool("org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", bootstrap, "--topic", topic,
+               "--producer.config", str(client), input="one\ntwo\nthree\n")
+    out = kafka_tool("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", bootstrap, "--topic", topic,
+                     "--from-beginning", "--max-messages", "3", "--timeout-ms", "30000", "--consumer.config", str(client))
+    assert out == ["one", "two", "three"]

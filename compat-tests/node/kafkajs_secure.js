@@ -3,6 +3,8 @@
 // password; prints {"values": [...], "wrongPassword": "<error>"} as one JSON line.
 //
 //   node kafkajs_secure.js <bootstrap> <topic> <ca file or ""> <mechanism or ""> <user> <password>
+//
+// For OAUTHBEARER the password is the token (and the wrong one is no JWT).
 'use strict';
 
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
@@ -15,7 +17,11 @@ const [bootstrap, topic, ca, mechanism, username, password] = process.argv.slice
 function client(pass) {
   const config = { clientId: 'compat-secure', brokers: [bootstrap], logLevel: logLevel.NOTHING, retry: { retries: 0 } };
   if (ca) config.ssl = { ca: [fs.readFileSync(ca, 'utf-8')] };
-  if (mechanism) config.sasl = { mechanism, username, password: pass };
+  if (mechanism && mechanism.toLowerCase() === 'oauthbearer') {
+    config.sasl = { mechanism: 'oauthbearer', oauthBearerProvider: async () => ({ value: pass }) };
+  } else if (mechanism) {
+    config.sasl = { mechanism, username, password: pass };
+  }
   return new Kafka(config);
 }
 

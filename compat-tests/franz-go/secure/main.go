@@ -1,4 +1,4 @@
-// franz-go over TLS and SASL (its own pkg/sasl/plain and pkg/sasl/scram): produces five
+// franz-go over TLS and SASL (its own pkg/sasl/plain, pkg/sasl/scram and pkg/sasl/oauth): produces five
 // records and reads them back, then tries a wrong password. Run as
 //
 //	franz-go-secure-compat BOOTSTRAP TOPIC CAFILE MECHANISM USER PASSWORD
@@ -18,6 +18,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl"
+	"github.com/twmb/franz-go/pkg/sasl/oauth"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 )
@@ -42,6 +43,8 @@ func options(bootstrap, caFile, mechanism, user, password string) ([]kgo.Opt, er
 		m = scram.Auth{User: user, Pass: password}.AsSha256Mechanism()
 	case "SCRAM-SHA-512":
 		m = scram.Auth{User: user, Pass: password}.AsSha512Mechanism()
+	case "OAUTHBEARER": // the password is the token
+		m = oauth.Auth{Token: password}.AsMechanism()
 	default:
 		return nil, fmt.Errorf("unknown mechanism %q", mechanism)
 	}

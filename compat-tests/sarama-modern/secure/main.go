@@ -1,5 +1,5 @@
 // Current IBM/sarama over TLS and SASL: produces five records and reads them back, then tries a
-// wrong password. Run as
+// wrong password (for OAUTHBEARER the password is the token, and the wrong one is no JWT). Run as
 //
 //	sarama-secure-compat BOOTSTRAP TOPIC CAFILE MECHANISM USER PASSWORD HANDSHAKE_VERSION
 //
@@ -42,6 +42,11 @@ func (c *scramClient) Begin(user, password, authzID string) error {
 func (c *scramClient) Step(challenge string) (string, error) { return c.conversation.Step(challenge) }
 func (c *scramClient) Done() bool                            { return c.conversation.Done() }
 
+// staticToken hands sarama the same OAuth token every time.
+type staticToken string
+
+func (t staticToken) Token() (*sarama.AccessToken, error) { return &sarama.AccessToken{Token: string(t)}, nil }
+
 func config(caFile, mechanism, user, password string, handshake int16) (*sarama.Config, error) {
 	cfg := sarama.NewConfig()
 	cfg.Version = sarama.V3_6_0_0
@@ -71,6 +76,8 @@ func config(caFile, mechanism, user, password string, handshake int16) (*sarama.
 			cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &scramClient{hash: sha256.New} }
 		case sarama.SASLTypeSCRAMSHA512:
 			cfg.Net.SASL.SCRAMClientGeneratorFunc = func() sarama.SCRAMClient { return &scramClient{hash: sha512.New} }
+		case sarama.SASLTypeOAuth:
+			cfg.Net.SASL.TokenProvider = staticToken(password)
 		}
 	}
 	return cfg, nil
