@@ -7,6 +7,15 @@ use serde::Serialize;
 
 use crate::{BrokerError, Result};
 
+/// The stored document, or `T::default()` when there is none; `what` names it in the error
+/// when it cannot be read.
+pub async fn load_or_default<T: DeserializeOwned + Default>(storage: &dyn Storage, kind: &str, key: &str, what: &str) -> Result<T> {
+    match storage.document(kind, key).await? {
+        Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| BrokerError::Config(format!("stored {what} are unreadable: {e}"))),
+        None => Ok(T::default()),
+    }
+}
+
 /// Applies `f` to the stored document, atomically, and stores the result; a missing document
 /// is `missing()`, and an error from `f` changes nothing and is returned as it is. `f` must
 /// only compute: it may run more than once.

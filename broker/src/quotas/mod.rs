@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ductstream_storage::Storage;
 
-use crate::{documents, BrokerError, Result};
+use crate::{documents, Result};
 pub use limiter::MAX_THROTTLE;
 use model::{Entity, QuotaConfig};
 
@@ -62,10 +62,7 @@ impl Quotas {
     }
 
     pub async fn refresh(&self, storage: &dyn Storage) -> Result<()> {
-        let stored: QuotaConfig = match storage.document(KIND, KEY).await? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| BrokerError::Config(format!("stored quotas are unreadable: {e}")))?,
-            None => QuotaConfig::default(),
-        };
+        let stored: QuotaConfig = documents::load_or_default(storage, KIND, KEY, "quotas").await?;
         self.replace(stored);
         Ok(())
     }

@@ -13,7 +13,7 @@ use ductstream_storage::Storage;
 
 use super::acl::{AclBinding, AclFilter, Operation, PatternType, Permission, ResourceType};
 use super::Principal;
-use crate::{documents, BrokerError, Result};
+use crate::{documents, Result};
 
 /// The storage document holding every ACL.
 const KIND: &str = "acls";
@@ -147,10 +147,7 @@ impl Authorizer {
 
     /// Reads the ACLs from storage.
     pub async fn refresh(&self, storage: &dyn Storage) -> Result<()> {
-        let stored: Stored = match storage.document(KIND, KEY).await? {
-            Some(bytes) => serde_json::from_slice(&bytes).map_err(|e| BrokerError::Config(format!("stored ACLs are unreadable: {e}")))?,
-            None => Stored::default(),
-        };
+        let stored: Stored = documents::load_or_default(storage, KIND, KEY, "ACLs").await?;
         self.replace(stored.bindings);
         Ok(())
     }
