@@ -116,6 +116,7 @@ fn broker_entries(ctx: &Ctx, keys: Option<&[String]>) -> Vec<ConfigEntry> {
         ("num.partitions", c.num_partitions.to_string(), ConfigType::Int, "--num-partitions"),
         ("message.max.bytes", c.message_max_bytes.to_string(), ConfigType::Int, "--message-max-bytes"),
         ("socket.request.max.bytes", c.socket_request_max_bytes.to_string(), ConfigType::Int, "--socket-request-max-bytes"),
+        ("queued.max.request.bytes", c.queued_max_request_bytes.to_string(), ConfigType::Int, "--queued-max-request-bytes"),
         ("default.replication.factor", "1".to_string(), ConfigType::Int, "One copy of each partition."),
     ];
     entries

@@ -117,7 +117,6 @@ impl FlowDef {
             .map_err(|e| BrokerError::InvalidArgument(format!("source options: {e}")))
     }
 
-    /// The flow's `pgstream` destination, if any, and the stream it names.
     /// What the flow writes in this broker: every topic named `<topic_prefix>.` and more
     /// (one per table, and its `_schemas`, `_ddl` and `_transactions` topics), and the
     /// topic of its pgstream stream, if it has one.
@@ -126,6 +125,7 @@ impl FlowDef {
         (format!("{prefix}."), self.pgstream().map(|(_, stream)| stream))
     }
 
+    /// The flow's `pgstream` destination, if any, and the stream it names.
     fn pgstream(&self) -> Option<(&Endpoint, String)> {
         let d = self.destinations.iter().find(|d| d.kind == "pgstream")?;
         let stream = d.options.get("stream").filter(|s| !s.is_empty()).cloned().unwrap_or_else(|| d.name.clone());

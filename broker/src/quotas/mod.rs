@@ -1,6 +1,7 @@
 //! Client quotas (DescribeClientQuotas, AlterClientQuotas): produce and fetch byte rates and
-//! request-handling time per user, client id, or both, enforced as Kafka does: the response carries `throttle_time_ms`
-//! and the connection reads nothing more from the client until that time has passed.
+//! request-handling time per user, client id, or both, enforced as Kafka does: the response
+//! carries `throttle_time_ms` and the connection reads nothing more from the client until
+//! that time has passed.
 //!
 //! The configuration is one document in the broker's storage, so brokers sharing a Postgres
 //! share it; each broker reads it again every second and counts its own traffic (a quota is
