@@ -299,14 +299,16 @@ def test_kafka_python(secure_broker, certs, topic, protocol, mechanism):
         assert helpers_metrics(secure_broker)["ductstream_sasl_authentication_failures_total"] > before
 
 
-@pytest.mark.parametrize("protocol,mechanism", [("SASL_SSL", "SCRAM-SHA-256"), ("SASL_PLAINTEXT", "PLAIN")])
+@pytest.mark.parametrize("protocol,mechanism", [
+    ("SASL_SSL", "PLAIN"), ("SASL_PLAINTEXT", "SCRAM-SHA-256"), ("SSL", None), ("SASL_SSL", "SCRAM-SHA-512")])
 def test_aiokafka(secure_broker, certs, topic, protocol, mechanism):
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from aiokafka.helpers import create_ssl_context
 
     async def main():
-        conf = {"security_protocol": protocol, "sasl_mechanism": mechanism,
-                "sasl_plain_username": USER, "sasl_plain_password": PASSWORD}
+        conf = {"security_protocol": protocol}
+        if mechanism:
+            conf.update(sasl_mechanism=mechanism, sasl_plain_username=USER, sasl_plain_password=PASSWORD)
         if "SSL" in protocol:
             conf["ssl_context"] = create_ssl_context(cafile=str(certs.ca))
         bootstrap = secure_broker.listeners[protocol]
@@ -332,7 +334,8 @@ def test_aiokafka(secure_broker, certs, topic, protocol, mechanism):
     assert asyncio.run(main()) == [f"v{i}".encode() for i in range(5)]
 
 
-@pytest.mark.parametrize("protocol,mechanism", [("SASL_SSL", "scram-sha-512"), ("SASL_PLAINTEXT", "plain"), ("SSL", "")])
+@pytest.mark.parametrize("protocol,mechanism", [
+    ("SASL_SSL", "plain"), ("SASL_PLAINTEXT", "scram-sha-256"), ("SSL", ""), ("SASL_SSL", "scram-sha-512")])
 def test_kafkajs(secure_broker, certs, topic, protocol, mechanism):
     bootstrap = secure_broker.listeners[protocol]
     ca = str(certs.ca) if "SSL" in protocol else ""
@@ -511,14 +514,28 @@ def test_kafka_configs_manages_users_and_the_java_client_logs_in(secure_broker, 
     assert described["ductstream"] == described["kafka"], described
     assert ("ScramMechanism.SCRAM_SHA_256", 8192) in described["ductstream"], described
 
+    java_round_trip(secure_broker, certs, topic, tmp_path, "SASL_SSL", "SCRAM-SHA-512", user, "dave-secret")
+
+
+@pytest.mark.parametrize("protocol,mechanism", [("SSL", None), ("SASL_PLAINTEXT", "SCRAM-SHA-256"), ("SASL_SSL", "PLAIN")])
+def test_the_java_client(secure_broker, certs, topic, tmp_path, protocol, mechanism):
+    java_round_trip(secure_broker, certs, topic, tmp_path, protocol, mechanism, USER, PASSWORD)
+
+
+def java_round_trip(b, certs, topic, tmp_path, protocol, mechanism, user, password):
+    """The Java client (console producer and consumer) writes three records and reads them back."""
+    module = {"PLAIN": "plain.PlainLoginModule", "SCRAM-SHA-256": "scram.ScramLoginModule",
+              "SCRAM-SHA-512": "scram.ScramLoginModule"}
+    lines = [f"security.protocol={protocol}"]
+    if mechanism:
+        lines += [f"sasl.mechanism={mechanism}",
+                  f"sasl.jaas.config=org.apache.kafka.common.security.{module[mechanism]} required "
+                  f'username="{user}" password="{password}";']
+    if "SSL" in protocol:
+        lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={certs.ca}"]
     client = tmp_path / "client.properties"
-    client.write_text(
-        "security.protocol=SASL_SSL\n"
-        "sasl.mechanism=SCRAM-SHA-512\n"
-        f'sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required username="dave-{topic[-8:]}" password="dave-secret";\n'
-        "ssl.truststore.type=PEM\n"
-        f"ssl.truststore.location={certs.ca}\n")
-    bootstrap = secure_broker.listeners["SASL_SSL"]
+    client.write_text("\n".join(lines) + "\n")
+    bootstrap = b.listeners[protocol]
     kafka_tool("org.apache.kafka.tools.ConsoleProducer", "--bootstrap-server", bootstrap, "--topic", topic,
                "--producer.config", str(client), input="one\ntwo\nthree\n")
     out = kafka_tool("org.apache.kafka.tools.consumer.ConsoleConsumer", "--bootstrap-server", bootstrap, "--topic", topic,
