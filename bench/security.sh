@@ -11,6 +11,9 @@
 #
 #   bench/security.sh [STORAGE=embedded] [MESSAGES=200000] [LOGINS=200]
 #
+# BROKER_CPUS=0 CLIENT_CPUS=1 pins the brokers and the load generator to cores of their own
+# (taskset), so that the client's encryption does not take the broker's core.
+#
 # Release binaries in $CARGO_TARGET_DIR/release; Python with confluent-kafka in $DUCTSTREAM_VENV
 # (compat-tests/setup.sh makes it).
 set -euo pipefail
@@ -21,6 +24,10 @@ LOGINS="${3:-200}"
 BIN="${CARGO_TARGET_DIR:-$HOME/.cache/ductstream/target}/release"
 PY="${DUCTSTREAM_VENV:-$HOME/.cache/ductstream/venv}/bin/python"
 WORK="$(mktemp -d)"
+# Unquoted on purpose: empty, or the words `taskset -c CPUS` (which execs the command, so a
+# background broker's PID stays its own).
+PIN_BROKER="${BROKER_CPUS:+taskset -c $BROKER_CPUS}"
+PIN_CLIENT="${CLIENT_CPUS:+taskset -c $CLIENT_CPUS}"
 cleanup() {
     [[ -n "${DS_PID:-}" ]] && kill "$DS_PID" 2>/dev/null || true
     [[ -d "$WORK/kafka" ]] && "$HERE/../compat-tests/kafka/stop.sh" "$WORK/kafka" >/dev/null 2>&1 || true
@@ -40,7 +47,7 @@ trap cleanup EXIT
     cat server.pk8 server.crt > kafka.pem
 )
 
-"$BIN/ductstream" --listeners PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0 \
+$PIN_BROKER "$BIN/ductstream" --listeners PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0,SASL_PLAINTEXT://127.0.0.1:0,SASL_SSL://127.0.0.1:0 \
     --ssl-certificate "$WORK/server.crt" --ssl-key "$WORK/server.key" --num-partitions 8 \
     --grpc-listen off --storage "$STORAGE" --data-dir "$WORK/ds" >"$WORK/ds.out" 2>"$WORK/ds.err" &
 DS_PID=$!
@@ -62,8 +69,8 @@ run_bench() { # broker protocol bootstrap
     [[ "$2" == *SSL ]] && settings+=(--set ssl.ca.location="$WORK/ca.crt")
     [[ "$2" == SASL_* ]] && settings+=(--set sasl.username=bench --set sasl.password=bench-secret --set sasl.mechanism=SCRAM-SHA-512)
     echo "== $1 $2 ($3)"
-    "$BIN/ductstream-bench" "${settings[@]}" produce --bootstrap "$3" --topic "t-$2" --messages "$MESSAGES" --size 1024 --acks all | head -n 1
-    "$BIN/ductstream-bench" "${settings[@]}" consume --bootstrap "$3" --topic "t-$2" --messages "$MESSAGES" | head -n 1
+    $PIN_CLIENT "$BIN/ductstream-bench" "${settings[@]}" produce --bootstrap "$3" --topic "t-$2" --messages "$MESSAGES" --size 1024 --acks all | head -n 1
+    $PIN_CLIENT "$BIN/ductstream-bench" "${settings[@]}" consume --bootstrap "$3" --topic "t-$2" --messages "$MESSAGES" | head -n 1
 }
 for protocol in PLAINTEXT SSL SASL_SSL; do
     run_bench DuctStream "$protocol" "$(listener "$protocol")"
@@ -91,6 +98,6 @@ for name, conf in cases:
 PYEOF
 
 kill "$DS_PID"; wait "$DS_PID" 2>/dev/null || true; DS_PID=
-KAFKA_BS="$(DUCTSTREAM_KAFKA_PROPS=num.partitions=8 DUCTSTREAM_KAFKA_SSL_PEM="$WORK/kafka.pem" "$HERE/../compat-tests/kafka/start.sh" "$WORK/kafka" | tail -n 1)"
+KAFKA_BS="$(DUCTSTREAM_KAFKA_PROPS=num.partitions=8 DUCTSTREAM_KAFKA_SSL_PEM="$WORK/kafka.pem" $PIN_BROKER "$HERE/../compat-tests/kafka/start.sh" "$WORK/kafka" | tail -n 1)"
 run_bench "Apache Kafka 4.1.2" PLAINTEXT "$KAFKA_BS"
 run_bench "Apache Kafka 4.1.2" SSL "$(cat "$WORK/kafka/ssl_bootstrap")"
