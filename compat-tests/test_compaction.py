@@ -293,6 +293,19 @@ def test_a_tombstone_goes_at_its_due_time_without_new_writes(cleaning_broker, to
     assert [(k, v) for _, k, v in read_from_start(b, topic)] == [(b"b", b"1"), (b"end", b"end")]
 
 
+def test_max_compaction_lag_cleans_a_log_that_is_not_dirty_enough(cleaning_broker, topic):
+    b = cleaning_broker.bootstrap
+    # A dirty ratio that a small update never reaches, and a lag after which it is cleaned anyway.
+    create(b, topic, **{"min.cleanable.dirty.ratio": "0.9", "max.compaction.lag.ms": "2000"})
+    p = Producer({"bootstrap.servers": b})
+    write_then_roll(p, topic, b"end-1", *[(f"k{i}".encode(), b"1") for i in range(30)])
+    helpers.wait_until(lambda: is_compacted(read_from_start(b, topic)), timeout=60, what="the first cleaning")
+    # One key updated: a few percent of the log is dirty, far below the ratio.
+    write_then_roll(p, topic, b"end-2", (b"k0", b"2"))
+    helpers.wait_until(lambda: is_compacted(read_from_start(b, topic)), timeout=60, what="the overdue cleaning")
+    assert latest(read_from_start(b, topic))[b"k0"] == b"2"
+
+
 def test_compaction_configs_are_validated(broker_factory, topic):
     b = broker_factory().bootstrap
     admin = AdminClient({"bootstrap.servers": b})

@@ -48,6 +48,7 @@ pub const CLEANUP_POLICY: &str = "cleanup.policy";
 pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
 pub const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
 pub const MIN_COMPACTION_LAG_MS: &str = "min.compaction.lag.ms";
+pub const MAX_COMPACTION_LAG_MS: &str = "max.compaction.lag.ms";
 
 pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     TopicConfigDef {
@@ -76,7 +77,12 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("leader.replication.throttled.replicas", "", ConfigType::List, "Stored; there is one copy of each partition."),
     def("local.retention.bytes", "-2", ConfigType::Long, "Stored; there is no tiered storage."),
     def("local.retention.ms", "-2", ConfigType::Long, "Stored; there is no tiered storage."),
-    def("max.compaction.lag.ms", "9223372036854775807", ConfigType::Long, "Stored; not enforced yet."),
+    def(
+        MAX_COMPACTION_LAG_MS,
+        "9223372036854775807",
+        ConfigType::Long,
+        "A partition whose oldest uncleaned record is older than this is cleaned whatever its dirty ratio (enforced).",
+    ),
     def(MAX_MESSAGE_BYTES, "1048588", ConfigType::Int, "Largest record batch accepted (enforced)."),
     def(
         TIMESTAMP_AFTER_MAX_MS,
@@ -153,7 +159,7 @@ pub fn validate(name: &str, value: &str) -> Result<()> {
         TIMESTAMP_BEFORE_MAX_MS | TIMESTAMP_AFTER_MAX_MS => within(0, i64::MAX),
         "local.retention.ms" | "local.retention.bytes" => within(-2, i64::MAX),
         DELETE_RETENTION_MS | MIN_COMPACTION_LAG_MS => within(0, i64::MAX),
-        "max.compaction.lag.ms" => within(1, i64::MAX),
+        MAX_COMPACTION_LAG_MS => within(1, i64::MAX),
         MIN_CLEANABLE_DIRTY_RATIO => value.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v)),
         "leader.replication.throttled.replicas" | "follower.replication.throttled.replicas" => throttled_replicas(value),
         _ => true,

@@ -1,7 +1,8 @@
 //! The log cleaner: compaction of topics whose `cleanup.policy` has `compact`, as Kafka's
 //! cleaner does it. Every `--log-cleaner-backoff-ms`, each broker looks at the partitions it
 //! leads; one whose log is dirty enough (`min.cleanable.dirty.ratio` of its compactable bytes
-//! written since the last cleaning) is cleaned:
+//! written since the last cleaning), or whose oldest dirty record has waited longer than
+//! `max.compaction.lag.ms` however little is dirty, is cleaned:
 //!
 //! 1. The latest offset of each key is gathered from the dirty part of the log (see
 //!    [`latest_offsets`]), up to the first record that is younger than
@@ -31,7 +32,7 @@ use self::checkpoint::Checkpoint;
 use self::latest_offsets::LatestOffsets;
 use crate::clock::now_ms;
 use crate::records::RawRecord;
-use crate::topic_config::{self, DELETE_RETENTION_MS, MIN_CLEANABLE_DIRTY_RATIO, MIN_COMPACTION_LAG_MS};
+use crate::topic_config::{self, DELETE_RETENTION_MS, MAX_COMPACTION_LAG_MS, MIN_CLEANABLE_DIRTY_RATIO, MIN_COMPACTION_LAG_MS};
 use crate::transactions::partition::AbortedTxn;
 use crate::{Broker, BrokerError, Result};
 
@@ -107,6 +108,8 @@ struct Settings {
     delete_retention_ms: i64,
     /// Records with a timestamp after this are not compacted yet.
     lag_horizon: i64,
+    /// A dirty record with a timestamp at or before this makes a cleaning due.
+    overdue_horizon: Option<i64>,
 }
 
 impl Settings {
@@ -117,6 +120,7 @@ impl Settings {
             min_dirty_ratio: topic_config::number(&topic.configs, MIN_CLEANABLE_DIRTY_RATIO),
             delete_retention_ms: ms(DELETE_RETENTION_MS),
             lag_horizon: now.saturating_sub(ms(MIN_COMPACTION_LAG_MS)),
+            overdue_horizon: Some(ms(MAX_COMPACTION_LAG_MS)).filter(|lag| *lag < i64::MAX).map(|lag| now.saturating_sub(lag)),
         }
     }
 
@@ -139,8 +143,19 @@ pub async fn clean_partition(broker: &Broker, topic: &Topic, partition: i32) -> 
     let total: u64 = ranges.iter().map(|r| r.bytes).sum();
     let dirty: u64 = ranges.iter().map(|r| dirty_bytes(r, cleaned_to)).sum();
     let tombstones_due = tombstones_due_ms.is_some_and(|due| due <= settings.now);
-    if !tombstones_due && (dirty == 0 || (dirty as f64) < settings.min_dirty_ratio * total as f64) {
-        return Ok(None);
+    let dirty_enough = dirty > 0 && (dirty as f64) >= settings.min_dirty_ratio * total as f64;
+    if !tombstones_due && !dirty_enough {
+        let first_dirty = ranges.iter().find(|r| r.end > cleaned_to);
+        let overdue = match (first_dirty, settings.overdue_horizon) {
+            (Some(range), Some(horizon)) => {
+                let batches = read_range(broker, topic, partition, *range, offsets.log_start).await?;
+                batches.iter().find(|b| b.next_offset() > cleaned_to).is_some_and(|b| first_timestamp(b) <= horizon)
+            }
+            _ => false,
+        };
+        if !overdue {
+            return Ok(None);
+        }
     }
 
     let mut latest = LatestOffsets::new(broker.config.log_cleaner_dedupe_buffer_size);
@@ -232,6 +247,11 @@ fn is_aborted(batch: &Batch, offset: i64, aborted: &[AbortedTxn]) -> bool {
 }
 
 /// The batches of `range`, which must tile it.
+/// When a batch's first record was written (as its timestamps say).
+fn first_timestamp(batch: &Batch) -> i64 {
+    if batch.is_log_append_time() { batch.max_timestamp() } else { batch.base_timestamp() }
+}
+
 async fn read_range(broker: &Broker, topic: &Topic, partition: i32, range: LogRange, log_start: i64) -> Result<Vec<Batch>> {
     let storage = broker.storage();
     let mut out: Vec<Batch> = Vec::new();
