@@ -8,12 +8,13 @@
 #                              coverage
 #
 # Targets: frames (a connection's byte stream), request (one request frame), record_batch (a
-# produce request's records), pgoutput (a CDC replication message). A crash found becomes a
+# produce request's records), pgoutput (a CDC replication message), sasl (an exchange before
+# authentication, on a broker with one user). A crash found becomes a
 # test: its input goes in fuzz/regressions/<target>/, which the broker's tests/fuzz_corpus.rs
 # replays on every run with the committed corpus.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
-TARGETS=(frames request record_batch pgoutput)
+TARGETS=(frames request record_batch pgoutput sasl)
 TARGET_DIR="${FUZZ_TARGET_DIR:-$HOME/.cache/ductstream/fuzz-target}"
 WORK="${FUZZ_WORK:-$(mktemp -d /tmp/ductstream-fuzz.XXXXXX)}"
 

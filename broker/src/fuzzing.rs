@@ -4,13 +4,18 @@
 //! asserts what must hold of whatever the broker accepts.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
-use ductstream_storage::Batch;
+use clap::Parser;
+use ductstream_storage::{Batch, MemoryStorage};
 use kafka_protocol::messages::RequestKind;
 
+use crate::config::{Args, BrokerConfig};
 use crate::request_memory::RequestMemory;
-use crate::{api, frame, record_checks, records, request};
+use crate::security::credentials::{self, ScramCredential, ScramMechanism};
+use crate::security::{sasl, ListenerSpec, SecurityProtocol};
+use crate::{api, frame, record_checks, records, request, Broker};
 
 /// Frames read from a byte stream, as a connection reads them, each then decoded as a request.
 pub fn frames(data: &[u8]) {
@@ -99,4 +104,49 @@ fn produced_batch(batch: &Batch) {
 /// One pgoutput message, as CDC reads it from a replication stream.
 pub fn pgoutput(data: &[u8]) {
     let _ = ductstream_cdc::pgoutput::decode(Bytes::copy_from_slice(data));
+}
+
+/// A SASL exchange before authentication, the part of the protocol anyone who reaches a port
+/// can speak: the first byte picks the mechanism (PLAIN, SCRAM-SHA-256, SCRAM-SHA-512,
+/// OAUTHBEARER), the rest is the client's tokens, separated by 0xFF (a byte UTF-8 never
+/// has), each answered in turn until the exchange ends. A user `alice` exists, so SCRAM gets
+/// past the lookup of its credentials.
+pub fn sasl(data: &[u8]) {
+    let Some((&choice, tokens)) = data.split_first() else { return };
+    let mechanism = sasl::MECHANISMS[usize::from(choice) % sasl::MECHANISMS.len()];
+    let (runtime, broker) = sasl_broker();
+    runtime.block_on(async {
+        let Some(mut exchange) = sasl::start(mechanism) else { return };
+        for token in tokens.split(|b| *b == 0xFF) {
+            match exchange.step(broker, token).await {
+                Ok(sasl::Step::Challenge(_)) => {}
+                Ok(sasl::Step::Done { .. }) | Err(_) => return,
+            }
+        }
+    });
+}
+
+/// One broker on memory storage for every SASL input, with the user `alice` (password
+/// `alice-secret`, one PBKDF2 iteration so that PLAIN inputs stay cheap).
+fn sasl_broker() -> &'static (tokio::runtime::Runtime, Arc<Broker>) {
+    static BROKER: OnceLock<(tokio::runtime::Runtime, Arc<Broker>)> = OnceLock::new();
+    BROKER.get_or_init(|| {
+        let setup = |e: &dyn std::fmt::Display| -> ! { panic!("the fuzz broker cannot start: {e}") };
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| setup(&e));
+        let broker = runtime.block_on(async {
+            let args = Args::parse_from(["ductstream", "--storage", "memory"]);
+            let bind = std::net::SocketAddr::from(([127, 0, 0, 1], 9092));
+            let spec = ListenerSpec { name: "SASL_PLAINTEXT".into(), protocol: SecurityProtocol::SaslPlaintext, bind };
+            let config = BrokerConfig::new(&args, &[(spec, bind)]).unwrap_or_else(|e| setup(&e));
+            let broker = Broker::start(config, Arc::new(MemoryStorage::new()), args.group_config()).await.unwrap_or_else(|e| setup(&e));
+            for mechanism in [ScramMechanism::Sha256, ScramMechanism::Sha512] {
+                let salt = b"fuzz-salt";
+                let salted = mechanism.salted_password(b"alice-secret", salt, 1);
+                let credential = ScramCredential::from_salted_password(mechanism, salt, 1, &salted);
+                credentials::set(&broker, "alice", mechanism, Some(credential)).await.unwrap_or_else(|e| setup(&e));
+            }
+            broker
+        });
+        (runtime, broker)
+    })
 }

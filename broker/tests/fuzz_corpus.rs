@@ -52,3 +52,8 @@ fn record_batch_corpus() {
 fn pgoutput_corpus() {
     replay("pgoutput", fuzzing::pgoutput);
 }
+
+#[test]
+fn sasl_corpus() {
+    replay("sasl", fuzzing::sasl);
+}
