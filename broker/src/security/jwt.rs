@@ -1,6 +1,7 @@
 //! OAuth 2 bearer tokens: JWTs signed by an identity provider, checked against its public
 //! keys (from its JWKS endpoint, or a JWKS file read again when it changes, so keys rotate
-//! without a restart; or one PEM public key), its issuer and audience, and their times. The subject claim is the principal.
+//! without a restart; or one PEM public key), its issuer and audience, and their times. The
+//! subject claim is the principal.
 //! Serves SASL/OAUTHBEARER on Kafka listeners and `authorization: Bearer` on the gRPC API.
 //!
 //! Only asymmetric signatures (RS*, PS*, ES256/384, EdDSA): a shared secret would let every
