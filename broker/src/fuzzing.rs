@@ -126,15 +126,26 @@ pub fn sasl(data: &[u8]) {
     });
 }
 
+/// The Ed25519 key OAUTHBEARER tokens are checked against (its private half signed the
+/// token in the corpus, so one input gets through the signature to the claims).
+const OAUTH_PUBLIC_KEY: &str = "-----BEGIN PUBLIC KEY-----
+MCowBQYDK2VwAyEA+hl7D7L/LCe/TD5b2409cHKMvJNsuh6lewZdKn/WD/s=
+-----END PUBLIC KEY-----
+";
+
 /// One broker on memory storage for every SASL input, with the user `alice` (password
-/// `alice-secret`, one PBKDF2 iteration so that PLAIN inputs stay cheap).
+/// `alice-secret`, one PBKDF2 iteration so that PLAIN inputs stay cheap) and OAUTHBEARER
+/// tokens checked against [`OAUTH_PUBLIC_KEY`].
 fn sasl_broker() -> &'static (tokio::runtime::Runtime, Arc<Broker>) {
     static BROKER: OnceLock<(tokio::runtime::Runtime, Arc<Broker>)> = OnceLock::new();
     BROKER.get_or_init(|| {
         let setup = |e: &dyn std::fmt::Display| -> ! { panic!("the fuzz broker cannot start: {e}") };
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap_or_else(|e| setup(&e));
+        let key_file = std::env::temp_dir().join(format!("ductstream-fuzz-oauth-{}.pem", std::process::id()));
+        std::fs::write(&key_file, OAUTH_PUBLIC_KEY).unwrap_or_else(|e| setup(&e));
         let broker = runtime.block_on(async {
-            let args = Args::parse_from(["ductstream", "--storage", "memory"]);
+            let key_flag = format!("--sasl-oauthbearer-public-key-file={}", key_file.display());
+            let args = Args::parse_from(["ductstream", "--storage", "memory", key_flag.as_str()]);
             let bind = std::net::SocketAddr::from(([127, 0, 0, 1], 9092));
             let spec = ListenerSpec { name: "SASL_PLAINTEXT".into(), protocol: SecurityProtocol::SaslPlaintext, bind };
             let config = BrokerConfig::new(&args, &[(spec, bind)]).unwrap_or_else(|e| setup(&e));
