@@ -27,6 +27,9 @@ pub enum StorageError {
     RangeChanged(String),
     #[error("storage engine failed: {0}")]
     Engine(String),
+    /// The remote tier (object storage) failed or lacks an object; retrying may succeed.
+    #[error("remote tier: {0}")]
+    Remote(String),
     #[error("I/O on {path} failed: {source}")]
     Io { path: String, source: std::io::Error },
 }

@@ -6,7 +6,8 @@
 //!
 //! Engines: [`MemoryStorage`] (tests, ephemeral brokers), [`EmbeddedStorage`] (the default:
 //! segment files for the log, sled for the rest) and, with the `postgres` feature,
-//! `PostgresStorage` (several brokers on one database). Every engine
+//! `PostgresStorage` (several brokers on one database); with the `tiered` feature,
+//! `TieredStorage` moves old data of any of them to object storage. Every engine
 //! passes the same conformance suite in [`testsuite`].
 
 mod batch;
@@ -19,6 +20,8 @@ mod memory;
 pub mod postgres;
 mod storage;
 pub mod testsuite;
+#[cfg(feature = "tiered")]
+pub mod tiered;
 mod types;
 
 pub use batch::{Batch, BatchError, Compression, RECORD_BATCH_OVERHEAD};
@@ -30,6 +33,8 @@ pub use memory::MemoryStorage;
 #[cfg(feature = "postgres")]
 pub use postgres::PostgresStorage;
 pub use storage::{DocumentUpdate, Storage};
+#[cfg(feature = "tiered")]
+pub use tiered::TieredStorage;
 pub use types::{
     AppendOutcome, BrokerInfo, Endpoint, PartitionOffsets, PartitionWrite, ProducerBatch, ProducerState, Topic, TopicSpec,
     PRODUCER_BATCHES_KEPT,
