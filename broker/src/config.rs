@@ -81,6 +81,9 @@ pub struct Args {
     #[command(flatten)]
     pub store: StoreArgs,
 
+    #[command(flatten)]
+    pub tier: crate::tiering::TierArgs,
+
     /// fsync on every group commit, so acknowledged records survive a power loss (without it
     /// they survive a crash or kill of the process).
     #[arg(long, env = "DUCTSTREAM_FSYNC", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
@@ -408,6 +411,8 @@ pub struct BrokerConfig {
     pub log_cleaner_enable: bool,
     pub log_cleaner_backoff: std::time::Duration,
     pub log_cleaner_dedupe_buffer_size: usize,
+    /// The remote tier: whether there is one, and the defaults of the topic configs using it.
+    pub tier: crate::tiering::TierDefaults,
     /// Where the log lives, as DescribeLogDirs names it: the data dir for the embedded engines
     /// (shown as an absolute path), `postgres` or `memory` otherwise.
     pub log_dir: String,
@@ -530,6 +535,7 @@ impl BrokerConfig {
             log_cleaner_enable: args.log_cleaner_enable,
             log_cleaner_backoff: std::time::Duration::from_millis(args.log_cleaner_backoff_ms.max(10)),
             log_cleaner_dedupe_buffer_size: args.log_cleaner_dedupe_buffer_size.max(1 << 20),
+            tier: args.tier.defaults(),
         })
     }
 }

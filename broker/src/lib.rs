@@ -42,6 +42,7 @@ pub mod security;
 pub mod server;
 pub mod sinks;
 mod topic_config;
+pub mod tiering;
 pub mod transactions;
 
 pub use broker::Broker;

@@ -44,15 +44,20 @@ fn init_tracing(format: LogFormat) {
 }
 
 /// Wakes this broker's long polls when any broker on the same database appends, and keeps
-/// its partitions' log starts current when any deletes records.
+/// its partitions' log starts current when any deletes records. With a remote tier the log
+/// start in a notice is the database's own, which local retention raises while older data is
+/// still readable remotely: those are then learnt from storage, on resync, not from notices.
 #[cfg(feature = "postgres")]
-async fn follow_appends(postgres: Arc<PostgresStorage>, broker: Arc<Broker>) {
+async fn follow_appends(postgres: Arc<PostgresStorage>, broker: Arc<Broker>, tiered: bool) {
     loop {
         match postgres.subscribe_appends().await {
             Ok(mut notices) => {
                 // What changed while nobody listened is read again from storage.
                 broker.log.resync_bounds();
-                while let Some(notice) = notices.recv().await {
+                while let Some(mut notice) = notices.recv().await {
+                    if tiered {
+                        notice.offsets.log_start = 0;
+                    }
                     broker.log.publish_external(notice.topic_id, notice.partition, notice.offsets);
                 }
                 tracing::warn!("lost the Postgres append notifications; subscribing again");
@@ -69,6 +74,7 @@ async fn follow_appends(postgres: Arc<PostgresStorage>, broker: Arc<Broker>) {
 async fn run(args: Args) -> Result<()> {
     let (store, data_dir) = args.store()?;
     let opened = ductstream_broker::open::open_storage(&store, &data_dir, args.fsync).await?;
+    let opened = ductstream_broker::open::with_tier(opened, &args.tier).await?;
     let storage = opened.storage;
     let (listeners, bound, tls) = bind_listeners(&args).await?;
     let broker = Broker::start(BrokerConfig::new(&args, &bound)?, storage.clone(), args.group_config()).await?;
@@ -85,9 +91,12 @@ async fn run(args: Args) -> Result<()> {
     tokio::spawn(ductstream_broker::retention::run(broker.clone()));
     tokio::spawn(ductstream_broker::compaction::run(broker.clone()));
     tokio::spawn(ductstream_broker::transactions::coordinator::run(broker.clone()));
+    if let Some(tier) = opened.tier.clone() {
+        tokio::spawn(ductstream_broker::tiering::run(broker.clone(), tier));
+    }
     #[cfg(feature = "postgres")]
     if let Some(postgres) = opened.postgres {
-        tokio::spawn(follow_appends(postgres, broker.clone()));
+        tokio::spawn(follow_appends(postgres, broker.clone(), opened.tier.is_some()));
     }
 
     if let Some(addr) = args.metrics_listen {

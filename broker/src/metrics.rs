@@ -27,6 +27,9 @@ pub struct Metrics {
     sasl_failures: AtomicU64,
     throttle_ms: AtomicU64,
     connections_refused: AtomicU64,
+    tier_segments: AtomicU64,
+    tier_bytes: AtomicU64,
+    tier_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -59,6 +62,14 @@ impl Metrics {
     }
     pub fn connection_closed(&self) {
         self.connections.fetch_sub(1, Ordering::Relaxed);
+    }
+    /// One object uploaded to the remote tier, holding `bytes` of batches.
+    pub fn tier_uploaded(&self, bytes: u64) {
+        self.tier_segments.fetch_add(1, Ordering::Relaxed);
+        self.tier_bytes.fetch_add(bytes, Ordering::Relaxed);
+    }
+    pub fn tier_upload_failed(&self) {
+        self.tier_failures.fetch_add(1, Ordering::Relaxed);
     }
     /// One partition cleaned by the log cleaner.
     pub fn cleaned(&self, cleaned: u64, written: u64, ms: u64) {
@@ -94,6 +105,9 @@ pub async fn render(broker: &Broker) -> String {
     counter(&mut out, "ductstream_quota_throttle_ms_total", "Milliseconds clients were held back by quotas.", m.throttle_ms.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_log_cleaner_written_bytes_total", "What the cleaned log takes after cleaning.", m.cleaner_written.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_log_cleaner_milliseconds_total", "Time the cleaner spent compacting.", m.cleaner_ms.load(Ordering::Relaxed));
+    counter(&mut out, "ductstream_tier_uploaded_segments_total", "Objects uploaded to the remote tier.", m.tier_segments.load(Ordering::Relaxed));
+    counter(&mut out, "ductstream_tier_uploaded_bytes_total", "Bytes of batches uploaded to the remote tier.", m.tier_bytes.load(Ordering::Relaxed));
+    counter(&mut out, "ductstream_tier_upload_failures_total", "Partition uploads to the remote tier that failed (retried at the next pass).", m.tier_failures.load(Ordering::Relaxed));
     counter(&mut out, "ductstream_request_memory_waits_total", "Requests that waited for memory (--queued-max-request-bytes).", broker.request_memory.waits());
     for (name, help, value) in [
         ("ductstream_request_memory_used_bytes", "Bytes in-flight requests hold.", broker.request_memory.used()),

@@ -11,6 +11,7 @@ use std::collections::BTreeMap;
 use kafka_protocol::error::ResponseError;
 
 use crate::config::BrokerConfig;
+use crate::tiering::{LOCAL_RETENTION_BYTES, LOCAL_RETENTION_MS, REMOTE_STORAGE_ENABLE};
 use crate::{BrokerError, Result};
 
 /// A config's type as DescribeConfigs v3+ reports it.
@@ -43,7 +44,6 @@ pub const RETENTION_MS: &str = "retention.ms";
 pub const RETENTION_BYTES: &str = "retention.bytes";
 pub const TIMESTAMP_BEFORE_MAX_MS: &str = "message.timestamp.before.max.ms";
 pub const TIMESTAMP_AFTER_MAX_MS: &str = "message.timestamp.after.max.ms";
-const REMOTE_STORAGE_ENABLE: &str = "remote.storage.enable";
 pub const CLEANUP_POLICY: &str = "cleanup.policy";
 pub const DELETE_RETENTION_MS: &str = "delete.retention.ms";
 pub const MIN_CLEANABLE_DIRTY_RATIO: &str = "min.cleanable.dirty.ratio";
@@ -75,8 +75,8 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("follower.replication.throttled.replicas", "", ConfigType::List, "Stored; there is one copy of each partition."),
     def("index.interval.bytes", "4096", ConfigType::Int, "Stored; not applicable."),
     def("leader.replication.throttled.replicas", "", ConfigType::List, "Stored; there is one copy of each partition."),
-    def("local.retention.bytes", "-2", ConfigType::Long, "Stored; there is no tiered storage."),
-    def("local.retention.ms", "-2", ConfigType::Long, "Stored; there is no tiered storage."),
+    def(LOCAL_RETENTION_BYTES, "-2", ConfigType::Long, "With remote storage, bytes of uploaded segments also kept locally (enforced; -2: as retention.bytes, -1: all)."),
+    def(LOCAL_RETENTION_MS, "-2", ConfigType::Long, "With remote storage, how long uploaded records are also kept locally (enforced; -2: as retention.ms, -1: forever)."),
     def(
         MAX_COMPACTION_LAG_MS,
         "9223372036854775807",
@@ -109,7 +109,7 @@ pub const TOPIC_CONFIGS: &[TopicConfigDef] = &[
     def("preallocate", "false", ConfigType::Boolean, "Stored; not applicable."),
     def("remote.log.copy.disable", "false", ConfigType::Boolean, "Stored; there is no tiered storage."),
     def("remote.log.delete.on.disable", "false", ConfigType::Boolean, "Stored; there is no tiered storage."),
-    def(REMOTE_STORAGE_ENABLE, "false", ConfigType::Boolean, "There is no tiered storage: only false is accepted."),
+    def(REMOTE_STORAGE_ENABLE, "false", ConfigType::Boolean, "Sealed segments move to the remote tier (--tier-s3-bucket) and are read back from it (enforced; not with cleanup.policy=compact)."),
     def(RETENTION_BYTES, "-1", ConfigType::Long, "Largest size a partition keeps: whole segments go on the embedded store, whole batches on Postgres (enforced; -1 keeps all)."),
     def(RETENTION_MS, "604800000", ConfigType::Long, "Records whose batch's largest timestamp is older are deleted (enforced; -1 keeps them)."),
     def("segment.bytes", "134217728", ConfigType::Int, "Segment files roll at this size (enforced by the embedded store)."),
@@ -128,6 +128,9 @@ pub fn default_value(def: &TopicConfigDef, broker: &BrokerConfig) -> String {
     match def.name {
         MAX_MESSAGE_BYTES => broker.message_max_bytes.to_string(),
         RETENTION_MS => broker.log_retention_ms.to_string(),
+        REMOTE_STORAGE_ENABLE => broker.tier.remote_storage_enable.to_string(),
+        LOCAL_RETENTION_MS => broker.tier.local_retention_ms.to_string(),
+        LOCAL_RETENTION_BYTES => broker.tier.local_retention_bytes.to_string(),
         _ => def.default.to_string(),
     }
 }
@@ -157,7 +160,7 @@ pub fn validate(name: &str, value: &str) -> Result<()> {
         "compression.lz4.level" => within(1, 17),
         "compression.zstd.level" => within(-131_072, 22),
         TIMESTAMP_BEFORE_MAX_MS | TIMESTAMP_AFTER_MAX_MS => within(0, i64::MAX),
-        "local.retention.ms" | "local.retention.bytes" => within(-2, i64::MAX),
+        LOCAL_RETENTION_MS | LOCAL_RETENTION_BYTES => within(-2, i64::MAX),
         DELETE_RETENTION_MS | MIN_COMPACTION_LAG_MS => within(0, i64::MAX),
         MAX_COMPACTION_LAG_MS => within(1, i64::MAX),
         MIN_CLEANABLE_DIRTY_RATIO => value.parse::<f64>().is_ok_and(|v| (0.0..=1.0).contains(&v)),
@@ -166,13 +169,6 @@ pub fn validate(name: &str, value: &str) -> Result<()> {
     };
     if !ok {
         return Err(bad());
-    }
-    if name == REMOTE_STORAGE_ENABLE && value == "true" {
-        // Kafka's answer when its brokers have tiered storage off.
-        return Err(BrokerError::kafka(
-            ResponseError::InvalidConfig,
-            "Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.",
-        ));
     }
     Ok(())
 }
@@ -199,9 +195,30 @@ pub fn timestamp_bounds(configs: &BTreeMap<String, String>) -> (i64, i64) {
     (get(TIMESTAMP_BEFORE_MAX_MS, i64::MAX), get(TIMESTAMP_AFTER_MAX_MS, 3_600_000))
 }
 
-/// Validates every entry of a config map.
-pub fn validate_all(configs: &BTreeMap<String, String>) -> Result<()> {
-    configs.iter().try_for_each(|(k, v)| validate(k, v))
+/// Validates every entry of a topic's config map, then the entries that go together.
+pub fn validate_all(configs: &BTreeMap<String, String>, broker: &BrokerConfig) -> Result<()> {
+    configs.iter().try_for_each(|(k, v)| validate(k, v))?;
+    let invalid = |message: &str| Err(BrokerError::kafka(ResponseError::InvalidConfig, message));
+    if configs.get(REMOTE_STORAGE_ENABLE).is_some_and(|v| v == "true") {
+        if !broker.tier.configured {
+            // Kafka's answer when its brokers have tiered storage off.
+            return invalid("Tiered Storage functionality is disabled in the broker. Topic cannot be configured with remote log storage.");
+        }
+        if is_compacted(configs) {
+            return invalid("Remote log storage is only supported for topics with cleanup.policy=delete");
+        }
+    }
+    // Local retention cannot exceed retention (-2 means "as retention"; -1 is unbounded).
+    for (local, whole) in [(LOCAL_RETENTION_MS, RETENTION_MS), (LOCAL_RETENTION_BYTES, RETENTION_BYTES)] {
+        let get = |name: &str| configs.get(name).and_then(|v| v.parse::<i64>().ok());
+        if let (Some(l), Some(w)) = (get(local), get(whole))
+            && w >= 0
+            && (l == -1 || l > w)
+        {
+            return invalid(&format!("{local} {l} must not be more than {whole} {w}"));
+        }
+    }
+    Ok(())
 }
 
 /// The largest batch `topic` accepts.
@@ -288,7 +305,7 @@ mod tests {
         assert!(validate("leader.replication.throttled.replicas", "0:1, 1:1").is_ok());
         assert!(validate("leader.replication.throttled.replicas", "*").is_ok());
         assert!(validate("leader.replication.throttled.replicas", "0-1").is_err());
-        assert!(validate("remote.storage.enable", "false").is_ok() && validate("remote.storage.enable", "true").is_err());
+        assert!(validate("remote.storage.enable", "false").is_ok() && validate("remote.storage.enable", "yes").is_err());
         // the bounds' defaults are the ones described
         let defaults = [TIMESTAMP_BEFORE_MAX_MS, TIMESTAMP_AFTER_MAX_MS].map(|n| lookup(n).map(|d| d.default.parse::<i64>().ok()));
         let (before, after) = timestamp_bounds(&BTreeMap::new());

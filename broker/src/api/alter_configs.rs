@@ -39,6 +39,6 @@ async fn alter(ctx: &Ctx, resource: AlterConfigsResource, validate_only: bool) -
         configs.insert(name.to_owned(), value.as_str().to_owned());
     }
     // Validated before the topic is looked up: a bad config is reported before an unknown topic.
-    topic_config::validate_all(&configs)?;
+    topic_config::validate_all(&configs, &ctx.broker.config)?;
     change_topic_configs(ctx, resource.resource_name.as_str(), validate_only, |_| Ok(configs)).await
 }

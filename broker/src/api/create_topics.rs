@@ -80,7 +80,7 @@ async fn create(ctx: &Ctx, wanted: CreatableTopic, validate_only: bool) -> Resul
             configs.insert(config.name.as_str().to_owned(), value.as_str().to_owned());
         }
     }
-    topic_config::validate_all(&configs)?;
+    topic_config::validate_all(&configs, &broker.config)?;
     if broker.storage().topic(&name).await?.is_some() {
         return Err(BrokerError::kafka(ResponseError::TopicAlreadyExists, format!("Topic '{name}' already exists.")));
     }

@@ -106,6 +106,6 @@ fn apply(ctx: &Ctx, mut configs: BTreeMap<String, String>, resource: &AlterConfi
             (other, _) => return Err(BrokerError::kafka(ResponseError::InvalidRequest, format!("unknown config operation {other}"))),
         }
     }
-    topic_config::validate_all(&configs)?;
+    topic_config::validate_all(&configs, &ctx.broker.config)?;
     Ok(configs)
 }

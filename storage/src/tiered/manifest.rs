@@ -22,7 +22,8 @@ pub struct Manifest {
     /// The first offset readable anywhere, remote or local: DeleteRecords and retention raise
     /// it, and remote segments wholly below it are deleted.
     pub log_start: i64,
-    /// Oldest first, back to back: each starts where the one before ends.
+    /// Oldest first, back to back: each starts where the one before ends. The first may start
+    /// below the log start (with the batch the log start cuts through).
     pub segments: Vec<RemoteSegment>,
 }
 

@@ -57,13 +57,23 @@ pub struct TieredStorage {
     inner: Arc<dyn Storage>,
     remote: Remote,
     manifests: Mutex<ManifestCache>,
+    /// When a failed remote read was last logged: consumers retry such reads every few
+    /// milliseconds, and one line every [`WARN_EVERY`] says enough.
+    last_warning: Mutex<Option<Instant>>,
 }
+
+const WARN_EVERY: Duration = Duration::from_secs(5);
 
 impl TieredStorage {
     /// Wraps `inner`, keeping objects in `store` under `prefix`, with `cache_bytes` of
     /// recently read remote data kept in memory.
     pub fn new(inner: Arc<dyn Storage>, store: Arc<dyn ObjectStore>, prefix: &str, cache_bytes: u64) -> TieredStorage {
-        TieredStorage { inner, remote: Remote::new(store, prefix, cache_bytes), manifests: Mutex::new(HashMap::new()) }
+        TieredStorage {
+            inner,
+            remote: Remote::new(store, prefix, cache_bytes),
+            manifests: Mutex::new(HashMap::new()),
+            last_warning: Mutex::new(None),
+        }
     }
 
     /// The wrapped engine.
@@ -150,9 +160,22 @@ impl TieredStorage {
                     tracing::debug!(error = %e, "remote read failed; reading the manifest again");
                     fresh = true;
                 }
-                Err(e) => return Err(e),
+                Err(e) => {
+                    self.warn(topic, partition, offset, &e);
+                    return Err(e);
+                }
             }
         }
+    }
+
+    /// Logs a failed remote read, at most once every [`WARN_EVERY`].
+    fn warn(&self, topic: &Topic, partition: i32, offset: i64, error: &StorageError) {
+        let Ok(mut last) = self.last_warning.lock() else { return };
+        if last.is_some_and(|at| at.elapsed() < WARN_EVERY) {
+            return;
+        }
+        *last = Some(Instant::now());
+        tracing::warn!(topic = %topic.name, partition, offset, error = %error, "a read from the remote tier failed; the client is told to retry");
     }
 }
 
@@ -276,9 +299,9 @@ impl Storage for TieredStorage {
         if offset > local.high_watermark {
             return Err(StorageError::OffsetOutOfRange { requested: offset, log_start: local.log_start, high_watermark: local.high_watermark });
         }
-        let Some(before) = self.manifest(&t, partition, true).await? else {
-            return self.inner.delete_records(topic, partition, offset).await;
-        };
+        // The manifest moves first, created if need be: an upload running meanwhile then finds
+        // its range below the log start and drops it, instead of recording data now deleted.
+        let before = self.manifest(&t, partition, true).await?.map_or(local.log_start, |m| m.log_start);
         let mut gone = Vec::new();
         let after = self
             .update_manifest(&t, partition, local.log_start, |m| {
@@ -295,7 +318,7 @@ impl Storage for TieredStorage {
         if offset > local.log_start {
             self.inner.delete_records(topic, partition, offset).await?;
         }
-        Ok(after.log_start.max(before.log_start))
+        Ok(after.log_start.max(before))
     }
 
     async fn retention_cut_for_bytes(&self, topic: &str, partition: i32, max_bytes: u64) -> Result<Option<i64>> {

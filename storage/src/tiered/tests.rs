@@ -192,3 +192,17 @@ async fn uploads_resume_without_duplicates_after_a_restart() {
     tier.trim_local(&topic, 0, LocalRetention { older_than: Some(i64::MAX), max_bytes: None }).await.expect("trim");
     assert_eq!(read_all(&tier, 0).await, sent);
 }
+
+#[tokio::test]
+async fn uploads_start_at_a_log_start_moved_before_the_first_upload() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (tier, store, topic, sent) = filled(dir.path(), 60).await;
+    assert_eq!(tier.delete_records("old", 0, 105).await.expect("delete"), 105);
+    upload_all(&tier, &topic).await;
+    let manifest = tier.manifest(&topic, 0, true).await.expect("manifest").expect("exists");
+    assert_eq!(manifest.log_start, 105);
+    assert_eq!(manifest.segments[0].start, 100, "the object starts with the batch the log start cuts through");
+    assert_eq!(objects(&store).await.len(), manifest.segments.len());
+    tier.trim_local(&topic, 0, LocalRetention { older_than: Some(i64::MAX), max_bytes: None }).await.expect("trim");
+    assert_eq!(read_all(&tier, 105).await, sent[10..].to_vec());
+}

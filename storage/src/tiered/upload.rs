@@ -45,13 +45,16 @@ impl TieredStorage {
         let Some(sealed_end) = ranges.iter().map(|r| r.end).find(|end| *end > start) else { return Ok(None) };
 
         let batches = self.read_local(topic, partition, start, sealed_end).await?;
-        let Some(end) = batches.last().map(Batch::next_offset) else { return Ok(None) };
+        let (Some(first), Some(end)) = (batches.first().map(Batch::base_offset), batches.last().map(Batch::next_offset)) else {
+            return Ok(None);
+        };
         let encoded = encode(&batches);
         drop(batches);
-        let object = object_name(&self.remote.prefix, topic, partition, start, end);
+        let object = object_name(&self.remote.prefix, topic, partition, first, end);
         self.remote.put(&object, encoded.object).await?;
+        // The first batch may begin below `start`, when the log start cuts through it.
         let segment = RemoteSegment {
-            start,
+            start: first,
             end,
             bytes: encoded.bytes,
             index_bytes: encoded.index_bytes,
@@ -66,7 +69,6 @@ impl TieredStorage {
                 if m.segments.is_empty() && m.log_start < start {
                     m.log_start = start;
                 }
-                // Another broker (after a leadership change) may have uploaded it already.
                 if m.end() != start {
                     return None;
                 }
@@ -76,14 +78,19 @@ impl TieredStorage {
             })
             .await?;
         if !added {
-            tracing::info!(topic = %topic.name, partition, start, remote_end = manifest.end(), "another upload covered this range first");
+            // DeleteRecords or retention moved the log start past it meanwhile, or another
+            // broker (after a leadership change) uploaded it first.
+            tracing::info!(topic = %topic.name, partition, start, remote_end = manifest.end(), "an upload no longer needed was dropped");
+            if !manifest.segments.iter().any(|s| s.object == segment.object) {
+                self.remote.delete(&segment.object).await?;
+            }
             return Ok(None);
         }
         Ok(Some(segment))
     }
 
-    /// The engine's batches from `start` up to `end` (or fewer, to keep one object within
-    /// [`OBJECT_BYTES`]), back to back.
+    /// The engine's batches from the one holding `start` up to `end` (or fewer, to keep one
+    /// object within [`OBJECT_BYTES`]), back to back.
     async fn read_local(&self, topic: &Topic, partition: i32, start: i64, end: i64) -> Result<Vec<Batch>> {
         let mut out: Vec<Batch> = Vec::new();
         let mut bytes = 0u64;
@@ -97,7 +104,8 @@ impl TieredStorage {
                 if batch.base_offset() >= end || bytes >= OBJECT_BYTES {
                     return Ok(out);
                 }
-                if batch.base_offset() != at {
+                let follows = if out.is_empty() { batch.base_offset() <= at && at <= batch.last_offset() } else { batch.base_offset() == at };
+                if !follows {
                     return Err(StorageError::Corrupt(format!(
                         "topic {} partition {partition}: a batch at offset {} where {at} was expected",
                         topic.name,

@@ -1,0 +1,265 @@
+"""The remote tier against SeaweedFS, on the embedded store and on Postgres: a topic with a
+tiny local retention moves its sealed segments to S3 and its local log shrinks, yet every
+client reads every record from offset 0, offsets by time below the local start resolve, and
+DeleteRecords, retention and topic deletion remove objects. An S3 outage mid-read is a
+retriable error and the read then completes; a missing object is a clear error, never other
+data; a kill -9 mid-upload resumes without duplicate ranges."""
+
+from __future__ import annotations
+
+import re
+import signal
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+import helpers
+from sink_support import SeaweedS3
+from table_sink_support import psql
+from test_compaction import READERS
+
+BUCKET = "tier"
+# Segments of 16 KiB: a few thousand records make a dozen sealed segments to upload.
+TIERED = {"remote.storage.enable": "true", "segment.bytes": "16384", "local.retention.ms": "0"}
+OBJECT = re.compile(r"/(\d+)/(\d{20})-(\d{20})\.batches$")
+# An hour ago: within the default retention, and old enough for retention.ms=1000 to delete.
+BASE_TS = int(time.time() * 1000) - 3_600_000
+
+
+@pytest.fixture
+def s3(tmp_path_factory):
+    store = SeaweedS3(tmp_path_factory.mktemp("seaweed"), buckets=(BUCKET,)).start()
+    yield store
+    store.stop()
+
+
+def tier_args(s3) -> list[str]:
+    return ["--tier-s3-bucket", BUCKET, "--tier-s3-endpoint", s3.endpoint, "--tier-s3-prefix", "cluster-a",
+            "--tier-s3-access-key-id", "any", "--tier-s3-secret-access-key", "any", "--tier-interval-ms", "200",
+            "--log-retention-check-interval-ms", "200"]
+
+
+@pytest.fixture(params=["embedded", "postgres"])
+def tier_broker(request, broker_factory, s3):
+    return broker_factory(*tier_args(s3), storage=request.param)
+
+
+def create(bootstrap: str, topic: str, **configs: str):
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1, config={**TIERED, **configs})], operation_timeout=15)[topic].result(timeout=30)
+
+
+def produce(bootstrap: str, topic: str, n: int, start: int = 0) -> list[tuple[int, bytes, bytes]]:
+    """n records with a timestamp a second apart, in small batches; (offset, key, value) each."""
+    p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.size": 4096})
+    for i in range(start, start + n):
+        p.produce(topic, key=f"k{i}".encode(), value=f"v{i}-".encode() + b"x" * 100, partition=0, timestamp=BASE_TS + 1000 * i)
+    assert p.flush(60) == 0
+    return [(i, f"k{i}".encode(), f"v{i}-".encode() + b"x" * 100) for i in range(start, start + n)]
+
+
+def local_log_start(broker, s3, topic: str) -> int:
+    """Where the store's own copy of partition 0 starts now (0 before any upload)."""
+    if broker.storage == "postgres":
+        sql = ("SELECT p.log_start FROM ductstream_partitions p JOIN ductstream_topics t ON t.id = p.topic_id "
+               f"WHERE t.name = '{topic}' AND p.partition = 0")
+        return int(psql(broker.storage_url, sql) or 0)
+    names = [name for _, _, name in objects(s3, topic)]
+    if not names:
+        return 0
+    # Objects sit under `<topic>-<topic id>/`, and the store's partition folder is `<topic id>-0`.
+    topic_id = names[0].split(f"/{topic}-", 1)[1].split("/", 1)[0]
+    return min(int(f.stem) for f in (Path(broker.data_dir) / f"{topic_id}-0").glob("*.log"))
+
+
+def objects(s3, topic: str) -> list[tuple[int, int, str]]:
+    """(start, end, name) of every object of the topic's partition 0, by start."""
+    out = []
+    for name in s3.objects(BUCKET, "cluster-a"):
+        m = OBJECT.search(name)
+        if m and f"/{topic}-" in name and m.group(1) == "0":
+            out.append((int(m.group(2)), int(m.group(3)), name))
+    return sorted(out)
+
+
+def wait_tiered(broker, s3, topic: str, below: int):
+    """Until objects cover offsets [0, below) and the local log starts at or after `below`."""
+    def done():
+        objs = objects(s3, topic)
+        return objs and objs[0][0] == 0 and objs[-1][1] >= below and local_log_start(broker, s3, topic) >= below
+    helpers.wait_until(done, timeout=90, interval=0.3, what=f"offsets below {below} uploaded and trimmed locally")
+
+
+def watermarks(bootstrap: str, topic: str) -> tuple[int, int]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused"})
+    try:
+        return c.get_watermark_offsets(TopicPartition(topic, 0), timeout=15)
+    finally:
+        c.close()
+
+
+def test_clients_read_every_record_from_the_remote_tier(tier_broker, s3, topic):
+    create(tier_broker.bootstrap, topic)
+    sent = produce(tier_broker.bootstrap, topic, 3000)
+    wait_tiered(tier_broker, s3, topic, 1000)
+    assert watermarks(tier_broker.bootstrap, topic) == (0, 3000), "clients see one log from offset 0"
+    for name, read in READERS:
+        got = read(tier_broker.bootstrap, topic)
+        assert got == sent, f"{name} read {len(got)} records, not the 3000 produced, in order"
+
+    # Offsets by time below the local start: the first record at or after each time.
+    c = Consumer({"bootstrap.servers": tier_broker.bootstrap, "group.id": "unused"})
+    try:
+        for i in (0, 1, 250, 999):
+            [found] = c.offsets_for_times([TopicPartition(topic, 0, BASE_TS + 1000 * i - 500)], timeout=15)
+            assert found.offset == i, f"time of record {i} gave offset {found.offset}"
+    finally:
+        c.close()
+
+
+def test_delete_records_and_retention_delete_remote_objects(tier_broker, s3, topic):
+    create(tier_broker.bootstrap, topic)
+    produce(tier_broker.bootstrap, topic, 3000)
+    wait_tiered(tier_broker, s3, topic, 1000)
+    first = objects(s3, topic)[0]
+    admin = AdminClient({"bootstrap.servers": tier_broker.bootstrap})
+    cut = first[1] + 3
+    [result] = admin.delete_records([TopicPartition(topic, 0, cut)]).values()
+    assert result.result(timeout=30).low_watermark == cut
+    assert watermarks(tier_broker.bootstrap, topic)[0] == cut
+    helpers.wait_until(lambda: first not in objects(s3, topic), timeout=30, what="the first object deleted")
+
+    # retention.ms: every record is years old, so retention takes all but the active segment's.
+    admin.incremental_alter_configs([_set(topic, "retention.ms", "1000")])[_res(topic)].result(timeout=30)
+    helpers.wait_until(lambda: len(objects(s3, topic)) == 0, timeout=60, what="retention to delete every object")
+
+    # Deleting the topic deletes its objects.
+    admin.incremental_alter_configs([_set(topic, "retention.ms", "604800000")])[_res(topic)].result(timeout=30)
+    produce(tier_broker.bootstrap, topic, 500, start=3000)
+    helpers.wait_until(lambda: len(objects(s3, topic)) > 0, timeout=60, what="new uploads")
+    admin.delete_topics([topic], operation_timeout=30)[topic].result(timeout=30)
+    helpers.wait_until(lambda: len(objects(s3, topic)) == 0, timeout=30, what="the topic's objects deleted")
+
+
+def _res(topic: str):
+    from confluent_kafka.admin import ConfigResource, ResourceType
+
+    return ConfigResource(ResourceType.TOPIC, topic)
+
+
+def _set(topic: str, name: str, value: str):
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry
+
+    res = _res(topic)
+    res.add_incremental_config(ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET))
+    return res
+
+
+def read_in_background(bootstrap: str, topic: str, n: int):
+    """Reads from offset 0 with librdkafka until n records or 120 s; (records, errors)."""
+    got, errors = [], []
+
+    def run():
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
+        c.assign([TopicPartition(topic, 0, 0)])
+        deadline = time.time() + 120
+        try:
+            while len(got) < n and time.time() < deadline:
+                m = c.poll(0.5)
+                if m is None:
+                    continue
+                if m.error():
+                    errors.append(m.error())
+                    continue
+                got.append((m.offset(), m.key(), m.value()))
+        finally:
+            c.close()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t, got, errors
+
+
+# Without a read cache: retention's time lookups read the first objects, which a cache would
+# then serve through the outage or after the deletion.
+NO_CACHE = ("--tier-cache-bytes", "0")
+
+
+def test_an_s3_outage_mid_read_is_retried_then_the_read_completes(broker_factory, s3, topic):
+    broker = broker_factory(*tier_args(s3), *NO_CACHE)
+    create(broker.bootstrap, topic)
+    sent = produce(broker.bootstrap, topic, 2000)
+    wait_tiered(broker, s3, topic, 800)
+    s3.stop()
+    reader, got, errors = read_in_background(broker.bootstrap, topic, len(sent))
+    time.sleep(4)
+    assert got == [], "nothing to read while the object store is down"
+    assert broker.proc.poll() is None
+    s3.start()
+    reader.join(150)
+    assert got == sent
+    assert not [e for e in errors if e.fatal()], errors
+    assert "remote tier" in broker.stderr_text()
+
+
+def test_a_missing_object_is_an_error_never_other_data(broker_factory, s3, topic):
+    broker = broker_factory(*tier_args(s3), *NO_CACHE)
+    create(broker.bootstrap, topic)
+    sent = produce(broker.bootstrap, topic, 2000)
+    wait_tiered(broker, s3, topic, 800)
+    start, end, name = objects(s3, topic)[0]
+    s3.filesystem().delete_file(name)
+    reader, got, _ = read_in_background(broker.bootstrap, topic, len(sent))
+    time.sleep(5)
+    assert got == [], f"records {got[:1]} came from somewhere other than the missing object"
+    helpers.wait_until(lambda: "is missing from the remote tier" in broker.stderr_text(), timeout=15, what="the broker to name the missing object")
+    # Past the missing object, the rest still reads.
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "unused"})
+    c.assign([TopicPartition(topic, 0, end)])
+    try:
+        m = None
+        deadline = time.time() + 30
+        while m is None and time.time() < deadline:
+            m = c.poll(0.5)
+        assert m is not None and not m.error() and (m.offset(), m.key(), m.value()) == sent[end]
+    finally:
+        c.close()
+    reader.join(1)
+
+
+def test_a_kill_during_uploads_resumes_without_duplicate_ranges(broker_factory, s3, topic):
+    broker = broker_factory(*tier_args(s3))
+    create(broker.bootstrap, topic)
+    sent = produce(broker.bootstrap, topic, 4000)
+    helpers.wait_until(lambda: len(objects(s3, topic)) >= 2, timeout=60, what="the first uploads")
+    broker.proc.send_signal(signal.SIGKILL)
+    broker.proc.wait(10)
+    broker.expected_exit = True
+    broker.restart()
+    broker.expected_exit = False
+    wait_tiered(broker, s3, topic, 3000)
+    ranges = [(s, e) for s, e, _ in objects(s3, topic)]
+    for (s1, e1), (s2, e2) in zip(ranges, ranges[1:]):
+        assert e1 == s2, f"objects overlap or leave a gap: {ranges}"
+    for name, read in READERS[:2]:
+        assert read(broker.bootstrap, topic) == sent, name
+
+
+def test_remote_storage_configs_are_checked(broker_factory, s3, topic):
+    plain = broker_factory()
+    admin = AdminClient({"bootstrap.servers": plain.bootstrap})
+    fut = admin.create_topics([NewTopic(topic, 1, 1, config={"remote.storage.enable": "true"})], operation_timeout=15)[topic]
+    with pytest.raises(Exception, match="Tiered Storage functionality is disabled"):
+        fut.result(timeout=30)
+    tiered = broker_factory(*tier_args(s3))
+    admin = AdminClient({"bootstrap.servers": tiered.bootstrap})
+    for bad, why in [({"cleanup.policy": "compact"}, "cleanup.policy=delete"),
+                     ({"retention.ms": "1000", "local.retention.ms": "5000"}, "must not be more than")]:
+        fut = admin.create_topics([NewTopic(topic, 1, 1, config={"remote.storage.enable": "true", **bad})], operation_timeout=15)[topic]
+        with pytest.raises(Exception, match=re.escape(why)):
+            fut.result(timeout=30)
+    assert topic not in admin.list_topics(timeout=15).topics
