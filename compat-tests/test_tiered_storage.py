@@ -1,12 +1,14 @@
 """The remote tier against SeaweedFS, on the embedded store and on Postgres: a topic with a
 tiny local retention moves its sealed segments to S3 and its local log shrinks, yet every
-client reads every record from offset 0, offsets by time below the local start resolve, and
+client reads every record from offset 0, offsets by time below the local start resolve, a
+durable consumer starts at offset 0 and replays from a time below the local start, and
 DeleteRecords, retention and topic deletion remove objects. An S3 outage mid-read is a
 retriable error and the read then completes; a missing object is a clear error, never other
 data; a kill -9 mid-upload resumes without duplicate ranges."""
 
 from __future__ import annotations
 
+import datetime
 import re
 import signal
 import threading
@@ -18,7 +20,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
 import helpers
-from sink_support import SeaweedS3
+from sink_support import SeaweedS3, admin
 from table_sink_support import psql
 from test_compaction import READERS
 
@@ -27,7 +29,7 @@ BUCKET = "tier"
 TIERED = {"remote.storage.enable": "true", "segment.bytes": "16384", "local.retention.ms": "0"}
 OBJECT = re.compile(r"/(\d+)/(\d{20})-(\d{20})\.batches$")
 # An hour ago: within the default retention, and old enough for retention.ms=1000 to delete.
-BASE_TS = int(time.time() * 1000) - 3_600_000
+BASE_TS = (int(time.time()) - 3600) * 1000
 
 
 @pytest.fixture
@@ -119,6 +121,15 @@ def test_clients_read_every_record_from_the_remote_tier(tier_broker, s3, topic):
             assert found.offset == i, f"time of record {i} gave offset {found.offset}"
     finally:
         c.close()
+
+    # A durable consumer starts at the log start, and replays from a time below the local start.
+    pull = ("stream", "pull", "--stream", topic, "--group", "replayer", "--max", "50")
+    code, pulled = admin(tier_broker, *pull)
+    assert code == 0 and [m["value"] for m in pulled] == [v.decode() for _, _, v in sent[:50]], pulled
+    since = datetime.datetime.fromtimestamp((BASE_TS + 500_000) / 1000, tz=datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    admin(tier_broker, "stream", "replay", "--stream", topic, "--group", "replayer", "--since", since)
+    code, pulled = admin(tier_broker, *pull)
+    assert code == 0 and [m["value"] for m in pulled] == [v.decode() for _, _, v in sent[500:550]], pulled
 
 
 def test_delete_records_and_retention_delete_remote_objects(tier_broker, s3, topic):
