@@ -13,6 +13,9 @@ use super::manifest::RemoteSegment;
 use super::segment_object::{split_batches, SparseIndex};
 use crate::{Batch, Result, StorageError};
 
+/// Chunks fetched beyond the last one a read needs, when that one is not cached yet.
+const READ_AHEAD: u64 = 3;
+
 pub(super) struct Remote {
     store: Arc<dyn ObjectStore>,
     pub prefix: String,
@@ -63,7 +66,14 @@ impl Remote {
         if from >= to {
             return Ok(Bytes::new());
         }
-        let (first, last) = (from / CHUNK, (to - 1) / CHUNK);
+        let (first, mut last) = (from / CHUNK, (to - 1) / CHUNK);
+        let reading_on = first > 0 && self.cache.get(object, first - 1).is_some();
+        if reading_on && self.cache.get(object, last).is_none() {
+            // A consumer reading on through the object: fetch the chunks that follow in the
+            // same request. Not on a first read, whose first byte would wait for them.
+            last = (last + READ_AHEAD).min((total - 1) / CHUNK);
+        }
+        let wanted = to;
         let mut chunks: Vec<Option<Bytes>> = (first..=last).map(|c| self.cache.get(object, c)).collect();
         // Fetch each run of missing chunks with one ranged GET.
         let mut i = 0;
@@ -93,12 +103,12 @@ impl Remote {
             }
             i = run_end;
         }
-        let mut out = BytesMut::with_capacity((to - from) as usize);
+        let mut out = BytesMut::with_capacity((wanted - from) as usize);
         for (j, chunk) in chunks.into_iter().enumerate() {
             let chunk = chunk.unwrap_or_default();
             let chunk_start = (first + j as u64) * CHUNK;
             let lo = from.saturating_sub(chunk_start) as usize;
-            let hi = ((to - chunk_start) as usize).min(chunk.len());
+            let hi = (wanted.saturating_sub(chunk_start) as usize).min(chunk.len());
             if lo < hi {
                 out.extend_from_slice(&chunk[lo..hi]);
             }
