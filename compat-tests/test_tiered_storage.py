@@ -4,7 +4,8 @@ client reads every record from offset 0, offsets by time below the local start r
 durable consumer starts at offset 0 and replays from a time below the local start, and
 DeleteRecords, retention and topic deletion remove objects. An S3 outage mid-read is a
 retriable error and the read then completes; a missing object is a clear error, never other
-data; a kill -9 mid-upload resumes without duplicate ranges."""
+data; a kill -9 mid-upload resumes without duplicate ranges; with two brokers on one Postgres,
+the survivor of a kill -9 serves what the other uploaded."""
 
 from __future__ import annotations
 
@@ -50,16 +51,16 @@ def tier_broker(request, broker_factory, s3):
     return broker_factory(*tier_args(s3), storage=request.param)
 
 
-def create(bootstrap: str, topic: str, **configs: str):
+def create(bootstrap: str, topic: str, partitions: int = 1, **configs: str):
     admin = AdminClient({"bootstrap.servers": bootstrap})
-    admin.create_topics([NewTopic(topic, 1, 1, config={**TIERED, **configs})], operation_timeout=15)[topic].result(timeout=30)
+    admin.create_topics([NewTopic(topic, partitions, 1, config={**TIERED, **configs})], operation_timeout=15)[topic].result(timeout=30)
 
 
-def produce(bootstrap: str, topic: str, n: int, start: int = 0) -> list[tuple[int, bytes, bytes]]:
+def produce(bootstrap: str, topic: str, n: int, start: int = 0, partition: int = 0) -> list[tuple[int, bytes, bytes]]:
     """n records with a timestamp a second apart, in small batches; (offset, key, value) each."""
     p = Producer({"bootstrap.servers": bootstrap, "linger.ms": 5, "batch.size": 4096})
     for i in range(start, start + n):
-        p.produce(topic, key=f"k{i}".encode(), value=f"v{i}-".encode() + b"x" * 100, partition=0, timestamp=BASE_TS + 1000 * i)
+        p.produce(topic, key=f"k{i}".encode(), value=f"v{i}-".encode() + b"x" * 100, partition=partition, timestamp=BASE_TS + 1000 * i)
     assert p.flush(60) == 0
     return [(i, f"k{i}".encode(), f"v{i}-".encode() + b"x" * 100) for i in range(start, start + n)]
 
@@ -274,3 +275,41 @@ def test_remote_storage_configs_are_checked(broker_factory, s3, topic):
         with pytest.raises(Exception, match=re.escape(why)):
             fut.result(timeout=30)
     assert topic not in admin.list_topics(timeout=15).topics
+
+
+def read_partition(bootstrap: str, topic: str, partition: int, n: int, timeout: float = 60) -> list[tuple[int, bytes, bytes]]:
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "unused", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, partition, 0)])
+    got = []
+    deadline = time.time() + timeout
+    try:
+        while len(got) < n and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is not None and not m.error():
+                got.append((m.offset(), m.key(), m.value()))
+    finally:
+        c.close()
+    return got
+
+
+def test_another_broker_on_the_same_postgres_serves_what_the_first_uploaded(broker_factory, postgres_cluster, s3, topic):
+    url = postgres_cluster.createdb("tiered_cluster")
+    common = (*tier_args(s3), "--broker-lease-ms", "2000")
+    first = broker_factory("--node-id", "1", *common, storage="postgres", storage_url=url)
+    second = broker_factory("--node-id", "2", *common, storage="postgres", storage_url=url)
+    helpers.wait_until(lambda: len(AdminClient({"bootstrap.servers": first.bootstrap}).list_topics(timeout=10).brokers) == 2,
+                       timeout=30, what="both brokers in the cluster")
+    create(first.bootstrap, topic, partitions=2)
+    sent = {p: produce(first.bootstrap, topic, 1500, partition=p) for p in (0, 1)}
+
+    def tiered(p):
+        sql = ("SELECT p.log_start FROM ductstream_partitions p JOIN ductstream_topics t ON t.id = p.topic_id "
+               f"WHERE t.name = '{topic}' AND p.partition = {p}")
+        return int(psql(url, sql) or 0) >= 500
+    helpers.wait_until(lambda: tiered(0) and tiered(1), timeout=90, interval=0.5, what="both partitions uploaded and trimmed")
+    # Whichever broker uploaded a partition, the other one serves it once the first is gone.
+    first.proc.send_signal(signal.SIGKILL)
+    first.proc.wait(10)
+    first.expected_exit = True
+    for p in (0, 1):
+        assert read_partition(second.bootstrap, topic, p, 1500) == sent[p], f"partition {p}"
