@@ -117,17 +117,24 @@ class SeaweedS3:
     """One `weed mini` (master, volume, filer and S3 in one process) on free ports, with the
     given buckets; `stop()` then `start()` keeps its data (a restart)."""
 
-    def __init__(self, base: Path, buckets=("lake",), credentials: tuple[str, str] | None = None):
-        """With `credentials` (access key, secret key), only that identity may use the store."""
+    def __init__(self, base: Path, buckets=("lake",), credentials: tuple[str, str] | None = None, table_buckets=()):
+        """With `credentials` (access key, secret key), only that identity may use the store.
+        `table_buckets` are S3 Tables buckets, the warehouses of its Iceberg REST catalog
+        (`iceberg_url`), which needs `credentials`."""
         self.base = base
         self.buckets = list(buckets)
         self.credentials = credentials
-        self.ports = {name: _two_free_ports() for name in ("master", "volume", "filer", "s3", "admin")}
+        self.table_buckets = list(table_buckets)
+        self.ports = {name: _two_free_ports() for name in ("master", "volume", "filer", "s3", "admin", "iceberg")}
         self.proc: subprocess.Popen | None = None
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.ports['s3']}"
+
+    @property
+    def iceberg_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['iceberg']}"
 
     def start(self) -> "SeaweedS3":
         (self.base / "data").mkdir(parents=True, exist_ok=True)
@@ -137,7 +144,11 @@ class SeaweedS3:
             f"-master.port={p['master']}", f"-volume.port={p['volume']}", f"-filer.port={p['filer']}",
             f"-s3.port={p['s3']}", f"-admin.port={p['admin']}", "-admin.ui=false", "-master.telemetry=false",
             f"-bucket={','.join(self.buckets)}",
+            # Ports of their own: the defaults (8181, 9101) would clash between stores.
+            f"-s3.port.iceberg={p['iceberg'] if self.table_buckets else 0}", "-s3.port.lance=0",
         ]
+        if self.table_buckets:
+            cmd.append(f"-tableBucket={','.join(self.table_buckets)}")
         if self.credentials:
             config = self.base / "s3.json"
             access, secret = self.credentials

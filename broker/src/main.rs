@@ -91,8 +91,12 @@ async fn run(args: Args) -> Result<()> {
     tokio::spawn(ductstream_broker::retention::run(broker.clone()));
     tokio::spawn(ductstream_broker::compaction::run(broker.clone()));
     tokio::spawn(ductstream_broker::transactions::coordinator::run(broker.clone()));
+    #[cfg(feature = "sinks")]
+    let lake = args.tier.lake()?.map(Arc::new);
+    #[cfg(not(feature = "sinks"))]
+    let lake = None;
     if let Some(tier) = opened.tier.clone() {
-        tokio::spawn(ductstream_broker::tiering::run(broker.clone(), tier));
+        tokio::spawn(ductstream_broker::tiering::run(broker.clone(), tier, lake));
     }
     #[cfg(feature = "postgres")]
     if let Some(postgres) = opened.postgres {

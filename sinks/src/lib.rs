@@ -25,6 +25,8 @@ mod sink;
 pub mod http;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "iceberg")]
+pub mod iceberg;
 #[cfg(feature = "s3")]
 pub mod s3;
 #[cfg(feature = "tables")]

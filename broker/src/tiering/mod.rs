@@ -4,6 +4,8 @@
 //! Reading remote data needs nothing here: the store answers it (see
 //! `ductstream_storage::tiered`).
 
+#[cfg(feature = "sinks")]
+mod lake;
 mod settings;
 
 use std::sync::Arc;
@@ -17,21 +19,27 @@ pub use settings::{local_retention, remote_storage_enabled, TierArgs, TierDefaul
 use crate::clock::now_ms;
 use crate::{Broker, Result};
 
+/// The Iceberg tables tiered topics are appended to, when configured (`--tier-iceberg-*`).
+#[cfg(feature = "sinks")]
+pub type Lake = ductstream_sinks::iceberg::Lake;
+#[cfg(not(feature = "sinks"))]
+pub type Lake = std::convert::Infallible;
+
 /// Runs until the broker shuts down.
-pub async fn run(broker: Arc<Broker>, tier: Arc<TieredStorage>) {
+pub async fn run(broker: Arc<Broker>, tier: Arc<TieredStorage>, lake: Option<Arc<Lake>>) {
     loop {
         tokio::select! {
             _ = broker.shutdown.cancelled() => return,
             _ = tokio::time::sleep(broker.config.tier.interval) => {}
         }
-        if let Err(e) = pass(&broker, &tier).await {
+        if let Err(e) = pass(&broker, &tier, lake.as_deref()).await {
             tracing::warn!(error = %e, "remote tier pass failed; trying again at the next one");
         }
     }
 }
 
 /// One pass over every tiered partition this broker leads.
-pub async fn pass(broker: &Broker, tier: &TieredStorage) -> Result<()> {
+pub async fn pass(broker: &Broker, tier: &TieredStorage, lake: Option<&Lake>) -> Result<()> {
     for topic in broker.storage().topics().await? {
         if !remote_storage_enabled(&topic.configs, &broker.config) {
             continue;
@@ -45,6 +53,16 @@ pub async fn pass(broker: &Broker, tier: &TieredStorage) -> Result<()> {
                 broker.metrics.tier_upload_failed();
                 tracing::warn!(topic = %topic.name, partition, error = %e, "remote tier upload failed; retried at the next pass");
             }
+            #[cfg(feature = "sinks")]
+            if let Some(lake) = lake {
+                match lake::append_uploaded(broker, tier, lake, &topic, partition).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(topic = %topic.name, partition, records = n, "appended to the topic's Iceberg table"),
+                    Err(e) => tracing::warn!(topic = %topic.name, partition, error = %e, "Iceberg append failed; retried at the next pass"),
+                }
+            }
+            #[cfg(not(feature = "sinks"))]
+            let _ = lake;
         }
     }
     Ok(())

@@ -55,6 +55,28 @@ pub struct TierArgs {
     #[arg(long, env = "DUCTSTREAM_TIER_INTERVAL_MS", default_value_t = 30_000)]
     pub tier_interval_ms: u64,
 
+    /// Iceberg REST catalog (`http://host:8181`): tiered topics are also appended, as Parquet
+    /// files partitioned by day, to a table per topic there as they are uploaded.
+    #[arg(long, env = "DUCTSTREAM_TIER_ICEBERG_CATALOG_URL")]
+    pub tier_iceberg_catalog_url: Option<String>,
+
+    /// The catalog's warehouse (an S3 Tables bucket on SeaweedFS or AWS).
+    #[arg(long, env = "DUCTSTREAM_TIER_ICEBERG_WAREHOUSE", default_value = "")]
+    pub tier_iceberg_warehouse: String,
+
+    /// Namespace of the topics' tables; a topic's table is its name in lower case with `_`
+    /// for anything but letters and digits.
+    #[arg(long, env = "DUCTSTREAM_TIER_ICEBERG_NAMESPACE", default_value = "ductstream")]
+    pub tier_iceberg_namespace: String,
+
+    /// OAuth2 client id and secret for the catalog; by default the S3 credentials, none if
+    /// those are not given either.
+    #[arg(long, env = "DUCTSTREAM_TIER_ICEBERG_CLIENT_ID")]
+    pub tier_iceberg_client_id: Option<String>,
+
+    #[arg(long, env = "DUCTSTREAM_TIER_ICEBERG_CLIENT_SECRET", hide_env_values = true)]
+    pub tier_iceberg_client_secret: Option<String>,
+
     /// `remote.storage.enable` of topics that do not set it.
     #[arg(long, env = "DUCTSTREAM_REMOTE_STORAGE_ENABLE", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub remote_storage_enable: bool,
@@ -117,6 +139,33 @@ impl TierArgs {
             .build()
             .map_err(|e| BrokerError::Config(format!("--tier-s3-bucket {bucket}: {e}")))?;
         Ok(Some(Arc::new(store)))
+    }
+}
+
+impl TierArgs {
+    /// The Iceberg catalog's topics, when `--tier-iceberg-catalog-url` names one.
+    #[cfg(feature = "sinks")]
+    pub fn lake(&self) -> Result<Option<ductstream_sinks::iceberg::Lake>> {
+        use ductstream_sinks::iceberg::{CatalogConfig, Lake, S3Access};
+        let Some(uri) = &self.tier_iceberg_catalog_url else { return Ok(None) };
+        if self.tier_s3_bucket.is_none() {
+            return Err(BrokerError::Config("--tier-iceberg-catalog-url needs --tier-s3-bucket: tables are appended as data is uploaded".into()));
+        }
+        let id = self.tier_iceberg_client_id.clone().or_else(|| self.tier_s3_access_key_id.clone());
+        let secret = self.tier_iceberg_client_secret.clone().or_else(|| self.tier_s3_secret_access_key.clone());
+        let catalog = CatalogConfig {
+            uri: uri.clone(),
+            warehouse: self.tier_iceberg_warehouse.clone(),
+            namespace: self.tier_iceberg_namespace.clone(),
+            credential: id.zip(secret),
+        };
+        let s3 = S3Access {
+            endpoint: self.tier_s3_endpoint.clone(),
+            region: self.tier_s3_region.clone(),
+            access_key_id: self.tier_s3_access_key_id.clone(),
+            secret_access_key: self.tier_s3_secret_access_key.clone(),
+        };
+        Lake::new(catalog, s3).map(Some).map_err(|e| BrokerError::Config(format!("--tier-iceberg-catalog-url: {e}")))
     }
 }
 

@@ -1,0 +1,65 @@
+//! The cold tier: what the remote tier holds, also appended to an Iceberg table per topic
+//! (`--tier-iceberg-*`), so SQL engines query a topic's whole history. Each pass appends, per
+//! partition, the records from the table's position (kept in its snapshots) up to the end of
+//! the last uploaded object, in one snapshot. Control records are left out; records of
+//! aborted transactions are not told apart yet.
+
+use ductstream_sinks::iceberg::Lake;
+use ductstream_sinks::SinkRecord;
+use ductstream_storage::tiered::TieredStorage;
+use ductstream_storage::{StorageError, Topic};
+
+use crate::{records, Broker, BrokerError, Result};
+
+/// Most bytes of batches one append reads: the records are held in memory until committed.
+const APPEND_BYTES: usize = 64 << 20;
+
+fn lake_error(e: ductstream_sinks::SinkError) -> BrokerError {
+    BrokerError::Storage(StorageError::Remote(format!("iceberg: {e}")))
+}
+
+/// Appends what `partition` has uploaded and the table does not hold yet; returns the records
+/// appended.
+pub async fn append_uploaded(broker: &Broker, tier: &TieredStorage, lake: &Lake, topic: &Topic, partition: i32) -> Result<usize> {
+    let Some(manifest) = tier.manifest(topic, partition, false).await? else { return Ok(0) };
+    if manifest.segments.is_empty() {
+        return Ok(0);
+    }
+    let uploaded_end = manifest.end();
+    let log_start = broker.log.offsets(topic, partition).await?.log_start;
+    let from = lake.position(&topic.name, partition).await.map_err(lake_error)?.unwrap_or(log_start).max(log_start);
+    if from >= uploaded_end {
+        return Ok(0);
+    }
+    let mut records: Vec<SinkRecord> = Vec::new();
+    let (mut at, mut bytes) = (from, 0usize);
+    'read: while at < uploaded_end && bytes < APPEND_BYTES {
+        let read = broker.log.read(topic, partition, at, 4 << 20).await?;
+        if read.batches.is_empty() {
+            break;
+        }
+        for batch in &read.batches {
+            if batch.base_offset() >= uploaded_end {
+                break 'read;
+            }
+            at = batch.next_offset();
+            bytes += batch.len();
+            if batch.is_control() {
+                continue;
+            }
+            for r in records::decode(batch)?.into_iter().filter(|r| r.offset >= from) {
+                records.push(SinkRecord {
+                    topic: topic.name.clone(),
+                    partition,
+                    offset: r.offset,
+                    timestamp: r.timestamp,
+                    key: r.key,
+                    value: r.value,
+                    headers: r.headers,
+                });
+            }
+        }
+    }
+    lake.append(&topic.name, partition, &records, at).await.map_err(lake_error)?;
+    Ok(records.len())
+}
