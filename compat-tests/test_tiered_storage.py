@@ -336,6 +336,17 @@ def iceberg_catalog(s3):
         "s3.region": "us-east-1"})
 
 
+def lake_args(s3) -> list[str]:
+    return ["--tier-s3-bucket", BUCKET, "--tier-s3-endpoint", s3.endpoint, "--tier-s3-prefix", "cluster-a",
+            "--tier-s3-access-key-id", ICEBERG_KEYS[0], "--tier-s3-secret-access-key", ICEBERG_KEYS[1],
+            "--tier-interval-ms", "200", "--tier-iceberg-catalog-url", s3.iceberg_url, "--tier-iceberg-warehouse", "lake"]
+
+
+def table_rows(s3, topic: str) -> list[dict]:
+    table = iceberg_catalog(s3).load_table("ductstream." + re.sub(r"[^a-z0-9]", "_", topic.lower()))
+    return table.scan().to_arrow().sort_by("offset").to_pylist()
+
+
 def test_uploaded_records_land_in_an_iceberg_table_per_topic(broker_factory, lake_s3, topic):
     args = ["--tier-s3-bucket", BUCKET, "--tier-s3-endpoint", lake_s3.endpoint, "--tier-s3-prefix", "cluster-a",
             "--tier-s3-access-key-id", ICEBERG_KEYS[0], "--tier-s3-secret-access-key", ICEBERG_KEYS[1],
@@ -380,3 +391,21 @@ def test_uploaded_records_land_in_an_iceberg_table_per_topic(broker_factory, lak
     local.write_bytes(lake_s3.read(files[0].removeprefix("s3://")))
     count = duckdb.sql(f"SELECT count(*), min(\"offset\") FROM read_parquet('{local}')").fetchone()
     assert count[0] > 0 and count[1] >= 0
+
+
+def test_the_iceberg_table_holds_committed_records_only(broker_factory, lake_s3, topic):
+    broker = broker_factory(*lake_args(lake_s3))
+    create(broker.bootstrap, topic)
+    produce(broker.bootstrap, topic, 300)
+    txn = Producer({"bootstrap.servers": broker.bootstrap, "transactional.id": f"tx-{topic}"})
+    txn.init_transactions(30)
+    for outcome in ("commit", "abort"):
+        txn.begin_transaction()
+        for i in range(100):
+            txn.produce(topic, value=f"{outcome}-{i}".encode() + b"x" * 100, partition=0)
+        (txn.commit_transaction if outcome == "commit" else txn.abort_transaction)(30)
+    produce(broker.bootstrap, topic, 1500, start=600)
+    helpers.wait_until(lambda: len(table_rows(lake_s3, topic)) >= 1000, timeout=90, interval=1, what="the table to fill")
+    values = [r["value"].split(b"x")[0].decode() for r in table_rows(lake_s3, topic)]
+    assert [v for v in values if v.startswith("commit-")] == [f"commit-{i}" for i in range(100)]
+    assert not [v for v in values if v.startswith("abort-")], "records of an aborted transaction"

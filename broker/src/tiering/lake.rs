@@ -1,14 +1,15 @@
 //! The cold tier: what the remote tier holds, also appended to an Iceberg table per topic
 //! (`--tier-iceberg-*`), so SQL engines query a topic's whole history. Each pass appends, per
 //! partition, the records from the table's position (kept in its snapshots) up to the end of
-//! the last uploaded object, in one snapshot. Control records are left out; records of
-//! aborted transactions are not told apart yet.
+//! the last uploaded object (and never past the last stable offset), in one snapshot, as a
+//! read_committed consumer sees them: without control records or aborted transactions.
 
 use ductstream_sinks::iceberg::Lake;
 use ductstream_sinks::SinkRecord;
 use ductstream_storage::tiered::TieredStorage;
 use ductstream_storage::{StorageError, Topic};
 
+use crate::transactions::partition::AbortedTxn;
 use crate::{records, Broker, BrokerError, Result};
 
 /// Most bytes of batches one append reads: the records are held in memory until committed.
@@ -25,12 +26,14 @@ pub async fn append_uploaded(broker: &Broker, tier: &TieredStorage, lake: &Lake,
     if manifest.segments.is_empty() {
         return Ok(0);
     }
-    let uploaded_end = manifest.end();
+    let (stable, _) = broker.log.stable(topic, partition, manifest.end()).await?;
+    let uploaded_end = manifest.end().min(stable);
     let log_start = broker.log.offsets(topic, partition).await?.log_start;
     let from = lake.position(&topic.name, partition).await.map_err(lake_error)?.unwrap_or(log_start).max(log_start);
     if from >= uploaded_end {
         return Ok(0);
     }
+    let (_, aborted) = broker.log.stable(topic, partition, from).await?;
     let mut records: Vec<SinkRecord> = Vec::new();
     let (mut at, mut bytes) = (from, 0usize);
     'read: while at < uploaded_end && bytes < APPEND_BYTES {
@@ -44,7 +47,8 @@ pub async fn append_uploaded(broker: &Broker, tier: &TieredStorage, lake: &Lake,
             }
             at = batch.next_offset();
             bytes += batch.len();
-            if batch.is_control() {
+            let in_aborted = |a: &AbortedTxn| a.producer_id == batch.producer_id() && (a.first_offset..=a.last_offset).contains(&batch.base_offset());
+            if batch.is_control() || (batch.is_transactional() && aborted.iter().any(in_aborted)) {
                 continue;
             }
             for r in records::decode(batch)?.into_iter().filter(|r| r.offset >= from) {
