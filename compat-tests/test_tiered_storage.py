@@ -409,3 +409,14 @@ def test_the_iceberg_table_holds_committed_records_only(broker_factory, lake_s3,
     values = [r["value"].split(b"x")[0].decode() for r in table_rows(lake_s3, topic)]
     assert [v for v in values if v.startswith("commit-")] == [f"commit-{i}" for i in range(100)]
     assert not [v for v in values if v.startswith("abort-")], "records of an aborted transaction"
+
+    # A topic deleted and created again under the same name gets a table of its own records.
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.delete_topics([topic], operation_timeout=30)[topic].result(timeout=30)
+    create(broker.bootstrap, topic)
+    produce(broker.bootstrap, topic, 1200, start=5000)
+    def fresh_table():
+        rows = table_rows(lake_s3, topic)
+        return rows and rows[0]["offset"] == 0 and rows[0]["value"].startswith(b"v5000-")
+    helpers.wait_until(fresh_table, timeout=90, interval=1, what="the recreated topic's own table")
+    assert not [r for r in table_rows(lake_s3, topic) if r["value"].startswith((b"commit-", b"abort-"))]

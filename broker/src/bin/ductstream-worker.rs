@@ -42,6 +42,10 @@ struct Args {
     /// The broker's store (the same flags as the broker's).
     #[command(flatten)]
     store: ductstream_broker::config::StoreArgs,
+    /// The remote tier the brokers use (the same `--tier-s3-*` flags), so that a sink run here
+    /// reads what only S3 still holds.
+    #[command(flatten)]
+    tier: ductstream_broker::tiering::TierArgs,
     /// Partitions of the topics the flow creates.
     #[arg(long, default_value_t = 1)]
     num_partitions: i32,
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
 async fn run(args: Args) -> Result<(), String> {
     let (store, data_dir) = args.store.resolve().map_err(|e| e.to_string())?;
     let opened = ductstream_broker::open::open_storage(&store, &data_dir, false).await.map_err(|e| e.to_string())?;
+    let opened = ductstream_broker::open::with_tier(opened, &args.tier).await.map_err(|e| e.to_string())?;
     let storage = opened.storage;
     if let Some(sink_id) = &args.sink_id {
         return run_sink(storage, sink_id, &args).await;

@@ -29,7 +29,8 @@ pub async fn append_uploaded(broker: &Broker, tier: &TieredStorage, lake: &Lake,
     let (stable, _) = broker.log.stable(topic, partition, manifest.end()).await?;
     let uploaded_end = manifest.end().min(stable);
     let log_start = broker.log.offsets(topic, partition).await?.log_start;
-    let from = lake.position(&topic.name, partition).await.map_err(lake_error)?.unwrap_or(log_start).max(log_start);
+    let topic_id = topic.id.to_string();
+    let from = lake.position(&topic.name, &topic_id, partition).await.map_err(lake_error)?.unwrap_or(log_start).max(log_start);
     if from >= uploaded_end {
         return Ok(0);
     }
@@ -64,6 +65,6 @@ pub async fn append_uploaded(broker: &Broker, tier: &TieredStorage, lake: &Lake,
             }
         }
     }
-    lake.append(&topic.name, partition, &records, at).await.map_err(lake_error)?;
+    lake.append(&topic.name, &topic_id, partition, &records, at).await.map_err(lake_error)?;
     Ok(records.len())
 }

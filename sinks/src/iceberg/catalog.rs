@@ -147,6 +147,12 @@ impl Catalog {
         parse_metadata(&body)
     }
 
+    /// Drops the table and its files; one already gone is fine.
+    pub async fn drop_table(&self, table: &str) -> Result<()> {
+        let path = format!("namespaces/{}/tables/{table}?purgeRequested=true", self.config.namespace);
+        self.request(reqwest::Method::DELETE, &path, None).await.map(|_| ())
+    }
+
     /// Adds `snapshot` and points `main` at it, if `main` is still at `parent`.
     pub async fn commit(&self, table: &str, parent: Option<i64>, snapshot: Value) -> Result<TableMetadata> {
         let snapshot_id = snapshot["snapshot-id"].clone();

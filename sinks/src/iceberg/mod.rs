@@ -7,6 +7,10 @@
 //! (`ductstream.next-offset.<partition>`), and a commit only lands on the snapshot it was made
 //! from. A retry after a failure rewrites the same file names and finds the position where it
 //! was. DuctStream must be the table's only writer (its manifest lists are read back).
+//!
+//! Snapshots also name the topic by id (`ductstream.topic-id`): a topic deleted and created
+//! again under the same name starts its table anew (the old one is dropped), since its offsets
+//! start over.
 
 mod avro;
 mod catalog;
@@ -32,6 +36,7 @@ use schema::parquet_file;
 use crate::{Result, SinkError, SinkRecord};
 
 const POSITION: &str = "ductstream.next-offset.";
+const TOPIC_ID: &str = "ductstream.topic-id";
 
 /// How to reach the buckets the catalog puts tables in.
 #[derive(Debug, Clone, Default)]
@@ -59,17 +64,30 @@ impl Lake {
         Ok(Lake { catalog: Catalog::new(catalog)?, s3, buckets: Mutex::new(BTreeMap::new()) })
     }
 
+    /// The topic's table, made anew if it holds an earlier topic of the same name.
+    async fn table(&self, topic: &str, topic_id: &str) -> Result<TableMetadata> {
+        let name = table_name(topic);
+        let table = self.catalog.load_or_create(&name).await?;
+        match table.summary.get(TOPIC_ID) {
+            Some(id) if id != topic_id => {
+                tracing::info!(table = %name, old_topic_id = %id, "dropping the Iceberg table of a deleted topic of the same name");
+                self.catalog.drop_table(&name).await?;
+                self.catalog.load_or_create(&name).await
+            }
+            _ => Ok(table),
+        }
+    }
+
     /// The offset the topic's table holds `partition`'s records up to, if it holds any.
-    pub async fn position(&self, topic: &str, partition: i32) -> Result<Option<i64>> {
-        let table = self.catalog.load_or_create(&table_name(topic)).await?;
-        Ok(position(&table, partition))
+    pub async fn position(&self, topic: &str, topic_id: &str, partition: i32) -> Result<Option<i64>> {
+        Ok(position(&self.table(topic, topic_id).await?, partition))
     }
 
     /// Appends `records` (the partition's records below `next_offset` not in the table yet)
     /// as one snapshot. Nothing happens if the table already holds up to `next_offset`.
-    pub async fn append(&self, topic: &str, partition: i32, records: &[SinkRecord], next_offset: i64) -> Result<()> {
+    pub async fn append(&self, topic: &str, topic_id: &str, partition: i32, records: &[SinkRecord], next_offset: i64) -> Result<()> {
         let name = table_name(topic);
-        let table = self.catalog.load_or_create(&name).await?;
+        let table = self.table(topic, topic_id).await?;
         let from = position(&table, partition);
         if from.is_some_and(|p| p >= next_offset) {
             return Ok(());
@@ -115,6 +133,7 @@ impl Lake {
 
         let mut summary: BTreeMap<String, String> = table.summary.iter().filter(|(k, _)| k.starts_with(POSITION)).map(|(k, v)| (k.clone(), v.clone())).collect();
         summary.insert(format!("{POSITION}{partition}"), next_offset.to_string());
+        summary.insert(TOPIC_ID.into(), topic_id.into());
         summary.insert("operation".into(), "append".into());
         summary.insert("added-data-files".into(), files.len().to_string());
         summary.insert("added-records".into(), records.len().to_string());

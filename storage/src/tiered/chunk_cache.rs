@@ -5,7 +5,7 @@
 //! are dropped once the cache holds more than its capacity. Objects never change once written,
 //! so a cached chunk never goes stale.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Mutex;
 
 use bytes::Bytes;
@@ -26,6 +26,8 @@ struct Lru {
     by_use: BTreeMap<u64, (String, u64)>,
     held: u64,
     clock: u64,
+    /// Chunks a prefetch is fetching now.
+    fetching: HashSet<(String, u64)>,
 }
 
 impl ChunkCache {
@@ -63,6 +65,18 @@ impl ChunkCache {
             if let Some((gone, _)) = lru.chunks.remove(&key) {
                 lru.held -= gone.len() as u64;
             }
+        }
+    }
+
+    /// Marks a chunk as being fetched; false if a fetch already has it (or caching is off).
+    pub fn claim(&self, object: &str, chunk: u64) -> bool {
+        self.capacity > 0 && self.inner.lock().is_ok_and(|mut lru| lru.fetching.insert((object.to_owned(), chunk)))
+    }
+
+    /// Ends a [`ChunkCache::claim`], whether the chunk arrived or not.
+    pub fn release(&self, object: &str, chunk: u64) {
+        if let Ok(mut lru) = self.inner.lock() {
+            lru.fetching.remove(&(object.to_owned(), chunk));
         }
     }
 
@@ -105,5 +119,10 @@ mod tests {
         cache.forget("a");
         assert_eq!(cache.held(), 3);
         assert!(cache.get("a", 0).is_none());
+        // One prefetch per chunk at a time.
+        assert!(cache.claim("c", 0) && !cache.claim("c", 0));
+        cache.release("c", 0);
+        assert!(cache.claim("c", 0));
+        assert!(!ChunkCache::new(0).claim("c", 0), "no prefetching without a cache to put it in");
     }
 }

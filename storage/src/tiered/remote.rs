@@ -13,13 +13,13 @@ use super::manifest::RemoteSegment;
 use super::segment_object::{split_batches, SparseIndex};
 use crate::{Batch, Result, StorageError};
 
-/// Chunks fetched beyond the last one a read needs, when that one is not cached yet.
-const READ_AHEAD: u64 = 3;
+/// Chunks fetched ahead, in the background, of a consumer reading on through an object.
+const READ_AHEAD: u64 = 4;
 
 pub(super) struct Remote {
     store: Arc<dyn ObjectStore>,
     pub prefix: String,
-    cache: ChunkCache,
+    cache: Arc<ChunkCache>,
 }
 
 fn remote_error(object: &str) -> impl Fn(object_store::Error) -> StorageError + '_ {
@@ -33,7 +33,7 @@ fn remote_error(object: &str) -> impl Fn(object_store::Error) -> StorageError + 
 
 impl Remote {
     pub fn new(store: Arc<dyn ObjectStore>, prefix: &str, cache_bytes: u64) -> Remote {
-        Remote { store, prefix: prefix.trim_matches('/').to_owned(), cache: ChunkCache::new(cache_bytes) }
+        Remote { store, prefix: prefix.trim_matches('/').to_owned(), cache: Arc::new(ChunkCache::new(cache_bytes)) }
     }
 
     pub async fn put(&self, object: &str, bytes: Bytes) -> Result<()> {
@@ -66,12 +66,11 @@ impl Remote {
         if from >= to {
             return Ok(Bytes::new());
         }
-        let (first, mut last) = (from / CHUNK, (to - 1) / CHUNK);
-        let reading_on = first > 0 && self.cache.get(object, first - 1).is_some();
-        if reading_on && self.cache.get(object, last).is_none() {
-            // A consumer reading on through the object: fetch the chunks that follow in the
-            // same request. Not on a first read, whose first byte would wait for them.
-            last = (last + READ_AHEAD).min((total - 1) / CHUNK);
+        let (first, last) = (from / CHUNK, (to - 1) / CHUNK);
+        // A consumer reading on through the object: the chunks after these are fetched in the
+        // background, so its next fetches find them cached. Not on a first read.
+        if first > 0 && self.cache.get(object, first - 1).is_some() {
+            self.prefetch(object, total, last + 1, (last + READ_AHEAD).min((total - 1) / CHUNK));
         }
         let wanted = to;
         let mut chunks: Vec<Option<Bytes>> = (first..=last).map(|c| self.cache.get(object, c)).collect();
@@ -114,6 +113,29 @@ impl Remote {
             }
         }
         Ok(out.freeze())
+    }
+
+    /// Fetches chunks `[from, to]` of `object` into the cache in a task of their own: those
+    /// neither cached nor already being fetched, in one request. A failure only leaves them
+    /// for the read that needs them.
+    fn prefetch(&self, object: &str, total: u64, from: u64, to: u64) {
+        let wanted: Vec<u64> = (from..=to).filter(|c| self.cache.get(object, *c).is_none() && self.cache.claim(object, *c)).collect();
+        let (Some(&first), Some(&last)) = (wanted.first(), wanted.last()) else { return };
+        let (store, cache, object) = (self.store.clone(), self.cache.clone(), object.to_owned());
+        tokio::spawn(async move {
+            let range = first * CHUNK..((last + 1) * CHUNK).min(total);
+            if let Ok(mut got) = store.get_range(&Path::from(object.as_str()), range.clone()).await
+                && got.len() as u64 == range.end - range.start
+            {
+                for chunk in first..=last {
+                    let piece = got.split_to(got.len().min(CHUNK as usize));
+                    cache.put(&object, chunk, piece);
+                }
+            }
+            for chunk in wanted {
+                cache.release(&object, chunk);
+            }
+        });
     }
 
     async fn index(&self, segment: &RemoteSegment) -> Result<SparseIndex> {
