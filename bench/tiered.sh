@@ -8,7 +8,7 @@
 # against cold (S3 through the broker, cache empty). The limit for the cold read: the same
 # objects fetched straight from SeaweedFS with plain HTTP GETs, one stream per partition.
 #
-#   bench/tiered.sh [STORAGE=embedded] [MESSAGES=200000] [PARTITIONS=4]
+#   bench/tiered.sh [STORAGE=embedded|postgres://...] [MESSAGES=200000] [PARTITIONS=4]
 #
 # Release binaries in $CARGO_TARGET_DIR/release; Python with confluent-kafka, pyarrow and weed in
 # $DUCTSTREAM_VENV (compat-tests/setup.sh makes it).
@@ -55,9 +55,8 @@ else:
     sys.exit("SeaweedFS did not come up")
 PYEOF
 
-STORE="$STORAGE"; [[ "$STORAGE" == embedded ]] || STORE="$STORAGE"
 NO_COLOR=1 RUST_LOG=info "$BIN/ductstream" --kafka-listen 127.0.0.1:0 --grpc-listen off --metrics-listen 127.0.0.1:0 \
-    --storage "$STORE" --data-dir "$WORK/ds" --num-partitions "$PARTITIONS" \
+    --storage "$STORAGE" --data-dir "$WORK/ds" --num-partitions "$PARTITIONS" \
     --tier-s3-bucket tier --tier-s3-endpoint "$ENDPOINT" --tier-s3-access-key-id any --tier-s3-secret-access-key any \
     --tier-interval-ms 1000 >"$WORK/ds.out" 2>"$WORK/ds.err" &
 DS_PID=$!
@@ -93,11 +92,14 @@ grep "uploaded to the remote tier" "$WORK/ds.err" | sed -n 's/.* bytes=\([0-9]*\
     END { if (ms > 0) printf "objects=%d  %.1f MB in %.2f s of uploads: %.1f MB/s per upload stream (slowest %d ms)\n", n, bytes/1e6, ms/1000, bytes/1e6/(ms/1000), max }'
 
 echo "== local disk held"
-"$PY" - "$WORK/ds" "$KAFKA" <<'PYEOF'
-import sys, os, pathlib
-from confluent_kafka.admin import AdminClient
-# Partition folders are <topic id>-<partition>; map ids through the store's object names is
-# overkill here: the two topics were created in this order and have distinct sizes.
+if [[ "$STORAGE" == postgres* ]]; then
+    # Bytes of batches each topic keeps in Postgres (the ductstream_batches rows).
+    psql "$STORAGE" -Atc "SELECT '  topic ' || t.name || ': ' || round(sum(b.byte_size) / 1e6, 1) || ' MB in Postgres'
+        FROM ductstream_batches b JOIN ductstream_topics t ON t.id = b.topic_id GROUP BY t.name ORDER BY 1"
+else
+"$PY" - "$WORK/ds" <<'PYEOF'
+import sys, pathlib
+# Partition folders are <topic id>-<partition>: the larger total is the untiered topic.
 root = pathlib.Path(sys.argv[1])
 sizes = {}
 for d in root.iterdir():
@@ -107,6 +109,7 @@ for d in root.iterdir():
 for tid, size in sorted(sizes.items(), key=lambda kv: -kv[1]):
     print(f"  topic {tid}: {size/1e6:.1f} MB on local disk")
 PYEOF
+fi
 
 echo "== read from offset 0"
 for t in hot cold; do
