@@ -1,7 +1,8 @@
 //! The remote tier's work on this broker: every `--tier-interval-ms`, for the partitions it
 //! leads of topics with `remote.storage.enable`, upload the segments the store has sealed and
-//! not uploaded yet, then let the store drop what is uploaded and past local retention.
-//! Reading remote data needs nothing here: the store answers it (see
+//! not uploaded yet, then let the store drop what is uploaded and past local retention, and
+//! (with `--tier-iceberg-*`) append what was uploaded to the topic's Iceberg table (see
+//! `lake`). Reading remote data needs nothing here: the store answers it (see
 //! `ductstream_storage::tiered`).
 
 #[cfg(feature = "sinks")]
