@@ -79,20 +79,8 @@ impl SinkSource for LogSource {
             if batch.is_control() {
                 continue;
             }
-            for r in records::decode(batch).map_err(source_error)? {
-                if r.offset < offset {
-                    continue; // the batch holding `offset` starts before it
-                }
-                out.records.push(SinkRecord {
-                    topic: topic.name.clone(),
-                    partition,
-                    offset: r.offset,
-                    timestamp: r.timestamp,
-                    key: r.key,
-                    value: r.value,
-                    headers: r.headers,
-                });
-            }
+            // The batch holding `offset` may start before it.
+            out.records.extend(sink_records(&topic.name, partition, batch, offset).map_err(source_error)?);
         }
         Ok(out)
     }
@@ -162,4 +150,21 @@ impl SinkSource for LogSource {
         appended.durable.wait().await.map_err(|e| source_error(StorageError::Engine(e)))?;
         Ok(())
     }
+}
+
+/// The records of `batch` at or after `from`, as sinks (and the Iceberg tables) receive them.
+pub(crate) fn sink_records(topic: &str, partition: i32, batch: &ductstream_storage::Batch, from: i64) -> crate::Result<Vec<SinkRecord>> {
+    Ok(records::decode(batch)?
+        .into_iter()
+        .filter(|r| r.offset >= from)
+        .map(|r| SinkRecord {
+            topic: topic.to_owned(),
+            partition,
+            offset: r.offset,
+            timestamp: r.timestamp,
+            key: r.key,
+            value: r.value,
+            headers: r.headers,
+        })
+        .collect())
 }

@@ -10,7 +10,8 @@ use ductstream_storage::tiered::TieredStorage;
 use ductstream_storage::{StorageError, Topic};
 
 use crate::transactions::partition::AbortedTxn;
-use crate::{records, Broker, BrokerError, Result};
+use crate::sinks::source::sink_records;
+use crate::{Broker, BrokerError, Result};
 
 /// Most bytes of batches one append reads: the records are held in memory until committed.
 const APPEND_BYTES: usize = 64 << 20;
@@ -52,17 +53,7 @@ pub async fn append_uploaded(broker: &Broker, tier: &TieredStorage, lake: &Lake,
             if batch.is_control() || (batch.is_transactional() && aborted.iter().any(in_aborted)) {
                 continue;
             }
-            for r in records::decode(batch)?.into_iter().filter(|r| r.offset >= from) {
-                records.push(SinkRecord {
-                    topic: topic.name.clone(),
-                    partition,
-                    offset: r.offset,
-                    timestamp: r.timestamp,
-                    key: r.key,
-                    value: r.value,
-                    headers: r.headers,
-                });
-            }
+            records.extend(sink_records(&topic.name, partition, batch, from)?);
         }
     }
     lake.append(&topic.name, &topic_id, partition, &records, at).await.map_err(lake_error)?;
