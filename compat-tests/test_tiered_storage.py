@@ -5,15 +5,19 @@ durable consumer starts at offset 0 and replays from a time below the local star
 DeleteRecords, retention and topic deletion remove objects. An S3 outage mid-read is a
 retriable error and the read then completes; a missing object is a clear error, never other
 data; a kill -9 mid-upload resumes without duplicate ranges; with two brokers on one Postgres,
-the survivor of a kill -9 serves what the other uploaded."""
+the survivor of a kill -9 serves what the other uploaded. Uploaded records are appended to an
+Iceberg table per topic, read back with pyiceberg; a CDC flow's table topic also gets typed
+columns, one per source column, which grow when the source table does."""
 
 from __future__ import annotations
 
 import datetime
+import json
 import re
 import signal
 import threading
 import time
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -22,7 +26,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 import helpers
 from sink_support import SeaweedS3, admin
-from table_sink_support import psql
+from table_sink_support import create_flow, delete_flow, insert_items, psql, seed
 from test_compaction import READERS
 
 BUCKET = "tier"
@@ -420,3 +424,75 @@ def test_the_iceberg_table_holds_committed_records_only(broker_factory, lake_s3,
         return rows and rows[0]["offset"] == 0 and rows[0]["value"].startswith(b"v5000-")
     helpers.wait_until(fresh_table, timeout=90, interval=1, what="the recreated topic's own table")
     assert not [r for r in table_rows(lake_s3, topic) if r["value"].startswith((b"commit-", b"abort-"))]
+
+
+def test_a_cdc_topic_gets_typed_columns_in_its_iceberg_table(broker_factory, lake_s3, postgres_cluster, tmp_path):
+    source = postgres_cluster.createdb("lake_src")
+    seed(source)
+    broker = broker_factory(*lake_args(lake_s3))
+    # The flow writes to the table topic it finds, tiered here with small segments.
+    topic = "lakeflow.public.items"
+    create(broker.bootstrap, topic)
+    create_flow(broker, tmp_path, {
+        "id": "lakeflow", "name": "lakeflow",
+        "source": {"name": "pg", "type": "postgres", "options": {
+            "dsn": source, "publication_tables": "public.items", "batch_timeout": "100ms"}},
+        "destinations": [{"name": "topics", "type": "topics"}]})
+    try:
+        psql(source, "DELETE FROM items WHERE id = 3")
+        insert_items(source, range(100, 130))
+
+        def row_of(op: str, id_: int):
+            return next((r for r in table_rows(lake_s3, topic) if r["_op"] == op and r["id"] == id_), None)
+
+        def until_appended(predicate, what: str):
+            # A segment is sealed (then uploaded) when a later write rolls it: keep writing.
+            def poke():
+                psql(source, "UPDATE items SET r = r WHERE id = 1")
+                return predicate()
+            helpers.wait_until(poke, timeout=120, interval=1, what=what)
+
+        until_appended(lambda: row_of("c", 129), "the inserts in the Iceberg table")
+        table = iceberg_catalog(lake_s3).load_table("ductstream.lakeflow_public_items")
+        types = {f.name: str(f.field_type) for f in table.schema().fields}
+        assert types == {
+            "partition": "int", "offset": "long", "timestamp": "timestamptz", "key": "binary", "value": "binary",
+            "headers": types["headers"], "_op": "string", "_lsn": "long", "_commit_ts": "timestamptz", "_xid": "long",
+            "id": "int", "small": "int", "big": "long", "amount": "decimal(12, 3)", "ratio": "string", "r": "float",
+            "d": "double", "flag": "boolean", "name": "string", "code": "string", "letter": "string", "payload": "binary",
+            "day": "date", "at_time": "time", "at": "timestamp", "at_tz": "timestamptz", "span": "string", "uid": "string",
+            "doc": "string", "docb": "string", "nums": "list<int>", "tags": "list<string>", "blob": "string"}, types
+
+        snapshot = row_of("r", 1)
+        utc = datetime.timezone.utc
+        expected = {
+            "id": 1, "small": 1, "big": 1000000000, "amount": Decimal("1.125"), "ratio": "11.5", "r": 1.5, "d": 2.25,
+            "flag": True, "name": "name 1", "code": "c1", "letter": "ab ", "payload": b"\x00\xff\x01",
+            "day": datetime.date(2024, 1, 2), "at_time": datetime.time(12, 34, 56),
+            "at": datetime.datetime(2024, 1, 2, 3, 4, 5, 123456),
+            "at_tz": datetime.datetime(2024, 1, 2, 1, 4, 5, 500000, tzinfo=utc),
+            "uid": "00000000-0000-0000-0000-000000000002", "nums": [1, None, 3], "tags": ['t"q', None]}
+        assert {k: snapshot[k] for k in expected} == expected
+        assert json.loads(snapshot["docb"]) == {"b": [1, "x"]} and snapshot["blob"].startswith("toast-1-")
+        assert snapshot["_xid"] is None and snapshot["_lsn"] > 0
+        insert = row_of("c", 100)
+        event = json.loads(insert["value"])
+        assert (insert["_xid"], insert["_lsn"]) == (event["xid"], int(event["lsn"].split("/")[0], 16) << 32 | int(event["lsn"].split("/")[1], 16))
+        assert insert["_commit_ts"] == datetime.datetime.fromtimestamp(event["ts_ms"] / 1000, utc)
+        assert insert["amount"] == Decimal("100.125") and insert["day"] == datetime.date(2024, 1, 2)
+        deleted = row_of("d", 3)
+        assert deleted["name"] is None, "a delete carries the old key only (replica identity default)"
+
+        # The source grows a column: the table's schema does, and earlier files still read.
+        psql(source, "ALTER TABLE items ADD COLUMN extra numeric(5,1)")
+        insert_items(source, range(200, 230))
+        psql(source, "UPDATE items SET extra = 2.5 WHERE id >= 200")
+        until_appended(lambda: (r := row_of("u", 229)) and r["extra"] == Decimal("2.5"), "the new column in the Iceberg table")
+        table = iceberg_catalog(lake_s3).load_table("ductstream.lakeflow_public_items")
+        assert str(table.schema().find_field("extra").field_type) == "decimal(5, 1)"
+        assert len(table.schemas()) == 3
+        assert row_of("r", 1)["extra"] is None
+        rows = table_rows(lake_s3, topic)
+        assert [r["offset"] for r in rows] == list(range(len(rows))), "each record once, in order"
+    finally:
+        delete_flow(broker, "lakeflow")

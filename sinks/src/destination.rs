@@ -116,6 +116,7 @@ pub fn open_sink(destination: &Destination, sink_id: &str) -> Result<(Box<dyn Si
 /// Applies the staging tables of a table destination (`batch_mode` staging) for these source
 /// tables to their targets, as its `batch_resolution` says; the rows resolved per table.
 #[cfg(feature = "tables")]
+#[cfg_attr(not(any(feature = "postgres", feature = "duckdb", feature = "clickhouse")), allow(unused_variables, unused_mut))]
 pub async fn resolve_staging(destination: &Destination, sink_id: &str, tables: &[crate::table::TableName]) -> Result<Vec<(crate::table::TableName, u64)>> {
     let kind = destination.kind.as_str();
     let mut options = Options::new(kind, &destination.options);

@@ -125,6 +125,20 @@ impl FlowDef {
         (format!("{prefix}."), self.pgstream().map(|(_, stream)| stream))
     }
 
+    /// The source table (schema, name) whose changes `topic` holds, if it is one of the
+    /// flow's table topics (`<topic_prefix>.<schema>.<table>`).
+    pub fn source_table_of(&self, topic: &str) -> Option<(String, String)> {
+        let options = self.source_options(false);
+        if options.contains_key("stream") {
+            return None;
+        }
+        let rest = topic.strip_prefix(options.get("topic_prefix")?.as_str())?.strip_prefix('.')?;
+        let (schema, table) = rest.split_once('.')?;
+        // `<prefix>._ddl` and the like are the flow's own topics.
+        let is_table = !schema.is_empty() && !schema.starts_with('_') && !table.is_empty() && !table.contains('.');
+        is_table.then(|| (schema.to_owned(), table.to_owned()))
+    }
+
     /// The flow's `pgstream` destination, if any, and the stream it names.
     fn pgstream(&self) -> Option<(&Endpoint, String)> {
         let d = self.destinations.iter().find(|d| d.kind == "pgstream")?;

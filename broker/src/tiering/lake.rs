@@ -3,14 +3,19 @@
 //! partition, the records from the table's position (kept in its snapshots) up to the end of
 //! the last uploaded object (and never past the last stable offset), in one snapshot, as a
 //! read_committed consumer sees them: without control records or aborted transactions.
+//!
+//! A CDC flow's table topic (JSON change events) also gets typed columns, one per source
+//! column, with the types the source's catalog gives (see `ductstream_sinks::iceberg`).
 
 use ductstream_sinks::iceberg::Lake;
+use ductstream_sinks::table::shape::{read_source_shape, SourceShape};
 use ductstream_sinks::SinkRecord;
 use ductstream_storage::tiered::TieredStorage;
 use ductstream_storage::{StorageError, Topic};
 
-use crate::transactions::partition::AbortedTxn;
+use crate::flows::store as flow_store;
 use crate::sinks::source::sink_records;
+use crate::transactions::partition::AbortedTxn;
 use crate::{Broker, BrokerError, Result};
 
 /// Most bytes of batches one append reads: the records are held in memory until committed.
@@ -56,6 +61,24 @@ pub async fn append_uploaded(broker: &Broker, tier: &TieredStorage, lake: &Lake,
             records.extend(sink_records(&topic.name, partition, batch, from)?);
         }
     }
-    lake.append(&topic.name, &topic_id, partition, &records, at).await.map_err(lake_error)?;
+    let source = source_shape(broker, &topic.name).await?;
+    lake.append(&topic.name, &topic_id, partition, &records, at, source.as_ref()).await.map_err(lake_error)?;
     Ok(records.len())
+}
+
+/// The source table's shape if `topic` is a CDC flow's table topic of JSON change events:
+/// read from the source's catalog (so numeric(12,2) is a decimal, not text), or learnt from
+/// the changes alone when the flow names no source DSN or the table is gone. A source that
+/// cannot be reached puts the append off to a later pass rather than guess types for good.
+async fn source_shape(broker: &Broker, topic: &str) -> Result<Option<SourceShape>> {
+    for flow in flow_store::list(broker.storage().as_ref()).await? {
+        let Some((schema, table)) = flow.source_table_of(topic) else { continue };
+        if flow.record_format() != "json" {
+            return Ok(None);
+        }
+        let Some(dsn) = flow.source.options.get("dsn") else { return Ok(Some(SourceShape::default())) };
+        let shape = read_source_shape(dsn, &schema, &table).await.map_err(lake_error)?;
+        return Ok(Some(shape.unwrap_or_default()));
+    }
+    Ok(None)
 }

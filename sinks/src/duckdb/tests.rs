@@ -67,6 +67,7 @@ fn change(op: Op, key: Value, before: Value, after: Value, toast: &[&str], lsn: 
         unchanged_toast: toast.iter().map(|s| s.to_string()).collect(),
         lsn,
         commit_ms: 1_700_000_000_000,
+        xid: Some(750),
         offset,
     }
 }

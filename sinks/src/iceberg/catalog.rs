@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
 
-use super::schema::{PARTITION_SPEC, TABLE_SCHEMA};
+use super::schema::{TableSchema, PARTITION_SPEC};
 use crate::{Result, SinkError};
 
 /// Where the catalog is and who DuctStream is to it.
@@ -29,6 +29,9 @@ pub struct TableMetadata {
     /// The current snapshot's manifest list and summary.
     pub manifest_list: Option<String>,
     pub summary: BTreeMap<String, String>,
+    /// The current schema, and the highest schema id the table has had.
+    pub schema: TableSchema,
+    pub last_schema_id: i32,
 }
 
 pub struct Catalog {
@@ -139,7 +142,7 @@ impl Catalog {
         }
         let create = json!({
             "name": table,
-            "schema": serde_json::from_str::<Value>(TABLE_SCHEMA).map_err(|e| SinkError::Config(e.to_string()))?,
+            "schema": TableSchema::records_only().to_json(),
             "partition-spec": {"spec-id": 0, "fields": serde_json::from_str::<Value>(PARTITION_SPEC).map_err(|e| SinkError::Config(e.to_string()))?},
             "properties": {"write.format.default": "parquet", "created-by": "ductstream"},
         });
@@ -153,16 +156,23 @@ impl Catalog {
         self.request(reqwest::Method::DELETE, &path, None).await.map(|_| ())
     }
 
-    /// Adds `snapshot` and points `main` at it, if `main` is still at `parent`.
-    pub async fn commit(&self, table: &str, parent: Option<i64>, snapshot: Value) -> Result<TableMetadata> {
+    /// Adds `snapshot` and points `main` at it, if `main` is still at `parent`; with
+    /// `new_schema`, first makes it the current schema, if the current one is still `schema_id`.
+    pub async fn commit(&self, table: &str, parent: Option<i64>, snapshot: Value, schema_id: i32, new_schema: Option<&TableSchema>) -> Result<TableMetadata> {
         let snapshot_id = snapshot["snapshot-id"].clone();
+        let mut requirements = vec![json!({"type": "assert-ref-snapshot-id", "ref": "main", "snapshot-id": parent})];
+        let mut updates = Vec::new();
+        if let Some(schema) = new_schema {
+            requirements.push(json!({"type": "assert-current-schema-id", "current-schema-id": schema_id}));
+            updates.push(json!({"action": "add-schema", "schema": schema.to_json(), "last-column-id": schema.last_column_id()}));
+            updates.push(json!({"action": "set-current-schema", "schema-id": -1}));
+        }
+        updates.push(json!({"action": "add-snapshot", "snapshot": snapshot}));
+        updates.push(json!({"action": "set-snapshot-ref", "ref-name": "main", "type": "branch", "snapshot-id": snapshot_id}));
         let body = json!({
             "identifier": {"namespace": [self.config.namespace], "name": table},
-            "requirements": [{"type": "assert-ref-snapshot-id", "ref": "main", "snapshot-id": parent}],
-            "updates": [
-                {"action": "add-snapshot", "snapshot": snapshot},
-                {"action": "set-snapshot-ref", "ref-name": "main", "type": "branch", "snapshot-id": snapshot_id},
-            ],
+            "requirements": requirements,
+            "updates": updates,
         });
         let path = format!("namespaces/{}/tables/{table}", self.config.namespace);
         let (_, body) = self.request(reqwest::Method::POST, &path, Some(body)).await?;
@@ -189,7 +199,12 @@ fn parse_metadata(body: &Value) -> Result<TableMetadata> {
         .and_then(|s| s["summary"].as_object())
         .map(|o| o.iter().filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned()))).collect())
         .unwrap_or_default();
+    let schemas = m["schemas"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let current_schema = m["current-schema-id"].as_i64();
+    let schema = schemas.iter().find(|s| s["schema-id"].as_i64() == current_schema).unwrap_or(&m["schema"]);
     Ok(TableMetadata {
+        schema: TableSchema::from_json(schema)?,
+        last_schema_id: schemas.iter().filter_map(|s| s["schema-id"].as_i64()).max().unwrap_or(0) as i32,
         location,
         current_snapshot_id: current,
         last_sequence_number: m["last-sequence-number"].as_i64().unwrap_or(0),

@@ -5,7 +5,7 @@
 use bytes::Bytes;
 
 use super::avro::{read_file, write_file, Decoder, Encoder};
-use super::schema::{PARTITION_SPEC, TABLE_SCHEMA};
+use super::schema::{TableSchema, PARTITION_SPEC};
 use crate::Result;
 
 /// One Parquet file added to the table.
@@ -97,9 +97,9 @@ const LIST_SCHEMA: &str = r#"{"type": "record", "name": "manifest_file", "fields
   {"name": "upper_bound", "field-id": 511, "type": ["null", "bytes"], "default": null}]}}], "default": null},
 {"name": "key_metadata", "field-id": 519, "type": ["null", "bytes"], "default": null}]}"#;
 
-/// A manifest adding `files` in snapshot `snapshot_id` (their sequence numbers inherited
-/// from the snapshot, as for any newly added file).
-pub fn write_manifest(snapshot_id: i64, files: &[DataFile]) -> Bytes {
+/// A manifest adding `files`, written with `schema`, in snapshot `snapshot_id` (their sequence
+/// numbers inherited from the snapshot, as for any newly added file).
+pub fn write_manifest(snapshot_id: i64, files: &[DataFile], schema: &TableSchema) -> Bytes {
     let records: Vec<Bytes> = files
         .iter()
         .map(|f| {
@@ -114,8 +114,8 @@ pub fn write_manifest(snapshot_id: i64, files: &[DataFile]) -> Bytes {
         })
         .collect();
     let metadata = [
-        ("schema", TABLE_SCHEMA.to_string()),
-        ("schema-id", "0".into()),
+        ("schema", schema.to_json().to_string()),
+        ("schema-id", schema.id.to_string()),
         ("partition-spec", PARTITION_SPEC.to_string()),
         ("partition-spec-id", "0".into()),
         ("format-version", "2".into()),
@@ -207,7 +207,7 @@ mod tests {
         ];
         let list = write_manifest_list(8, Some(7), 2, &manifests);
         assert_eq!(read_manifest_list(list)?, manifests);
-        let manifest = write_manifest(8, &[DataFile { path: "s3://b/t/data/x.parquet".into(), day: 20_000, record_count: 5, size: 100 }]);
+        let manifest = write_manifest(8, &[DataFile { path: "s3://b/t/data/x.parquet".into(), day: 20_000, record_count: 5, size: 100 }], &TableSchema::records_only());
         assert!(manifest.len() > 100);
         Ok(())
     }

@@ -8,14 +8,20 @@
 //! from. A retry after a failure rewrites the same file names and finds the position where it
 //! was. DuctStream must be the table's only writer (its manifest lists are read back).
 //!
+//! A CDC topic's table also has typed columns: the change's metadata and the source row (see
+//! `changes`), added to the schema as the source table grows.
+//!
 //! Snapshots also name the topic by id (`ductstream.topic-id`): a topic deleted and created
 //! again under the same name starts its table anew (the old one is dropped), since its offsets
 //! start over.
 
 mod avro;
 mod catalog;
+mod changes;
+mod data_file;
 mod manifest;
 mod schema;
+mod values;
 
 use std::collections::BTreeMap;
 use std::hash::{Hash, Hasher};
@@ -30,9 +36,11 @@ use tokio::sync::Mutex;
 pub use catalog::CatalogConfig;
 use catalog::{Catalog, TableMetadata};
 use manifest::{read_manifest_list, write_manifest, write_manifest_list, DataFile, ManifestFile};
+use changes::{change_of, row, wanted_columns, Row};
+use data_file::parquet_file;
 pub use schema::day_of;
-use schema::parquet_file;
 
+use crate::table::shape::SourceShape;
 use crate::{Result, SinkError, SinkRecord};
 
 const POSITION: &str = "ductstream.next-offset.";
@@ -85,7 +93,10 @@ impl Lake {
 
     /// Appends `records` (the partition's records below `next_offset` not in the table yet)
     /// as one snapshot. Nothing happens if the table already holds up to `next_offset`.
-    pub async fn append(&self, topic: &str, topic_id: &str, partition: i32, records: &[SinkRecord], next_offset: i64) -> Result<()> {
+    ///
+    /// `source` is given for a CDC topic: the source table's shape, whose columns the table
+    /// gets as typed columns (with those the changes show and the shape lacks).
+    pub async fn append(&self, topic: &str, topic_id: &str, partition: i32, records: &[SinkRecord], next_offset: i64, source: Option<&SourceShape>) -> Result<()> {
         let name = table_name(topic);
         let table = self.table(topic, topic_id).await?;
         let from = position(&table, partition);
@@ -94,17 +105,34 @@ impl Lake {
         }
         let records: Vec<&SinkRecord> = records.iter().filter(|r| from.is_none_or(|p| r.offset >= p) && r.offset < next_offset).collect();
         let first = records.first().map_or(next_offset, |r| r.offset);
-        let mut by_day: BTreeMap<i32, Vec<&SinkRecord>> = BTreeMap::new();
-        for r in &records {
-            by_day.entry(day_of(r.timestamp)).or_default().push(r);
+
+        let typed = source.is_some() || !table.schema.columns.is_empty();
+        let changes: Vec<Option<_>> = records.iter().map(|r| if typed { change_of(r) } else { None }).collect();
+        let new_schema = source.and_then(|shape| {
+            let mut shape = shape.clone();
+            for change in changes.iter().flatten() {
+                for image in [&change.after, &change.before, &change.key].into_iter().flatten() {
+                    shape.learn(image);
+                }
+            }
+            table.schema.with_columns(&wanted_columns(&shape), table.last_schema_id + 1)
+        });
+        let schema = new_schema.as_ref().unwrap_or(&table.schema);
+        let rows: Vec<Option<Row>> = changes.iter().map(|c| c.as_ref().map(row)).collect();
+
+        let mut by_day: BTreeMap<i32, (Vec<&SinkRecord>, Vec<Option<&Row>>)> = BTreeMap::new();
+        for (r, row) in records.iter().zip(&rows) {
+            let (day_records, day_rows) = by_day.entry(day_of(r.timestamp)).or_default();
+            day_records.push(r);
+            day_rows.push(row.as_ref());
         }
         let mut files = Vec::new();
-        for (day, rows) in &by_day {
+        for (day, (day_records, day_rows)) in &by_day {
             let path = format!("{}/data/timestamp_day={}/{partition}-{first:020}-{next_offset:020}.parquet", table.location, date(*day));
-            let bytes = parquet_file(rows)?;
+            let bytes = parquet_file(schema, day_records, day_rows)?;
             let size = bytes.len() as i64;
             self.put(&path, bytes).await?;
-            files.push(DataFile { path, day: *day, record_count: rows.len() as i64, size });
+            files.push(DataFile { path, day: *day, record_count: day_records.len() as i64, size });
         }
 
         let snapshot_id = snapshot_id(&name, partition, next_offset);
@@ -115,7 +143,7 @@ impl Lake {
         };
         if !files.is_empty() {
             let path = format!("{}/metadata/ductstream-{snapshot_id}-m0.avro", table.location);
-            let bytes = write_manifest(snapshot_id, &files);
+            let bytes = write_manifest(snapshot_id, &files, schema);
             let length = bytes.len() as i64;
             self.put(&path, bytes).await?;
             manifests.push(ManifestFile {
@@ -144,12 +172,12 @@ impl Lake {
             "timestamp-ms": now,
             "manifest-list": list,
             "summary": summary,
-            "schema-id": 0,
+            "schema-id": schema.id,
         });
         if let Some(parent) = table.current_snapshot_id {
             snapshot["parent-snapshot-id"] = json!(parent);
         }
-        self.catalog.commit(&name, table.current_snapshot_id, snapshot).await?;
+        self.catalog.commit(&name, table.current_snapshot_id, snapshot, table.schema.id, new_schema.as_ref()).await?;
         Ok(())
     }
 

@@ -60,6 +60,8 @@ pub struct TableChange {
     pub lsn: u64,
     /// Commit time, milliseconds since the epoch.
     pub commit_ms: i64,
+    /// The source transaction's id (none for snapshot reads).
+    pub xid: Option<i64>,
     /// The record's offset in its partition.
     pub offset: i64,
 }
@@ -125,6 +127,7 @@ pub fn parse(record: &SinkRecord) -> Parsed {
         unchanged_toast,
         lsn,
         commit_ms: event.get("ts_ms").and_then(Value::as_i64).unwrap_or(record.timestamp),
+        xid: event.get("xid").and_then(Value::as_i64),
         offset: record.offset,
     })
 }

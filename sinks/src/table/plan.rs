@@ -220,6 +220,7 @@ mod tests {
             unchanged_toast: toast.iter().map(|s| s.to_string()).collect(),
             lsn: 1,
             commit_ms: 0,
+            xid: None,
             offset: 0,
         }
     }

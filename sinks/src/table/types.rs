@@ -120,7 +120,7 @@ pub fn base_name(type_text: &str) -> &str {
 }
 
 /// The (precision, scale) of `numeric(p,s)`.
-fn numeric_modifiers(type_text: &str) -> Option<(u32, u32)> {
+pub fn numeric_modifiers(type_text: &str) -> Option<(u32, u32)> {
     let inner = type_text.strip_prefix("numeric(")?.strip_suffix(')')?;
     let (p, s) = inner.split_once(',').unwrap_or((inner, "0"));
     Some((p.trim().parse().ok()?, s.trim().parse().ok()?))
