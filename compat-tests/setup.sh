@@ -39,7 +39,7 @@ if [ "$(id -u)" -ne 0 ]; then
 fi
 
 # ---------------------------------------------------------------- apt packages
-APT_PKGS=(kcat librdkafka-dev libssl-dev pkg-config golang-go golang-github-shopify-sarama-dev python3-venv ca-certificates postgresql openssl jq clickhouse-server)
+APT_PKGS=(kcat librdkafka-dev libssl-dev pkg-config golang-go golang-github-shopify-sarama-dev python3-venv ca-certificates postgresql openssl jq clickhouse-server chromium)
 missing=()
 for p in "${APT_PKGS[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then

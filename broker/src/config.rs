@@ -144,6 +144,11 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_METRICS_LISTEN", value_parser = parse_listen)]
     pub metrics_listen: Option<SocketAddr>,
 
+    /// Address for the web console (`http://<address>/`); off when not given. It has no login
+    /// of its own: refused when the broker authenticates or authorizes clients.
+    #[arg(long, env = "DUCTSTREAM_CONSOLE_LISTEN", value_parser = parse_listen)]
+    pub console_listen: Option<SocketAddr>,
+
     /// Log line format on stderr.
     #[arg(long, env = "DUCTSTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

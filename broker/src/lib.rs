@@ -15,6 +15,7 @@ mod committer;
 pub mod compaction;
 pub mod config;
 pub mod dash_flags;
+pub mod console;
 mod connection;
 mod connection_limits;
 mod documents;

@@ -5,8 +5,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use ductstream_broker::config::{Args, BrokerConfig, LogFormat};
+use ductstream_broker::config::{Args, AuthorizerKind, BrokerConfig, LogFormat};
 use ductstream_broker::security::tls::ReloadingTls;
+use ductstream_broker::security::listeners::SecurityProtocol;
 use ductstream_broker::security::{Listener, ListenerSpec};
 use ductstream_broker::{server, Broker, BrokerError, Result};
 #[cfg(feature = "postgres")]
@@ -110,6 +111,19 @@ async fn run(args: Args) -> Result<()> {
         // Machine-readable: tests and scripts wait for these lines to learn the ports.
         println!("listening metrics={}", metrics.local_addr()?);
         tokio::spawn(ductstream_broker::api::serve_metrics(metrics, broker.clone()));
+    }
+    if let Some(addr) = args.console_listen {
+        let secured = args.listener_specs()?.iter().any(|s| s.protocol != SecurityProtocol::Plaintext);
+        if secured || broker.config.authorizer != AuthorizerKind::None {
+            return Err(BrokerError::Config(
+                "--console-listen: the console has no login yet, so it is only served when every listener is PLAINTEXT and --authorizer is none".into(),
+            ));
+        }
+        let console = TcpListener::bind(addr)
+            .await
+            .map_err(|e| BrokerError::Config(format!("cannot listen for the console on {addr}: {e}")))?;
+        println!("listening console={}", console.local_addr()?);
+        tokio::spawn(ductstream_broker::console::serve(console, broker.clone()));
     }
     let flows = ductstream_broker::flows::FlowManager::new(broker.clone(), args.ddl_gate);
     let flows_task = tokio::spawn(flows.clone().run());

@@ -1,0 +1,84 @@
+//! The console's changes go through the broker's Kafka API handlers, as a client's would: the
+//! same validation, the same errors (shown to the user as the broker words them), the same
+//! side effects. The console is a client on a listener of its own, `CONSOLE`.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::create_topics_request::CreatableTopic;
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, DeleteTopicsRequest, ProduceRequest, RequestKind, ResponseKind, TopicName};
+use kafka_protocol::protocol::StrBytes;
+
+use crate::api::{dispatch, Ctx, Outcome};
+use crate::batch_builder::{build, NewRecord};
+use crate::clock::now_ms;
+use crate::security::listeners::{Listener, SecurityProtocol};
+use crate::security::session::Session;
+use crate::Broker;
+
+/// What the user reads when a change fails.
+pub type Refusal = String;
+
+/// A request's outcome as the user reads it: the broker's message, or the error code's name.
+fn outcome(code: i16, message: Option<&StrBytes>) -> Result<(), Refusal> {
+    if code == 0 {
+        return Ok(());
+    }
+    let name = ResponseError::try_from_code(code).map_or_else(|| format!("error {code}"), |e| format!("{e:?}"));
+    Err(match message.filter(|m| !m.is_empty()) {
+        Some(m) => format!("{name}: {m}"),
+        None => name,
+    })
+}
+
+/// Runs `request` as API `api` version `version` through the broker's dispatcher.
+async fn call(broker: &Arc<Broker>, peer: SocketAddr, api: ApiKey, version: i16, request: RequestKind) -> Result<ResponseKind, Refusal> {
+    let listener = Arc::new(Listener { name: "CONSOLE".into(), protocol: SecurityProtocol::Plaintext, tls: None });
+    let ctx = Ctx::new(broker.clone(), api, version, "ductstream-console".into(), Arc::new(Session::new(listener, peer, None)));
+    match dispatch(&ctx, request).await.map_err(|e| e.to_string())? {
+        Outcome::Now(response) => Ok(*response),
+        Outcome::Later(response) => Ok(response.await),
+        Outcome::Silent | Outcome::Raw(_) => Err(format!("{api:?} answered nothing")),
+    }
+}
+
+fn topic_name(name: &str) -> TopicName {
+    TopicName(StrBytes::from_string(name.to_owned()))
+}
+
+pub async fn create_topic(broker: &Arc<Broker>, peer: SocketAddr, name: &str, partitions: i32) -> Result<(), Refusal> {
+    let topic = CreatableTopic::default().with_name(topic_name(name)).with_num_partitions(partitions).with_replication_factor(-1);
+    let request = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000);
+    let ResponseKind::CreateTopics(response) = call(broker, peer, ApiKey::CreateTopics, 7, RequestKind::CreateTopics(request)).await? else {
+        return Err("CreateTopics answered with another response".into());
+    };
+    let result = response.topics.first().ok_or("no answer for the topic")?;
+    outcome(result.error_code, result.error_message.as_ref())
+}
+
+pub async fn delete_topic(broker: &Arc<Broker>, peer: SocketAddr, name: &str) -> Result<(), Refusal> {
+    let request = DeleteTopicsRequest::default().with_topic_names(vec![topic_name(name)]).with_timeout_ms(30_000);
+    let ResponseKind::DeleteTopics(response) = call(broker, peer, ApiKey::DeleteTopics, 5, RequestKind::DeleteTopics(request)).await? else {
+        return Err("DeleteTopics answered with another response".into());
+    };
+    let result = response.responses.first().ok_or("no answer for the topic")?;
+    outcome(result.error_code, result.error_message.as_ref())
+}
+
+/// Produces one record (acks=all); its offset.
+pub async fn produce_record(broker: &Arc<Broker>, peer: SocketAddr, topic: &str, partition: i32, record: NewRecord) -> Result<i64, Refusal> {
+    let batch = build(&[NewRecord { timestamp: now_ms(), ..record }]).map_err(|e| e.to_string())?;
+    let data = PartitionProduceData::default().with_index(partition).with_records(Some(Bytes::copy_from_slice(batch.bytes())));
+    let request = ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_topic_data(vec![TopicProduceData::default().with_name(topic_name(topic)).with_partition_data(vec![data])]);
+    let ResponseKind::Produce(response) = call(broker, peer, ApiKey::Produce, 9, RequestKind::Produce(request)).await? else {
+        return Err("Produce answered with another response".into());
+    };
+    let result = response.responses.first().and_then(|t| t.partition_responses.first()).ok_or("no answer for the partition")?;
+    outcome(result.error_code, result.error_message.as_ref()).map(|()| result.base_offset)
+}

@@ -1,0 +1,157 @@
+//! The message browser: a partition's records from an offset (the latest by default), values
+//! shown as JSON when they are JSON, as text when they are text, else as hex; and a form
+//! that produces a test record.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::response::{Html, Response};
+use axum::Form;
+use bytes::Bytes;
+use serde::Deserialize;
+
+use super::kafka::produce_record;
+use super::page::{escape, page, segment, table};
+use super::topics::{after, link, Notice};
+use super::PageResult;
+use crate::batch_builder::NewRecord;
+use crate::records::decode;
+use crate::{Broker, BrokerError};
+
+/// Most records one page shows.
+const MOST: i64 = 500;
+
+#[derive(Deserialize)]
+pub struct Position {
+    #[serde(default)]
+    partition: i32,
+    offset: Option<String>,
+    limit: Option<String>,
+    #[serde(flatten)]
+    notice: Notice,
+}
+
+pub async fn browse(State(broker): State<Arc<Broker>>, Path(name): Path<String>, Query(at): Query<Position>) -> PageResult {
+    let topic = broker.storage().topic(&name).await?.ok_or_else(|| BrokerError::NotFound(format!("topic {name:?} does not exist")))?;
+    if !(0..topic.partitions).contains(&at.partition) {
+        return Err(BrokerError::InvalidArgument(format!("topic {name:?} has no partition {}", at.partition)));
+    }
+    let number = |text: &Option<String>, what: &str| -> Result<Option<i64>, BrokerError> {
+        match text.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+            None => Ok(None),
+            Some(t) => t.parse().map(Some).map_err(|_| BrokerError::InvalidArgument(format!("{what} {t:?} is not a number"))),
+        }
+    };
+    let limit = number(&at.limit, "limit")?.unwrap_or(50).clamp(1, MOST);
+    let bounds = broker.log.offsets(&topic, at.partition).await?;
+    let from = number(&at.offset, "offset")?.unwrap_or(bounds.high_watermark - limit).clamp(bounds.log_start, bounds.high_watermark);
+
+    let mut rows = Vec::new();
+    let mut next = from;
+    while (rows.len() as i64) < limit && next < bounds.high_watermark {
+        let read = broker.log.read(&topic, at.partition, next, 1 << 20).await?;
+        if read.batches.is_empty() {
+            break;
+        }
+        for batch in &read.batches {
+            let batch_next = batch.next_offset();
+            if !batch.is_control() {
+                for record in decode(batch)?.into_iter().filter(|r| r.offset >= from) {
+                    if rows.len() as i64 >= limit {
+                        break;
+                    }
+                    next = record.offset + 1;
+                    let headers: Vec<String> =
+                        record.headers.iter().map(|(k, v)| format!("{}={}", escape(k), v.as_ref().map_or("null".into(), shown))).collect();
+                    rows.push(vec![
+                        record.offset.to_string(),
+                        escape(&timestamp(record.timestamp)),
+                        record.key.as_ref().map_or("<i>null</i>".into(), shown),
+                        record.value.as_ref().map_or("<i>null</i>".into(), shown),
+                        headers.join("<br>"),
+                    ]);
+                }
+            }
+            if rows.len() as i64 >= limit {
+                break;
+            }
+            next = next.max(batch_next);
+        }
+    }
+    let path = format!("/topics/{}/messages", segment(&name));
+    let p = at.partition;
+    let older = (from > bounds.log_start).then(|| format!("<a href=\"{path}?partition={p}&offset={}&limit={limit}\">older</a>", (from - limit).max(bounds.log_start)));
+    let newer = (next < bounds.high_watermark).then(|| format!("<a href=\"{path}?partition={p}&offset={next}&limit={limit}\">newer</a>"));
+    let body = format!(
+        "{}<p>{} partition {p}: offsets {} to {} · showing from {from}</p>\
+<form method=\"get\" action=\"{path}\"><input type=\"hidden\" name=\"partition\" value=\"{p}\">\
+from offset <input name=\"offset\" value=\"{from}\" style=\"width:8em\"> limit <input name=\"limit\" value=\"{limit}\" style=\"width:5em\"> \
+<button type=\"submit\">Show</button> {} {}</form>{}\
+<h2>Produce a test record</h2><form method=\"post\" action=\"/topics/{}/produce\"><input type=\"hidden\" name=\"partition\" value=\"{p}\">\
+<input name=\"key\" placeholder=\"key (none if empty)\"> <input name=\"value\" placeholder=\"value\" size=\"50\"> \
+<input name=\"header\" placeholder=\"header name=value\"> <button type=\"submit\">Produce</button></form>",
+        at.notice.html(),
+        link(&name),
+        bounds.log_start,
+        bounds.high_watermark,
+        older.unwrap_or_default(),
+        newer.unwrap_or_default(),
+        table(&["Offset", "Timestamp", "Key", "Value", "Headers"], &rows),
+        segment(&name),
+    );
+    Ok(Html(page(&format!("Messages of {name}"), &body)))
+}
+
+/// Bytes as the user reads them: pretty JSON, text, or hex.
+fn shown(bytes: &Bytes) -> String {
+    if let Ok(json) = serde_json::from_slice::<serde_json::Value>(bytes)
+        && (json.is_object() || json.is_array())
+    {
+        return format!("<pre>{}</pre>", escape(&serde_json::to_string_pretty(&json).unwrap_or_default()));
+    }
+    match std::str::from_utf8(bytes) {
+        Ok(text) if !text.chars().any(|c| c.is_control() && !c.is_whitespace()) => escape(text),
+        _ => {
+            let hex: String = bytes.iter().take(256).map(|b| format!("{b:02x}")).collect();
+            format!("<code>0x{hex}{}</code>", if bytes.len() > 256 { "…" } else { "" })
+        }
+    }
+}
+
+fn timestamp(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map_or_else(|| ms.to_string(), |t| t.format("%Y-%m-%d %H:%M:%S%.3f UTC").to_string())
+}
+
+#[derive(Deserialize)]
+pub struct TestRecord {
+    #[serde(default)]
+    partition: i32,
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    header: String,
+}
+
+pub async fn produce(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Path(name): Path<String>, Form(r): Form<TestRecord>) -> Response {
+    let headers = match r.header.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => vec![(Cow::Owned(k.trim().to_owned()), Some(Bytes::from(v.to_owned())))],
+        _ if r.header.trim().is_empty() => Vec::new(),
+        _ => return after(&format!("/topics/{}/messages", segment(&name)), Err(format!("header {:?}: write name=value", r.header))),
+    };
+    let record = NewRecord {
+        key: (!r.key.is_empty()).then(|| Bytes::from(r.key.clone())),
+        value: Some(Bytes::from(r.value.clone())),
+        headers,
+        timestamp: 0,
+    };
+    let back = format!("/topics/{}/messages", segment(&name));
+    match produce_record(&broker, peer, &name, r.partition, record).await {
+        Ok(offset) => after(&format!("{back}?partition={}", r.partition), Ok(format!("produced at offset {offset} of partition {}", r.partition))),
+        // The topic's page, since the partition may be the one that does not exist.
+        Err(e) => after(&format!("/topics/{}", segment(&name)), Err(e)),
+    }
+}

@@ -1,0 +1,81 @@
+//! The web console (`--console-listen`): cluster, topics, messages, flows and sinks in a
+//! browser, served by the broker itself with nothing else to install.
+//!
+//! Pages are HTML rendered here, with forms and no script: a console in the broker binary
+//! should not need a front-end build, and a page that is plain HTML loads fast with a
+//! thousand topics and works through any proxy. Reads come from the broker's own state (the
+//! same the Kafka and gRPC APIs answer from); changes go through the Kafka API handlers
+//! (see `kafka`), so they are checked and refused exactly as a client's.
+
+mod cluster;
+mod kafka;
+mod messages;
+mod page;
+mod pipelines;
+mod topics;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::Request;
+use axum::http::{header, Method, StatusCode};
+use axum::middleware::{from_fn, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::{Broker, BrokerError};
+
+/// Serves the console on `listener` until the broker shuts down.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
+    let shutdown = broker.shutdown.clone();
+    let app = Router::new()
+        .route("/", get(cluster::show))
+        .route("/topics", get(topics::list).post(topics::create))
+        .route("/topics/{name}", get(topics::show))
+        .route("/topics/{name}/delete", post(topics::delete))
+        .route("/topics/{name}/messages", get(messages::browse))
+        .route("/topics/{name}/produce", post(messages::produce))
+        .route("/flows", get(pipelines::flows))
+        .route("/sinks", get(pipelines::sinks))
+        .layer(from_fn(same_origin))
+        .with_state(broker)
+        .into_make_service_with_connect_info::<SocketAddr>();
+    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await {
+        tracing::error!(error = %e, "the console stopped serving");
+    }
+}
+
+/// Refuses a form posted from another site (a page elsewhere must not delete topics through
+/// a browser that can reach the console): browsers say where a request comes from.
+async fn same_origin(request: Request, next: Next) -> Response {
+    if request.method() != Method::GET && request.method() != Method::HEAD {
+        let headers = request.headers();
+        let text = |name| headers.get(name).and_then(|v: &axum::http::HeaderValue| v.to_str().ok());
+        let cross_site = matches!(text(header::HeaderName::from_static("sec-fetch-site")), Some("cross-site" | "same-site"));
+        let foreign_origin = match (text(header::ORIGIN), text(header::HOST)) {
+            (Some(origin), Some(host)) => origin.split_once("://").map(|(_, o)| o) != Some(host),
+            _ => false,
+        };
+        if cross_site || foreign_origin {
+            let refusal = page::notice(false, "refused: the form was posted from another site");
+            return (StatusCode::FORBIDDEN, Html(page::page("Refused", &refusal))).into_response();
+        }
+    }
+    next.run(request).await
+}
+
+/// A page that could not be made: the broker's error, on a page.
+impl IntoResponse for BrokerError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            BrokerError::NotFound(_) => StatusCode::NOT_FOUND,
+            BrokerError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        (status, Html(page::page("Error", &page::notice(false, &self.to_string())))).into_response()
+    }
+}
+
+type PageResult = Result<Html<String>, BrokerError>;

@@ -1,0 +1,120 @@
+//! Topics: the list with their partitions and records, a topic's partitions (offsets, the
+//! broker leading each), its configs, and forms to create and delete.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use super::kafka::{create_topic, delete_topic};
+use super::page::{escape, notice, page, segment, table};
+use super::PageResult;
+use crate::{Broker, BrokerError};
+
+/// A notice carried to the next page (after a form's redirect).
+#[derive(Deserialize, Default)]
+pub struct Notice {
+    pub ok: Option<String>,
+    pub error: Option<String>,
+}
+
+impl Notice {
+    pub fn html(&self) -> String {
+        self.ok.as_deref().map(|t| notice(true, t)).into_iter().chain(self.error.as_deref().map(|t| notice(false, t))).collect()
+    }
+}
+
+pub fn link(name: &str) -> String {
+    format!("<a href=\"/topics/{}\">{}</a>", segment(name), escape(name))
+}
+
+pub async fn list(State(broker): State<Arc<Broker>>, Query(shown): Query<Notice>) -> PageResult {
+    let mut rows = Vec::new();
+    for topic in broker.storage().topics().await? {
+        let mut records = 0;
+        for p in 0..topic.partitions {
+            let o = broker.log.offsets(&topic, p).await?;
+            records += o.high_watermark - o.log_start;
+        }
+        rows.push(vec![link(&topic.name), topic.partitions.to_string(), records.to_string()]);
+    }
+    let form = "<h2>Create a topic</h2><form method=\"post\" action=\"/topics\">\
+<input name=\"name\" placeholder=\"name\" required> <input name=\"partitions\" type=\"number\" value=\"1\" style=\"width:5em\"> partitions \
+<button type=\"submit\">Create</button></form>";
+    let body = format!("{}{}{form}", shown.html(), table(&["Topic", "Partitions", "Records"], &rows));
+    Ok(Html(page("Topics", &body)))
+}
+
+#[derive(Deserialize)]
+pub struct NewTopic {
+    name: String,
+    partitions: String,
+}
+
+/// Where a form goes next: `to` with the outcome as a notice.
+pub fn after(to: &str, outcome: Result<String, String>) -> Response {
+    let (kind, text) = match outcome {
+        Ok(t) => ("ok", t),
+        Err(t) => ("error", t),
+    };
+    let join = if to.contains('?') { '&' } else { '?' };
+    Redirect::to(&format!("{to}{join}{kind}={}", url_encode(&text))).into_response()
+}
+
+fn url_encode(text: &str) -> String {
+    text.bytes()
+        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
+        .collect()
+}
+
+pub async fn create(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Form(wanted): Form<NewTopic>) -> Response {
+    let Ok(partitions) = wanted.partitions.trim().parse::<i32>() else {
+        return after("/topics", Err(format!("partitions {:?} is not a number", wanted.partitions)));
+    };
+    let name = wanted.name.trim();
+    match create_topic(&broker, peer, name, partitions).await {
+        Ok(()) => after(&format!("/topics/{}", segment(name)), Ok(format!("created topic {name}"))),
+        Err(e) => after("/topics", Err(e)),
+    }
+}
+
+pub async fn delete(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Path(name): Path<String>) -> Response {
+    match delete_topic(&broker, peer, &name).await {
+        Ok(()) => after("/topics", Ok(format!("deleted topic {name}"))),
+        Err(e) => after(&format!("/topics/{}", segment(&name)), Err(e)),
+    }
+}
+
+pub async fn show(State(broker): State<Arc<Broker>>, Path(name): Path<String>, Query(shown): Query<Notice>) -> PageResult {
+    let topic = broker.storage().topic(&name).await?.ok_or_else(|| BrokerError::NotFound(format!("topic {name:?} does not exist")))?;
+    let mut partitions = Vec::new();
+    for p in 0..topic.partitions {
+        let o = broker.log.offsets(&topic, p).await?;
+        let browse = format!("<a href=\"/topics/{}/messages?partition={p}\">messages</a>", segment(&name));
+        partitions.push(vec![
+            p.to_string(),
+            broker.cluster.leader(topic.id, p).node_id.to_string(),
+            o.log_start.to_string(),
+            o.high_watermark.to_string(),
+            (o.high_watermark - o.log_start).to_string(),
+            browse,
+        ]);
+    }
+    let configs: BTreeMap<&String, &String> = topic.configs.iter().collect();
+    let config_rows: Vec<Vec<String>> = configs.iter().map(|(k, v)| vec![escape(k), escape(v)]).collect();
+    let body = format!(
+        "{}<p>Topic id {}</p><h2>Partitions</h2>{}<h2>Configs set on the topic</h2>{}\
+<form method=\"post\" action=\"/topics/{}/delete\" onsubmit=\"return confirm('Delete this topic and all its records?')\">\
+<button type=\"submit\">Delete topic</button></form>",
+        shown.html(),
+        topic.id,
+        table(&["Partition", "Leader", "Log start", "End", "Records", ""], &partitions),
+        if config_rows.is_empty() { "<p>None: every config has its broker default.</p>".to_string() } else { table(&["Config", "Value"], &config_rows) },
+        segment(&name),
+    );
+    Ok(Html(page(&format!("Topic {name}"), &body)))
+}

@@ -1,0 +1,192 @@
+"""The web console (`--console-listen`) in headless Chromium (Debian's `chromium`, driven by
+Playwright with the system browser): every page loads against a real broker with real data;
+a topic is created, a record produced and the topic deleted through the forms, and Kafka
+clients see each change; bad input shows the broker's own error and changes nothing; a form
+posted from another site is refused. Screenshots of each page are saved for review
+(`DUCTSTREAM_CONSOLE_SCREENSHOTS`, by default `compat-tests/screenshots/`)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient, NewTopic
+
+SHOTS = Path(os.environ.get("DUCTSTREAM_CONSOLE_SCREENSHOTS", Path(__file__).parent / "screenshots"))
+
+
+@pytest.fixture
+def console(broker_factory):
+    broker = broker_factory("--console-listen", "127.0.0.1:0")
+    line = next((l for l in broker.stdout_lines if l.startswith("listening console=")), None)
+    assert line, f"no console line in {broker.stdout_lines}"
+    return broker, "http://" + line.split("=", 1)[1].strip()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.fail("Debian's chromium is not installed (compat-tests/setup.sh installs it)", pytrace=False)
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=chromium, args=["--no-sandbox", "--disable-gpu"])
+        yield b
+        b.close()
+
+
+@pytest.fixture
+def page(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    p = context.new_page()
+    yield p
+    context.close()
+
+
+def shot(page, name: str) -> None:
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
+
+
+def topics(bootstrap: str) -> dict[str, int]:
+    metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    return {name: len(t.partitions) for name, t in metadata.topics.items()}
+
+
+def test_every_page_shows_the_brokers_data(console, page, topic):
+    broker, url = console
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        p.produce(topic, key=f"order-{i}", value=json.dumps({"id": i, "total": i * 1.5}), partition=0, headers=[("source", b"test")])
+    p.produce(topic, value=b"\x00\x01binary", partition=0)
+    assert p.flush(30) == 0
+
+    page.goto(url + "/")
+    assert page.title() == "Cluster · DuctStream"
+    facts = page.locator("table").first.inner_text()
+    assert "embedded" in facts and re.search(r"Topics\s+1 \(2 partitions\)", facts), facts
+    assert broker.bootstrap in page.locator("table").nth(1).inner_text()
+    shot(page, "cluster")
+
+    page.click("nav >> text=Topics")
+    row = page.locator("tr", has_text=topic)
+    assert row.locator("td").all_inner_texts() == [topic, "2", "11"]
+    shot(page, "topics")
+
+    row.locator("a").click()
+    assert page.locator("h1").inner_text() == f"Topic {topic}"
+    partitions = page.locator("table").first.locator("tr")
+    assert partitions.nth(1).locator("td").all_inner_texts()[:5] == ["0", "1", "0", "11", "11"]
+    assert partitions.nth(2).locator("td").all_inner_texts()[:5] == ["1", "1", "0", "0", "0"]
+    shot(page, "topic")
+
+    partitions.nth(1).locator("a", has_text="messages").click()
+    rows = page.locator("table tr")
+    assert rows.count() == 12
+    first = rows.nth(1).locator("td").all_inner_texts()
+    assert first[0] == "0" and first[2] == "order-0" and first[4] == "source=test"
+    assert json.loads(first[3]) == {"id": 0, "total": 0.0}
+    assert rows.nth(11).locator("td").nth(3).inner_text() == "0x000162696e617279"
+    shot(page, "messages")
+
+    # Paging: from offset 5, three records, and a link to the older ones.
+    page.fill("input[name=offset]", "5")
+    page.fill("input[name=limit]", "3")
+    page.click("button:has-text('Show')")
+    assert [r.locator("td").first.inner_text() for r in page.locator("table tr").all()[1:]] == ["5", "6", "7"]
+    assert page.locator("a", has_text="older").count() == 1 and page.locator("a", has_text="newer").count() == 1
+
+    for name in ("flows", "sinks"):
+        page.goto(f"{url}/{name}")
+        assert page.locator("h1").inner_text() == name.capitalize()
+        shot(page, name)
+
+    page.goto(f"{url}/topics/no-such-topic")
+    assert "does not exist" in page.locator(".error").inner_text()
+
+
+def test_create_produce_and_delete_through_the_forms(console, page, topic):
+    broker, url = console
+    page.goto(url + "/topics")
+    page.fill("input[name=name]", topic)
+    page.fill("input[name=partitions]", "3")
+    page.click("button:has-text('Create')")
+    assert page.locator(".ok").inner_text() == f"created topic {topic}"
+    assert topics(broker.bootstrap)[topic] == 3
+
+    page.goto(f"{url}/topics/{topic}/messages?partition=2")
+    page.fill("input[name=key]", "k-42")
+    page.fill("input[name=value]", '{"hello": "console"}')
+    page.fill("input[name=header]", "origin=browser")
+    page.click("button:has-text('Produce')")
+    assert page.locator(".ok").inner_text() == "produced at offset 0 of partition 2"
+    cells = page.locator("table tr").nth(1).locator("td").all_inner_texts()
+    assert cells[2] == "k-42" and json.loads(cells[3]) == {"hello": "console"} and cells[4] == "origin=browser"
+    shot(page, "produced")
+
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "console-check", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 2, 0)])
+    m = c.poll(15)
+    c.close()
+    assert m is not None and m.error() is None
+    assert (m.key(), json.loads(m.value()), m.headers()) == (b"k-42", {"hello": "console"}, [("origin", b"browser")])
+
+    page.goto(f"{url}/topics/{topic}")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button:has-text('Delete topic')")
+    assert page.locator(".ok").inner_text() == f"deleted topic {topic}"
+    assert topic not in topics(broker.bootstrap)
+
+
+def test_bad_input_shows_the_brokers_error_and_changes_nothing(console, page, topic):
+    broker, url = console
+    before = topics(broker.bootstrap)
+    for name, partitions, error in [
+        ("bad/name", "1", "InvalidTopicException"),
+        (topic, "-3", "InvalidPartitions"),
+        (topic, "many", "is not a number"),
+        ("x" * 250, "1", "InvalidTopicException"),
+    ]:
+        page.goto(url + "/topics")
+        page.fill("input[name=name]", name)
+        # The browser keeps letters out of a number field; the broker must refuse them anyway.
+        page.evaluate("document.querySelector('input[name=partitions]').type = 'text'")
+        page.fill("input[name=partitions]", partitions)
+        page.click("button:has-text('Create')")
+        assert error in page.locator(".error").inner_text(), (name, partitions)
+    shot(page, "refused")
+    # A record for a partition the topic lacks is refused as Kafka refuses it.
+    page.goto(url + "/topics")
+    page.fill("input[name=name]", topic)
+    page.click("button:has-text('Create')")
+    page.goto(f"{url}/topics/{topic}/messages?partition=0")
+    page.evaluate("document.querySelector('form[action$=produce] input[name=partition]').value = '7'")
+    page.fill("input[name=value]", "lost?")
+    page.click("button:has-text('Produce')")
+    assert "UnknownTopicOrPartition" in page.locator(".error").inner_text()
+    page.goto(f"{url}/topics/{topic}/messages?partition=9")
+    assert "has no partition 9" in page.locator(".error").inner_text()
+    assert topics(broker.bootstrap) == {**before, topic: 1}
+
+    # A form posted from another site does nothing.
+    forged = urllib.request.Request(f"{url}/topics/{topic}/delete", data=b"", method="POST", headers={"Origin": "http://evil.example"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(forged, timeout=10)
+    assert refused.value.code == 403
+    assert topic in topics(broker.bootstrap)
+
+
+def test_the_console_is_refused_on_a_broker_that_checks_clients(broker_factory):
+    with pytest.raises(BaseException) as failed:
+        broker_factory("--console-listen", "127.0.0.1:0", "--authorizer", "acl")
+    assert "console has no login yet" in str(failed.value)
