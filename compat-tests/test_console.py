@@ -148,6 +148,57 @@ def test_create_produce_and_delete_through_the_forms(console, page, topic):
     assert topic not in topics(broker.bootstrap)
 
 
+def test_a_groups_lag_shows_and_a_reset_changes_it(console, page, topic):
+    broker, url = console
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
+    p = Producer({"bootstrap.servers": broker.bootstrap})
+    for i in range(10):
+        p.produce(topic, value=f"r{i}", partition=0)
+    assert p.flush(30) == 0
+    group = f"g-{topic}"[:200]
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "enable.auto.commit": False, "auto.offset.reset": "earliest"})
+    c.subscribe([topic])
+    got = []
+    while len(got) < 4:
+        m = c.poll(15)
+        assert m is not None, "no record within 15 s"
+        if m.error() is None:
+            got.append(m)
+    c.commit(message=got[-1], asynchronous=False)
+
+    page.goto(url + "/groups")
+    row = page.locator("tr", has_text=group)
+    cells = row.locator("td").all_inner_texts()
+    assert cells[0] == group and cells[1] == "Stable" and cells[4] == "6", cells
+    row.locator("a").click()
+    assert c.memberid() in page.locator("table").first.inner_text()
+    assert page.locator("table").nth(1).locator("tr").nth(1).locator("td").all_inner_texts() == [topic, "0", "4", "10", "6"]
+    shot(page, "group")
+
+    # While the consumer is a member, the coordinator refuses a reset and nothing changes.
+    page.select_option("select[name=to]", "earliest")
+    page.click("button:has-text('Reset')")
+    assert "UnknownMemberId" in page.locator(".error").inner_text() or "RebalanceInProgress" in page.locator(".error").inner_text()
+    c.close()
+    page.reload()
+    assert "No members." in page.content()
+    assert page.locator("table").first.locator("tr").nth(1).locator("td").all_inner_texts()[2:] == ["4", "10", "6"]
+
+    page.select_option("select[name=to]", "offset")
+    page.fill("input[name=offset]", "2")
+    page.click("button:has-text('Reset')")
+    assert page.locator(".ok").inner_text() == f"reset {topic} to offset on 1 partitions"
+    assert page.locator("table").first.locator("tr").nth(1).locator("td").all_inner_texts()[2:] == ["2", "10", "8"]
+    check = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    assert check.committed([TopicPartition(topic, 0)], timeout=10)[0].offset == 2
+    check.close()
+    page.select_option("select[name=to]", "offset")
+    page.fill("input[name=offset]", "-5")
+    page.click("button:has-text('Reset')")
+    assert "is not an offset" in page.locator(".error").inner_text()
+
+
 def test_bad_input_shows_the_brokers_error_and_changes_nothing(console, page, topic):
     broker, url = console
     before = topics(broker.bootstrap)

@@ -9,7 +9,13 @@ use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
-use kafka_protocol::messages::{ApiKey, CreateTopicsRequest, DeleteTopicsRequest, ProduceRequest, RequestKind, ResponseKind, TopicName};
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
+use kafka_protocol::messages::{
+    ApiKey, CreateTopicsRequest, DeleteTopicsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    ProduceRequest, RequestKind, ResponseKind, TopicName,
+};
 use kafka_protocol::protocol::StrBytes;
 
 use crate::api::{dispatch, Ctx, Outcome};
@@ -81,4 +87,61 @@ pub async fn produce_record(broker: &Arc<Broker>, peer: SocketAddr, topic: &str,
     };
     let result = response.responses.first().and_then(|t| t.partition_responses.first()).ok_or("no answer for the partition")?;
     outcome(result.error_code, result.error_message.as_ref()).map(|()| result.base_offset)
+}
+
+/// The groups the coordinator knows: (id, state, protocol type, group type).
+pub async fn list_groups(broker: &Arc<Broker>, peer: SocketAddr) -> Result<Vec<ListedGroup>, Refusal> {
+    let ResponseKind::ListGroups(response) = call(broker, peer, ApiKey::ListGroups, 5, RequestKind::ListGroups(ListGroupsRequest::default())).await? else {
+        return Err("ListGroups answered with another response".into());
+    };
+    outcome(response.error_code, None)?;
+    Ok(response.groups)
+}
+
+/// A classic group's state and members.
+pub async fn describe_group(broker: &Arc<Broker>, peer: SocketAddr, group: &str) -> Result<DescribedGroup, Refusal> {
+    let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_string(group.to_owned()))]);
+    let ResponseKind::DescribeGroups(response) = call(broker, peer, ApiKey::DescribeGroups, 5, RequestKind::DescribeGroups(request)).await? else {
+        return Err("DescribeGroups answered with another response".into());
+    };
+    let described = response.groups.into_iter().next().ok_or("no answer for the group")?;
+    outcome(described.error_code, described.error_message.as_ref())?;
+    Ok(described)
+}
+
+/// The group's committed offsets: (topic, partition, offset).
+pub async fn committed(broker: &Arc<Broker>, peer: SocketAddr, group: &str) -> Result<Vec<(String, i32, i64)>, Refusal> {
+    let request = OffsetFetchRequest::default().with_group_id(GroupId(StrBytes::from_string(group.to_owned()))).with_topics(None);
+    let ResponseKind::OffsetFetch(response) = call(broker, peer, ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(request)).await? else {
+        return Err("OffsetFetch answered with another response".into());
+    };
+    outcome(response.error_code, None)?;
+    let mut offsets = Vec::new();
+    for topic in response.topics {
+        for p in topic.partitions.into_iter().filter(|p| p.committed_offset >= 0) {
+            outcome(p.error_code, None)?;
+            offsets.push((topic.name.0.to_string(), p.partition_index, p.committed_offset));
+        }
+    }
+    Ok(offsets)
+}
+
+/// Commits `offsets` of `topic` (partition, offset) for the group, as a tool outside the group
+/// does (no member, no generation): the coordinator refuses while the group has members.
+pub async fn commit(broker: &Arc<Broker>, peer: SocketAddr, group: &str, topic: &str, offsets: &[(i32, i64)]) -> Result<(), Refusal> {
+    let partitions = offsets
+        .iter()
+        .map(|(p, o)| OffsetCommitRequestPartition::default().with_partition_index(*p).with_committed_offset(*o).with_committed_leader_epoch(-1))
+        .collect();
+    let request = OffsetCommitRequest::default()
+        .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
+        .with_generation_id_or_member_epoch(-1)
+        .with_topics(vec![OffsetCommitRequestTopic::default().with_name(topic_name(topic)).with_partitions(partitions)]);
+    let ResponseKind::OffsetCommit(response) = call(broker, peer, ApiKey::OffsetCommit, 8, RequestKind::OffsetCommit(request)).await? else {
+        return Err("OffsetCommit answered with another response".into());
+    };
+    for p in response.topics.iter().flat_map(|t| &t.partitions) {
+        outcome(p.error_code, None)?;
+    }
+    Ok(())
 }

@@ -1,4 +1,4 @@
-//! The web console (`--console-listen`): cluster, topics, messages, flows and sinks in a
+//! The web console (`--console-listen`): cluster, topics, messages, groups, flows and sinks in a
 //! browser, served by the broker itself with nothing else to install.
 //!
 //! Pages are HTML rendered here, with forms and no script: a console in the broker binary
@@ -8,6 +8,7 @@
 //! (see `kafka`), so they are checked and refused exactly as a client's.
 
 mod cluster;
+mod groups;
 mod kafka;
 mod messages;
 mod page;
@@ -37,6 +38,9 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
         .route("/topics/{name}/delete", post(topics::delete))
         .route("/topics/{name}/messages", get(messages::browse))
         .route("/topics/{name}/produce", post(messages::produce))
+        .route("/groups", get(groups::list))
+        .route("/groups/{group}", get(groups::show))
+        .route("/groups/{group}/reset", post(groups::reset))
         .route("/flows", get(pipelines::flows))
         .route("/sinks", get(pipelines::sinks))
         .layer(from_fn(same_origin))
@@ -72,6 +76,7 @@ impl IntoResponse for BrokerError {
         let status = match &self {
             BrokerError::NotFound(_) => StatusCode::NOT_FOUND,
             BrokerError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
+            BrokerError::FailedPrecondition(_) => StatusCode::CONFLICT,
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (status, Html(page::page("Error", &page::notice(false, &self.to_string())))).into_response()

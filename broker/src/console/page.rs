@@ -18,7 +18,7 @@ pre{margin:0;white-space:pre-wrap;max-width:70ch}form{margin:8px 0 18px}input,se
 pub fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{} · DuctStream</title><style>{STYLE}</style></head>\
-<body><nav><a href=\"/\">Cluster</a><a href=\"/topics\">Topics</a><a href=\"/flows\">Flows</a><a href=\"/sinks\">Sinks</a></nav>\
+<body><nav><a href=\"/\">Cluster</a><a href=\"/topics\">Topics</a><a href=\"/groups\">Groups</a><a href=\"/flows\">Flows</a><a href=\"/sinks\">Sinks</a></nav>\
 <main><h1>{}</h1>{body}</main></body></html>",
         escape(title),
         escape(title)

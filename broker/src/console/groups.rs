@@ -1,0 +1,152 @@
+//! Consumer groups: every group with its state and lag; a group's members, its committed
+//! offsets against each partition's end (the lag), and a form that resets a topic's offsets
+//! (to the earliest, the latest or a given offset) while the group has no members, as
+//! `kafka-consumer-groups --reset-offsets` does.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::response::{Html, Response};
+use axum::Form;
+use serde::Deserialize;
+
+use super::kafka::{commit, committed, describe_group, list_groups};
+use super::page::{escape, page, segment, table};
+use super::topics::{after, link, Notice};
+use super::PageResult;
+use crate::{Broker, BrokerError};
+
+/// A committed offset against its partition's end.
+struct Lag {
+    topic: String,
+    partition: i32,
+    committed: i64,
+    end: Option<i64>,
+}
+
+impl Lag {
+    fn lag(&self) -> Option<i64> {
+        self.end.map(|end| (end - self.committed).max(0))
+    }
+}
+
+async fn lags(broker: &Arc<Broker>, peer: SocketAddr, group: &str) -> Result<Vec<Lag>, BrokerError> {
+    let mut rows = Vec::new();
+    for (topic, partition, committed) in committed(broker, peer, group).await.map_err(BrokerError::FailedPrecondition)? {
+        // A topic deleted since the commit has no end.
+        let end = match broker.storage().topic(&topic).await? {
+            Some(t) if partition < t.partitions => Some(broker.log.offsets(&t, partition).await?.high_watermark),
+            _ => None,
+        };
+        rows.push(Lag { topic, partition, committed, end });
+    }
+    rows.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+    Ok(rows)
+}
+
+fn group_link(group: &str) -> String {
+    format!("<a href=\"/groups/{}\">{}</a>", segment(group), escape(group))
+}
+
+pub async fn list(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> PageResult {
+    let mut rows = Vec::new();
+    for g in list_groups(&broker, peer).await.map_err(BrokerError::FailedPrecondition)? {
+        let id = g.group_id.0.to_string();
+        let total: i64 = lags(&broker, peer, &id).await?.iter().filter_map(Lag::lag).sum();
+        rows.push(vec![group_link(&id), escape(&g.group_state), escape(&g.group_type), escape(&g.protocol_type), total.to_string()]);
+    }
+    let body = if rows.is_empty() { "<p>No consumer groups yet.</p>".to_string() } else { table(&["Group", "State", "Type", "Protocol", "Lag"], &rows) };
+    Ok(Html(page("Consumer groups", &body)))
+}
+
+pub async fn show(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Path(group): Path<String>, Query(shown): Query<Notice>) -> PageResult {
+    let members = match describe_group(&broker, peer, &group).await {
+        Ok(described) => {
+            let rows: Vec<Vec<String>> = described
+                .members
+                .iter()
+                .map(|m| vec![escape(&m.member_id), escape(&m.client_id), escape(&m.client_host)])
+                .collect();
+            format!(
+                "<p>State {} · protocol {}</p>{}",
+                escape(&described.group_state),
+                escape(&described.protocol_data),
+                if rows.is_empty() { "<p>No members.</p>".to_string() } else { table(&["Member", "Client", "Host"], &rows) }
+            )
+        }
+        // KIP-848 groups are not classic groups: DescribeGroups says so.
+        Err(e) => format!("<p>{}</p>", escape(&e)),
+    };
+    let lags = lags(&broker, peer, &group).await?;
+    let rows: Vec<Vec<String>> = lags
+        .iter()
+        .map(|l| {
+            vec![
+                link(&l.topic),
+                l.partition.to_string(),
+                l.committed.to_string(),
+                l.end.map_or("topic gone".into(), |e| e.to_string()),
+                l.lag().map_or_else(String::new, |lag| lag.to_string()),
+            ]
+        })
+        .collect();
+    let mut topics: Vec<&str> = lags.iter().map(|l| l.topic.as_str()).collect();
+    topics.dedup();
+    let options: String = topics.iter().map(|t| format!("<option>{}</option>", escape(t))).collect();
+    let reset = format!(
+        "<h2>Reset offsets</h2><p>Only while the group has no members, as Kafka allows.</p>\
+<form method=\"post\" action=\"/groups/{}/reset\">topic <select name=\"topic\">{options}</select> to \
+<select name=\"to\"><option value=\"earliest\">earliest</option><option value=\"latest\">latest</option><option value=\"offset\">offset</option></select> \
+<input name=\"offset\" placeholder=\"offset\" style=\"width:8em\"> <button type=\"submit\">Reset</button></form>",
+        segment(&group)
+    );
+    let body = format!(
+        "{}<h2>Members</h2>{members}<h2>Committed offsets</h2>{}{}",
+        shown.html(),
+        if rows.is_empty() { "<p>None.</p>".to_string() } else { table(&["Topic", "Partition", "Committed", "End", "Lag"], &rows) },
+        if topics.is_empty() { String::new() } else { reset }
+    );
+    Ok(Html(page(&format!("Group {group}"), &body)))
+}
+
+#[derive(Deserialize)]
+pub struct Reset {
+    topic: String,
+    to: String,
+    #[serde(default)]
+    offset: String,
+}
+
+pub async fn reset(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Path(group): Path<String>, Form(wanted): Form<Reset>) -> Response {
+    let back = format!("/groups/{}", segment(&group));
+    let topic = match broker.storage().topic(&wanted.topic).await {
+        Ok(Some(t)) => t,
+        Ok(None) => return after(&back, Err(format!("topic {:?} does not exist", wanted.topic))),
+        Err(e) => return after(&back, Err(e.to_string())),
+    };
+    let given = match (wanted.to.as_str(), wanted.offset.trim().parse::<i64>()) {
+        ("offset", Ok(o)) if o >= 0 => Some(o),
+        ("offset", _) => return after(&back, Err(format!("offset {:?} is not an offset (a number, 0 or more)", wanted.offset))),
+        ("earliest" | "latest", _) => None,
+        (other, _) => return after(&back, Err(format!("reset to {other:?}: use earliest, latest or offset"))),
+    };
+    let mut offsets = Vec::new();
+    for p in 0..topic.partitions {
+        let bounds = match broker.log.offsets(&topic, p).await {
+            Ok(b) => b,
+            Err(e) => return after(&back, Err(e.to_string())),
+        };
+        let target = match (wanted.to.as_str(), given) {
+            ("earliest", _) => bounds.log_start,
+            ("latest", _) => bounds.high_watermark,
+            (_, Some(o)) => o.clamp(bounds.log_start, bounds.high_watermark),
+            _ => bounds.high_watermark,
+        };
+        offsets.push((p, target));
+    }
+    match commit(&broker, peer, &group, &topic.name, &offsets).await {
+        Ok(()) => after(&back, Ok(format!("reset {} to {} on {} partitions", topic.name, wanted.to, offsets.len()))),
+        Err(e) => after(&back, Err(e)),
+    }
+}
