@@ -13,7 +13,8 @@ use serde::Deserialize;
 
 use super::kafka::{commit, committed, describe_group, list_groups};
 use super::page::{escape, page, segment, table};
-use super::topics::{after, link, Notice};
+use super::forms::{after, Notice};
+use super::topics::link;
 use super::PageResult;
 use crate::{Broker, BrokerError};
 
@@ -140,7 +141,7 @@ pub async fn reset(State(broker): State<Arc<Broker>>, ConnectInfo(peer): Connect
         let target = match (wanted.to.as_str(), given) {
             ("earliest", _) => bounds.log_start,
             ("latest", _) => bounds.high_watermark,
-            (_, Some(o)) => o.clamp(bounds.log_start, bounds.high_watermark),
+            (_, Some(o)) => o.max(bounds.log_start).min(bounds.high_watermark),
             _ => bounds.high_watermark,
         };
         offsets.push((p, target));

@@ -1,6 +1,7 @@
-//! The console's changes go through the broker's Kafka API handlers, as a client's would: the
-//! same validation, the same errors (shown to the user as the broker words them), the same
-//! side effects. The console is a client on a listener of its own, `CONSOLE`.
+//! The console's changes, and what the group coordinator answers (groups, members, committed
+//! offsets), go through the broker's Kafka API handlers as a client's requests would: the same
+//! validation, the same errors (shown to the user as the broker words them), the same side
+//! effects. The console is a client on a listener of its own, `CONSOLE`.
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -14,7 +14,8 @@ use serde::Deserialize;
 
 use super::kafka::produce_record;
 use super::page::{escape, page, segment, table};
-use super::topics::{after, link, Notice};
+use super::forms::{after, Notice};
+use super::topics::link;
 use super::PageResult;
 use crate::batch_builder::NewRecord;
 use crate::records::decode;
@@ -46,15 +47,13 @@ pub async fn browse(State(broker): State<Arc<Broker>>, Path(name): Path<String>,
     };
     let limit = number(&at.limit, "limit")?.unwrap_or(50).clamp(1, MOST);
     let bounds = broker.log.offsets(&topic, at.partition).await?;
-    let from = number(&at.offset, "offset")?.unwrap_or(bounds.high_watermark - limit).clamp(bounds.log_start, bounds.high_watermark);
+    let from = number(&at.offset, "offset")?.unwrap_or(bounds.high_watermark - limit).max(bounds.log_start).min(bounds.high_watermark);
 
     let mut rows = Vec::new();
     let mut next = from;
     while (rows.len() as i64) < limit && next < bounds.high_watermark {
         let read = broker.log.read(&topic, at.partition, next, 1 << 20).await?;
-        if read.batches.is_empty() {
-            break;
-        }
+        let reading_from = next;
         for batch in &read.batches {
             let batch_next = batch.next_offset();
             if !batch.is_control() {
@@ -78,6 +77,9 @@ pub async fn browse(State(broker): State<Arc<Broker>>, Path(name): Path<String>,
                 break;
             }
             next = next.max(batch_next);
+        }
+        if next == reading_from {
+            break;
         }
     }
     let path = format!("/topics/{}/messages", segment(&name));

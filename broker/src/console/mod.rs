@@ -1,13 +1,16 @@
 //! The web console (`--console-listen`): cluster, topics, messages, groups, flows and sinks in a
 //! browser, served by the broker itself with nothing else to install.
 //!
-//! Pages are HTML rendered here, with forms and no script: a console in the broker binary
-//! should not need a front-end build, and a page that is plain HTML loads fast with a
-//! thousand topics and works through any proxy. Reads come from the broker's own state (the
-//! same the Kafka and gRPC APIs answer from); changes go through the Kafka API handlers
-//! (see `kafka`), so they are checked and refused exactly as a client's.
+//! Pages are HTML rendered here, with plain forms (one line of script asks before a topic is
+//! deleted): a console in the broker binary should not need a front-end build, and a page
+//! that is plain HTML loads fast with a thousand topics and works through any proxy.
+//!
+//! Topics, offsets, records, flows and sinks are read from the broker's own state (what the
+//! Kafka and gRPC APIs answer from); groups and every change go through the Kafka API
+//! handlers (see `kafka`), so changes are checked and refused exactly as a client's.
 
 mod cluster;
+mod forms;
 mod groups;
 mod kafka;
 mod messages;

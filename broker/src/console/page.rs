@@ -41,7 +41,7 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A path segment: a topic name in a link.
+/// Percent-encoded for a URL's path or query: a topic name in a link, a notice in a query.
 pub fn segment(text: &str) -> String {
     let mut out = String::new();
     for b in text.bytes() {

@@ -6,27 +6,15 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::response::{Html, Response};
 use axum::Form;
 use serde::Deserialize;
 
 use super::kafka::{create_topic, delete_topic};
-use super::page::{escape, notice, page, segment, table};
+use super::forms::{after, Notice};
+use super::page::{escape, page, segment, table};
 use super::PageResult;
 use crate::{Broker, BrokerError};
-
-/// A notice carried to the next page (after a form's redirect).
-#[derive(Deserialize, Default)]
-pub struct Notice {
-    pub ok: Option<String>,
-    pub error: Option<String>,
-}
-
-impl Notice {
-    pub fn html(&self) -> String {
-        self.ok.as_deref().map(|t| notice(true, t)).into_iter().chain(self.error.as_deref().map(|t| notice(false, t))).collect()
-    }
-}
 
 pub fn link(name: &str) -> String {
     format!("<a href=\"/topics/{}\">{}</a>", segment(name), escape(name))
@@ -53,22 +41,6 @@ pub async fn list(State(broker): State<Arc<Broker>>, Query(shown): Query<Notice>
 pub struct NewTopic {
     name: String,
     partitions: String,
-}
-
-/// Where a form goes next: `to` with the outcome as a notice.
-pub fn after(to: &str, outcome: Result<String, String>) -> Response {
-    let (kind, text) = match outcome {
-        Ok(t) => ("ok", t),
-        Err(t) => ("error", t),
-    };
-    let join = if to.contains('?') { '&' } else { '?' };
-    Redirect::to(&format!("{to}{join}{kind}={}", url_encode(&text))).into_response()
-}
-
-fn url_encode(text: &str) -> String {
-    text.bytes()
-        .map(|b| if b.is_ascii_alphanumeric() || b"-._~".contains(&b) { (b as char).to_string() } else { format!("%{b:02X}") })
-        .collect()
 }
 
 pub async fn create(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Form(wanted): Form<NewTopic>) -> Response {
