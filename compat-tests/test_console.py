@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
 SHOTS = Path(os.environ.get("DUCTSTREAM_CONSOLE_SCREENSHOTS", Path(__file__).parent / "screenshots"))
 
@@ -123,6 +123,27 @@ def test_create_produce_and_delete_through_the_forms(console, page, topic):
     page.click("button:has-text('Create')")
     assert page.locator(".ok").inner_text() == f"created topic {topic}"
     assert topics(broker.bootstrap)[topic] == 3
+
+    # Configs: set one, see it in the page and through Kafka's DescribeConfigs; bad ones are
+    # refused with the broker's words; back to the default.
+    page.fill("input[name=name][placeholder^=config]", "retention.ms")
+    page.fill("input[name=value]", "3600000")
+    page.click("button:has-text('Set config')")
+    assert page.locator(".ok").inner_text() == "set retention.ms=3600000"
+    assert ["retention.ms", "3600000"] == page.locator("table").nth(1).locator("tr").nth(1).locator("td").all_inner_texts()[:2]
+    resource = ConfigResource("topic", topic)
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    described = admin.describe_configs([resource])[resource].result(30)
+    assert described["retention.ms"].value == "3600000"
+    for name, value in [("retention.ms", "soon"), ("no.such.config", "1")]:
+        page.fill("input[name=name][placeholder^=config]", name)
+        page.fill("input[name=value]", value)
+        page.click("button:has-text('Set config')")
+        assert "InvalidConfig" in page.locator(".error").inner_text() or "InvalidRequest" in page.locator(".error").inner_text(), name
+    page.click("button:has-text('Back to default')")
+    assert page.locator(".ok").inner_text() == "retention.ms is back to its default"
+    assert "every config has its broker default" in page.content()
+    shot(page, "topic-configs")
 
     page.goto(f"{url}/topics/{topic}/messages?partition=2")
     page.fill("input[name=key]", "k-42")

@@ -11,10 +11,11 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, DeleteTopicsRequest, DescribeGroupsRequest, GroupId, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    ApiKey, CreateTopicsRequest, DeleteTopicsRequest, DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
     ProduceRequest, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -145,4 +146,24 @@ pub async fn commit(broker: &Arc<Broker>, peer: SocketAddr, group: &str, topic: 
         outcome(p.error_code, None)?;
     }
     Ok(())
+}
+
+/// Sets `name` on the topic to `value`, or deletes it (back to the broker default) when
+/// `value` is `None`.
+pub async fn alter_topic_config(broker: &Arc<Broker>, peer: SocketAddr, topic: &str, name: &str, value: Option<&str>) -> Result<(), Refusal> {
+    const TOPIC: i8 = 2;
+    let (operation, value) = match value {
+        Some(v) => (0, Some(StrBytes::from_string(v.to_owned()))),
+        None => (1, None),
+    };
+    let config = AlterableConfig::default().with_name(StrBytes::from_string(name.to_owned())).with_config_operation(operation).with_value(value);
+    let resource = AlterConfigsResource::default().with_resource_type(TOPIC).with_resource_name(StrBytes::from_string(topic.to_owned())).with_configs(vec![config]);
+    let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
+    let ResponseKind::IncrementalAlterConfigs(response) =
+        call(broker, peer, ApiKey::IncrementalAlterConfigs, 1, RequestKind::IncrementalAlterConfigs(request)).await?
+    else {
+        return Err("IncrementalAlterConfigs answered with another response".into());
+    };
+    let result = response.responses.first().ok_or("no answer for the topic")?;
+    outcome(result.error_code, result.error_message.as_ref())
 }

@@ -39,6 +39,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
         .route("/topics", get(topics::list).post(topics::create))
         .route("/topics/{name}", get(topics::show))
         .route("/topics/{name}/delete", post(topics::delete))
+        .route("/topics/{name}/configs", post(topics::alter_config))
         .route("/topics/{name}/messages", get(messages::browse))
         .route("/topics/{name}/produce", post(messages::produce))
         .route("/groups", get(groups::list))

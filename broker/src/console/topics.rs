@@ -1,5 +1,5 @@
 //! Topics: the list with their partitions and records, a topic's partitions (offsets, the
-//! broker leading each), its configs, and forms to create and delete.
+//! broker leading each), its configs, and forms to create, delete and change configs.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -10,7 +10,7 @@ use axum::response::{Html, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use super::kafka::{create_topic, delete_topic};
+use super::kafka::{alter_topic_config, create_topic, delete_topic};
 use super::forms::{after, Notice};
 use super::page::{escape, page, segment, table};
 use super::PageResult;
@@ -77,16 +77,54 @@ pub async fn show(State(broker): State<Arc<Broker>>, Path(name): Path<String>, Q
         ]);
     }
     let configs: BTreeMap<&String, &String> = topic.configs.iter().collect();
-    let config_rows: Vec<Vec<String>> = configs.iter().map(|(k, v)| vec![escape(k), escape(v)]).collect();
+    let config_rows: Vec<Vec<String>> = configs
+        .iter()
+        .map(|(k, v)| {
+            let reset = format!(
+                "<form method=\"post\" action=\"/topics/{}/configs\" style=\"margin:0\"><input type=\"hidden\" name=\"name\" value=\"{}\">\
+<input type=\"hidden\" name=\"reset\" value=\"true\"><button type=\"submit\">Back to default</button></form>",
+                segment(&name),
+                escape(k)
+            );
+            vec![escape(k), escape(v), reset]
+        })
+        .collect();
     let body = format!(
         "{}<p>Topic id {}</p><h2>Partitions</h2>{}<h2>Configs set on the topic</h2>{}\
+<form method=\"post\" action=\"/topics/{}/configs\"><input name=\"name\" placeholder=\"config (retention.ms)\" required> \
+<input name=\"value\" placeholder=\"value\"> <button type=\"submit\">Set config</button></form>\
 <form method=\"post\" action=\"/topics/{}/delete\" onsubmit=\"return confirm('Delete this topic and all its records?')\">\
 <button type=\"submit\">Delete topic</button></form>",
         shown.html(),
         topic.id,
         table(&["Partition", "Leader", "Log start", "End", "Records", ""], &partitions),
-        if config_rows.is_empty() { "<p>None: every config has its broker default.</p>".to_string() } else { table(&["Config", "Value"], &config_rows) },
+        if config_rows.is_empty() { "<p>None: every config has its broker default.</p>".to_string() } else { table(&["Config", "Value", ""], &config_rows) },
+        segment(&name),
         segment(&name),
     );
     Ok(Html(page(&format!("Topic {name}"), &body)))
+}
+
+#[derive(Deserialize)]
+pub struct ConfigChange {
+    name: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default)]
+    reset: bool,
+}
+
+pub async fn alter_config(
+    State(broker): State<Arc<Broker>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(name): Path<String>,
+    Form(change): Form<ConfigChange>,
+) -> Response {
+    let config = change.name.trim();
+    let value = (!change.reset).then_some(change.value.trim());
+    let back = format!("/topics/{}", segment(&name));
+    match alter_topic_config(&broker, peer, &name, config, value).await {
+        Ok(()) => after(&back, Ok(value.map_or_else(|| format!("{config} is back to its default"), |v| format!("set {config}={v}")))),
+        Err(e) => after(&back, Err(e)),
+    }
 }
