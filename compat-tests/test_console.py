@@ -106,6 +106,19 @@ def test_every_page_shows_the_brokers_data(console, page, topic):
     assert [r.locator("td").first.inner_text() for r in page.locator("table tr").all()[1:]] == ["5", "6", "7"]
     assert page.locator("a", has_text="older").count() == 1 and page.locator("a", has_text="newer").count() == 1
 
+    # By time: records produced an hour apart, browsed from the third one's time.
+    base = 1_700_000_000_000
+    for i in range(5):
+        p.produce(topic, value=f"t{i}", partition=1, timestamp=base + i * 3_600_000)
+    assert p.flush(30) == 0
+    page.goto(f"{url}/topics/{topic}/messages?partition=1")
+    page.fill("input[name=time]", "2023-11-15 00:13:20")  # base + 2 hours, in UTC
+    page.click("button:has-text('Show')")
+    assert [r.locator("td").nth(3).inner_text() for r in page.locator("table tr").all()[1:]] == ["t2", "t3", "t4"]
+    page.fill("input[name=time]", "next tuesday")
+    page.click("button:has-text('Show')")
+    assert "write 2026-12-05 14:00:00" in page.locator(".error").inner_text()
+
     for name in ("flows", "sinks"):
         page.goto(f"{url}/{name}")
         assert page.locator("h1").inner_text() == name.capitalize()

@@ -13,9 +13,10 @@ use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProdu
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 use kafka_protocol::messages::incremental_alter_configs_request::{AlterConfigsResource, AlterableConfig};
 use kafka_protocol::messages::list_groups_response::ListedGroup;
+use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::{
-    ApiKey, CreateTopicsRequest, DeleteTopicsRequest, DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    ApiKey, BrokerId, CreateTopicsRequest, DeleteTopicsRequest, DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest,
     ProduceRequest, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -166,4 +167,19 @@ pub async fn alter_topic_config(broker: &Arc<Broker>, peer: SocketAddr, topic: &
     };
     let result = response.responses.first().ok_or("no answer for the topic")?;
     outcome(result.error_code, result.error_message.as_ref())
+}
+
+/// The first offset of `partition` whose record's timestamp is `timestamp_ms` or later, as
+/// ListOffsets finds it; `None` when no record is that late.
+pub async fn offset_at(broker: &Arc<Broker>, peer: SocketAddr, topic: &str, partition: i32, timestamp_ms: i64) -> Result<Option<i64>, Refusal> {
+    let wanted = ListOffsetsPartition::default().with_partition_index(partition).with_current_leader_epoch(-1).with_timestamp(timestamp_ms);
+    let request = ListOffsetsRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![ListOffsetsTopic::default().with_name(topic_name(topic)).with_partitions(vec![wanted])]);
+    let ResponseKind::ListOffsets(response) = call(broker, peer, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(request)).await? else {
+        return Err("ListOffsets answered with another response".into());
+    };
+    let found = response.topics.first().and_then(|t| t.partitions.first()).ok_or("no answer for the partition")?;
+    outcome(found.error_code, None)?;
+    Ok((found.offset >= 0).then_some(found.offset))
 }

@@ -1,4 +1,4 @@
-//! The message browser: a partition's records from an offset (the latest by default), values
+//! The message browser: a partition's records from an offset or a time (the latest by default), values
 //! shown as JSON when they are JSON, as text when they are text, else as hex; and a form
 //! that produces a test record.
 
@@ -12,7 +12,7 @@ use axum::Form;
 use bytes::Bytes;
 use serde::Deserialize;
 
-use super::kafka::produce_record;
+use super::kafka::{offset_at, produce_record};
 use super::page::{escape, page, segment, table};
 use super::forms::{after, Notice};
 use super::topics::link;
@@ -29,12 +29,14 @@ pub struct Position {
     #[serde(default)]
     partition: i32,
     offset: Option<String>,
+    /// `2026-12-05 14:00:00` (UTC, seconds optional) or milliseconds since the epoch.
+    time: Option<String>,
     limit: Option<String>,
     #[serde(flatten)]
     notice: Notice,
 }
 
-pub async fn browse(State(broker): State<Arc<Broker>>, Path(name): Path<String>, Query(at): Query<Position>) -> PageResult {
+pub async fn browse(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Path(name): Path<String>, Query(at): Query<Position>) -> PageResult {
     let topic = broker.storage().topic(&name).await?.ok_or_else(|| BrokerError::NotFound(format!("topic {name:?} does not exist")))?;
     if !(0..topic.partitions).contains(&at.partition) {
         return Err(BrokerError::InvalidArgument(format!("topic {name:?} has no partition {}", at.partition)));
@@ -47,7 +49,19 @@ pub async fn browse(State(broker): State<Arc<Broker>>, Path(name): Path<String>,
     };
     let limit = number(&at.limit, "limit")?.unwrap_or(50).clamp(1, MOST);
     let bounds = broker.log.offsets(&topic, at.partition).await?;
-    let from = number(&at.offset, "offset")?.unwrap_or(bounds.high_watermark - limit).max(bounds.log_start).min(bounds.high_watermark);
+    let by_time = match at.time.as_deref().map(str::trim).filter(|t| !t.is_empty()) {
+        None => None,
+        Some(text) => {
+            let ms = parse_time(text).ok_or_else(|| BrokerError::InvalidArgument(format!("time {text:?}: write 2026-12-05 14:00:00 (UTC) or milliseconds")))?;
+            // No record that late: start at the end.
+            Some(offset_at(&broker, peer, &name, at.partition, ms).await.map_err(BrokerError::FailedPrecondition)?.unwrap_or(bounds.high_watermark))
+        }
+    };
+    let wanted = match by_time {
+        Some(offset) => Some(offset),
+        None => number(&at.offset, "offset")?,
+    };
+    let from = wanted.unwrap_or(bounds.high_watermark - limit).max(bounds.log_start).min(bounds.high_watermark);
 
     let mut rows = Vec::new();
     let mut next = from;
@@ -90,6 +104,7 @@ pub async fn browse(State(broker): State<Arc<Broker>>, Path(name): Path<String>,
         "{}<p>{} partition {p}: offsets {} to {} · showing from {from}</p>\
 <form method=\"get\" action=\"{path}\"><input type=\"hidden\" name=\"partition\" value=\"{p}\">\
 from offset <input name=\"offset\" value=\"{from}\" style=\"width:8em\"> limit <input name=\"limit\" value=\"{limit}\" style=\"width:5em\"> \
+or from time <input name=\"time\" placeholder=\"2026-12-05 14:00:00 UTC\" style=\"width:13em\"> \
 <button type=\"submit\">Show</button> {} {}</form>{}\
 <h2>Produce a test record</h2><form method=\"post\" action=\"/topics/{}/produce\"><input type=\"hidden\" name=\"partition\" value=\"{p}\">\
 <input name=\"key\" placeholder=\"key (none if empty)\"> <input name=\"value\" placeholder=\"value\" size=\"50\"> \
@@ -120,6 +135,18 @@ fn shown(bytes: &Bytes) -> String {
             format!("<code>0x{hex}{}</code>", if bytes.len() > 256 { "…" } else { "" })
         }
     }
+}
+
+/// `YYYY-MM-DD HH:MM[:SS]` or `YYYY-MM-DDTHH:MM[:SS]` in UTC, or milliseconds since the epoch.
+fn parse_time(text: &str) -> Option<i64> {
+    if let Ok(ms) = text.parse::<i64>() {
+        return Some(ms);
+    }
+    let text = text.trim_end_matches(" UTC").trim_end_matches('Z').replacen('T', " ", 1);
+    ["%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M"]
+        .iter()
+        .find_map(|format| chrono::NaiveDateTime::parse_from_str(&text, format).ok())
+        .map(|t| t.and_utc().timestamp_millis())
 }
 
 fn timestamp(ms: i64) -> String {
@@ -155,5 +182,19 @@ pub async fn produce(State(broker): State<Arc<Broker>>, ConnectInfo(peer): Conne
         Ok(offset) => after(&format!("{back}?partition={}", r.partition), Ok(format!("produced at offset {offset} of partition {}", r.partition))),
         // The topic's page, since the partition may be the one that does not exist.
         Err(e) => after(&format!("/topics/{}", segment(&name)), Err(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_in_utc_or_milliseconds() {
+        assert_eq!(parse_time("1796472000000"), Some(1_796_472_000_000));
+        assert_eq!(parse_time("2026-12-05 12:00:00"), Some(1_796_472_000_000));
+        assert_eq!(parse_time("2026-12-05T12:00Z"), Some(1_796_472_000_000));
+        assert_eq!(parse_time("2026-12-05 12:00:00.250 UTC"), Some(1_796_472_000_250));
+        assert_eq!(parse_time("yesterday"), None);
     }
 }
