@@ -56,6 +56,13 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+def created(bootstrap: str, topic: str, partitions: int) -> Producer:
+    """The topic, made with a Kafka client; a producer to fill it."""
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin.create_topics([NewTopic(topic, partitions, 1)])[topic].result(30)
+    return Producer({"bootstrap.servers": bootstrap})
+
+
 def topics(bootstrap: str) -> dict[str, int]:
     metadata = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
     return {name: len(t.partitions) for name, t in metadata.topics.items()}
@@ -63,9 +70,7 @@ def topics(bootstrap: str) -> dict[str, int]:
 
 def test_every_page_shows_the_brokers_data(console, page, topic):
     broker, url = console
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(topic, 2, 1)])[topic].result(30)
-    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p = created(broker.bootstrap, topic, 2)
     for i in range(10):
         p.produce(topic, key=f"order-{i}", value=json.dumps({"id": i, "total": i * 1.5}), partition=0, headers=[("source", b"test")])
     p.produce(topic, value=b"\x00\x01binary", partition=0)
@@ -184,9 +189,7 @@ def test_create_produce_and_delete_through_the_forms(console, page, topic):
 
 def test_a_groups_lag_shows_and_a_reset_changes_it(console, page, topic):
     broker, url = console
-    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
-    admin.create_topics([NewTopic(topic, 1, 1)])[topic].result(30)
-    p = Producer({"bootstrap.servers": broker.bootstrap})
+    p = created(broker.bootstrap, topic, 1)
     for i in range(10):
         p.produce(topic, value=f"r{i}", partition=0)
     assert p.flush(30) == 0

@@ -3,12 +3,14 @@
 //! (to the earliest, the latest or a given offset) while the group has no members, as
 //! `kafka-consumer-groups --reset-offsets` does.
 
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::response::{Html, Response};
 use axum::Form;
+use ductstream_storage::Topic;
 use serde::Deserialize;
 
 use super::kafka::{commit, committed, describe_group, list_groups};
@@ -34,10 +36,15 @@ impl Lag {
 
 async fn lags(broker: &Arc<Broker>, peer: SocketAddr, group: &str) -> Result<Vec<Lag>, BrokerError> {
     let mut rows = Vec::new();
+    // Each topic looked up once (on Postgres storage a lookup is a query), not per partition.
+    let mut topics: HashMap<String, Option<Topic>> = HashMap::new();
     for (topic, partition, committed) in committed(broker, peer, group).await.map_err(BrokerError::FailedPrecondition)? {
+        if !topics.contains_key(&topic) {
+            topics.insert(topic.clone(), broker.storage().topic(&topic).await?);
+        }
         // A topic deleted since the commit has no end.
-        let end = match broker.storage().topic(&topic).await? {
-            Some(t) if partition < t.partitions => Some(broker.log.offsets(&t, partition).await?.high_watermark),
+        let end = match topics.get(&topic).and_then(Option::as_ref) {
+            Some(t) if partition < t.partitions => Some(broker.log.offsets(t, partition).await?.high_watermark),
             _ => None,
         };
         rows.push(Lag { topic, partition, committed, end });
