@@ -2,22 +2,31 @@
 Playwright with the system browser): every page loads against a real broker with real data;
 a topic is created, a record produced and the topic deleted through the forms, and Kafka
 clients see each change; bad input shows the broker's own error and changes nothing; a form
-posted from another site is refused. Screenshots of each page are saved for review
+posted from another site is refused; durable consumers are replayed, a flow's DDL change is
+approved and a sink stopped and started from their pages; visitors log in as broker users and
+see and do what their ACLs allow. Screenshots of each page are saved for review
 (`DUCTSTREAM_CONSOLE_SCREENSHOTS`, by default `compat-tests/screenshots/`)."""
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
 import shutil
+import subprocess
 import urllib.error
 import urllib.request
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
-from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
+from confluent_kafka.admin import AclOperation, AdminClient, ConfigResource, NewTopic, ResourcePatternType, ResourceType
+
+import helpers
+from sink_support import WebhookServer, admin, create_sink, produce, wait_caught_up
+from test_acls import PASSWORDS, allow, create_acls
+from test_acls import start as start_acl_broker
 
 SHOTS = Path(os.environ.get("DUCTSTREAM_CONSOLE_SCREENSHOTS", Path(__file__).parent / "screenshots"))
 
@@ -274,7 +283,193 @@ def test_bad_input_shows_the_brokers_error_and_changes_nothing(console, page, to
     assert topic in topics(broker.bootstrap)
 
 
-def test_the_console_is_refused_on_a_broker_that_checks_clients(broker_factory):
-    with pytest.raises(BaseException) as failed:
-        broker_factory("--console-listen", "127.0.0.1:0", "--authorizer", "acl")
-    assert "console has no login yet" in str(failed.value)
+def test_durable_consumers_show_redeliveries_and_replay(console, page, topic):
+    broker, url = console
+    p = created(broker.bootstrap, topic, 1)
+    for i in range(5):
+        p.produce(topic, value=f"job-{i}", partition=0)
+    assert p.flush(30) == 0
+    target = ["--stream", topic, "--group", "workers"]
+    admin(broker, "stream", "create", *target, "--max-deliver", "2", "--ack-wait", "30s")
+    pulled = admin(broker, "stream", "pull", *target, "--max", "3")[1]
+    assert [m["value"] for m in pulled] == ["job-0", "job-1", "job-2"]
+    admin(broker, "stream", "ack", *target, "--ids", pulled[0]["id"])
+    admin(broker, "stream", "nak", *target, "--ids", pulled[1]["id"])
+    again = admin(broker, "stream", "pull", *target, "--max", "1")[1]
+    assert [(m["value"], m["delivery_count"]) for m in again] == [("job-1", 2)]
+    admin(broker, "stream", "term", *target, "--ids", again[0]["id"], "--reason", "poison")
+
+    page.goto(url + "/consumers")
+    row = page.locator("tr", has_text="workers")
+    # Pending job-2; 4 deliveries; 1 acked; 1 redelivered; job-1 dead-lettered; 3 not done.
+    assert row.locator("td").all_inner_texts() == [topic, "workers", "1", "4", "1", "1", "1", "1", "3"]
+    shot(page, "consumers")
+    row.locator("a", has_text="workers").click()
+    assert page.locator("h1").inner_text() == "Durable consumer workers"
+    settings = page.locator("table").first.inner_text()
+    assert re.search(r"Max deliveries\s+2", settings) and f"{topic}.dlq" in settings, settings
+    assert page.locator("table").nth(2).locator("tr").nth(1).locator("td").all_inner_texts()[:4] == ["0", "2", "3", "5"]
+    shot(page, "consumer")
+
+    # The dead letter is one click away, with why it went there.
+    page.locator("table").nth(1).locator("a").click()
+    assert "job-1" in page.locator("table").inner_text() and "poison" in page.locator("table").inner_text()
+
+    page.goto(f"{url}/consumers/{topic}/workers")
+    page.fill("input[name=offset]", "lots")
+    page.click("button:has-text('Replay')")
+    assert "is not an offset" in page.locator(".error").inner_text()
+    page.fill("input[name=offset]", "0")
+    page.click("button:has-text('Replay')")
+    assert page.locator(".ok").inner_text() == "replaying from 0"
+    replayed = admin(broker, "stream", "pull", *target, "--max", "5")[1]
+    assert [m["value"] for m in replayed] == [f"job-{i}" for i in range(5)]
+    page.goto(f"{url}/consumers/{topic}/nobody")
+    assert page.locator(".error").count() == 1
+
+
+def psql(dsn: str, sql: str) -> None:
+    subprocess.run(["psql", dsn, "-v", "ON_ERROR_STOP=1", "-q", "-c", sql], check=True, capture_output=True, timeout=60)
+
+
+def test_a_flow_runs_and_its_ddl_change_is_approved_in_the_console(broker_factory, postgres_cluster, page, tmp_path):
+    broker = broker_factory("--console-listen", "127.0.0.1:0", "--ddl-gate")
+    url = "http://" + next(l for l in broker.stdout_lines if l.startswith("listening console=")).split("=", 1)[1].strip()
+    source = postgres_cluster.createdb("console_flow")
+    psql(source, "CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'ada');")
+    flow = {"id": "shop", "name": "shop", "destinations": [{"name": "topics", "type": "topics"}],
+            "source": {"name": "pg", "type": "postgres", "options": {
+                "dsn": source, "slot": "shop_slot", "publication": "shop_pub", "publication_tables": "public.users",
+                "batch_timeout": "100ms"}}}
+    path = tmp_path / "flow.json"
+    path.write_text(json.dumps(flow))
+    admin(broker, "flow", "create", "-f", str(path))
+
+    page.goto(url + "/flows")
+    row = page.locator("tr", has_text="shop")
+    assert row.locator("td").nth(1).inner_text() == "created"
+    row.locator("button:has-text('Start')").click()
+    assert page.locator(".ok").inner_text() == "start: the flow is running"
+    helpers.wait_until(lambda: records(broker.bootstrap, "shop.public.users", 1), timeout=60, what="the snapshot in the topic")
+
+    psql(source, "ALTER TABLE users ADD COLUMN email text; INSERT INTO users VALUES (2, 'bob', 'b@c');")
+    def pending_shown():
+        page.goto(url + "/flows")
+        return "1 to decide" in page.locator("tr", has_text="shop").inner_text()
+    helpers.wait_until(pending_shown, timeout=60, what="the DDL change waiting in the console")
+    cells = page.locator("tr", has_text="shop").locator("td").all_inner_texts()
+    assert cells[1] == "running" and re.fullmatch(r"[0-9A-F]+/[0-9A-F]+", cells[5]), cells
+    assert re.match(r"[\d.]+ (B|KiB|MiB) \(server at [0-9A-F]+/[0-9A-F]+\)", cells[6]), cells
+    shot(page, "flows")
+    page.click("a:has-text('1 to decide')")
+    assert page.locator("h1").inner_text() == "Flow shop"
+    change = page.locator("table").nth(1).locator("tr").nth(1).locator("td").all_inner_texts()
+    assert change[2] == "ALTER TABLE" and "ADD COLUMN email" in change[3] and change[4] == "pending", change
+    # Held at the gate: the insert after the change has not arrived, and the source is ahead.
+    assert len(records(broker.bootstrap, "shop.public.users", 1)) == 1
+    behind = page.locator("tr", has_text="Behind source").locator("td").nth(1).inner_text()
+    assert re.match(r"[1-9][\d.]* (B|KiB|MiB) ", behind), behind
+    shot(page, "flow")
+    page.click("button:has-text('Approve')")
+    assert re.fullmatch(r"DDL change \d+ is approved", page.locator(".ok").inner_text())
+    after = records(broker.bootstrap, "shop.public.users", 2)
+    assert json.loads(after[1])["after"] == {"id": 2, "name": "bob", "email": "b@c"}
+
+    # Stopped from the console, as the CLI would.
+    page.click("button:has-text('Stop')")
+    assert page.locator(".ok").inner_text() == "stop: the flow is paused"
+    assert page.locator("button:has-text('Resume')").count() == 1
+    assert admin(broker, "flow", "get", "shop")[1]["state"] == "paused"
+
+
+def records(bootstrap: str, topic: str, at_least: int) -> list[bytes]:
+    """The values in the topic's partition 0 from the start, once it has `at_least` of them."""
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": "console-reader", "enable.auto.commit": False})
+    c.assign([TopicPartition(topic, 0, 0)])
+    got = []
+    try:
+        for _ in range(40):
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                got.append(m.value())
+            if m is None and len(got) >= at_least:
+                break
+    finally:
+        c.close()
+    return got
+
+
+def test_a_sinks_progress_and_dead_letters_show_and_it_stops_and_starts(console, page, topic, tmp_path):
+    broker, url = console
+    server = WebhookServer(lambda n, body, headers: (400, {}) if json.loads(body)["value"].startswith("bad") else (200, {}))
+    try:
+        created(broker.bootstrap, topic, 1)
+        produce(broker.bootstrap, topic, [(None, v.encode(), None) for v in ["ok0", "bad1", "ok2"]])
+        create_sink(broker, tmp_path, {"id": "hook", "topics": [topic], "destination": {
+            "name": "h", "type": "http", "options": {"url": server.url, "max_retries": 1, "backoff_base": "10ms"}}})
+        wait_caught_up(broker, "hook")
+        page.goto(url + "/sinks")
+        cells = page.locator("tr", has_text="hook").locator("td").all_inner_texts()
+        assert cells[:4] == ["hook", "http", topic, "running"] and cells[5] == "3" and cells[8] == "1" and cells[9] == "0", cells
+        shot(page, "sinks")
+        # The dead letter, one click from the list.
+        page.locator("tr", has_text="hook").locator("td").nth(8).locator("a").click()
+        assert "bad1" in page.locator("table").inner_text()
+        page.goto(url + "/sinks")
+        page.click("a:has-text('hook')")
+        assert page.locator("table").nth(1).locator("tr").nth(1).locator("td").all_inner_texts() == [topic, "0", "3", "3", "0"]
+        assert server.url in page.locator("table").nth(2).inner_text()
+        shot(page, "sink")
+        page.click("button:has-text('Stop')")
+        assert page.locator(".ok").inner_text() == "stop: the sink is paused"
+        produce(broker.bootstrap, topic, [(None, b"ok3", None)])
+        page.reload()
+        assert page.locator("table").nth(1).locator("tr").nth(1).locator("td").all_inner_texts() == [topic, "0", "3", "4", "1"]
+        page.click("button:has-text('Start')")
+        assert page.locator(".ok").inner_text() == "start: the sink is running"
+        wait_caught_up(broker, "hook")
+        assert [json.loads(r["body"])["value"] for r in server.delivered()] == ["ok0", "ok2", "ok3"]
+    finally:
+        server.close()
+
+
+def test_visitors_log_in_and_see_what_their_acls_allow(broker_factory, browser):
+    b = start_acl_broker(broker_factory, "--console-listen", "127.0.0.1:0")
+    url = "http://" + next(l for l in b.stdout_lines if l.startswith("listening console=")).split("=", 1)[1].strip()
+    operator = AdminClient({"bootstrap.servers": b.listeners["PLAINTEXT"]})
+    for future in operator.create_topics([NewTopic(n, 1, 1) for n in ("public-news", "secret-payroll")]).values():
+        future.result(30)
+    create_acls(b, "admin", [allow("User:alice", ResourceType.TOPIC, "public-", AclOperation.READ, ResourcePatternType.PREFIXED)])
+
+    # No credentials, or wrong ones: the browser is asked to log in, and sees nothing.
+    for auth in (None, "Basic " + base64.b64encode(b"alice:wrong").decode(), "Basic !!!"):
+        request = urllib.request.Request(url + "/topics", headers={"Authorization": auth} if auth else {})
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(request, timeout=10)
+        assert refused.value.code == 401 and refused.value.headers["WWW-Authenticate"].startswith("Basic"), auth
+        assert "public-news" not in refused.value.read().decode()
+
+    alice = browser.new_context(http_credentials={"username": "alice", "password": PASSWORDS["alice"]})
+    page = alice.new_page()
+    page.goto(url + "/topics")
+    shown = page.locator("table").inner_text()
+    assert "public-news" in shown and "secret-payroll" not in shown, shown
+    page.goto(url + "/topics/secret-payroll/messages")
+    assert "may not" in page.locator(".error").inner_text()
+    # Alice may read but not delete: the broker refuses her, as it would her Kafka client.
+    page.goto(url + "/topics/public-news")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button:has-text('Delete topic')")
+    assert "TopicAuthorizationFailed" in page.locator(".error").inner_text()
+    alice.close()
+    assert "public-news" in topics(b.listeners["PLAINTEXT"])
+
+    boss = browser.new_context(http_credentials={"username": "admin", "password": PASSWORDS["admin"]})
+    page = boss.new_page()
+    page.goto(url + "/topics")
+    assert "secret-payroll" in page.locator("table").inner_text()
+    page.goto(url + "/topics/secret-payroll")
+    page.once("dialog", lambda dialog: dialog.accept())
+    page.click("button:has-text('Delete topic')")
+    assert page.locator(".ok").inner_text() == "deleted topic secret-payroll"
+    boss.close()

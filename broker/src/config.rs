@@ -144,8 +144,8 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_METRICS_LISTEN", value_parser = parse_listen)]
     pub metrics_listen: Option<SocketAddr>,
 
-    /// Address for the web console (`http://<address>/`); off when not given. It has no login
-    /// of its own: refused when the broker authenticates or authorizes clients.
+    /// Address for the web console (`http://<address>/`); off when not given. Visitors log in
+    /// as a broker user (HTTP Basic) when the broker authorizes or authenticates clients.
     #[arg(long, env = "DUCTSTREAM_CONSOLE_LISTEN", value_parser = parse_listen)]
     pub console_listen: Option<SocketAddr>,
 

@@ -43,6 +43,9 @@ pub enum BrokerError {
     /// A position outside the log.
     #[error("{0}")]
     OutOfRange(String),
+    /// An authenticated principal that may not do what it asked.
+    #[error("{0}")]
+    PermissionDenied(String),
     /// A connection that failed or skipped authentication (it is closed).
     #[error("authentication: {0}")]
     Authentication(String),
@@ -73,6 +76,7 @@ impl BrokerError {
             BrokerError::OutOfRange(_) => ResponseError::OffsetOutOfRange,
             BrokerError::FailedPrecondition(_) => ResponseError::InvalidRequest,
             BrokerError::Authentication(_) => ResponseError::SaslAuthenticationFailed,
+            BrokerError::PermissionDenied(_) => ResponseError::ClusterAuthorizationFailed,
         }
     }
 }

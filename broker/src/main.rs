@@ -7,7 +7,6 @@ use std::time::Duration;
 use clap::Parser;
 use ductstream_broker::config::{Args, AuthorizerKind, BrokerConfig, LogFormat};
 use ductstream_broker::security::tls::ReloadingTls;
-use ductstream_broker::security::listeners::SecurityProtocol;
 use ductstream_broker::security::{Listener, ListenerSpec};
 use ductstream_broker::{server, Broker, BrokerError, Result};
 #[cfg(feature = "postgres")]
@@ -112,19 +111,6 @@ async fn run(args: Args) -> Result<()> {
         println!("listening metrics={}", metrics.local_addr()?);
         tokio::spawn(ductstream_broker::api::serve_metrics(metrics, broker.clone()));
     }
-    if let Some(addr) = args.console_listen {
-        let secured = args.listener_specs()?.iter().any(|s| s.protocol != SecurityProtocol::Plaintext);
-        if secured || broker.config.authorizer != AuthorizerKind::None {
-            return Err(BrokerError::Config(
-                "--console-listen: the console has no login yet, so it is only served when every listener is PLAINTEXT and --authorizer is none".into(),
-            ));
-        }
-        let console = TcpListener::bind(addr)
-            .await
-            .map_err(|e| BrokerError::Config(format!("cannot listen for the console on {addr}: {e}")))?;
-        println!("listening console={}", console.local_addr()?);
-        tokio::spawn(ductstream_broker::console::serve(console, broker.clone()));
-    }
     let flows = ductstream_broker::flows::FlowManager::new(broker.clone(), args.ddl_gate);
     let flows_task = tokio::spawn(flows.clone().run());
     if let Some(schedule) = broker.config.schedule.clone() {
@@ -132,6 +118,15 @@ async fn run(args: Args) -> Result<()> {
     }
     let sinks = ductstream_broker::sinks::SinkManager::new(broker.clone(), args.sink_memory_bytes);
     let sinks_task = tokio::spawn(sinks.clone().run());
+    if let Some(addr) = args.console_listen {
+        // Visitors log in when Kafka clients must: the console shows and changes what they can.
+        let must_log_in = broker.config.authorizer != AuthorizerKind::None || args.listener_specs()?.iter().any(|s| s.protocol.uses_sasl());
+        let console = TcpListener::bind(addr)
+            .await
+            .map_err(|e| BrokerError::Config(format!("cannot listen for the console on {addr}: {e}")))?;
+        println!("listening console={}", console.local_addr()?);
+        tokio::spawn(ductstream_broker::console::serve(console, broker.clone(), flows.clone(), sinks.clone(), must_log_in));
+    }
     if let Some(addr) = args.grpc_listen.0 {
         let grpc = TcpListener::bind(addr)
             .await

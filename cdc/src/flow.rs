@@ -37,6 +37,10 @@ use crate::source::SourceConfig;
 use crate::validate::validate_replication;
 use crate::writer::{ChangeWriter, OutRecord};
 
+/// How often a streaming flow puts the server's WAL end and what keepalives confirmed into its
+/// status (for consoles and status APIs; nothing waits on it).
+const REPORT_POSITIONS_EVERY: Duration = Duration::from_secs(1);
+
 /// Where a flow is.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum FlowPhase {
@@ -58,6 +62,9 @@ pub struct FlowStatus {
     pub snapshot_chunks_total: usize,
     /// Records appended by the streaming phase since start.
     pub records_written: u64,
+    /// The end of the source's WAL as the server last said; `server_lsn - confirmed_lsn` is
+    /// how many bytes of WAL the flow has yet to read (not all of them its tables' changes).
+    pub server_lsn: Lsn,
 }
 
 /// Controls a running flow from elsewhere.
@@ -288,9 +295,11 @@ impl Flow {
             last_topic: None,
         };
         let mut stop = self.stop_rx.clone();
+        let mut report = tokio::time::interval(REPORT_POSITIONS_EVERY);
         loop {
             let deadline = state.batch_started.map(|t| t + self.options.batch_timeout);
             tokio::select! {
+                _ = report.tick() => self.report_positions(&stream),
                 _ = stopped(&mut stop) => {
                     self.flush(&mut state, &stream).await?;
                     stream.close().await;
@@ -334,6 +343,8 @@ impl Flow {
                     // Everything before the DDL is written first, so an approver sees the
                     // topics exactly up to it.
                     self.flush(state, stream).await?;
+                    // Held here, the flow shows how much of the source waits behind the change.
+                    self.report_positions(stream);
                     // A stop does not wait for a decision that may never come.
                     let mut stop = self.stop_rx.clone();
                     let decision = tokio::select! {
@@ -358,6 +369,18 @@ impl Flow {
             Decoded::Heartbeat { lsn } => state.safe_lsn = state.safe_lsn.max(lsn),
         }
         Ok(())
+    }
+
+    /// Publishes where the server's WAL ends and what the flow has confirmed. An idle stream
+    /// confirms through keepalives, without a write.
+    fn report_positions(&self, stream: &ReplicationStream) {
+        let (server, confirmed) = (stream.server_end(), stream.confirmed());
+        self.status.send_if_modified(|s| {
+            let changed = s.server_lsn != server || s.confirmed_lsn < confirmed;
+            s.server_lsn = server;
+            s.confirmed_lsn = s.confirmed_lsn.max(confirmed);
+            changed
+        });
     }
 
     /// Writes the batch (durably), then confirms and checkpoints the last complete commit.

@@ -181,6 +181,7 @@ const BUFFERED: usize = 1024;
 pub struct ReplicationStream {
     rx: mpsc::Receiver<Result<XLogData>>,
     confirmed: Arc<AtomicU64>,
+    server_end: Arc<AtomicU64>,
     wake: Arc<Notify>,
     shutdown: Arc<Notify>,
     task: Option<JoinHandle<()>>,
@@ -190,12 +191,14 @@ impl ReplicationStream {
     fn spawn(reader: Reader, writer: Writer, start: Lsn, status_interval: Duration) -> Self {
         let (tx, rx) = mpsc::channel(BUFFERED);
         let confirmed = Arc::new(AtomicU64::new(start.0));
+        let server_end = Arc::new(AtomicU64::new(start.0));
         let wake = Arc::new(Notify::new());
         let shutdown = Arc::new(Notify::new());
         let worker = StreamTask {
             reader,
             writer,
             confirmed: confirmed.clone(),
+            server_end: server_end.clone(),
             wake: wake.clone(),
             shutdown: shutdown.clone(),
             sent: 0,
@@ -204,7 +207,7 @@ impl ReplicationStream {
             received_upto: start.0,
         };
         let task = tokio::spawn(worker.run(tx, status_interval));
-        ReplicationStream { rx, confirmed, wake, shutdown, task: Some(task) }
+        ReplicationStream { rx, confirmed, server_end, wake, shutdown, task: Some(task) }
     }
 
     /// The next XLogData message; an error ends the stream.
@@ -225,6 +228,12 @@ impl ReplicationStream {
 
     pub fn confirmed(&self) -> Lsn {
         Lsn(self.confirmed.load(Ordering::SeqCst))
+    }
+
+    /// The end of the server's WAL as it last said (in a message or a keepalive): with
+    /// [`ReplicationStream::confirmed`], how far behind the source the reader is.
+    pub fn server_end(&self) -> Lsn {
+        Lsn(self.server_end.load(Ordering::SeqCst))
     }
 
     /// Sends a last status update and ends the stream.
@@ -250,6 +259,7 @@ struct StreamTask {
     reader: Reader,
     writer: Writer,
     confirmed: Arc<AtomicU64>,
+    server_end: Arc<AtomicU64>,
     wake: Arc<Notify>,
     shutdown: Arc<Notify>,
     sent: u64,
@@ -318,6 +328,7 @@ impl StreamTask {
                         let wal_start = Lsn(body.get_u64());
                         let wal_end = Lsn(body.get_u64());
                         let server_time = body.get_i64();
+                        self.server_end.fetch_max(wal_end.0, Ordering::SeqCst);
                         self.track_transaction(wal_start, &body);
                         self.pending.push_back(XLogData { wal_start, wal_end, server_time, data: body });
                     }
@@ -326,6 +337,7 @@ impl StreamTask {
                             return Err(CdcError::protocol("short keepalive"));
                         }
                         let wal_end = body.get_u64();
+                        self.server_end.fetch_max(wal_end, Ordering::SeqCst);
                         let _server_time = body.get_i64();
                         let reply_requested = body.get_u8() == 1;
                         if self.caught_up() && wal_end > self.confirmed.load(Ordering::SeqCst) {

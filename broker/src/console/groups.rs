@@ -4,10 +4,9 @@
 //! `kafka-consumer-groups --reset-offsets` does.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{Html, Response};
 use axum::Form;
 use ductstream_storage::Topic;
@@ -17,6 +16,7 @@ use super::kafka::{commit, committed, describe_group, list_groups};
 use super::page::{escape, page, segment, table};
 use super::forms::{after, Notice};
 use super::topics::link;
+use super::visitor::Visitor;
 use super::PageResult;
 use crate::{Broker, BrokerError};
 
@@ -34,11 +34,11 @@ impl Lag {
     }
 }
 
-async fn lags(broker: &Arc<Broker>, peer: SocketAddr, group: &str) -> Result<Vec<Lag>, BrokerError> {
+async fn lags(broker: &Arc<Broker>, visitor: &Visitor, group: &str) -> Result<Vec<Lag>, BrokerError> {
     let mut rows = Vec::new();
     // Each topic looked up once (on Postgres storage a lookup is a query), not per partition.
     let mut topics: HashMap<String, Option<Topic>> = HashMap::new();
-    for (topic, partition, committed) in committed(broker, peer, group).await.map_err(BrokerError::FailedPrecondition)? {
+    for (topic, partition, committed) in committed(broker, visitor, group).await.map_err(BrokerError::FailedPrecondition)? {
         if !topics.contains_key(&topic) {
             topics.insert(topic.clone(), broker.storage().topic(&topic).await?);
         }
@@ -57,19 +57,19 @@ fn group_link(group: &str) -> String {
     format!("<a href=\"/groups/{}\">{}</a>", segment(group), escape(group))
 }
 
-pub async fn list(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>) -> PageResult {
+pub async fn list(State(broker): State<Arc<Broker>>, visitor: Visitor) -> PageResult {
     let mut rows = Vec::new();
-    for g in list_groups(&broker, peer).await.map_err(BrokerError::FailedPrecondition)? {
+    for g in list_groups(&broker, &visitor).await.map_err(BrokerError::FailedPrecondition)? {
         let id = g.group_id.0.to_string();
-        let total: i64 = lags(&broker, peer, &id).await?.iter().filter_map(Lag::lag).sum();
+        let total: i64 = lags(&broker, &visitor, &id).await?.iter().filter_map(Lag::lag).sum();
         rows.push(vec![group_link(&id), escape(&g.group_state), escape(&g.group_type), escape(&g.protocol_type), total.to_string()]);
     }
     let body = if rows.is_empty() { "<p>No consumer groups yet.</p>".to_string() } else { table(&["Group", "State", "Type", "Protocol", "Lag"], &rows) };
     Ok(Html(page("Consumer groups", &body)))
 }
 
-pub async fn show(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Path(group): Path<String>, Query(shown): Query<Notice>) -> PageResult {
-    let members = match describe_group(&broker, peer, &group).await {
+pub async fn show(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(group): Path<String>, Query(shown): Query<Notice>) -> PageResult {
+    let members = match describe_group(&broker, &visitor, &group).await {
         Ok(described) => {
             let rows: Vec<Vec<String>> = described
                 .members
@@ -86,7 +86,7 @@ pub async fn show(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectI
         // KIP-848 groups are not classic groups: DescribeGroups says so.
         Err(e) => format!("<p>{}</p>", escape(&e)),
     };
-    let lags = lags(&broker, peer, &group).await?;
+    let lags = lags(&broker, &visitor, &group).await?;
     let rows: Vec<Vec<String>> = lags
         .iter()
         .map(|l| {
@@ -126,7 +126,7 @@ pub struct Reset {
     offset: String,
 }
 
-pub async fn reset(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Path(group): Path<String>, Form(wanted): Form<Reset>) -> Response {
+pub async fn reset(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(group): Path<String>, Form(wanted): Form<Reset>) -> Response {
     let back = format!("/groups/{}", segment(&group));
     let topic = match broker.storage().topic(&wanted.topic).await {
         Ok(Some(t)) => t,
@@ -153,7 +153,7 @@ pub async fn reset(State(broker): State<Arc<Broker>>, ConnectInfo(peer): Connect
         };
         offsets.push((p, target));
     }
-    match commit(&broker, peer, &group, &topic.name, &offsets).await {
+    match commit(&broker, &visitor, &group, &topic.name, &offsets).await {
         Ok(()) => after(&back, Ok(format!("reset {} to {} on {} partitions", topic.name, wanted.to, offsets.len()))),
         Err(e) => after(&back, Err(e)),
     }

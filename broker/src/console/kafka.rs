@@ -1,9 +1,9 @@
 //! The console's changes, and what the group coordinator answers (groups, members, committed
 //! offsets), go through the broker's Kafka API handlers as a client's requests would: the same
 //! validation, the same errors (shown to the user as the broker words them), the same side
-//! effects. The console is a client on a listener of its own, `CONSOLE`.
+//! effects. The console is a client on a listener of its own, `CONSOLE`, with the visitor's
+//! principal.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,6 +26,7 @@ use crate::batch_builder::{build, NewRecord};
 use crate::clock::now_ms;
 use crate::security::listeners::{Listener, SecurityProtocol};
 use crate::security::session::Session;
+use super::visitor::Visitor;
 use crate::Broker;
 
 /// What the user reads when a change fails.
@@ -44,9 +45,11 @@ fn outcome(code: i16, message: Option<&StrBytes>) -> Result<(), Refusal> {
 }
 
 /// Runs `request` as API `api` version `version` through the broker's dispatcher.
-async fn call(broker: &Arc<Broker>, peer: SocketAddr, api: ApiKey, version: i16, request: RequestKind) -> Result<ResponseKind, Refusal> {
+async fn call(broker: &Arc<Broker>, visitor: &Visitor, api: ApiKey, version: i16, request: RequestKind) -> Result<ResponseKind, Refusal> {
     let listener = Arc::new(Listener { name: "CONSOLE".into(), protocol: SecurityProtocol::Plaintext, tls: None });
-    let ctx = Ctx::new(broker.clone(), api, version, "ductstream-console".into(), Arc::new(Session::new(listener, peer, None)));
+    // The visitor's principal, so the broker's ACLs decide as for any client of theirs.
+    let session = Session::new(listener, visitor.peer, Some(visitor.principal()));
+    let ctx = Ctx::new(broker.clone(), api, version, "ductstream-console".into(), Arc::new(session));
     match dispatch(&ctx, request).await.map_err(|e| e.to_string())? {
         Outcome::Now(response) => Ok(*response),
         Outcome::Later(response) => Ok(response.await),
@@ -58,19 +61,19 @@ fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
 
-pub async fn create_topic(broker: &Arc<Broker>, peer: SocketAddr, name: &str, partitions: i32) -> Result<(), Refusal> {
+pub async fn create_topic(broker: &Arc<Broker>, visitor: &Visitor, name: &str, partitions: i32) -> Result<(), Refusal> {
     let topic = CreatableTopic::default().with_name(topic_name(name)).with_num_partitions(partitions).with_replication_factor(-1);
     let request = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000);
-    let ResponseKind::CreateTopics(response) = call(broker, peer, ApiKey::CreateTopics, 7, RequestKind::CreateTopics(request)).await? else {
+    let ResponseKind::CreateTopics(response) = call(broker, visitor, ApiKey::CreateTopics, 7, RequestKind::CreateTopics(request)).await? else {
         return Err("CreateTopics answered with another response".into());
     };
     let result = response.topics.first().ok_or("no answer for the topic")?;
     outcome(result.error_code, result.error_message.as_ref())
 }
 
-pub async fn delete_topic(broker: &Arc<Broker>, peer: SocketAddr, name: &str) -> Result<(), Refusal> {
+pub async fn delete_topic(broker: &Arc<Broker>, visitor: &Visitor, name: &str) -> Result<(), Refusal> {
     let request = DeleteTopicsRequest::default().with_topic_names(vec![topic_name(name)]).with_timeout_ms(30_000);
-    let ResponseKind::DeleteTopics(response) = call(broker, peer, ApiKey::DeleteTopics, 5, RequestKind::DeleteTopics(request)).await? else {
+    let ResponseKind::DeleteTopics(response) = call(broker, visitor, ApiKey::DeleteTopics, 5, RequestKind::DeleteTopics(request)).await? else {
         return Err("DeleteTopics answered with another response".into());
     };
     let result = response.responses.first().ok_or("no answer for the topic")?;
@@ -78,14 +81,14 @@ pub async fn delete_topic(broker: &Arc<Broker>, peer: SocketAddr, name: &str) ->
 }
 
 /// Produces one record (acks=all); its offset.
-pub async fn produce_record(broker: &Arc<Broker>, peer: SocketAddr, topic: &str, partition: i32, record: NewRecord) -> Result<i64, Refusal> {
+pub async fn produce_record(broker: &Arc<Broker>, visitor: &Visitor, topic: &str, partition: i32, record: NewRecord) -> Result<i64, Refusal> {
     let batch = build(&[NewRecord { timestamp: now_ms(), ..record }]).map_err(|e| e.to_string())?;
     let data = PartitionProduceData::default().with_index(partition).with_records(Some(Bytes::copy_from_slice(batch.bytes())));
     let request = ProduceRequest::default()
         .with_acks(-1)
         .with_timeout_ms(30_000)
         .with_topic_data(vec![TopicProduceData::default().with_name(topic_name(topic)).with_partition_data(vec![data])]);
-    let ResponseKind::Produce(response) = call(broker, peer, ApiKey::Produce, 9, RequestKind::Produce(request)).await? else {
+    let ResponseKind::Produce(response) = call(broker, visitor, ApiKey::Produce, 9, RequestKind::Produce(request)).await? else {
         return Err("Produce answered with another response".into());
     };
     let result = response.responses.first().and_then(|t| t.partition_responses.first()).ok_or("no answer for the partition")?;
@@ -93,8 +96,8 @@ pub async fn produce_record(broker: &Arc<Broker>, peer: SocketAddr, topic: &str,
 }
 
 /// The groups the coordinator knows: (id, state, protocol type, group type).
-pub async fn list_groups(broker: &Arc<Broker>, peer: SocketAddr) -> Result<Vec<ListedGroup>, Refusal> {
-    let ResponseKind::ListGroups(response) = call(broker, peer, ApiKey::ListGroups, 5, RequestKind::ListGroups(ListGroupsRequest::default())).await? else {
+pub async fn list_groups(broker: &Arc<Broker>, visitor: &Visitor) -> Result<Vec<ListedGroup>, Refusal> {
+    let ResponseKind::ListGroups(response) = call(broker, visitor, ApiKey::ListGroups, 5, RequestKind::ListGroups(ListGroupsRequest::default())).await? else {
         return Err("ListGroups answered with another response".into());
     };
     outcome(response.error_code, None)?;
@@ -102,9 +105,9 @@ pub async fn list_groups(broker: &Arc<Broker>, peer: SocketAddr) -> Result<Vec<L
 }
 
 /// A classic group's state and members.
-pub async fn describe_group(broker: &Arc<Broker>, peer: SocketAddr, group: &str) -> Result<DescribedGroup, Refusal> {
+pub async fn describe_group(broker: &Arc<Broker>, visitor: &Visitor, group: &str) -> Result<DescribedGroup, Refusal> {
     let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_string(group.to_owned()))]);
-    let ResponseKind::DescribeGroups(response) = call(broker, peer, ApiKey::DescribeGroups, 5, RequestKind::DescribeGroups(request)).await? else {
+    let ResponseKind::DescribeGroups(response) = call(broker, visitor, ApiKey::DescribeGroups, 5, RequestKind::DescribeGroups(request)).await? else {
         return Err("DescribeGroups answered with another response".into());
     };
     let described = response.groups.into_iter().next().ok_or("no answer for the group")?;
@@ -113,9 +116,9 @@ pub async fn describe_group(broker: &Arc<Broker>, peer: SocketAddr, group: &str)
 }
 
 /// The group's committed offsets: (topic, partition, offset).
-pub async fn committed(broker: &Arc<Broker>, peer: SocketAddr, group: &str) -> Result<Vec<(String, i32, i64)>, Refusal> {
+pub async fn committed(broker: &Arc<Broker>, visitor: &Visitor, group: &str) -> Result<Vec<(String, i32, i64)>, Refusal> {
     let request = OffsetFetchRequest::default().with_group_id(GroupId(StrBytes::from_string(group.to_owned()))).with_topics(None);
-    let ResponseKind::OffsetFetch(response) = call(broker, peer, ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(request)).await? else {
+    let ResponseKind::OffsetFetch(response) = call(broker, visitor, ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(request)).await? else {
         return Err("OffsetFetch answered with another response".into());
     };
     outcome(response.error_code, None)?;
@@ -131,7 +134,7 @@ pub async fn committed(broker: &Arc<Broker>, peer: SocketAddr, group: &str) -> R
 
 /// Commits `offsets` of `topic` (partition, offset) for the group, as a tool outside the group
 /// does (no member, no generation): the coordinator refuses while the group has members.
-pub async fn commit(broker: &Arc<Broker>, peer: SocketAddr, group: &str, topic: &str, offsets: &[(i32, i64)]) -> Result<(), Refusal> {
+pub async fn commit(broker: &Arc<Broker>, visitor: &Visitor, group: &str, topic: &str, offsets: &[(i32, i64)]) -> Result<(), Refusal> {
     let partitions = offsets
         .iter()
         .map(|(p, o)| OffsetCommitRequestPartition::default().with_partition_index(*p).with_committed_offset(*o).with_committed_leader_epoch(-1))
@@ -140,7 +143,7 @@ pub async fn commit(broker: &Arc<Broker>, peer: SocketAddr, group: &str, topic: 
         .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
         .with_generation_id_or_member_epoch(-1)
         .with_topics(vec![OffsetCommitRequestTopic::default().with_name(topic_name(topic)).with_partitions(partitions)]);
-    let ResponseKind::OffsetCommit(response) = call(broker, peer, ApiKey::OffsetCommit, 8, RequestKind::OffsetCommit(request)).await? else {
+    let ResponseKind::OffsetCommit(response) = call(broker, visitor, ApiKey::OffsetCommit, 8, RequestKind::OffsetCommit(request)).await? else {
         return Err("OffsetCommit answered with another response".into());
     };
     for p in response.topics.iter().flat_map(|t| &t.partitions) {
@@ -151,7 +154,7 @@ pub async fn commit(broker: &Arc<Broker>, peer: SocketAddr, group: &str, topic: 
 
 /// Sets `name` on the topic to `value`, or deletes it (back to the broker default) when
 /// `value` is `None`.
-pub async fn alter_topic_config(broker: &Arc<Broker>, peer: SocketAddr, topic: &str, name: &str, value: Option<&str>) -> Result<(), Refusal> {
+pub async fn alter_topic_config(broker: &Arc<Broker>, visitor: &Visitor, topic: &str, name: &str, value: Option<&str>) -> Result<(), Refusal> {
     const TOPIC: i8 = 2;
     let (operation, value) = match value {
         Some(v) => (0, Some(StrBytes::from_string(v.to_owned()))),
@@ -161,7 +164,7 @@ pub async fn alter_topic_config(broker: &Arc<Broker>, peer: SocketAddr, topic: &
     let resource = AlterConfigsResource::default().with_resource_type(TOPIC).with_resource_name(StrBytes::from_string(topic.to_owned())).with_configs(vec![config]);
     let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
     let ResponseKind::IncrementalAlterConfigs(response) =
-        call(broker, peer, ApiKey::IncrementalAlterConfigs, 1, RequestKind::IncrementalAlterConfigs(request)).await?
+        call(broker, visitor, ApiKey::IncrementalAlterConfigs, 1, RequestKind::IncrementalAlterConfigs(request)).await?
     else {
         return Err("IncrementalAlterConfigs answered with another response".into());
     };
@@ -171,12 +174,12 @@ pub async fn alter_topic_config(broker: &Arc<Broker>, peer: SocketAddr, topic: &
 
 /// The first offset of `partition` whose record's timestamp is `timestamp_ms` or later, as
 /// ListOffsets finds it; `None` when no record is that late.
-pub async fn offset_at(broker: &Arc<Broker>, peer: SocketAddr, topic: &str, partition: i32, timestamp_ms: i64) -> Result<Option<i64>, Refusal> {
+pub async fn offset_at(broker: &Arc<Broker>, visitor: &Visitor, topic: &str, partition: i32, timestamp_ms: i64) -> Result<Option<i64>, Refusal> {
     let wanted = ListOffsetsPartition::default().with_partition_index(partition).with_current_leader_epoch(-1).with_timestamp(timestamp_ms);
     let request = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_topics(vec![ListOffsetsTopic::default().with_name(topic_name(topic)).with_partitions(vec![wanted])]);
-    let ResponseKind::ListOffsets(response) = call(broker, peer, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(request)).await? else {
+    let ResponseKind::ListOffsets(response) = call(broker, visitor, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(request)).await? else {
         return Err("ListOffsets answered with another response".into());
     };
     let found = response.topics.first().and_then(|t| t.partitions.first()).ok_or("no answer for the partition")?;

@@ -3,10 +3,9 @@
 //! that produces a test record.
 
 use std::borrow::Cow;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{Html, Response};
 use axum::Form;
 use bytes::Bytes;
@@ -16,9 +15,11 @@ use super::kafka::{offset_at, produce_record};
 use super::page::{escape, page, segment, table};
 use super::forms::{after, Notice};
 use super::topics::link;
+use super::visitor::Visitor;
 use super::PageResult;
 use crate::batch_builder::NewRecord;
 use crate::records::decode;
+use crate::security::acl::{Operation, ResourceType};
 use crate::{Broker, BrokerError};
 
 /// Most records one page shows.
@@ -36,7 +37,8 @@ pub struct Position {
     notice: Notice,
 }
 
-pub async fn browse(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Path(name): Path<String>, Query(at): Query<Position>) -> PageResult {
+pub async fn browse(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(name): Path<String>, Query(at): Query<Position>) -> PageResult {
+    visitor.require(Operation::Read, ResourceType::Topic, &name)?;
     let topic = broker.storage().topic(&name).await?.ok_or_else(|| BrokerError::NotFound(format!("topic {name:?} does not exist")))?;
     if !(0..topic.partitions).contains(&at.partition) {
         return Err(BrokerError::InvalidArgument(format!("topic {name:?} has no partition {}", at.partition)));
@@ -54,7 +56,7 @@ pub async fn browse(State(broker): State<Arc<Broker>>, ConnectInfo(peer): Connec
         Some(text) => {
             let ms = parse_time(text).ok_or_else(|| BrokerError::InvalidArgument(format!("time {text:?}: write 2026-12-05 14:00:00 (UTC) or milliseconds")))?;
             // No record that late: start at the end.
-            Some(offset_at(&broker, peer, &name, at.partition, ms).await.map_err(BrokerError::FailedPrecondition)?.unwrap_or(bounds.high_watermark))
+            Some(offset_at(&broker, &visitor, &name, at.partition, ms).await.map_err(BrokerError::FailedPrecondition)?.unwrap_or(bounds.high_watermark))
         }
     };
     let wanted = match by_time {
@@ -138,7 +140,7 @@ fn shown(bytes: &Bytes) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM[:SS]` or `YYYY-MM-DDTHH:MM[:SS]` in UTC, or milliseconds since the epoch.
-fn parse_time(text: &str) -> Option<i64> {
+pub(super) fn parse_time(text: &str) -> Option<i64> {
     if let Ok(ms) = text.parse::<i64>() {
         return Some(ms);
     }
@@ -165,7 +167,7 @@ pub struct TestRecord {
     header: String,
 }
 
-pub async fn produce(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Path(name): Path<String>, Form(r): Form<TestRecord>) -> Response {
+pub async fn produce(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(name): Path<String>, Form(r): Form<TestRecord>) -> Response {
     let headers = match r.header.split_once('=') {
         Some((k, v)) if !k.trim().is_empty() => vec![(Cow::Owned(k.trim().to_owned()), Some(Bytes::from(v.to_owned())))],
         _ if r.header.trim().is_empty() => Vec::new(),
@@ -178,7 +180,7 @@ pub async fn produce(State(broker): State<Arc<Broker>>, ConnectInfo(peer): Conne
         timestamp: 0,
     };
     let back = format!("/topics/{}/messages", segment(&name));
-    match produce_record(&broker, peer, &name, r.partition, record).await {
+    match produce_record(&broker, &visitor, &name, r.partition, record).await {
         Ok(offset) => after(&format!("{back}?partition={}", r.partition), Ok(format!("produced at offset {offset} of partition {}", r.partition))),
         // The topic's page, since the partition may be the one that does not exist.
         Err(e) => after(&format!("/topics/{}", segment(&name)), Err(e)),

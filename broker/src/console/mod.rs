@@ -1,27 +1,32 @@
-//! The web console (`--console-listen`): cluster, topics, messages, groups, flows and sinks in a
-//! browser, served by the broker itself with nothing else to install.
+//! The web console (`--console-listen`): cluster, topics, messages, groups, durable consumers,
+//! flows and sinks in a browser, served by the broker itself with nothing else to install.
 //!
 //! Pages are HTML rendered here, with plain forms (one line of script asks before a topic is
 //! deleted): a console in the broker binary should not need a front-end build, and a page
 //! that is plain HTML loads fast with a thousand topics and works through any proxy.
 //!
-//! Topics, offsets, records, flows and sinks are read from the broker's own state (what the
-//! Kafka and gRPC APIs answer from); groups and every change go through the Kafka API
-//! handlers (see `kafka`), so changes are checked and refused exactly as a client's.
+//! Topics, offsets and records are read from the broker's own state (what the Kafka APIs
+//! answer from); groups and topic changes go through the Kafka API handlers (see `kafka`),
+//! durable consumers, flows and sinks through the gRPC services the CLI calls (in this
+//! process), so every change is checked and refused exactly as a client's, as the
+//! [`visitor`] who asked.
 
 mod cluster;
+mod consumers;
+mod flows;
 mod forms;
 mod groups;
 mod kafka;
 mod messages;
 mod page;
-mod pipelines;
+mod sinks;
 mod topics;
+mod visitor;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::Request;
+use axum::extract::{FromRef, Request};
 use axum::http::{header, Method, StatusCode};
 use axum::middleware::{from_fn, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -29,11 +34,31 @@ use axum::routing::{get, post};
 use axum::Router;
 use tokio::net::TcpListener;
 
+use crate::flows::FlowManager;
+use crate::grpc::Services;
+use crate::sinks::SinkManager;
 use crate::{Broker, BrokerError};
 
-/// Serves the console on `listener` until the broker shuts down.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
+/// What every page works with: the broker, and its gRPC services to call in-process.
+#[derive(Clone)]
+pub struct Console {
+    broker: Arc<Broker>,
+    api: Arc<Services>,
+    /// Whether a visitor must log in (the broker authorizes or authenticates Kafka clients).
+    must_log_in: bool,
+}
+
+impl FromRef<Console> for Arc<Broker> {
+    fn from_ref(console: &Console) -> Arc<Broker> {
+        console.broker.clone()
+    }
+}
+
+/// Serves the console on `listener` until the broker shuts down; visitors log in first when
+/// `must_log_in`.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>, flows: Arc<FlowManager>, sinks: Arc<SinkManager>, must_log_in: bool) {
     let shutdown = broker.shutdown.clone();
+    let console = Console { api: Arc::new(Services::new(broker.clone(), flows, sinks)), broker, must_log_in };
     let app = Router::new()
         .route("/", get(cluster::show))
         .route("/topics", get(topics::list).post(topics::create))
@@ -45,10 +70,18 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>) {
         .route("/groups", get(groups::list))
         .route("/groups/{group}", get(groups::show))
         .route("/groups/{group}/reset", post(groups::reset))
-        .route("/flows", get(pipelines::flows))
-        .route("/sinks", get(pipelines::sinks))
+        .route("/consumers", get(consumers::list))
+        .route("/consumers/{stream}/{group}", get(consumers::show))
+        .route("/consumers/{stream}/{group}/replay", post(consumers::replay))
+        .route("/flows", get(flows::list))
+        .route("/flows/{id}", get(flows::show))
+        .route("/flows/{id}/{action}", post(flows::act))
+        .route("/flows/{id}/ddl/{ddl}/{decision}", post(flows::decide))
+        .route("/sinks", get(sinks::list))
+        .route("/sinks/{id}", get(sinks::show))
+        .route("/sinks/{id}/{action}", post(sinks::act))
         .layer(from_fn(same_origin))
-        .with_state(broker)
+        .with_state(console)
         .into_make_service_with_connect_info::<SocketAddr>();
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await {
         tracing::error!(error = %e, "the console stopped serving");
@@ -80,7 +113,9 @@ impl IntoResponse for BrokerError {
         let status = match &self {
             BrokerError::NotFound(_) => StatusCode::NOT_FOUND,
             BrokerError::InvalidArgument(_) => StatusCode::BAD_REQUEST,
-            BrokerError::FailedPrecondition(_) => StatusCode::CONFLICT,
+            BrokerError::FailedPrecondition(_) | BrokerError::AlreadyExists(_) => StatusCode::CONFLICT,
+            BrokerError::PermissionDenied(_) => StatusCode::FORBIDDEN,
+            BrokerError::Authentication(e) => return visitor::log_in(e),
             _ => StatusCode::INTERNAL_SERVER_ERROR,
         };
         (status, Html(page::page("Error", &page::notice(false, &self.to_string())))).into_response()

@@ -18,7 +18,7 @@ pre{margin:0;white-space:pre-wrap;max-width:70ch}form{margin:8px 0 18px}input,se
 pub fn page(title: &str, body: &str) -> String {
     format!(
         "<!doctype html><html><head><meta charset=\"utf-8\"><title>{} · DuctStream</title><style>{STYLE}</style></head>\
-<body><nav><a href=\"/\">Cluster</a><a href=\"/topics\">Topics</a><a href=\"/groups\">Groups</a><a href=\"/flows\">Flows</a><a href=\"/sinks\">Sinks</a></nav>\
+<body><nav><a href=\"/\">Cluster</a><a href=\"/topics\">Topics</a><a href=\"/groups\">Groups</a><a href=\"/consumers\">Consumers</a><a href=\"/flows\">Flows</a><a href=\"/sinks\">Sinks</a></nav>\
 <main><h1>{}</h1>{body}</main></body></html>",
         escape(title),
         escape(title)
@@ -70,6 +70,21 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     }
     out.push_str("</table>");
     out
+}
+
+/// A button that posts to `action` (a path) with nothing else in the form.
+pub fn button(action: &str, label: &str) -> String {
+    format!("<form method=\"post\" action=\"{action}\" style=\"display:inline;margin:0 4px 0 0\"><button type=\"submit\">{}</button></form>", escape(label))
+}
+
+/// A size for people: 1.5 MiB.
+pub fn bytes(n: u64) -> String {
+    match n {
+        n if n >= 1 << 30 => format!("{:.1} GiB", n as f64 / (1u64 << 30) as f64),
+        n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / (1u64 << 20) as f64),
+        n if n >= 1 << 10 => format!("{:.1} KiB", n as f64 / 1024.0),
+        n => format!("{n} B"),
+    }
 }
 
 /// A message box: an error (`ok` false) or a confirmation.

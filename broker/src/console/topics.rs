@@ -2,10 +2,9 @@
 //! broker leading each), its configs, and forms to create, delete and change configs.
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{ConnectInfo, Path, Query, State};
+use axum::extract::{Path, Query, State};
 use axum::response::{Html, Response};
 use axum::Form;
 use serde::Deserialize;
@@ -13,16 +12,19 @@ use serde::Deserialize;
 use super::kafka::{alter_topic_config, create_topic, delete_topic};
 use super::forms::{after, Notice};
 use super::page::{escape, page, segment, table};
+use super::visitor::Visitor;
 use super::PageResult;
+use crate::security::acl::{Operation, ResourceType};
 use crate::{Broker, BrokerError};
 
 pub fn link(name: &str) -> String {
     format!("<a href=\"/topics/{}\">{}</a>", segment(name), escape(name))
 }
 
-pub async fn list(State(broker): State<Arc<Broker>>, Query(shown): Query<Notice>) -> PageResult {
+pub async fn list(State(broker): State<Arc<Broker>>, visitor: Visitor, Query(shown): Query<Notice>) -> PageResult {
     let mut rows = Vec::new();
-    for topic in broker.storage().topics().await? {
+    // Only the topics the visitor may describe, as Metadata lists them.
+    for topic in broker.storage().topics().await?.into_iter().filter(|t| visitor.may(Operation::Describe, ResourceType::Topic, &t.name)) {
         let mut records = 0;
         for p in 0..topic.partitions {
             let o = broker.log.offsets(&topic, p).await?;
@@ -43,25 +45,26 @@ pub struct NewTopic {
     partitions: String,
 }
 
-pub async fn create(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Form(wanted): Form<NewTopic>) -> Response {
+pub async fn create(State(broker): State<Arc<Broker>>, visitor: Visitor, Form(wanted): Form<NewTopic>) -> Response {
     let Ok(partitions) = wanted.partitions.trim().parse::<i32>() else {
         return after("/topics", Err(format!("partitions {:?} is not a number", wanted.partitions)));
     };
     let name = wanted.name.trim();
-    match create_topic(&broker, peer, name, partitions).await {
+    match create_topic(&broker, &visitor, name, partitions).await {
         Ok(()) => after(&format!("/topics/{}", segment(name)), Ok(format!("created topic {name}"))),
         Err(e) => after("/topics", Err(e)),
     }
 }
 
-pub async fn delete(State(broker): State<Arc<Broker>>, ConnectInfo(peer): ConnectInfo<SocketAddr>, Path(name): Path<String>) -> Response {
-    match delete_topic(&broker, peer, &name).await {
+pub async fn delete(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(name): Path<String>) -> Response {
+    match delete_topic(&broker, &visitor, &name).await {
         Ok(()) => after("/topics", Ok(format!("deleted topic {name}"))),
         Err(e) => after(&format!("/topics/{}", segment(&name)), Err(e)),
     }
 }
 
-pub async fn show(State(broker): State<Arc<Broker>>, Path(name): Path<String>, Query(shown): Query<Notice>) -> PageResult {
+pub async fn show(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(name): Path<String>, Query(shown): Query<Notice>) -> PageResult {
+    visitor.require(Operation::Describe, ResourceType::Topic, &name)?;
     let topic = broker.storage().topic(&name).await?.ok_or_else(|| BrokerError::NotFound(format!("topic {name:?} does not exist")))?;
     let mut partitions = Vec::new();
     for p in 0..topic.partitions {
@@ -116,14 +119,14 @@ pub struct ConfigChange {
 
 pub async fn alter_config(
     State(broker): State<Arc<Broker>>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    visitor: Visitor,
     Path(name): Path<String>,
     Form(change): Form<ConfigChange>,
 ) -> Response {
     let config = change.name.trim();
     let value = (!change.reset).then_some(change.value.trim());
     let back = format!("/topics/{}", segment(&name));
-    match alter_topic_config(&broker, peer, &name, config, value).await {
+    match alter_topic_config(&broker, &visitor, &name, config, value).await {
         Ok(()) => after(&back, Ok(value.map_or_else(|| format!("{config} is back to its default"), |v| format!("set {config}={v}")))),
         Err(e) => after(&back, Err(e)),
     }

@@ -127,6 +127,10 @@ fn progress(status: &ductstream_cdc::FlowStatus) -> pb::FlowProgress {
         records_written: status.records_written,
         snapshot_chunks_done: status.snapshot_chunks_done as u32,
         snapshot_chunks_total: status.snapshot_chunks_total as u32,
+        // Known once the stream has heard from the server; never shown behind what the flow
+        // confirmed (the server's last word may predate the flow's latest confirmation).
+        server_lsn: if status.server_lsn > ductstream_cdc::Lsn::ZERO { status.server_lsn.max(status.confirmed_lsn).to_string() } else { String::new() },
+        lag_bytes: status.server_lsn.0.saturating_sub(status.confirmed_lsn.0),
     }
 }
 

@@ -28,7 +28,32 @@ use crate::flows::FlowManager;
 use crate::sinks::SinkManager;
 use crate::{Broker, BrokerError, Result};
 
+pub use flow_service::FlowApi;
+pub use sink_service::SinkApi;
 pub use status::to_status;
+pub use stream_service::StreamApi;
+
+/// The services, for a caller in the same process (the web console): each call is
+/// authenticated by the same guard and checked by the same ACLs as one over the network, so
+/// the console adds no second way in.
+pub struct Services {
+    pub guard: Arc<guard::Guard>,
+    pub streams: StreamApi,
+    pub flows: FlowApi,
+    pub sinks: SinkApi,
+}
+
+impl Services {
+    pub fn new(broker: Arc<Broker>, flows: Arc<FlowManager>, sinks: Arc<SinkManager>) -> Services {
+        let guard = guard::Guard::new(broker.clone());
+        Services {
+            streams: StreamApi::new(broker, guard.clone()),
+            flows: FlowApi::new(flows, guard.clone()),
+            sinks: SinkApi::new(sinks, guard.clone()),
+            guard,
+        }
+    }
+}
 
 /// Serves the gRPC API on `listener` (over TLS when `tls` is given) until the broker shuts down.
 pub async fn serve(

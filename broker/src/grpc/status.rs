@@ -20,6 +20,7 @@ pub fn to_status(error: BrokerError) -> Status {
         BrokerError::Storage(_) | BrokerError::Io(_) => Code::Unavailable,
         BrokerError::Kafka { .. } => Code::FailedPrecondition,
         BrokerError::Authentication(_) => Code::Unauthenticated,
+        BrokerError::PermissionDenied(_) => Code::PermissionDenied,
         _ => Code::Internal,
     };
     Status::new(code, error.to_string())

@@ -297,6 +297,7 @@ fn flow_json(f: &pb::Flow) -> Value {
         "progress": f.progress.as_ref().map(|p| json!({
             "phase": p.phase, "confirmed_lsn": p.confirmed_lsn, "records_written": p.records_written,
             "snapshot_chunks_done": p.snapshot_chunks_done, "snapshot_chunks_total": p.snapshot_chunks_total,
+            "server_lsn": p.server_lsn, "lag_bytes": p.lag_bytes,
         })),
         "created": time_text(f.created.as_ref()),
         "updated": time_text(f.updated.as_ref()),
