@@ -31,12 +31,16 @@ from test_acls import start as start_acl_broker
 SHOTS = Path(os.environ.get("DUCTSTREAM_CONSOLE_SCREENSHOTS", Path(__file__).parent / "screenshots"))
 
 
+def console_url(broker) -> str:
+    line = next((l for l in broker.stdout_lines if l.startswith("listening console=")), None)
+    assert line, f"no console line in {broker.stdout_lines}"
+    return "http://" + line.split("=", 1)[1].strip()
+
+
 @pytest.fixture
 def console(broker_factory):
     broker = broker_factory("--console-listen", "127.0.0.1:0")
-    line = next((l for l in broker.stdout_lines if l.startswith("listening console=")), None)
-    assert line, f"no console line in {broker.stdout_lines}"
-    return broker, "http://" + line.split("=", 1)[1].strip()
+    return broker, console_url(broker)
 
 
 @pytest.fixture(scope="module")
@@ -245,6 +249,40 @@ def test_a_groups_lag_shows_and_a_reset_changes_it(console, page, topic):
     assert "is not an offset" in page.locator(".error").inner_text()
 
 
+def test_a_kip848_groups_members_show_with_their_assignments(group_broker_factory, page, topic):
+    broker = group_broker_factory("--console-listen", "127.0.0.1:0", "--group-consumer-heartbeat-interval-ms", "300")
+    url = console_url(broker)
+    created(broker.bootstrap, topic, 2)
+    group = f"k-{topic}"[:200]
+    members = [Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group, "group.protocol": "consumer",
+                         "group.remote.assignor": "range", "client.id": f"worker-{i}"}) for i in range(2)]
+    try:
+        for c in members:
+            c.subscribe([topic])
+
+        def settled():
+            for c in members:
+                c.poll(0.1)
+            return all(len(c.assignment()) == 1 for c in members)
+
+        helpers.wait_until(settled, timeout=40, what="each member owning one partition")
+        page.goto(f"{url}/groups/{group}")
+        assert re.search(r"Consumer group \(KIP-848\) · state Stable · group epoch \d+ · assignment epoch \d+ · assignor range",
+                         page.locator("main").inner_text())
+        rows = {}
+        for r in page.locator("table").first.locator("tr").all()[1:]:
+            cells = r.locator("td").all_inner_texts()
+            rows[cells[0]] = cells
+        for c in members:
+            cells = rows[c.memberid()]
+            owned = c.assignment()[0].partition
+            assert cells[1].startswith("worker-") and cells[4] == topic and cells[5] == f"{topic} {owned}", cells
+        shot(page, "group-kip848")
+    finally:
+        for c in members:
+            c.close()
+
+
 def test_bad_input_shows_the_brokers_error_and_changes_nothing(console, page, topic):
     broker, url = console
     before = topics(broker.bootstrap)
@@ -334,7 +372,7 @@ def psql(dsn: str, sql: str) -> None:
 
 def test_a_flow_runs_and_its_ddl_change_is_approved_in_the_console(broker_factory, postgres_cluster, page, tmp_path):
     broker = broker_factory("--console-listen", "127.0.0.1:0", "--ddl-gate")
-    url = "http://" + next(l for l in broker.stdout_lines if l.startswith("listening console=")).split("=", 1)[1].strip()
+    url = console_url(broker)
     source = postgres_cluster.createdb("console_flow")
     psql(source, "CREATE TABLE users (id int PRIMARY KEY, name text); INSERT INTO users VALUES (1, 'ada');")
     flow = {"id": "shop", "name": "shop", "destinations": [{"name": "topics", "type": "topics"}],
@@ -435,7 +473,7 @@ def test_a_sinks_progress_and_dead_letters_show_and_it_stops_and_starts(console,
 
 def test_visitors_log_in_and_see_what_their_acls_allow(broker_factory, browser):
     b = start_acl_broker(broker_factory, "--console-listen", "127.0.0.1:0")
-    url = "http://" + next(l for l in b.stdout_lines if l.startswith("listening console=")).split("=", 1)[1].strip()
+    url = console_url(b)
     operator = AdminClient({"bootstrap.servers": b.listeners["PLAINTEXT"]})
     for future in operator.create_topics([NewTopic(n, 1, 1) for n in ("public-news", "secret-payroll")]).values():
         future.result(30)

@@ -1,4 +1,5 @@
-//! Consumer groups: every group with its state and lag; a group's members, its committed
+//! Consumer groups: every group with its state and lag; a group's members (a KIP-848 group's
+//! with their epochs and assignments), its committed
 //! offsets against each partition's end (the lag), and a form that resets a topic's offsets
 //! (to the earliest, the latest or a given offset) while the group has no members, as
 //! `kafka-consumer-groups --reset-offsets` does.
@@ -12,7 +13,10 @@ use axum::Form;
 use ductstream_storage::Topic;
 use serde::Deserialize;
 
-use super::kafka::{commit, committed, describe_group, list_groups};
+use kafka_protocol::messages::consumer_group_describe_response::{self, Assignment};
+use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+
+use super::kafka::{commit, committed, describe_consumer_group, describe_group, list_groups};
 use super::page::{escape, page, segment, table};
 use super::forms::{after, Notice};
 use super::topics::link;
@@ -69,22 +73,13 @@ pub async fn list(State(broker): State<Arc<Broker>>, visitor: Visitor) -> PageRe
 }
 
 pub async fn show(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(group): Path<String>, Query(shown): Query<Notice>) -> PageResult {
-    let members = match describe_group(&broker, &visitor, &group).await {
-        Ok(described) => {
-            let rows: Vec<Vec<String>> = described
-                .members
-                .iter()
-                .map(|m| vec![escape(&m.member_id), escape(&m.client_id), escape(&m.client_host)])
-                .collect();
-            format!(
-                "<p>State {} · protocol {}</p>{}",
-                escape(&described.group_state),
-                escape(&described.protocol_data),
-                if rows.is_empty() { "<p>No members.</p>".to_string() } else { table(&["Member", "Client", "Host"], &rows) }
-            )
-        }
-        // KIP-848 groups are not classic groups: DescribeGroups says so.
-        Err(e) => format!("<p>{}</p>", escape(&e)),
+    // A KIP-848 group answers ConsumerGroupDescribe; a classic one, DescribeGroups.
+    let members = match describe_consumer_group(&broker, &visitor, &group).await {
+        Ok(described) => consumer_group_members(&described),
+        Err(_) => match describe_group(&broker, &visitor, &group).await {
+            Ok(described) => classic_members(&described),
+            Err(e) => format!("<p>{}</p>", escape(&e)),
+        },
     };
     let lags = lags(&broker, &visitor, &group).await?;
     let rows: Vec<Vec<String>> = lags
@@ -116,6 +111,63 @@ pub async fn show(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(grou
         if topics.is_empty() { String::new() } else { reset }
     );
     Ok(Html(page(&format!("Group {group}"), &body)))
+}
+
+fn classic_members(described: &DescribedGroup) -> String {
+    let rows: Vec<Vec<String>> = described.members.iter().map(|m| vec![escape(&m.member_id), escape(&m.client_id), escape(&m.client_host)]).collect();
+    format!(
+        "<p>Classic group · state {} · protocol {}</p>{}",
+        escape(&described.group_state),
+        escape(&described.protocol_data),
+        if rows.is_empty() { "<p>No members.</p>".to_string() } else { table(&["Member", "Client", "Host"], &rows) }
+    )
+}
+
+/// Partitions by topic: `orders 0,1 · payments 2`.
+fn assigned(assignment: &Assignment) -> String {
+    let topics: Vec<String> = assignment
+        .topic_partitions
+        .iter()
+        .map(|t| {
+            let partitions: Vec<String> = t.partitions.iter().map(i32::to_string).collect();
+            format!("{} {}", escape(&t.topic_name.0), partitions.join(","))
+        })
+        .collect();
+    topics.join(" · ")
+}
+
+/// A KIP-848 group: its epochs and assignor, each member's subscription, what it owns and,
+/// while the group is reconciling, what the broker has assigned it next.
+fn consumer_group_members(described: &consumer_group_describe_response::DescribedGroup) -> String {
+    let rows: Vec<Vec<String>> = described
+        .members
+        .iter()
+        .map(|m| {
+            let subscribed: Vec<&str> = m.subscribed_topic_names.iter().map(|t| t.0.as_str()).collect();
+            let target = if m.target_assignment == m.assignment { String::new() } else { assigned(&m.target_assignment) };
+            vec![
+                escape(&m.member_id),
+                escape(&m.client_id),
+                escape(&m.client_host),
+                m.member_epoch.to_string(),
+                escape(&subscribed.join(", ")),
+                assigned(&m.assignment),
+                target,
+            ]
+        })
+        .collect();
+    format!(
+        "<p>Consumer group (KIP-848) · state {} · group epoch {} · assignment epoch {} · assignor {}</p>{}",
+        escape(&described.group_state),
+        described.group_epoch,
+        described.assignment_epoch,
+        escape(&described.assignor_name),
+        if rows.is_empty() {
+            "<p>No members.</p>".to_string()
+        } else {
+            table(&["Member", "Client", "Host", "Epoch", "Subscribed", "Assigned", "Being assigned"], &rows)
+        }
+    )
 }
 
 #[derive(Deserialize)]

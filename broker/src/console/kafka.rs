@@ -16,7 +16,7 @@ use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::list_offsets_request::{ListOffsetsPartition, ListOffsetsTopic};
 use kafka_protocol::messages::offset_commit_request::{OffsetCommitRequestPartition, OffsetCommitRequestTopic};
 use kafka_protocol::messages::{
-    ApiKey, BrokerId, CreateTopicsRequest, DeleteTopicsRequest, DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest,
+    consumer_group_describe_response, ApiKey, BrokerId, ConsumerGroupDescribeRequest, CreateTopicsRequest, DeleteTopicsRequest, DescribeGroupsRequest, GroupId, IncrementalAlterConfigsRequest, ListGroupsRequest, ListOffsetsRequest, OffsetCommitRequest, OffsetFetchRequest,
     ProduceRequest, RequestKind, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
@@ -57,6 +57,16 @@ async fn call(broker: &Arc<Broker>, visitor: &Visitor, api: ApiKey, version: i16
     }
 }
 
+/// Calls API `$api` (version `$version`) with `$request`; its response, of the same kind.
+macro_rules! ask {
+    ($broker:expr, $visitor:expr, $api:ident, $version:expr, $request:expr) => {
+        match call($broker, $visitor, ApiKey::$api, $version, RequestKind::$api($request)).await? {
+            ResponseKind::$api(response) => response,
+            _ => return Err(concat!(stringify!($api), " answered with another response").into()),
+        }
+    };
+}
+
 fn topic_name(name: &str) -> TopicName {
     TopicName(StrBytes::from_string(name.to_owned()))
 }
@@ -64,18 +74,14 @@ fn topic_name(name: &str) -> TopicName {
 pub async fn create_topic(broker: &Arc<Broker>, visitor: &Visitor, name: &str, partitions: i32) -> Result<(), Refusal> {
     let topic = CreatableTopic::default().with_name(topic_name(name)).with_num_partitions(partitions).with_replication_factor(-1);
     let request = CreateTopicsRequest::default().with_topics(vec![topic]).with_timeout_ms(30_000);
-    let ResponseKind::CreateTopics(response) = call(broker, visitor, ApiKey::CreateTopics, 7, RequestKind::CreateTopics(request)).await? else {
-        return Err("CreateTopics answered with another response".into());
-    };
+    let response = ask!(broker, visitor, CreateTopics, 7, request);
     let result = response.topics.first().ok_or("no answer for the topic")?;
     outcome(result.error_code, result.error_message.as_ref())
 }
 
 pub async fn delete_topic(broker: &Arc<Broker>, visitor: &Visitor, name: &str) -> Result<(), Refusal> {
     let request = DeleteTopicsRequest::default().with_topic_names(vec![topic_name(name)]).with_timeout_ms(30_000);
-    let ResponseKind::DeleteTopics(response) = call(broker, visitor, ApiKey::DeleteTopics, 5, RequestKind::DeleteTopics(request)).await? else {
-        return Err("DeleteTopics answered with another response".into());
-    };
+    let response = ask!(broker, visitor, DeleteTopics, 5, request);
     let result = response.responses.first().ok_or("no answer for the topic")?;
     outcome(result.error_code, result.error_message.as_ref())
 }
@@ -88,18 +94,14 @@ pub async fn produce_record(broker: &Arc<Broker>, visitor: &Visitor, topic: &str
         .with_acks(-1)
         .with_timeout_ms(30_000)
         .with_topic_data(vec![TopicProduceData::default().with_name(topic_name(topic)).with_partition_data(vec![data])]);
-    let ResponseKind::Produce(response) = call(broker, visitor, ApiKey::Produce, 9, RequestKind::Produce(request)).await? else {
-        return Err("Produce answered with another response".into());
-    };
+    let response = ask!(broker, visitor, Produce, 9, request);
     let result = response.responses.first().and_then(|t| t.partition_responses.first()).ok_or("no answer for the partition")?;
     outcome(result.error_code, result.error_message.as_ref()).map(|()| result.base_offset)
 }
 
 /// The groups the coordinator knows: (id, state, protocol type, group type).
 pub async fn list_groups(broker: &Arc<Broker>, visitor: &Visitor) -> Result<Vec<ListedGroup>, Refusal> {
-    let ResponseKind::ListGroups(response) = call(broker, visitor, ApiKey::ListGroups, 5, RequestKind::ListGroups(ListGroupsRequest::default())).await? else {
-        return Err("ListGroups answered with another response".into());
-    };
+    let response = ask!(broker, visitor, ListGroups, 5, ListGroupsRequest::default());
     outcome(response.error_code, None)?;
     Ok(response.groups)
 }
@@ -107,9 +109,17 @@ pub async fn list_groups(broker: &Arc<Broker>, visitor: &Visitor) -> Result<Vec<
 /// A classic group's state and members.
 pub async fn describe_group(broker: &Arc<Broker>, visitor: &Visitor, group: &str) -> Result<DescribedGroup, Refusal> {
     let request = DescribeGroupsRequest::default().with_groups(vec![GroupId(StrBytes::from_string(group.to_owned()))]);
-    let ResponseKind::DescribeGroups(response) = call(broker, visitor, ApiKey::DescribeGroups, 5, RequestKind::DescribeGroups(request)).await? else {
-        return Err("DescribeGroups answered with another response".into());
-    };
+    let response = ask!(broker, visitor, DescribeGroups, 5, request);
+    let described = response.groups.into_iter().next().ok_or("no answer for the group")?;
+    outcome(described.error_code, described.error_message.as_ref())?;
+    Ok(described)
+}
+
+/// A KIP-848 group's epochs, assignor and members with their assignments; GroupIdNotFound for
+/// a classic group.
+pub async fn describe_consumer_group(broker: &Arc<Broker>, visitor: &Visitor, group: &str) -> Result<consumer_group_describe_response::DescribedGroup, Refusal> {
+    let request = ConsumerGroupDescribeRequest::default().with_group_ids(vec![GroupId(StrBytes::from_string(group.to_owned()))]);
+    let response = ask!(broker, visitor, ConsumerGroupDescribe, 1, request);
     let described = response.groups.into_iter().next().ok_or("no answer for the group")?;
     outcome(described.error_code, described.error_message.as_ref())?;
     Ok(described)
@@ -118,9 +128,7 @@ pub async fn describe_group(broker: &Arc<Broker>, visitor: &Visitor, group: &str
 /// The group's committed offsets: (topic, partition, offset).
 pub async fn committed(broker: &Arc<Broker>, visitor: &Visitor, group: &str) -> Result<Vec<(String, i32, i64)>, Refusal> {
     let request = OffsetFetchRequest::default().with_group_id(GroupId(StrBytes::from_string(group.to_owned()))).with_topics(None);
-    let ResponseKind::OffsetFetch(response) = call(broker, visitor, ApiKey::OffsetFetch, 7, RequestKind::OffsetFetch(request)).await? else {
-        return Err("OffsetFetch answered with another response".into());
-    };
+    let response = ask!(broker, visitor, OffsetFetch, 7, request);
     outcome(response.error_code, None)?;
     let mut offsets = Vec::new();
     for topic in response.topics {
@@ -143,9 +151,7 @@ pub async fn commit(broker: &Arc<Broker>, visitor: &Visitor, group: &str, topic:
         .with_group_id(GroupId(StrBytes::from_string(group.to_owned())))
         .with_generation_id_or_member_epoch(-1)
         .with_topics(vec![OffsetCommitRequestTopic::default().with_name(topic_name(topic)).with_partitions(partitions)]);
-    let ResponseKind::OffsetCommit(response) = call(broker, visitor, ApiKey::OffsetCommit, 8, RequestKind::OffsetCommit(request)).await? else {
-        return Err("OffsetCommit answered with another response".into());
-    };
+    let response = ask!(broker, visitor, OffsetCommit, 8, request);
     for p in response.topics.iter().flat_map(|t| &t.partitions) {
         outcome(p.error_code, None)?;
     }
@@ -163,11 +169,7 @@ pub async fn alter_topic_config(broker: &Arc<Broker>, visitor: &Visitor, topic: 
     let config = AlterableConfig::default().with_name(StrBytes::from_string(name.to_owned())).with_config_operation(operation).with_value(value);
     let resource = AlterConfigsResource::default().with_resource_type(TOPIC).with_resource_name(StrBytes::from_string(topic.to_owned())).with_configs(vec![config]);
     let request = IncrementalAlterConfigsRequest::default().with_resources(vec![resource]);
-    let ResponseKind::IncrementalAlterConfigs(response) =
-        call(broker, visitor, ApiKey::IncrementalAlterConfigs, 1, RequestKind::IncrementalAlterConfigs(request)).await?
-    else {
-        return Err("IncrementalAlterConfigs answered with another response".into());
-    };
+    let response = ask!(broker, visitor, IncrementalAlterConfigs, 1, request);
     let result = response.responses.first().ok_or("no answer for the topic")?;
     outcome(result.error_code, result.error_message.as_ref())
 }
@@ -179,9 +181,7 @@ pub async fn offset_at(broker: &Arc<Broker>, visitor: &Visitor, topic: &str, par
     let request = ListOffsetsRequest::default()
         .with_replica_id(BrokerId(-1))
         .with_topics(vec![ListOffsetsTopic::default().with_name(topic_name(topic)).with_partitions(vec![wanted])]);
-    let ResponseKind::ListOffsets(response) = call(broker, visitor, ApiKey::ListOffsets, 7, RequestKind::ListOffsets(request)).await? else {
-        return Err("ListOffsets answered with another response".into());
-    };
+    let response = ask!(broker, visitor, ListOffsets, 7, request);
     let found = response.topics.first().and_then(|t| t.partitions.first()).ok_or("no answer for the partition")?;
     outcome(found.error_code, None)?;
     Ok((found.offset >= 0).then_some(found.offset))
