@@ -1,11 +1,12 @@
 """The web console (`--console-listen`) in headless Chromium (Debian's `chromium`, driven by
 Playwright with the system browser): every page loads against a real broker with real data;
-a topic is created, a record produced and the topic deleted through the forms, and Kafka
-clients see each change; bad input shows the broker's own error and changes nothing; a form
-posted from another site is refused; durable consumers are replayed, a flow's DDL change is
-approved and a sink stopped and started from their pages; visitors log in as broker users and
-see and do what their ACLs allow. Screenshots of each page are saved for review
-(`DUCTSTREAM_CONSOLE_SCREENSHOTS`, by default `compat-tests/screenshots/`)."""
+records are browsed by offset, time and key; a topic is created, a record produced and the
+topic deleted through the forms, and Kafka clients see each change; bad input shows the
+broker's own error and changes nothing; a form posted from another site is refused; durable
+consumers are replayed, a flow's DDL change is approved and a sink stopped and started from
+their pages; visitors log in as broker users and see and do what their ACLs allow.
+Screenshots of each page are saved for review (`DUCTSTREAM_CONSOLE_SCREENSHOTS`, by default
+`compat-tests/screenshots/`)."""
 
 from __future__ import annotations
 
@@ -136,6 +137,14 @@ def test_every_page_shows_the_brokers_data(console, page, topic):
     page.fill("input[name=time]", "next tuesday")
     page.click("button:has-text('Show')")
     assert "write 2026-12-05 14:00:00" in page.locator(".error").inner_text()
+
+    # By key: from the partition's start, only the records with that key.
+    page.goto(f"{url}/topics/{topic}/messages?partition=0")
+    page.fill("input[name=key]", "order-7")
+    page.click("button:has-text('Find')")
+    assert [r.locator("td").first.inner_text() for r in page.locator("table tr").all()[1:]] == ["7"]
+    assert "records with key order-7 among offsets 0 to 11" in page.locator("main").inner_text()
+    shot(page, "messages-by-key")
 
     for name in ("flows", "sinks"):
         page.goto(f"{url}/{name}")

@@ -1,6 +1,6 @@
-//! The message browser: a partition's records from an offset or a time (the latest by default), values
-//! shown as JSON when they are JSON, as text when they are text, else as hex; and a form
-//! that produces a test record.
+//! The message browser: a partition's records from an offset or a time (the latest by
+//! default), or those with a given key; values shown as JSON when they are JSON, as text when
+//! they are text, else as hex; and a form that produces a test record.
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -24,6 +24,8 @@ use crate::{Broker, BrokerError};
 
 /// Most records one page shows.
 const MOST: i64 = 500;
+/// Most records one page reads looking for a key; the page links to where it stopped.
+const KEY_SCAN_MOST: i64 = 100_000;
 
 #[derive(Deserialize)]
 pub struct Position {
@@ -33,6 +35,8 @@ pub struct Position {
     /// `2026-12-05 14:00:00` (UTC, seconds optional) or milliseconds since the epoch.
     time: Option<String>,
     limit: Option<String>,
+    /// Only records with this key (its exact text).
+    key: Option<String>,
     #[serde(flatten)]
     notice: Notice,
 }
@@ -63,11 +67,15 @@ pub async fn browse(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(na
         Some(offset) => Some(offset),
         None => number(&at.offset, "offset")?,
     };
-    let from = wanted.unwrap_or(bounds.high_watermark - limit).max(bounds.log_start).min(bounds.high_watermark);
+    let key = at.key.as_deref().filter(|k| !k.is_empty());
+    // A key is looked for from the start; otherwise the latest records are shown.
+    let default_from = if key.is_some() { bounds.log_start } else { bounds.high_watermark - limit };
+    let from = wanted.unwrap_or(default_from).max(bounds.log_start).min(bounds.high_watermark);
+    let wanted_key = key.map(str::as_bytes);
 
     let mut rows = Vec::new();
     let mut next = from;
-    while (rows.len() as i64) < limit && next < bounds.high_watermark {
+    while (rows.len() as i64) < limit && next < bounds.high_watermark && next - from < KEY_SCAN_MOST {
         let read = broker.log.read(&topic, at.partition, next, 1 << 20).await?;
         let reading_from = next;
         for batch in &read.batches {
@@ -78,6 +86,9 @@ pub async fn browse(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(na
                         break;
                     }
                     next = record.offset + 1;
+                    if wanted_key.is_some_and(|k| record.key.as_deref() != Some(k)) {
+                        continue;
+                    }
                     let headers: Vec<String> =
                         record.headers.iter().map(|(k, v)| format!("{}={}", escape(k), v.as_ref().map_or("null".into(), shown))).collect();
                     rows.push(vec![
@@ -100,14 +111,23 @@ pub async fn browse(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(na
     }
     let path = format!("/topics/{}/messages", segment(&name));
     let p = at.partition;
-    let older = (from > bounds.log_start).then(|| format!("<a href=\"{path}?partition={p}&offset={}&limit={limit}\">older</a>", (from - limit).max(bounds.log_start)));
-    let newer = (next < bounds.high_watermark).then(|| format!("<a href=\"{path}?partition={p}&offset={next}&limit={limit}\">newer</a>"));
+    let key_query = key.map_or_else(String::new, |k| format!("&key={}", segment(k)));
+    // Older records with a key would need a scan backwards: a key search goes forwards only.
+    let older = (from > bounds.log_start && key.is_none())
+        .then(|| format!("<a href=\"{path}?partition={p}&offset={}&limit={limit}\">older</a>", (from - limit).max(bounds.log_start)));
+    let newer = (next < bounds.high_watermark).then(|| format!("<a href=\"{path}?partition={p}&offset={next}&limit={limit}{key_query}\">newer</a>"));
+    let showing = match key {
+        Some(k) => format!("records with key <code>{}</code> among offsets {from} to {next}", escape(k)),
+        None => format!("showing from {from}"),
+    };
     let body = format!(
-        "{}<p>{} partition {p}: offsets {} to {} · showing from {from}</p>\
+        "{}<p>{} partition {p}: offsets {} to {} · {showing}</p>\
 <form method=\"get\" action=\"{path}\"><input type=\"hidden\" name=\"partition\" value=\"{p}\">\
 from offset <input name=\"offset\" value=\"{from}\" style=\"width:8em\"> limit <input name=\"limit\" value=\"{limit}\" style=\"width:5em\"> \
 or from time <input name=\"time\" placeholder=\"2026-12-05 14:00:00 UTC\" style=\"width:13em\"> \
-<button type=\"submit\">Show</button> {} {}</form>{}\
+<button type=\"submit\">Show</button> {} {}</form>\
+<form method=\"get\" action=\"{path}\"><input type=\"hidden\" name=\"partition\" value=\"{p}\">\
+records with key <input name=\"key\" value=\"{}\" style=\"width:14em\"> <button type=\"submit\">Find</button></form>{}\
 <h2>Produce a test record</h2><form method=\"post\" action=\"/topics/{}/produce\"><input type=\"hidden\" name=\"partition\" value=\"{p}\">\
 <input name=\"key\" placeholder=\"key (none if empty)\"> <input name=\"value\" placeholder=\"value\" size=\"50\"> \
 <input name=\"header\" placeholder=\"header name=value\"> <button type=\"submit\">Produce</button></form>",
@@ -117,6 +137,7 @@ or from time <input name=\"time\" placeholder=\"2026-12-05 14:00:00 UTC\" style=
         bounds.high_watermark,
         older.unwrap_or_default(),
         newer.unwrap_or_default(),
+        escape(key.unwrap_or_default()),
         table(&["Offset", "Timestamp", "Key", "Value", "Headers"], &rows),
         segment(&name),
     );
