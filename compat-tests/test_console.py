@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -140,7 +141,7 @@ def test_every_page_shows_the_brokers_data(console, page, topic):
 
     # By key: from the partition's start, only the records with that key.
     page.goto(f"{url}/topics/{topic}/messages?partition=0")
-    page.fill("input[name=key]", "order-7")
+    page.fill("form[method=get] input[name=key]", "order-7")
     page.click("button:has-text('Find')")
     assert [r.locator("td").first.inner_text() for r in page.locator("table tr").all()[1:]] == ["7"]
     assert "records with key order-7 among offsets 0 to 11" in page.locator("main").inner_text()
@@ -186,7 +187,7 @@ def test_create_produce_and_delete_through_the_forms(console, page, topic):
     shot(page, "topic-configs")
 
     page.goto(f"{url}/topics/{topic}/messages?partition=2")
-    page.fill("input[name=key]", "k-42")
+    page.fill("form[action$=produce] input[name=key]", "k-42")
     page.fill("input[name=value]", '{"hello": "console"}')
     page.fill("input[name=header]", "origin=browser")
     page.click("button:has-text('Produce')")
@@ -290,6 +291,37 @@ def test_a_kip848_groups_members_show_with_their_assignments(group_broker_factor
     finally:
         for c in members:
             c.close()
+
+
+def test_charts_show_throughput_and_lag_over_time(broker_factory, page, topic):
+    broker = broker_factory("--console-listen", "127.0.0.1:0", "--console-sample-interval-ms", "200")
+    url = console_url(broker)
+    p = created(broker.bootstrap, topic, 1)
+    group = f"c-{topic}"[:200]
+    for burst in range(4):
+        for i in range(50):
+            p.produce(topic, value=f"{burst}-{i}".encode() * 20)
+        assert p.flush(30) == 0
+        time.sleep(0.3)
+    check = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    check.commit(offsets=[TopicPartition(topic, 0, 150)], asynchronous=False)
+    check.close()
+    time.sleep(1)  # a few samples after the last commit
+
+    def chart(caption: str) -> tuple[float, float]:
+        figure = page.locator("figure.chart", has_text=caption)
+        assert figure.locator("svg polyline").count() == 1, page.locator("main").inner_text()
+        return float(figure.get_attribute("data-last")), float(figure.get_attribute("data-peak"))
+
+    page.goto(url + "/")
+    assert chart("Records produced (all topics)")[1] > 0
+    assert chart("Bytes in (this broker)")[1] > 200 * 50
+    shot(page, "cluster-charts")
+    page.goto(f"{url}/topics/{topic}")
+    assert chart("Records produced")[1] > 0
+    page.goto(f"{url}/groups/{group}")
+    assert chart("Lag")[0] == 50
+    shot(page, "group-chart")
 
 
 def test_bad_input_shows_the_brokers_error_and_changes_nothing(console, page, topic):

@@ -149,6 +149,10 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_CONSOLE_LISTEN", value_parser = parse_listen)]
     pub console_listen: Option<SocketAddr>,
 
+    /// How often the console samples throughput and lag for its charts (it keeps 360 samples).
+    #[arg(long, env = "DUCTSTREAM_CONSOLE_SAMPLE_INTERVAL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
+    pub console_sample_interval_ms: u64,
+
     /// Log line format on stderr.
     #[arg(long, env = "DUCTSTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

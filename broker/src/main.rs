@@ -120,12 +120,15 @@ async fn run(args: Args) -> Result<()> {
     let sinks_task = tokio::spawn(sinks.clone().run());
     if let Some(addr) = args.console_listen {
         // Visitors log in when Kafka clients must: the console shows and changes what they can.
-        let must_log_in = broker.config.authorizer != AuthorizerKind::None || args.listener_specs()?.iter().any(|s| s.protocol.uses_sasl());
+        let options = ductstream_broker::console::Options {
+            must_log_in: broker.config.authorizer != AuthorizerKind::None || args.listener_specs()?.iter().any(|s| s.protocol.uses_sasl()),
+            sample_every: Duration::from_millis(args.console_sample_interval_ms),
+        };
         let console = TcpListener::bind(addr)
             .await
             .map_err(|e| BrokerError::Config(format!("cannot listen for the console on {addr}: {e}")))?;
         println!("listening console={}", console.local_addr()?);
-        tokio::spawn(ductstream_broker::console::serve(console, broker.clone(), flows.clone(), sinks.clone(), must_log_in));
+        tokio::spawn(ductstream_broker::console::serve(console, broker.clone(), flows.clone(), sinks.clone(), options));
     }
     if let Some(addr) = args.grpc_listen.0 {
         let grpc = TcpListener::bind(addr)

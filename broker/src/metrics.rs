@@ -44,6 +44,10 @@ impl Metrics {
     pub fn bytes_out(&self, n: usize) {
         self.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
     }
+    /// Bytes received and sent on Kafka connections since the broker started.
+    pub fn bytes_totals(&self) -> (u64, u64) {
+        (self.bytes_in.load(Ordering::Relaxed), self.bytes_out.load(Ordering::Relaxed))
+    }
     pub fn connection_opened(&self) {
         self.connections.fetch_add(1, Ordering::Relaxed);
     }

@@ -1,19 +1,25 @@
-//! The cluster page: this broker, the brokers alive with it, its store and what it holds.
+//! The cluster page: this broker, the brokers alive with it, its store and what it holds, and
+//! charts of its throughput.
 
 use std::sync::Arc;
 
 use axum::extract::State;
 use axum::response::Html;
 
+use super::chart::{self, Unit};
+use super::history::{History, Series};
 use super::page::{escape, page, table};
+use super::visitor::Visitor;
 use super::PageResult;
 use crate::flows::store as flow_store;
 use crate::sinks::store as sink_store;
+use crate::security::acl::{Operation, ResourceType};
 use crate::Broker;
 
-pub async fn show(State(broker): State<Arc<Broker>>) -> PageResult {
+pub async fn show(State(broker): State<Arc<Broker>>, State(history): State<Arc<History>>, visitor: Visitor) -> PageResult {
     let config = &broker.config;
-    let topics = broker.storage().topics().await?;
+    let mut topics = broker.storage().topics().await?;
+    topics.retain(|t| visitor.may(Operation::Describe, ResourceType::Topic, &t.name));
     let partitions: i64 = topics.iter().map(|t| i64::from(t.partitions)).sum();
     let flows = flow_store::list(broker.storage().as_ref()).await?;
     let sinks = sink_store::list(broker.storage().as_ref()).await?;
@@ -39,6 +45,16 @@ pub async fn show(State(broker): State<Arc<Broker>>) -> PageResult {
             vec![b.node_id.to_string(), escape(&format!("{}:{}", b.host, b.port)), listeners.join("<br>")]
         })
         .collect();
-    let body = format!("{}<h2>Brokers</h2>{}", table(&["", ""], &facts), table(&["Node", "Address", "Listeners"], &brokers));
+    let charts = [
+        chart::line("Records produced (all topics)", Unit::RecordsPerSecond, &history.records_in()),
+        chart::line("Bytes in (this broker)", Unit::BytesPerSecond, &history.rate(&Series::BytesIn)),
+        chart::line("Bytes out (this broker)", Unit::BytesPerSecond, &history.rate(&Series::BytesOut)),
+    ];
+    let body = format!(
+        "{}<h2>Brokers</h2>{}<h2>Throughput</h2>{}",
+        table(&["", ""], &facts),
+        table(&["Node", "Address", "Listeners"], &brokers),
+        charts.concat()
+    );
     Ok(Html(page("Cluster", &body)))
 }

@@ -17,6 +17,8 @@ use kafka_protocol::messages::consumer_group_describe_response::{self, Assignmen
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
 
 use super::kafka::{commit, committed, describe_consumer_group, describe_group, list_groups};
+use super::chart::{self, Unit};
+use super::history::{History, Series};
 use super::page::{escape, page, segment, table};
 use super::forms::{after, Notice};
 use super::topics::link;
@@ -72,7 +74,13 @@ pub async fn list(State(broker): State<Arc<Broker>>, visitor: Visitor) -> PageRe
     Ok(Html(page("Consumer groups", &body)))
 }
 
-pub async fn show(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(group): Path<String>, Query(shown): Query<Notice>) -> PageResult {
+pub async fn show(
+    State(broker): State<Arc<Broker>>,
+    State(history): State<Arc<History>>,
+    visitor: Visitor,
+    Path(group): Path<String>,
+    Query(shown): Query<Notice>,
+) -> PageResult {
     // A KIP-848 group answers ConsumerGroupDescribe; a classic one, DescribeGroups.
     let members = match describe_consumer_group(&broker, &visitor, &group).await {
         Ok(described) => consumer_group_members(&described),
@@ -105,9 +113,10 @@ pub async fn show(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(grou
         segment(&group)
     );
     let body = format!(
-        "{}<h2>Members</h2>{members}<h2>Committed offsets</h2>{}{}",
+        "{}<h2>Members</h2>{members}<h2>Committed offsets</h2>{}{}{}",
         shown.html(),
         if rows.is_empty() { "<p>None.</p>".to_string() } else { table(&["Topic", "Partition", "Committed", "End", "Lag"], &rows) },
+        chart::line("Lag", Unit::Records, &history.samples(&Series::GroupLag(group.clone()))),
         if topics.is_empty() { String::new() } else { reset }
     );
     Ok(Html(page(&format!("Group {group}"), &body)))

@@ -10,12 +10,15 @@
 //! durable consumers, flows and sinks through the gRPC services the CLI calls (in this
 //! process), so every change is checked and refused exactly as a client's, as the
 //! [`visitor`] who asked.
+//! Charts are inline SVG ([`chart`]) of samples the console takes itself ([`history`]).
 
+mod chart;
 mod cluster;
 mod consumers;
 mod flows;
 mod forms;
 mod groups;
+mod history;
 mod kafka;
 mod messages;
 mod page;
@@ -25,6 +28,7 @@ mod visitor;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::{FromRef, Request};
 use axum::http::{header, Method, StatusCode};
@@ -36,15 +40,24 @@ use tokio::net::TcpListener;
 
 use crate::flows::FlowManager;
 use crate::grpc::Services;
+use history::History;
 use crate::sinks::SinkManager;
 use crate::{Broker, BrokerError};
 
-/// What every page works with: the broker, and its gRPC services to call in-process.
+pub struct Options {
+    /// Whether a visitor must log in (the broker authorizes or authenticates Kafka clients).
+    pub must_log_in: bool,
+    /// How often throughput and lag are sampled for the charts.
+    pub sample_every: Duration,
+}
+
+/// What every page works with: the broker, its gRPC services to call in-process, and the
+/// samples the charts draw.
 #[derive(Clone)]
 pub struct Console {
     broker: Arc<Broker>,
     api: Arc<Services>,
-    /// Whether a visitor must log in (the broker authorizes or authenticates Kafka clients).
+    history: Arc<History>,
     must_log_in: bool,
 }
 
@@ -54,11 +67,18 @@ impl FromRef<Console> for Arc<Broker> {
     }
 }
 
-/// Serves the console on `listener` until the broker shuts down; visitors log in first when
-/// `must_log_in`.
-pub async fn serve(listener: TcpListener, broker: Arc<Broker>, flows: Arc<FlowManager>, sinks: Arc<SinkManager>, must_log_in: bool) {
+impl FromRef<Console> for Arc<History> {
+    fn from_ref(console: &Console) -> Arc<History> {
+        console.history.clone()
+    }
+}
+
+/// Serves the console on `listener` until the broker shuts down.
+pub async fn serve(listener: TcpListener, broker: Arc<Broker>, flows: Arc<FlowManager>, sinks: Arc<SinkManager>, options: Options) {
     let shutdown = broker.shutdown.clone();
-    let console = Console { api: Arc::new(Services::new(broker.clone(), flows, sinks)), broker, must_log_in };
+    let history = History::new(options.sample_every);
+    tokio::spawn(history.clone().run(broker.clone()));
+    let console = Console { api: Arc::new(Services::new(broker.clone(), flows, sinks)), broker, history, must_log_in: options.must_log_in };
     let app = Router::new()
         .route("/", get(cluster::show))
         .route("/topics", get(topics::list).post(topics::create))

@@ -12,7 +12,8 @@ th,td{border-bottom:1px solid #dde3ea;padding:5px 10px;text-align:left;vertical-
 th{background:#f3f6f9}td.n{text-align:right;font-variant-numeric:tabular-nums}\
 pre{margin:0;white-space:pre-wrap;max-width:70ch}form{margin:8px 0 18px}input,select,textarea{margin-right:8px}\
 .error{background:#fde8e8;border:1px solid #e0a0a0;padding:8px 12px;margin:8px 0}\
-.ok{background:#e6f6ea;border:1px solid #9ccfa8;padding:8px 12px;margin:8px 0}";
+.ok{background:#e6f6ea;border:1px solid #9ccfa8;padding:8px 12px;margin:8px 0}\
+figure.chart{margin:8px 0 16px}figcaption,p.chart{color:#4a5868;margin:0 0 4px}";
 
 /// A whole page: `title` and `body` (already HTML).
 pub fn page(title: &str, body: &str) -> String {

@@ -11,6 +11,8 @@ use serde::Deserialize;
 
 use super::kafka::{alter_topic_config, create_topic, delete_topic};
 use super::forms::{after, Notice};
+use super::chart::{self, Unit};
+use super::history::{History, Series};
 use super::page::{escape, page, segment, table};
 use super::visitor::Visitor;
 use super::PageResult;
@@ -63,7 +65,13 @@ pub async fn delete(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(na
     }
 }
 
-pub async fn show(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(name): Path<String>, Query(shown): Query<Notice>) -> PageResult {
+pub async fn show(
+    State(broker): State<Arc<Broker>>,
+    State(history): State<Arc<History>>,
+    visitor: Visitor,
+    Path(name): Path<String>,
+    Query(shown): Query<Notice>,
+) -> PageResult {
     visitor.require(Operation::Describe, ResourceType::Topic, &name)?;
     let topic = broker.storage().topic(&name).await?.ok_or_else(|| BrokerError::NotFound(format!("topic {name:?} does not exist")))?;
     let mut partitions = Vec::new();
@@ -93,7 +101,7 @@ pub async fn show(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(name
         })
         .collect();
     let body = format!(
-        "{}<p>Topic id {}</p><h2>Partitions</h2>{}<h2>Configs set on the topic</h2>{}\
+        "{}<p>Topic id {}</p><h2>Partitions</h2>{}{}<h2>Configs set on the topic</h2>{}\
 <form method=\"post\" action=\"/topics/{}/configs\"><input name=\"name\" placeholder=\"config (retention.ms)\" required> \
 <input name=\"value\" placeholder=\"value\"> <button type=\"submit\">Set config</button></form>\
 <form method=\"post\" action=\"/topics/{}/delete\" onsubmit=\"return confirm('Delete this topic and all its records?')\">\
@@ -101,6 +109,7 @@ pub async fn show(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(name
         shown.html(),
         topic.id,
         table(&["Partition", "Leader", "Log start", "End", "Records", ""], &partitions),
+        chart::line("Records produced", Unit::RecordsPerSecond, &history.rate(&Series::TopicEnd(name.clone()))),
         if config_rows.is_empty() { "<p>None: every config has its broker default.</p>".to_string() } else { table(&["Config", "Value", ""], &config_rows) },
         segment(&name),
         segment(&name),
