@@ -419,7 +419,7 @@ def test_a_flow_runs_and_its_ddl_change_is_approved_in_the_console(broker_factor
     flow = {"id": "shop", "name": "shop", "destinations": [{"name": "topics", "type": "topics"}],
             "source": {"name": "pg", "type": "postgres", "options": {
                 "dsn": source, "slot": "shop_slot", "publication": "shop_pub", "publication_tables": "public.users",
-                "batch_timeout": "100ms"}}}
+                "batch_timeout": "100ms", "format": "avro"}}}
     path = tmp_path / "flow.json"
     path.write_text(json.dumps(flow))
     admin(broker, "flow", "create", "-f", str(path))
@@ -451,8 +451,15 @@ def test_a_flow_runs_and_its_ddl_change_is_approved_in_the_console(broker_factor
     shot(page, "flow")
     page.click("button:has-text('Approve')")
     assert re.fullmatch(r"DDL change \d+ is approved", page.locator(".ok").inner_text())
-    after = records(broker.bootstrap, "shop.public.users", 2)
-    assert json.loads(after[1])["after"] == {"id": 2, "name": "bob", "email": "b@c"}
+    assert len(records(broker.bootstrap, "shop.public.users", 2)) == 2
+    # The change after the DDL, in Avro, decoded in the message browser.
+    page.goto(f"{url}/topics/shop.public.users/messages?partition=0")
+    value = page.locator("table tr").nth(2).locator("td").nth(3)
+    assert value.locator("small").inner_text() == "avro change event, decoded"
+    event = json.loads(value.locator("pre").inner_text())
+    assert (event["op"], event["after"]) == ("c", {"id": 2, "name": "bob", "email": "b@c"}), event
+    shot(page, "messages-avro")
+    page.goto(f"{url}/flows/shop")
 
     # Stopped from the console, as the CLI would.
     page.click("button:has-text('Stop')")

@@ -44,6 +44,7 @@ pub mod types;
 pub mod validate;
 pub mod value;
 pub mod wire;
+pub mod wire_json;
 
 pub use checkpoint::{Checkpoint, CheckpointStore, SnapshotProgress};
 pub use ddl::{DdlApprovalRequest, DdlDecision, DdlGate, install_ddl_capture, uninstall_ddl_capture};

@@ -6,6 +6,7 @@ use apache_avro::types::Value as Avro;
 use ductstream_cdc::encode::encode_change;
 use ductstream_cdc::event::{ChangeEvent, ColumnValue, Op, Row};
 use ductstream_cdc::wire::{AVRO_SCHEMA, WireFormat};
+use ductstream_cdc::wire_json::decoded;
 use prost::Message;
 use serde_json::json;
 
@@ -109,4 +110,45 @@ fn json_stays_the_default() {
         )
         .is_err()
     );
+}
+
+#[test]
+fn avro_and_proto_values_read_back_as_json_for_people() {
+    let expected = json!({
+        "op": "u", "schema": "public", "table": "items",
+        "key": {"id": 9_007_199_254_740_993_i64},
+        "before": null,
+        "after": {"id": 9_007_199_254_740_993_i64, "price": "12345678901234567890.0123456789", "name": "new", "note": null},
+        "unchanged_toast": ["big"], "lsn": "16/B374D848", "xid": 750, "commit_ts_micros": 1_700_000_000_123_456_i64,
+    });
+    for format in [WireFormat::Avro, WireFormat::Proto] {
+        let value = encode_change(&event(), format).value.expect("value");
+        assert_eq!(decoded(format.name(), &value), Some(expected.clone()), "{}", format.name());
+        // Cut short, or with bytes after it, it is not a change event.
+        assert_eq!(decoded(format.name(), &value[..value.len() - 3]), None, "{}", format.name());
+    }
+    let mut longer = encode_change(&event(), WireFormat::Avro).value.expect("value").to_vec();
+    longer.push(0);
+    assert_eq!(decoded("avro", &longer), None);
+    assert_eq!(decoded("json", b"{}"), None);
+
+    // Written by another encoder (apache-avro), a datum reads the same.
+    let schema = apache_avro::Schema::parse_str(AVRO_SCHEMA).expect("the schema parses");
+    let column = |name: &str, json: &str| Avro::Record(vec![("name".into(), Avro::String(name.into())), ("json".into(), Avro::String(json.into()))]);
+    let datum = Avro::Record(vec![
+        ("op".into(), Avro::String("d".into())),
+        ("schema".into(), Avro::String("public".into())),
+        ("table".into(), Avro::String("t".into())),
+        ("key".into(), Avro::Array(vec![column("id", "1")])),
+        ("before".into(), Avro::Union(1, Box::new(Avro::Array(vec![column("id", "1"), column("n", "\"x\"")])))),
+        ("after".into(), Avro::Union(0, Box::new(Avro::Null))),
+        ("unchanged_toast".into(), Avro::Array(vec![])),
+        ("lsn".into(), Avro::String("0/1".into())),
+        ("xid".into(), Avro::Union(0, Box::new(Avro::Null))),
+        ("commit_ts_micros".into(), Avro::TimestampMicros(-5)),
+    ]);
+    let bytes = apache_avro::to_avro_datum(&schema, datum).expect("encodes");
+    let read = decoded("avro", &bytes).expect("decodes");
+    assert_eq!(read["before"], json!({"id": 1, "n": "x"}));
+    assert_eq!((read["op"].as_str(), read["after"].is_null(), read["xid"].is_null(), read["commit_ts_micros"].as_i64()), (Some("d"), true, true, Some(-5)));
 }

@@ -22,6 +22,8 @@ use crate::records::decode;
 use crate::security::acl::{Operation, ResourceType};
 use crate::{Broker, BrokerError};
 
+/// The header naming a CDC record's wire format.
+const FORMAT_HEADER: &str = "ductstream.format";
 /// Most records one page shows.
 const MOST: i64 = 500;
 /// Most records one page reads looking for a key; the page links to where it stopped.
@@ -95,7 +97,7 @@ pub async fn browse(State(broker): State<Arc<Broker>>, visitor: Visitor, Path(na
                         record.offset.to_string(),
                         escape(&timestamp(record.timestamp)),
                         record.key.as_ref().map_or("<i>null</i>".into(), shown),
-                        record.value.as_ref().map_or("<i>null</i>".into(), shown),
+                        record.value.as_ref().map_or("<i>null</i>".into(), |v| value_shown(&record.headers, v)),
                         headers.join("<br>"),
                     ]);
                 }
@@ -142,6 +144,19 @@ records with key <input name=\"key\" value=\"{}\" style=\"width:14em\"> <button 
         segment(&name),
     );
     Ok(Html(page(&format!("Messages of {name}"), &body)))
+}
+
+/// A value as the user reads it: a CDC change event in `avro` or `proto` (the record's
+/// `ductstream.format` header says which) decoded to JSON, else as [`shown`].
+fn value_shown(headers: &[(String, Option<Bytes>)], value: &Bytes) -> String {
+    let format = headers.iter().find(|(k, _)| k == FORMAT_HEADER).and_then(|(_, v)| v.as_deref()).and_then(|v| std::str::from_utf8(v).ok());
+    match format.and_then(|f| Some((f, ductstream_cdc::wire_json::decoded(f, value)?))) {
+        Some((format, event)) => {
+            let pretty = serde_json::to_string_pretty(&event).unwrap_or_default();
+            format!("<small>{} change event, decoded</small><pre>{}</pre>", escape(format), escape(&pretty))
+        }
+        None => shown(value),
+    }
 }
 
 /// Bytes as the user reads them: pretty JSON, text, or hex.
