@@ -11,10 +11,12 @@ Screenshots of each page are saved for review (`DUCTSTREAM_CONSOLE_SCREENSHOTS`,
 from __future__ import annotations
 
 import base64
+import http.client
 import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import time
 import urllib.error
@@ -26,6 +28,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AclOperation, AdminClient, ConfigResource, NewTopic, ResourcePatternType, ResourceType
 
 import helpers
+from security_support import make_certs
 from sink_support import WebhookServer, admin, create_sink, produce, wait_caught_up
 from test_acls import PASSWORDS, allow, create_acls
 from test_acls import start as start_acl_broker
@@ -559,3 +562,34 @@ def test_visitors_log_in_and_see_what_their_acls_allow(broker_factory, browser):
     page.click("button:has-text('Delete topic')")
     assert page.locator(".ok").inner_text() == "deleted topic secret-payroll"
     boss.close()
+
+
+def test_over_tls_a_client_certificate_logs_the_visitor_in(broker_factory, tmp_path_factory):
+    certs = make_certs(tmp_path_factory.mktemp("console-certs"))
+    super_user = "User:CN=alice-client,OU=compat,O=DuctStream Tests,C=US"
+    b = broker_factory("--console-listen", "127.0.0.1:0", "--console-tls", "--authorizer", "acl",
+                       "--super-users", f"User:ANONYMOUS;{super_user}", "--ssl-certificate", str(certs.server_cert),
+                       "--ssl-key", str(certs.server_key), "--ssl-client-ca", str(certs.ca), "--ssl-client-auth", "requested")
+    address = console_url(b).removeprefix("http://")
+    operator = AdminClient({"bootstrap.servers": b.bootstrap})
+    operator.create_topics([NewTopic("tls-visible", 1, 1)])["tls-visible"].result(30)
+
+    def get(context: ssl.SSLContext):
+        return urllib.request.urlopen(f"https://{address}/topics", context=context, timeout=10)
+
+    trusting = ssl.create_default_context(cafile=str(certs.ca))
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        get(trusting)
+    assert refused.value.code == 401
+    with_certificate = ssl.create_default_context(cafile=str(certs.ca))
+    with_certificate.load_cert_chain(str(certs.client_cert), str(certs.client_key))
+    with get(with_certificate) as answer:
+        assert "tls-visible" in answer.read().decode()
+    # A certificate of a CA the broker does not trust gets no page; nor does plain HTTP.
+    rogue = ssl.create_default_context(cafile=str(certs.ca))
+    rogue.load_cert_chain(str(certs.rogue_cert), str(certs.rogue_key))
+    with pytest.raises((urllib.error.URLError, ssl.SSLError, ConnectionError)):
+        get(rogue).read()
+    with pytest.raises((urllib.error.URLError, ConnectionError, http.client.HTTPException)):
+        urllib.request.urlopen(f"http://{address}/topics", timeout=10).read()
+    b.check_alive()

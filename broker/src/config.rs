@@ -153,6 +153,12 @@ pub struct Args {
     #[arg(long, env = "DUCTSTREAM_CONSOLE_SAMPLE_INTERVAL_MS", default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(100..))]
     pub console_sample_interval_ms: u64,
 
+    /// Serve the console over TLS (HTTPS), with the certificate, key and client CA of the Kafka
+    /// listeners (`--ssl-*`, reloaded alike); a client certificate logs the visitor in as its
+    /// subject.
+    #[arg(long, env = "DUCTSTREAM_CONSOLE_TLS", default_value_t = false, action = ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub console_tls: bool,
+
     /// Log line format on stderr.
     #[arg(long, env = "DUCTSTREAM_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,

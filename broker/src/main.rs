@@ -123,7 +123,15 @@ async fn run(args: Args) -> Result<()> {
         let options = ductstream_broker::console::Options {
             must_log_in: broker.config.authorizer != AuthorizerKind::None || args.listener_specs()?.iter().any(|s| s.protocol.uses_sasl()),
             sample_every: Duration::from_millis(args.console_sample_interval_ms),
+            tls: match args.console_tls {
+                true => Some(ReloadingTls::load(args.tls.files()?, &[b"http/1.1"])?),
+                false => None,
+            },
         };
+        if let Some(tls) = options.tls.clone() {
+            let every = Duration::from_millis(args.tls.ssl_reload_interval_ms.max(10));
+            tokio::spawn(tls.watch(every, broker.shutdown.clone()));
+        }
         let console = TcpListener::bind(addr)
             .await
             .map_err(|e| BrokerError::Config(format!("cannot listen for the console on {addr}: {e}")))?;

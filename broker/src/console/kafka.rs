@@ -48,7 +48,7 @@ fn outcome(code: i16, message: Option<&StrBytes>) -> Result<(), Refusal> {
 async fn call(broker: &Arc<Broker>, visitor: &Visitor, api: ApiKey, version: i16, request: RequestKind) -> Result<ResponseKind, Refusal> {
     let listener = Arc::new(Listener { name: "CONSOLE".into(), protocol: SecurityProtocol::Plaintext, tls: None });
     // The visitor's principal, so the broker's ACLs decide as for any client of theirs.
-    let session = Session::new(listener, visitor.peer, Some(visitor.principal()));
+    let session = Session::new(listener, visitor.peer.addr, Some(visitor.principal()));
     let ctx = Ctx::new(broker.clone(), api, version, "ductstream-console".into(), Arc::new(session));
     match dispatch(&ctx, request).await.map_err(|e| e.to_string())? {
         Outcome::Now(response) => Ok(*response),

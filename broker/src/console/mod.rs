@@ -20,13 +20,13 @@ mod forms;
 mod groups;
 mod history;
 mod kafka;
+mod listener;
 mod messages;
 mod page;
 mod sinks;
 mod topics;
 mod visitor;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -39,7 +39,10 @@ use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::flows::FlowManager;
+use crate::grpc::incoming::Peer;
 use crate::grpc::Services;
+use crate::security::tls::ReloadingTls;
+use listener::ConsoleListener;
 use history::History;
 use crate::sinks::SinkManager;
 use crate::{Broker, BrokerError};
@@ -47,6 +50,8 @@ use crate::{Broker, BrokerError};
 pub struct Options {
     /// Whether a visitor must log in (the broker authorizes or authenticates Kafka clients).
     pub must_log_in: bool,
+    /// Serve over TLS with these files (`--console-tls`).
+    pub tls: Option<Arc<ReloadingTls>>,
     /// How often throughput and lag are sampled for the charts.
     pub sample_every: Duration,
 }
@@ -78,6 +83,10 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, flows: Arc<FlowMa
     let shutdown = broker.shutdown.clone();
     let history = History::new(options.sample_every);
     tokio::spawn(history.clone().run(broker.clone()));
+    let listener = match ConsoleListener::new(listener, options.tls, broker.clone()) {
+        Ok(listener) => listener,
+        Err(e) => return tracing::error!(error = %e, "the console cannot serve"),
+    };
     let console = Console { api: Arc::new(Services::new(broker.clone(), flows, sinks)), broker, history, must_log_in: options.must_log_in };
     let app = Router::new()
         .route("/", get(cluster::show))
@@ -102,7 +111,7 @@ pub async fn serve(listener: TcpListener, broker: Arc<Broker>, flows: Arc<FlowMa
         .route("/sinks/{id}/{action}", post(sinks::act))
         .layer(from_fn(same_origin))
         .with_state(console)
-        .into_make_service_with_connect_info::<SocketAddr>();
+        .into_make_service_with_connect_info::<Peer>();
     if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(async move { shutdown.cancelled().await }).await {
         tracing::error!(error = %e, "the console stopped serving");
     }

@@ -1,11 +1,9 @@
 //! Who is looking at the console. A visitor logs in as a gRPC caller does, checked by the
 //! same guard: HTTP Basic with a SCRAM user's name and password (the browser asks for them),
-//! or a Bearer token put in front by a proxy. The broker's ACLs then decide what the console
+//! a Bearer token put in front by a proxy, or (with `--console-tls`) a client certificate. The broker's ACLs then decide what the console
 //! shows them and does for them, since every change and every service call is made as them.
 //! Nobody has to log in (they are User:ANONYMOUS) on a broker whose Kafka clients need not
 //! either: no authorizer and no SASL listener.
-
-use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
@@ -23,7 +21,8 @@ use crate::security::Principal;
 use crate::BrokerError;
 
 pub struct Visitor {
-    pub peer: SocketAddr,
+    /// Where the visitor connects from, and their client certificate's subject (TLS).
+    pub peer: Peer,
     /// The browser's `Authorization` header, passed on with each service call.
     authorization: Option<MetadataValue<Ascii>>,
     caller: Caller,
@@ -45,13 +44,13 @@ impl Visitor {
 
     /// `message` as this visitor's call to one of the gRPC services in this process.
     pub fn request<T>(&self, message: T) -> tonic::Request<T> {
-        request(message, self.peer, self.authorization.clone())
+        request(message, self.peer.clone(), self.authorization.clone())
     }
 }
 
-fn request<T>(message: T, peer: SocketAddr, authorization: Option<MetadataValue<Ascii>>) -> tonic::Request<T> {
+fn request<T>(message: T, peer: Peer, authorization: Option<MetadataValue<Ascii>>) -> tonic::Request<T> {
     let mut request = tonic::Request::new(message);
-    request.extensions_mut().insert(Peer { addr: peer, certificate_subject: None });
+    request.extensions_mut().insert(peer);
     if let Some(value) = authorization {
         request.metadata_mut().insert("authorization", value);
     }
@@ -86,19 +85,15 @@ impl FromRequestParts<Console> for Visitor {
     type Rejection = Response;
 
     async fn from_request_parts(parts: &mut Parts, console: &Console) -> Result<Visitor, Response> {
-        let peer = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0)
-            .ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
+        let peer = parts.extensions.get::<ConnectInfo<Peer>>().map(|c| c.0.clone()).ok_or_else(|| StatusCode::INTERNAL_SERVER_ERROR.into_response())?;
         let authorization = match parts.headers.get(header::AUTHORIZATION) {
             None => None,
             Some(value) => Some(MetadataValue::try_from(value.as_bytes()).map_err(|_| log_in("the Authorization header is not text"))?),
         };
-        if authorization.is_none() && console.must_log_in {
+        if authorization.is_none() && peer.certificate_subject.is_none() && console.must_log_in {
             return Err(log_in("log in with a user of this broker (its SCRAM name and password)"));
         }
-        let caller = console.api.guard.caller(&request((), peer, authorization.clone())).await.map_err(|s| log_in(s.message()))?;
+        let caller = console.api.guard.caller(&request((), peer.clone(), authorization.clone())).await.map_err(|s| log_in(s.message()))?;
         Ok(Visitor { peer, authorization, caller })
     }
 }

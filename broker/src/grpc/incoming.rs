@@ -1,6 +1,7 @@
-//! The gRPC API's connections: accepted on its TCP listener and, with `--grpc-tls`, wrapped in
-//! TLS (the Kafka listeners' certificate, key and client CA, reloaded alike) before HTTP/2
-//! starts. Each connection tells the services its peer address and client certificate subject.
+//! The connections of the gRPC API and the web console: accepted on their TCP listener and,
+//! with `--grpc-tls` or `--console-tls`, wrapped in TLS (the Kafka listeners' certificate, key
+//! and client CA, reloaded alike) before HTTP starts. Each connection tells the services its
+//! peer address and client certificate subject.
 
 use std::io;
 use std::net::SocketAddr;
@@ -41,9 +42,10 @@ impl tonic::transport::server::Connected for Connection {
     }
 }
 
-/// Accepts connections until `stop`; TLS handshakes run beside the accepting, so a slow client
-/// holds up no one else.
+/// Accepts connections for `service` (named in the logs) until `stop`; TLS handshakes run
+/// beside the accepting, so a slow client holds up no one else.
 pub fn accept(
+    service: &'static str,
     listener: TcpListener,
     tls: Option<Arc<ReloadingTls>>,
     broker: Arc<Broker>,
@@ -57,7 +59,7 @@ pub fn accept(
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
                     Err(e) => {
-                        tracing::warn!(error = %e, "gRPC accept failed");
+                        tracing::warn!(service, error = %e, "accept failed");
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
@@ -78,7 +80,7 @@ pub fn accept(
                         let _ = ready.send(Ok(Connection::Tls(Box::new(stream), Peer { addr, certificate_subject }))).await;
                     }
                     Err(why) => {
-                        tracing::info!(peer = %addr, error = %why, "gRPC TLS handshake failed; closing connection");
+                        tracing::info!(service, peer = %addr, error = %why, "TLS handshake failed; closing connection");
                         broker.metrics.tls_handshake_failed();
                     }
                 }

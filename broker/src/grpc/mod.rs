@@ -69,7 +69,7 @@ pub async fn serve(
     let (reflection_v1, reflection_v1alpha) = (reflection().build_v1().map_err(failed)?, reflection().build_v1alpha().map_err(failed)?);
     let shutdown = broker.shutdown.clone();
     let guard = guard::Guard::new(broker.clone());
-    let connections = incoming::accept(listener, tls, broker.clone(), shutdown.clone());
+    let connections = incoming::accept("gRPC", listener, tls, broker.clone(), shutdown.clone());
     tonic::transport::Server::builder()
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
