@@ -159,6 +159,24 @@ def test_every_page_shows_the_brokers_data(console, page, topic):
     assert "does not exist" in page.locator(".error").inner_text()
 
 
+def test_the_cluster_page_shows_brokers_sharing_postgres_and_their_leases(broker_factory, postgres_cluster, page, topic):
+    url = postgres_cluster.createdb("console_cluster")
+    common = ("--broker-lease-ms", "3000")
+    one = broker_factory("--node-id", "1", "--console-listen", "127.0.0.1:0", *common, storage="postgres", storage_url=url)
+    broker_factory("--node-id", "2", *common, storage="postgres", storage_url=url)
+    created(one.bootstrap, topic, 8)
+
+    def both_listed():
+        page.goto(console_url(one) + "/")
+        return page.locator("table").nth(1).locator("tr").count() == 3
+    helpers.wait_until(both_listed, timeout=30, what="both brokers on the cluster page")
+    assert "a lease of 3 s in the shared store and renews it every 1.0 s" in page.locator("main").inner_text()
+    rows = [r.locator("td").all_inner_texts() for r in page.locator("table").nth(1).locator("tr").all()[1:]]
+    assert [r[0] for r in rows] == ["1 (this one)", "2"], rows
+    assert sum(int(r[3]) for r in rows) == 8, rows
+    shot(page, "cluster-postgres")
+
+
 def test_create_produce_and_delete_through_the_forms(console, page, topic):
     broker, url = console
     page.goto(url + "/topics")

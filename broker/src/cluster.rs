@@ -33,6 +33,11 @@ impl Cluster {
         &self.me
     }
 
+    /// How long a broker's lease lasts unless renewed.
+    pub fn lease(&self) -> Duration {
+        self.lease
+    }
+
     /// The live brokers, by node id.
     pub fn brokers(&self) -> Arc<Vec<BrokerInfo>> {
         match self.live.read() {

@@ -1,6 +1,7 @@
-//! The cluster page: this broker, the brokers alive with it, its store and what it holds, and
-//! charts of its throughput.
+//! The cluster page: this broker, the brokers alive with it (their leases, and the partitions
+//! each leads), its store and what it holds, and charts of its throughput.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::extract::State;
@@ -36,24 +37,40 @@ pub async fn show(State(broker): State<Arc<Broker>>, State(history): State<Arc<H
         vec!["Flows".into(), flows.len().to_string()],
         vec!["Sinks".into(), sinks.len().to_string()],
     ];
+    let mut led: HashMap<i32, usize> = HashMap::new();
+    for t in &topics {
+        for p in 0..t.partitions {
+            *led.entry(broker.cluster.leader(t.id, p).node_id).or_default() += 1;
+        }
+    }
     let brokers: Vec<Vec<String>> = broker
         .cluster
         .brokers()
         .iter()
         .map(|b| {
             let listeners: Vec<String> = b.listeners.iter().map(|l| escape(&format!("{}://{}:{}", l.listener, l.host, l.port))).collect();
-            vec![b.node_id.to_string(), escape(&format!("{}:{}", b.host, b.port)), listeners.join("<br>")]
+            let node = if b.node_id == config.node_id { format!("{} (this one)", b.node_id) } else { b.node_id.to_string() };
+            vec![node, escape(&format!("{}:{}", b.host, b.port)), listeners.join("<br>"), led.get(&b.node_id).copied().unwrap_or(0).to_string()]
         })
         .collect();
+    let lease = broker.cluster.lease();
+    let leases = match config.log_dir.as_str() {
+        "postgres" => format!(
+            "<p>Each broker holds a lease of {} s in the shared store and renews it every {:.1} s; a broker that stops renewing loses its partitions and groups to the others.</p>",
+            lease.as_secs_f64(),
+            lease.as_secs_f64() / 3.0
+        ),
+        _ => "<p>No leases: on this store the broker is the whole cluster.</p>".to_string(),
+    };
     let charts = [
         chart::line("Records produced (all topics)", Unit::RecordsPerSecond, &history.records_in()),
         chart::line("Bytes in (this broker)", Unit::BytesPerSecond, &history.rate(&Series::BytesIn)),
         chart::line("Bytes out (this broker)", Unit::BytesPerSecond, &history.rate(&Series::BytesOut)),
     ];
     let body = format!(
-        "{}<h2>Brokers</h2>{}<h2>Throughput</h2>{}",
+        "{}<h2>Brokers</h2>{leases}{}<h2>Throughput</h2>{}",
         table(&["", ""], &facts),
-        table(&["Node", "Address", "Listeners"], &brokers),
+        table(&["Node", "Address", "Listeners", "Partitions led"], &brokers),
         charts.concat()
     );
     Ok(Html(page("Cluster", &body)))
