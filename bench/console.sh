@@ -4,15 +4,19 @@
 # NGROUPS groups each with committed offsets on 10 topics (confluent-kafka). Each page is then
 # loaded LOADS times over HTTP, one after another: p50, p99 and max load time, bytes, and the
 # broker's CPU time per load; the broker's resident memory before and after the loads. Pages
-# are static HTML (no polling): an open page costs nothing once loaded.
+# are static HTML (no polling): an open page costs nothing once loaded. What the console costs
+# with no page open is its sampling for the charts (every topic's end offsets and every
+# group's lag, every SAMPLE_MS): the broker's CPU over IDLE_S seconds without a request.
 #
-#   bench/console.sh [TOPICS=1000] [GROUPS=100] [LOADS=20]
+#   bench/console.sh [TOPICS=1000] [GROUPS=100] [LOADS=20] [SAMPLE_MS=10000] [IDLE_S=30]
 #
 # Release binary in $CARGO_TARGET_DIR/release; Python with confluent-kafka in $DUCTSTREAM_VENV.
 set -euo pipefail
 TOPICS="${1:-1000}"
 NGROUPS="${2:-100}"
 LOADS="${3:-20}"
+SAMPLE_MS="${4:-10000}"
+IDLE_S="${5:-30}"
 BIN="${CARGO_TARGET_DIR:-$HOME/.cache/ductstream/target}/release"
 PY="${DUCTSTREAM_VENV:-$HOME/.cache/ductstream/venv}/bin/python"
 WORK="$(mktemp -d)"
@@ -27,16 +31,17 @@ free_port() { "$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)
 KAFKA=$(free_port)
 CONSOLE=$(free_port)
 (cd "$WORK" && exec "$BIN/ductstream" --kafka-listen 127.0.0.1:$KAFKA --grpc-listen 127.0.0.1:0 --console-listen 127.0.0.1:$CONSOLE \
+    --console-sample-interval-ms "$SAMPLE_MS" \
     >"$WORK/ds.out" 2>"$WORK/ds.err") &
 DS_PID=$!
 for _ in $(seq 100); do grep -q "listening kafka=" "$WORK/ds.out" 2>/dev/null && break; sleep 0.1; done
 
-"$PY" - "$KAFKA" "$CONSOLE" "$DS_PID" "$TOPICS" "$NGROUPS" "$LOADS" <<'PYEOF'
+"$PY" - "$KAFKA" "$CONSOLE" "$DS_PID" "$TOPICS" "$NGROUPS" "$LOADS" "$SAMPLE_MS" "$IDLE_S" <<'PYEOF'
 import os, statistics, sys, time, urllib.request
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient, NewTopic
 
-kafka, console, pid, topics, groups, loads = sys.argv[1], sys.argv[2], int(sys.argv[3]), *map(int, sys.argv[4:])
+kafka, console, pid, topics, groups, loads, sample_ms, idle_s = sys.argv[1], sys.argv[2], int(sys.argv[3]), *map(int, sys.argv[4:])
 bootstrap = f"127.0.0.1:{kafka}"
 names = [f"bench.topic-{i:04d}" for i in range(topics)]
 admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -64,8 +69,9 @@ def rss_mib():
 hz = os.sysconf("SC_CLK_TCK")
 print(f"{topics} topics (2 partitions), {groups} groups with 10 committed partitions each; {loads} loads per page")
 print(f"broker RSS before the loads: {rss_mib():.1f} MiB")
-print(f"{'page':<34}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'KiB':>9}{'CPU ms/load':>13}")
-pages = ["/", "/topics", f"/topics/{names[0]}", f"/topics/{names[0]}/messages?partition=0", "/groups", "/groups/bench-group-000", "/flows", "/sinks"]
+print(f"{'page':<52}{'p50 ms':>9}{'p99 ms':>9}{'max ms':>9}{'KiB':>9}{'CPU ms/load':>13}")
+pages = ["/", "/topics", f"/topics/{names[0]}", f"/topics/{names[0]}/messages?partition=0",
+         f"/topics/{names[0]}/messages?partition=0&key=k", "/groups", "/groups/bench-group-000", "/consumers", "/flows", "/sinks"]
 for path in pages:
     times, size = [], 0
     before = clock_ticks()
@@ -77,6 +83,12 @@ for path in pages:
     cpu = (clock_ticks() - before) * 1000 / hz / loads
     times.sort()
     p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
-    print(f"{path[:33]:<34}{statistics.median(times):>9.1f}{p99:>9.1f}{times[-1]:>9.1f}{size / 1024:>9.1f}{cpu:>13.1f}")
+    print(f"{path.replace(names[0], '<topic>')[:51]:<52}{statistics.median(times):>9.1f}{p99:>9.1f}{times[-1]:>9.1f}{size / 1024:>9.1f}{cpu:>13.1f}")
 print(f"broker RSS after the loads: {rss_mib():.1f} MiB")
+before = clock_ticks()
+time.sleep(idle_s)
+cpu_ms = (clock_ticks() - before) * 1000 / hz
+samples = idle_s * 1000 / sample_ms
+print(f"idle with the console sampling every {sample_ms} ms: {cpu_ms / idle_s:.1f} ms CPU per second, "
+      f"{cpu_ms / samples:.1f} ms per sample of {topics} topics and {groups} groups; RSS {rss_mib():.1f} MiB")
 PYEOF

@@ -1,7 +1,7 @@
 //! Consumer groups: every group with its state and lag; a group's members (a KIP-848 group's
-//! with their epochs and assignments), its committed
-//! offsets against each partition's end (the lag), and a form that resets a topic's offsets
-//! (to the earliest, the latest or a given offset) while the group has no members, as
+//! with their epochs and assignments), its committed offsets against each partition's end
+//! (the lag) and its lag over time, and a form that resets a topic's offsets (to the earliest,
+//! the latest or a given offset) while the group has no members, as
 //! `kafka-consumer-groups --reset-offsets` does.
 
 use std::collections::HashMap;
@@ -11,16 +11,15 @@ use axum::extract::{Path, Query, State};
 use axum::response::{Html, Response};
 use axum::Form;
 use ductstream_storage::Topic;
-use serde::Deserialize;
-
 use kafka_protocol::messages::consumer_group_describe_response::{self, Assignment};
 use kafka_protocol::messages::describe_groups_response::DescribedGroup;
+use serde::Deserialize;
 
-use super::kafka::{commit, committed, describe_consumer_group, describe_group, list_groups};
 use super::chart::{self, Unit};
-use super::history::{History, Series};
-use super::page::{escape, page, segment, table};
 use super::forms::{after, Notice};
+use super::history::{History, Series};
+use super::kafka::{commit, committed, describe_consumer_group, describe_group, list_groups};
+use super::page::{escape, page, segment, table};
 use super::topics::link;
 use super::visitor::Visitor;
 use super::PageResult;

@@ -10,6 +10,7 @@
 //! durable consumers, flows and sinks through the gRPC services the CLI calls (in this
 //! process), so every change is checked and refused exactly as a client's, as the
 //! [`visitor`] who asked.
+//!
 //! Charts are inline SVG ([`chart`]) of samples the console takes itself ([`history`]).
 
 mod chart;
@@ -42,11 +43,12 @@ use crate::flows::FlowManager;
 use crate::grpc::incoming::Peer;
 use crate::grpc::Services;
 use crate::security::tls::ReloadingTls;
-use listener::ConsoleListener;
-use history::History;
 use crate::sinks::SinkManager;
 use crate::{Broker, BrokerError};
+use history::History;
+use listener::ConsoleListener;
 
+/// How the console is served (from the broker's flags).
 pub struct Options {
     /// Whether a visitor must log in (the broker authorizes or authenticates Kafka clients).
     pub must_log_in: bool,

@@ -9,10 +9,10 @@ use axum::response::{Html, Response};
 use axum::Form;
 use serde::Deserialize;
 
-use super::kafka::{alter_topic_config, create_topic, delete_topic};
-use super::forms::{after, Notice};
 use super::chart::{self, Unit};
+use super::forms::{after, Notice};
 use super::history::{History, Series};
+use super::kafka::{alter_topic_config, create_topic, delete_topic};
 use super::page::{escape, page, segment, table};
 use super::visitor::Visitor;
 use super::PageResult;
