@@ -37,8 +37,8 @@ use crate::source::SourceConfig;
 use crate::validate::validate_replication;
 use crate::writer::{ChangeWriter, OutRecord};
 
-/// How often a streaming flow puts the server's WAL end and what keepalives confirmed into its
-/// status (for consoles and status APIs; nothing waits on it).
+/// How often a streaming flow puts the server's WAL end and how far it has read into its status
+/// (for consoles and status APIs; nothing waits on it).
 const REPORT_POSITIONS_EVERY: Duration = Duration::from_secs(1);
 
 /// Where a flow is.
@@ -62,9 +62,12 @@ pub struct FlowStatus {
     pub snapshot_chunks_total: usize,
     /// Records appended by the streaming phase since start.
     pub records_written: u64,
-    /// The end of the source's WAL as the server last said; `server_lsn - confirmed_lsn` is
-    /// how many bytes of WAL the flow has yet to read (not all of them its tables' changes).
+    /// The end of the source's WAL as the server last said; `server_lsn - read_lsn` is how many
+    /// bytes of WAL the flow has yet to read (not all of them its tables' changes).
     pub server_lsn: Lsn,
+    /// What the stream has confirmed to the server: `confirmed_lsn` (the checkpoint), or past
+    /// it where the server's keepalives said an idle stream had read everything.
+    pub read_lsn: Lsn,
 }
 
 /// Controls a running flow from elsewhere.
@@ -371,14 +374,14 @@ impl Flow {
         Ok(())
     }
 
-    /// Publishes where the server's WAL ends and what the flow has confirmed. An idle stream
-    /// confirms through keepalives, without a write.
+    /// Publishes where the server's WAL ends and how far the stream has read. The checkpoint
+    /// (`confirmed_lsn`) moves only with written batches.
     fn report_positions(&self, stream: &ReplicationStream) {
-        let (server, confirmed) = (stream.server_end(), stream.confirmed());
+        let (server, read) = (stream.server_end(), stream.confirmed());
         self.status.send_if_modified(|s| {
-            let changed = s.server_lsn != server || s.confirmed_lsn < confirmed;
+            let changed = s.server_lsn != server || s.read_lsn != read;
             s.server_lsn = server;
-            s.confirmed_lsn = s.confirmed_lsn.max(confirmed);
+            s.read_lsn = read;
             changed
         });
     }

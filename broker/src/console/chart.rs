@@ -62,6 +62,31 @@ pub fn line(title: &str, unit: Unit, points: &[(i64, f64)]) -> String {
     )
 }
 
+/// A small line without axes or caption (a table cell's trend); empty with fewer than two
+/// points.
+pub fn sparkline(points: &[(i64, f64)]) -> String {
+    const W: f64 = 120.0;
+    const H: f64 = 22.0;
+    let (Some(first), Some(last)) = (points.first(), points.last()) else {
+        return String::new();
+    };
+    if points.len() < 2 {
+        return String::new();
+    }
+    let top = points.iter().map(|p| p.1).fold(0.0, f64::max).max(1.0);
+    let span = (last.0 - first.0).max(1) as f64;
+    let path: Vec<String> = points
+        .iter()
+        .map(|(at, value)| format!("{:.1},{:.1}", 1.0 + (at - first.0) as f64 / span * (W - 2.0), 1.0 + (1.0 - value / top) * (H - 2.0)))
+        .collect();
+    format!(
+        "<svg class=\"spark\" data-last=\"{}\" width=\"{W}\" height=\"{H}\" viewBox=\"0 0 {W} {H}\" role=\"img\" aria-label=\"trend\">\
+<polyline fill=\"none\" stroke=\"#2b6cb0\" stroke-width=\"1.5\" points=\"{}\"/></svg>",
+        last.1,
+        path.join(" ")
+    )
+}
+
 fn collecting(title: &str) -> String {
     format!("<p class=\"chart\">{}: collecting samples…</p>", escape(title))
 }
@@ -92,5 +117,8 @@ mod tests {
         assert!(svg.contains("data-last=\"750\" data-peak=\"1500\""), "{svg}");
         assert!(svg.contains("now 750 records/s · peak 1.5k records/s"), "{svg}");
         assert!(svg.contains("points=\"8.0,112.0 320.0,8.0 632.0,60.0\""), "{svg}");
+        assert_eq!(sparkline(&[(0, 3.0)]), "");
+        let spark = sparkline(&[(0, 0.0), (10, 4.0)]);
+        assert!(spark.contains("data-last=\"4\"") && spark.contains("points=\"1.0,21.0 119.0,1.0\""), "{spark}");
     }
 }

@@ -98,6 +98,7 @@ pub async fn show(
                 l.committed.to_string(),
                 l.end.map_or("topic gone".into(), |e| e.to_string()),
                 l.lag().map_or_else(String::new, |lag| lag.to_string()),
+                chart::sparkline(&history.samples(&Series::PartitionLag(group.clone(), l.topic.clone(), l.partition))),
             ]
         })
         .collect();
@@ -114,7 +115,7 @@ pub async fn show(
     let body = format!(
         "{}<h2>Members</h2>{members}<h2>Committed offsets</h2>{}{}{}",
         shown.html(),
-        if rows.is_empty() { "<p>None.</p>".to_string() } else { table(&["Topic", "Partition", "Committed", "End", "Lag"], &rows) },
+        if rows.is_empty() { "<p>None.</p>".to_string() } else { table(&["Topic", "Partition", "Committed", "End", "Lag", "Lag over time"], &rows) },
         chart::line("Lag", Unit::Records, &history.samples(&Series::GroupLag(group.clone()))),
         if topics.is_empty() { String::new() } else { reset }
     );

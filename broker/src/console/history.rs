@@ -1,6 +1,7 @@
 //! What the console charts: every sample interval (`--console-sample-interval-ms`, 10 s by
 //! default) this broker's bytes in and out, each topic's end offsets (summed over its
-//! partitions) and each group's total lag, the last [`KEPT`] samples of each in memory. The
+//! partitions), each group's total lag and its lag on each partition, the last [`KEPT`]
+//! samples of each in memory. The
 //! console's short memory, lost on restart: Prometheus (`--metrics-listen`) keeps the long one.
 
 use std::collections::{HashMap, VecDeque};
@@ -17,6 +18,8 @@ pub const KEPT: usize = 360;
 /// Most topics, and most groups, sampled (the first by name): each is a query's worth of work
 /// per sample on Postgres storage.
 const MOST_SERIES: usize = 1000;
+/// Most partitions whose lag is kept, over all groups (each series holds [`KEPT`] samples).
+const MOST_PARTITION_SERIES: usize = 2000;
 
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub enum Series {
@@ -25,6 +28,8 @@ pub enum Series {
     /// A topic's end offsets, summed: its records produced, as a counter.
     TopicEnd(String),
     GroupLag(String),
+    /// A group's lag on one partition: group, topic, partition.
+    PartitionLag(String, String, i32),
 }
 
 pub struct History {
@@ -118,19 +123,20 @@ async fn sample(broker: &Arc<Broker>) -> Result<Vec<(Series, i64)>> {
     }
     let mut groups = broker.storage().groups_with_offsets().await?;
     groups.sort();
+    let mut partition_series = 0;
     for group in groups.into_iter().take(MOST_SERIES) {
-        let lag: i64 = broker
-            .storage()
-            .committed_offsets(&group)
-            .await?
-            .iter()
-            .filter_map(|c| {
-                let (_, partition_ends) = ends.get(&c.topic)?;
-                let end = partition_ends.get(usize::try_from(c.partition).ok()?)?;
-                Some((end - c.offset).max(0))
-            })
-            .sum();
-        values.push((Series::GroupLag(group), lag));
+        let mut total = 0;
+        for c in broker.storage().committed_offsets(&group).await? {
+            let end = ends.get(&c.topic).and_then(|(_, ends)| ends.get(usize::try_from(c.partition).ok()?));
+            let Some(end) = end else { continue };
+            let lag = (end - c.offset).max(0);
+            total += lag;
+            if partition_series < MOST_PARTITION_SERIES {
+                partition_series += 1;
+                values.push((Series::PartitionLag(group.clone(), c.topic, c.partition), lag));
+            }
+        }
+        values.push((Series::GroupLag(group), total));
     }
     Ok(values)
 }

@@ -1,5 +1,6 @@
-//! Topics: the list with their partitions and records, a topic's partitions (offsets, the
-//! broker leading each), its configs, and forms to create, delete and change configs.
+//! Topics: the list with their partitions and records, a topic's partitions (offsets, size,
+//! the broker leading each), its records per second, its configs, and forms to create, delete
+//! and change configs.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use super::chart::{self, Unit};
 use super::forms::{after, Notice};
 use super::history::{History, Series};
 use super::kafka::{alter_topic_config, create_topic, delete_topic};
-use super::page::{escape, page, segment, table};
+use super::page::{bytes, escape, page, segment, table};
 use super::visitor::Visitor;
 use super::PageResult;
 use crate::security::acl::{Operation, ResourceType};
@@ -77,6 +78,8 @@ pub async fn show(
     let mut partitions = Vec::new();
     for p in 0..topic.partitions {
         let o = broker.log.offsets(&topic, p).await?;
+        // The stored bytes, as DescribeLogDirs reports them (a store that keeps no count says nothing).
+        let size = broker.storage().partition_size(&name, p).await?;
         let browse = format!("<a href=\"/topics/{}/messages?partition={p}\">messages</a>", segment(&name));
         partitions.push(vec![
             p.to_string(),
@@ -84,6 +87,7 @@ pub async fn show(
             o.log_start.to_string(),
             o.high_watermark.to_string(),
             (o.high_watermark - o.log_start).to_string(),
+            size.map_or_else(String::new, bytes),
             browse,
         ]);
     }
@@ -108,7 +112,7 @@ pub async fn show(
 <button type=\"submit\">Delete topic</button></form>",
         shown.html(),
         topic.id,
-        table(&["Partition", "Leader", "Log start", "End", "Records", ""], &partitions),
+        table(&["Partition", "Leader", "Log start", "End", "Records", "Size", ""], &partitions),
         chart::line("Records produced", Unit::RecordsPerSecond, &history.rate(&Series::TopicEnd(name.clone()))),
         if config_rows.is_empty() { "<p>None: every config has its broker default.</p>".to_string() } else { table(&["Config", "Value", ""], &config_rows) },
         segment(&name),

@@ -121,6 +121,7 @@ fn progress(status: &ductstream_cdc::FlowStatus) -> pb::FlowProgress {
         ductstream_cdc::FlowPhase::Stopped => "stopped",
         ductstream_cdc::FlowPhase::Failed(_) => "failed",
     };
+    let read = status.read_lsn.max(status.confirmed_lsn);
     pb::FlowProgress {
         phase: phase.into(),
         confirmed_lsn: status.confirmed_lsn.to_string(),
@@ -128,9 +129,9 @@ fn progress(status: &ductstream_cdc::FlowStatus) -> pb::FlowProgress {
         snapshot_chunks_done: status.snapshot_chunks_done as u32,
         snapshot_chunks_total: status.snapshot_chunks_total as u32,
         // Known once the stream has heard from the server; never shown behind what the flow
-        // confirmed (the server's last word may predate the flow's latest confirmation).
-        server_lsn: if status.server_lsn > ductstream_cdc::Lsn::ZERO { status.server_lsn.max(status.confirmed_lsn).to_string() } else { String::new() },
-        lag_bytes: status.server_lsn.0.saturating_sub(status.confirmed_lsn.0),
+        // has read (the server's last word may predate the flow's latest confirmation).
+        server_lsn: if status.server_lsn > ductstream_cdc::Lsn::ZERO { status.server_lsn.max(read).to_string() } else { String::new() },
+        lag_bytes: status.server_lsn.0.saturating_sub(read.0),
     }
 }
 
