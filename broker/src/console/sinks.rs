@@ -40,7 +40,7 @@ fn dead_letters(sink: &pb::Sink, count: u64) -> String {
     format!("<a href=\"/topics/{}/messages\">{count}</a>", segment(topic))
 }
 
-/// Phase, records, bytes, retries and dead letters; empty when the sink runs on another broker.
+/// Phase, records, bytes, retries and dead letters since the sink started on this broker.
 fn progress_cells(sink: &pb::Sink) -> Vec<String> {
     match &sink.progress {
         Some(p) if !p.phase.is_empty() => vec![
@@ -50,7 +50,9 @@ fn progress_cells(sink: &pb::Sink) -> Vec<String> {
             p.retries.to_string(),
             dead_letters(sink, p.dead_letters),
         ],
-        _ => vec!["on another broker".into(), String::new(), String::new(), String::new(), String::new()],
+        // A running sink with no progress here runs on another broker; a stopped one nowhere.
+        _ if sink.state == pb::SinkState::Running as i32 => vec!["on another broker".into(), String::new(), String::new(), String::new(), String::new()],
+        _ => vec![String::new(); 5],
     }
 }
 
