@@ -1,4 +1,5 @@
-//! A line chart as inline SVG: no script, nothing fetched, drawn by any browser.
+//! Charts as inline SVG (a captioned line, and a table cell's sparkline): no script, nothing
+//! fetched, drawn by any browser.
 
 use std::fmt::Write;
 
