@@ -161,6 +161,21 @@ pub trait Storage: Send + Sync + 'static {
     /// The ids of groups that have committed offsets (with or without saved membership).
     async fn groups_with_offsets(&self) -> Result<Vec<String>>;
 
+    /// Every group's committed offsets, as (group id, offset), by group, topic and partition:
+    /// for a caller that looks at all groups at once (the console's lag charts). Stores that
+    /// can answer in one query do.
+    async fn all_committed_offsets(&self) -> Result<Vec<(String, CommittedOffset)>> {
+        let mut groups = self.groups_with_offsets().await?;
+        groups.sort();
+        let mut all = Vec::new();
+        for group in groups {
+            for offset in self.committed_offsets(&group).await? {
+                all.push((group.clone(), offset));
+            }
+        }
+        Ok(all)
+    }
+
     /// A producer id never handed out before by this store, for idempotent producers.
     async fn next_producer_id(&self) -> Result<i64>;
 

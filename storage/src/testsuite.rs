@@ -101,6 +101,14 @@ pub async fn offsets_are_committed_replaced_and_deleted(s: &dyn Storage) {
     let mut with_offsets = s.groups_with_offsets().await.expect("groups");
     with_offsets.sort();
     assert!(with_offsets.contains(&"readers".to_string()) && with_offsets.contains(&"others".to_string()));
+    let all = s.all_committed_offsets().await.expect("all offsets");
+    let ours: Vec<(String, String, i32, i64)> = all
+        .into_iter()
+        .filter(|(g, _)| ["odd", "others", "readers"].contains(&g.as_str()))
+        .map(|(g, o)| (g, o.topic, o.partition, o.offset))
+        .collect();
+    let expected = [("odd", "z", 0, 3), ("others", "a", 0, 1), ("readers", "a", 0, 5), ("readers", "b", 0, 7), ("readers", "b", 1, 12)];
+    assert_eq!(ours, expected.map(|(g, t, p, o)| (g.to_string(), t.to_string(), p, o)), "every group's, by group, topic and partition");
 
     s.delete_offsets("readers", &[("b".to_string(), 0), ("zzz".to_string(), 3)]).await.expect("delete offsets");
     let got = s.committed_offsets("readers").await.expect("offsets");

@@ -15,8 +15,8 @@ use crate::{Broker, Result};
 
 /// Samples kept of each series: an hour at the default interval.
 pub const KEPT: usize = 360;
-/// Most topics, and most groups, sampled (the first by name): each is a query's worth of work
-/// per sample on Postgres storage.
+/// Most topics, and most groups, sampled (the first by name): each is a series of [`KEPT`]
+/// samples, and each topic's partitions are looked up every sample.
 const MOST_SERIES: usize = 1000;
 /// Most partitions whose lag is kept, over all groups (each series holds [`KEPT`] samples).
 const MOST_PARTITION_SERIES: usize = 2000;
@@ -121,23 +121,28 @@ async fn sample(broker: &Arc<Broker>) -> Result<Vec<(Series, i64)>> {
         values.push((Series::TopicEnd(topic.name.clone()), partition_ends.iter().sum()));
         ends.insert(topic.name.clone(), (topic, partition_ends));
     }
-    let mut groups = broker.storage().groups_with_offsets().await?;
-    groups.sort();
+    // One read of every group's offsets (one query on Postgres), not one per group.
+    let mut lags: Vec<(String, i64)> = Vec::new();
     let mut partition_series = 0;
-    for group in groups.into_iter().take(MOST_SERIES) {
-        let mut total = 0;
-        for c in broker.storage().committed_offsets(&group).await? {
-            let end = ends.get(&c.topic).and_then(|(_, ends)| ends.get(usize::try_from(c.partition).ok()?));
-            let Some(end) = end else { continue };
-            let lag = (end - c.offset).max(0);
-            total += lag;
-            if partition_series < MOST_PARTITION_SERIES {
-                partition_series += 1;
-                values.push((Series::PartitionLag(group.clone(), c.topic, c.partition), lag));
+    for (group, c) in broker.storage().all_committed_offsets().await? {
+        if lags.last().is_none_or(|(last, _)| *last != group) {
+            if lags.len() == MOST_SERIES {
+                break;
             }
+            lags.push((group.clone(), 0));
         }
-        values.push((Series::GroupLag(group), total));
+        let end = ends.get(&c.topic).and_then(|(_, ends)| ends.get(usize::try_from(c.partition).ok()?));
+        let Some(end) = end else { continue };
+        let lag = (end - c.offset).max(0);
+        if let Some((_, total)) = lags.last_mut() {
+            *total += lag;
+        }
+        if partition_series < MOST_PARTITION_SERIES {
+            partition_series += 1;
+            values.push((Series::PartitionLag(group, c.topic, c.partition), lag));
+        }
     }
+    values.extend(lags.into_iter().map(|(group, lag)| (Series::GroupLag(group), lag)));
     Ok(values)
 }
 

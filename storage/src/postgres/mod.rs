@@ -143,6 +143,18 @@ fn col<'a, T: FromSql<'a>>(row: &'a Row, index: usize) -> Result<T> {
         .map_err(|e| StorageError::Corrupt(format!("unexpected postgres column {index}: {e}")))
 }
 
+/// A committed offset from the six columns of `row` starting at `first`.
+fn committed_offset(row: &Row, first: usize) -> Result<CommittedOffset> {
+    Ok(CommittedOffset {
+        topic: col(row, first)?,
+        partition: col(row, first + 1)?,
+        offset: col(row, first + 2)?,
+        leader_epoch: col(row, first + 3)?,
+        metadata: String::from_utf8(col::<Vec<u8>>(row, first + 4)?).map_err(|e| StorageError::Corrupt(format!("commit metadata is not UTF-8: {e}")))?,
+        commit_timestamp: col(row, first + 5)?,
+    })
+}
+
 fn topic_from(row: &Row) -> Result<Topic> {
     let Json(configs) = col::<Json<BTreeMap<String, String>>>(row, 3)?;
     Ok(Topic { id: col(row, 0)?, name: col(row, 1)?, partitions: col(row, 2)?, configs })
@@ -509,19 +521,7 @@ impl Storage for PostgresStorage {
     async fn committed_offsets(&self, group_id: &str) -> Result<Vec<CommittedOffset>> {
         let mut conn = self.pool.get().await?;
         let rows = conn.query(Query::CommittedOffsets, &[&group_id]).await?;
-        rows.iter()
-            .map(|row| {
-                Ok(CommittedOffset {
-                    topic: col(row, 0)?,
-                    partition: col(row, 1)?,
-                    offset: col(row, 2)?,
-                    leader_epoch: col(row, 3)?,
-                    metadata: String::from_utf8(col::<Vec<u8>>(row, 4)?)
-                        .map_err(|e| StorageError::Corrupt(format!("commit metadata is not UTF-8: {e}")))?,
-                    commit_timestamp: col(row, 5)?,
-                })
-            })
-            .collect()
+        rows.iter().map(|row| committed_offset(row, 0)).collect()
     }
 
     async fn delete_offsets(&self, group_id: &str, partitions: &[(String, i32)]) -> Result<()> {
@@ -538,6 +538,12 @@ impl Storage for PostgresStorage {
     async fn groups_with_offsets(&self) -> Result<Vec<String>> {
         let mut conn = self.pool.get().await?;
         conn.query(Query::GroupsWithOffsets, &[]).await?.iter().map(|row| col(row, 0)).collect()
+    }
+
+    async fn all_committed_offsets(&self) -> Result<Vec<(String, CommittedOffset)>> {
+        let mut conn = self.pool.get().await?;
+        let rows = conn.query(Query::AllCommittedOffsets, &[]).await?;
+        rows.iter().map(|row| Ok((col(row, 0)?, committed_offset(row, 1)?))).collect()
     }
 
     async fn next_producer_id(&self) -> Result<i64> {

@@ -44,6 +44,7 @@ pub(crate) enum Query {
     CommittedOffsets,
     DeleteOffsets,
     GroupsWithOffsets,
+    AllCommittedOffsets,
     NextProducerId,
     BrokerHeartbeat,
     LiveBrokers,
@@ -56,7 +57,7 @@ pub(crate) enum Query {
 }
 
 impl Query {
-    pub(crate) const ALL: [Query; 45] = [
+    pub(crate) const ALL: [Query; 46] = [
         Query::MigrationsLock,
         Query::MigrationsTable,
         Query::MigrationsApplied,
@@ -93,6 +94,7 @@ impl Query {
         Query::CommittedOffsets,
         Query::DeleteOffsets,
         Query::GroupsWithOffsets,
+        Query::AllCommittedOffsets,
         Query::NextProducerId,
         Query::BrokerHeartbeat,
         Query::LiveBrokers,
@@ -143,6 +145,7 @@ impl Query {
             Query::CommittedOffsets => "committed_offsets",
             Query::DeleteOffsets => "delete_offsets",
             Query::GroupsWithOffsets => "groups_with_offsets",
+            Query::AllCommittedOffsets => "all_committed_offsets",
             Query::NextProducerId => "next_producer_id",
             Query::BrokerHeartbeat => "broker_heartbeat",
             Query::LiveBrokers => "live_brokers",

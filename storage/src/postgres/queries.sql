@@ -329,6 +329,11 @@ WHERE o.group_id = $1::text AND o.topic = d.topic AND o.partition = d.partition
 -- name: groups_with_offsets
 SELECT DISTINCT group_id COLLATE "C" FROM ductstream_committed_offsets ORDER BY 1
 
+-- name: all_committed_offsets
+SELECT group_id, topic, partition, committed_offset, leader_epoch, metadata, commit_timestamp
+FROM ductstream_committed_offsets
+ORDER BY group_id COLLATE "C", topic COLLATE "C", partition
+
 -- name: next_producer_id
 SELECT nextval('ductstream_producer_ids')
 

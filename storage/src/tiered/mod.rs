@@ -388,6 +388,10 @@ impl Storage for TieredStorage {
         self.inner.groups_with_offsets().await
     }
 
+    async fn all_committed_offsets(&self) -> Result<Vec<(String, CommittedOffset)>> {
+        self.inner.all_committed_offsets().await
+    }
+
     async fn next_producer_id(&self) -> Result<i64> {
         self.inner.next_producer_id().await
     }
