@@ -1,7 +1,7 @@
 //! Durable consumers: each one's pending messages, redeliveries, dead letters and lag; a
 //! consumer's settings and partitions (ack floor, next offset, end), its dead-letter topic,
 //! and a form that replays it from an offset or a time. Read and changed through the
-//! StreamService, as `ductstream-admin consumer` does.
+//! StreamService, as `ductstream-admin stream` does.
 
 use axum::extract::{Path, Query, State};
 use axum::response::{Html, Response};
@@ -12,10 +12,25 @@ use serde::Deserialize;
 
 use super::forms::{after, Notice};
 use super::messages::parse_time;
-use super::page::{escape, page, segment, table};
+use super::page::{enum_name, escape, page, segment, table};
 use super::topics::link;
 use super::visitor::{answered, Visitor};
 use super::{Console, PageResult};
+
+/// The message counts every consumer shows, in the list and on its page.
+const COUNT_HEADERS: [&str; 7] = ["Pending", "Delivered", "Acked", "Redelivered", "Dead letters", "Terminated", "Lag"];
+
+fn counts(config: &pb::ConsumerConfig, stats: &pb::ConsumerStats) -> Vec<String> {
+    vec![
+        stats.pending.to_string(),
+        stats.delivered.to_string(),
+        stats.acked.to_string(),
+        stats.redelivered.to_string(),
+        dead_letters(config, stats.dead_lettered),
+        stats.terminated.to_string(),
+        stats.lag.to_string(),
+    ]
+}
 
 fn consumer_path(stream: &str, group: &str) -> String {
     format!("/consumers/{}/{}", segment(stream), segment(group))
@@ -36,23 +51,18 @@ pub async fn list(State(console): State<Console>, visitor: Visitor, Query(shown)
         .iter()
         .map(|c| {
             let (config, stats) = (c.config.clone().unwrap_or_default(), c.stats.unwrap_or_default());
-            vec![
+            let mut row = vec![
                 link(&config.stream),
                 format!("<a href=\"{}\">{}</a>", consumer_path(&config.stream, &config.group), escape(&config.group)),
-                stats.pending.to_string(),
-                stats.delivered.to_string(),
-                stats.acked.to_string(),
-                stats.redelivered.to_string(),
-                dead_letters(&config, stats.dead_lettered),
-                stats.terminated.to_string(),
-                stats.lag.to_string(),
-            ]
+            ];
+            row.extend(counts(&config, &stats));
+            row
         })
         .collect();
     let body = if rows.is_empty() {
-        "<p>No durable consumers yet (they are made by the gRPC API, <code>ductstream-admin consumer create</code>, or a first pull).</p>".to_string()
+        "<p>No durable consumers yet (they are made by the gRPC API, <code>ductstream-admin stream create</code>, or a first pull).</p>".to_string()
     } else {
-        table(&["Stream", "Consumer", "Pending", "Delivered", "Acked", "Redelivered", "Dead letters", "Terminated", "Lag"], &rows)
+        table(&[&["Stream", "Consumer"][..], &COUNT_HEADERS].concat(), &rows)
     };
     Ok(Html(page("Durable consumers", &format!("{}{body}", shown.html()))))
 }
@@ -61,7 +71,7 @@ pub async fn show(State(console): State<Console>, visitor: Visitor, Path((stream
     let reference = pb::ConsumerRef { stream: stream.clone(), group: group.clone() };
     let consumer = answered(console.api.streams.get_consumer(visitor.request(reference)).await)?;
     let (config, stats) = (consumer.config.unwrap_or_default(), consumer.stats.unwrap_or_default());
-    let policy = pb::DeliverPolicy::try_from(config.deliver_policy).map_or("?", |p| p.as_str_name()).trim_start_matches("DELIVER_POLICY_").to_ascii_lowercase();
+    let policy = enum_name(pb::DeliverPolicy::try_from(config.deliver_policy).ok().map(|p| p.as_str_name()), "deliver_policy_");
     let backoff: Vec<String> = config.backoff_ms.iter().map(|ms| format!("{ms} ms")).collect();
     let settings = vec![
         vec!["Deliver".into(), escape(&policy)],
@@ -71,15 +81,6 @@ pub async fn show(State(console): State<Console>, visitor: Visitor, Path((stream
         vec!["Max ack pending".into(), if config.max_ack_pending == 0 { "unlimited".into() } else { config.max_ack_pending.to_string() }],
         vec!["Dead-letter topic".into(), link(&config.dead_letter_topic)],
     ];
-    let counts = vec![vec![
-        stats.pending.to_string(),
-        stats.delivered.to_string(),
-        stats.acked.to_string(),
-        stats.redelivered.to_string(),
-        dead_letters(&config, stats.dead_lettered),
-        stats.terminated.to_string(),
-        stats.lag.to_string(),
-    ]];
     let partitions: Vec<Vec<String>> = consumer
         .partitions
         .iter()
@@ -99,7 +100,7 @@ pub async fn show(State(console): State<Console>, visitor: Visitor, Path((stream
         shown.html(),
         link(&stream),
         table(&["", ""], &settings),
-        table(&["Pending", "Delivered", "Acked", "Redelivered", "Dead letters", "Terminated", "Lag"], &counts),
+        table(&COUNT_HEADERS, &[counts(&config, &stats)]),
         table(&["Partition", "Ack floor", "Next", "End", ""], &partitions),
     );
     Ok(Html(page(&format!("Durable consumer {group}"), &body)))

@@ -13,7 +13,7 @@ use ductstream_proto::v1::flow_service_server::FlowService;
 use serde::Deserialize;
 
 use super::forms::{after, Notice};
-use super::page::{button, bytes, escape, page, segment, table};
+use super::page::{button, bytes, enum_name, escape, page, segment, table};
 use super::visitor::{answered, Visitor};
 use super::{Console, PageResult};
 use crate::BrokerError;
@@ -23,7 +23,7 @@ fn flow_path(id: &str) -> String {
 }
 
 fn state_name(flow: &pb::Flow) -> String {
-    pb::FlowState::try_from(flow.state).map_or("?", |s| s.as_str_name()).trim_start_matches("FLOW_STATE_").to_ascii_lowercase()
+    enum_name(pb::FlowState::try_from(flow.state).ok().map(|s| s.as_str_name()), "flow_state_")
 }
 
 /// The actions a flow in its state takes: a stopped flow starts (or resumes where it

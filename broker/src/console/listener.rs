@@ -11,6 +11,7 @@ use axum::serve::IncomingStream;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::ReceiverStream;
 use tokio_stream::StreamExt;
+use tonic::transport::server::Connected as _;
 
 use crate::grpc::incoming::{self, Connection, Peer};
 use crate::security::tls::ReloadingTls;
@@ -37,9 +38,7 @@ impl axum::serve::Listener for ConsoleListener {
         loop {
             match self.connections.next().await {
                 Some(Ok(connection)) => {
-                    let peer = match &connection {
-                        Connection::Plain(_, peer) | Connection::Tls(_, peer) => peer.clone(),
-                    };
+                    let peer = connection.connect_info();
                     return (connection, peer);
                 }
                 // Accept errors are logged (and retried) where they happen.

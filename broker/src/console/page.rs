@@ -78,6 +78,12 @@ pub fn button(action: &str, label: &str) -> String {
     format!("<form method=\"post\" action=\"{action}\" style=\"display:inline;margin:0 4px 0 0\"><button type=\"submit\">{}</button></form>", escape(label))
 }
 
+/// A proto enum value as people read it (`FLOW_STATE_RUNNING` with prefix `flow_state_` is
+/// `running`); `?` for a number the enum does not know.
+pub fn enum_name(proto_name: Option<&str>, prefix: &str) -> String {
+    proto_name.map_or_else(|| "?".into(), |name| crate::enum_names::normalize(name, prefix))
+}
+
 /// A size for people: 1.5 MiB.
 pub fn bytes(n: u64) -> String {
     match n {
@@ -102,5 +108,7 @@ mod tests {
         assert_eq!(escape("<a href=\"x\">&'"), "&lt;a href=&quot;x&quot;&gt;&amp;&#39;");
         assert_eq!(segment("a.b_c-d/é"), "a.b_c-d%2F%C3%A9");
         assert!(page("t<", "<p>x</p>").contains("<h1>t&lt;</h1><p>x</p>"));
+        assert_eq!(enum_name(Some("FLOW_STATE_RUNNING"), "flow_state_"), "running");
+        assert_eq!(enum_name(None, "flow_state_"), "?");
     }
 }

@@ -8,7 +8,7 @@ use ductstream_proto::v1 as pb;
 use ductstream_proto::v1::sink_service_server::SinkService;
 
 use super::forms::{after, Notice};
-use super::page::{button, bytes, escape, page, segment, table};
+use super::page::{button, bytes, enum_name, escape, page, segment, table};
 use super::topics::link;
 use super::visitor::{answered, Visitor};
 use super::{Console, PageResult};
@@ -18,7 +18,7 @@ fn sink_path(id: &str) -> String {
 }
 
 fn state_name(sink: &pb::Sink) -> String {
-    pb::SinkState::try_from(sink.state).map_or("?", |s| s.as_str_name()).trim_start_matches("SINK_STATE_").to_ascii_lowercase()
+    enum_name(pb::SinkState::try_from(sink.state).ok().map(|s| s.as_str_name()), "sink_state_")
 }
 
 /// A running sink stops; a paused or failed one starts again from its committed offsets.
